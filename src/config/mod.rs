@@ -1,0 +1,1 @@
+//! config: TOML configuration: schema, defaults, validation into domain types.

@@ -1,0 +1,1 @@
+//! control: control-socket protocol (shared by vipd and vipctl), server and client.

@@ -1,0 +1,1 @@
+//! daemon: wiring: runtime, one driver per instance, signals, reload, metrics.

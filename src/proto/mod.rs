@@ -1,0 +1,10 @@
+//! Wire formats as pure functions over bytes: VRRP v2/v3 adverts, the IPv4 header
+//! in front of them on a raw socket, and the announcement frames (gratuitous ARP,
+//! unsolicited Neighbour Advertisement) that a new master sends.
+//!
+//! Nothing here performs I/O. Every decoder accepts any byte string and returns
+//! `Ok` or `Err`; none can panic or read out of bounds.
+
+pub mod vrrp;
+
+pub use vrrp::{Advert, Centis, Version};

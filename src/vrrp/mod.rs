@@ -1,0 +1,1 @@
+//! The RFC 5798 virtual router state machine: sans-IO, time passed in.
