@@ -1,0 +1,69 @@
+//! Validated descriptions of health checks and notify hooks (built by `config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a health check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// HTTP GET of `url` (http:// only); healthy when the status is in `expect_status`.
+    Http {
+        /// The URL, e.g. `http://127.0.0.1:8080/health`.
+        url: String,
+        /// Accepted status codes (inclusive ranges); default 200..=299.
+        expect_status: Vec<(u16, u16)>,
+    },
+    /// TCP connect to `address`; healthy when it connects within the timeout.
+    Tcp {
+        /// Address to connect to.
+        address: SocketAddr,
+    },
+    /// Run `program` with `args` (no shell); healthy on exit status 0.
+    Exec {
+        /// Program path.
+        program: PathBuf,
+        /// Arguments.
+        args: Vec<String>,
+    },
+    /// Another interface's link is up.
+    Interface {
+        /// Interface name.
+        name: String,
+    },
+}
+
+/// One `[[instance.track]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    /// Name shown in status and metrics (defaults to the kind and target).
+    pub name: String,
+    /// What to probe.
+    pub kind: CheckKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// A probe that takes longer fails (and an exec probe is killed).
+    pub timeout: Duration,
+    /// Consecutive successes to turn healthy.
+    pub rise: u32,
+    /// Consecutive failures to turn unhealthy.
+    pub fall: u32,
+    /// Priority subtracted while unhealthy; 0 = unhealthy puts the instance in Fault.
+    pub weight: u8,
+}
+
+/// Notify hooks of an instance or a sync group. Each hook is a program and its
+/// arguments, run without a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NotifySpec {
+    /// Run on entering Master (and again when a split brain heals and we stay master).
+    pub master: Option<Vec<String>>,
+    /// Run on entering Backup.
+    pub backup: Option<Vec<String>>,
+    /// Run on entering Fault.
+    pub fault: Option<Vec<String>>,
+    /// Run on every state change with arguments `INSTANCE STATE REASON` appended.
+    pub any: Option<Vec<String>>,
+    /// Each hook is killed after this long.
+    pub timeout: Duration,
+}
