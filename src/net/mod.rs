@@ -1,1 +1,91 @@
 //! net: the only place that touches the kernel: raw sockets, netlink, packet sockets.
+//!
+//! This module does I/O only. It never decodes VRRP and never decides anything: the
+//! daemon reads bytes with [`VrrpSocket::recv`], hands them to `proto` / `vrrp`, and
+//! carries the router's actions back here ([`VrrpSocket::send`],
+//! [`Netlink::add_address`], [`FrameSender::send`]).
+//!
+//! | piece | kernel interface |
+//! | --- | --- |
+//! | [`VrrpSocket`] | raw IP sockets, protocol 112, one for receiving and one for sending |
+//! | [`Netlink`] | rtnetlink requests: link lookup, address dump / add / delete |
+//! | [`LinkWatcher`] | rtnetlink multicast group `RTNLGRP_LINK` (kernel events, not polling) |
+//! | [`FrameSender`] | an `AF_PACKET` socket bound to one interface (gratuitous ARP, unsolicited NA) |
+
+use std::io;
+use std::net::IpAddr;
+
+mod netlink;
+mod packet;
+mod sys;
+mod vrrp_socket;
+
+pub use netlink::{LinkEvent, LinkInfo, LinkWatcher, Netlink};
+pub use packet::FrameSender;
+pub use vrrp_socket::{Received, VrrpSocket, VRRP_PROTO, VRRP_V4_GROUP, VRRP_V6_GROUP};
+
+/// Errors of the kernel-facing layer. The messages are meant for operators: they name
+/// the interface, address or netlink operation involved and, for permission problems,
+/// the capability that is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The named interface does not exist (in this network namespace).
+    #[error("no such interface {0}")]
+    NoSuchInterface(String),
+    /// Opening a raw or packet socket (or binding it to a device) was refused.
+    #[error("opening {what} needs CAP_NET_RAW (run as root or grant it)")]
+    NeedsCapNetRaw {
+        /// What was being opened, e.g. "a raw socket".
+        what: &'static str,
+    },
+    /// A netlink request that changes the system was refused.
+    #[error("netlink {op}: permission denied; this needs CAP_NET_ADMIN (run as root or grant it)")]
+    NeedsCapNetAdmin {
+        /// The operation, e.g. "add address 192.0.2.100/24 to interface index 3".
+        op: String,
+    },
+    /// The source address for sending adverts is not (yet) usable on this host.
+    #[error(
+        "cannot send from {addr} on {ifname}: the address is not assigned to this host \
+         (or, for IPv6, is still tentative)"
+    )]
+    SourceNotAvailable {
+        /// The interface.
+        ifname: String,
+        /// The address that could not be bound.
+        addr: IpAddr,
+    },
+    /// Any other socket set-up failure, with the step that failed.
+    #[error("{op} on {ifname}: {source}")]
+    Socket {
+        /// The step that failed, e.g. "joining 224.0.0.18".
+        op: &'static str,
+        /// The interface.
+        ifname: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A netlink request failed.
+    #[error("netlink {op}: {source}")]
+    Netlink {
+        /// The operation, e.g. "get link eth0".
+        op: String,
+        /// The error the kernel (or the netlink library) reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The call has to be made from inside a tokio runtime (it spawns or registers I/O).
+    #[error("{what} must be called from inside a tokio runtime")]
+    NoRuntime {
+        /// The function called.
+        what: &'static str,
+    },
+}
+
+/// Fails with [`NetError::NoRuntime`] when not called from inside a tokio runtime.
+fn require_runtime(what: &'static str) -> Result<(), NetError> {
+    tokio::runtime::Handle::try_current()
+        .map(|_| ())
+        .map_err(|_| NetError::NoRuntime { what })
+}

@@ -1,0 +1,433 @@
+//! rtnetlink: interface lookup, address dump / add / delete, and link events.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::IpAddr;
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{StreamExt, TryStreamExt};
+use ipnet::IpNet;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::SocketAddr as NlSocketAddr;
+use rtnetlink::{Handle, MulticastGroup};
+
+use super::{require_runtime, NetError};
+
+/// Longest interface name the kernel accepts (`IFNAMSIZ` minus the NUL).
+const IFNAME_MAX: usize = 15;
+
+/// The netlink error number of a failed request, if the kernel sent one.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// Turns a library error into an `io::Error` that prints as the OS error text.
+fn to_io(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.to_io(),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// Maps a failed request onto [`NetError`], naming the operation.
+fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
+    match errno(&e) {
+        Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetAdmin { op },
+        _ => NetError::Netlink {
+            op,
+            source: to_io(e),
+        },
+    }
+}
+
+/// `up` as vipd understands it: `IFF_UP && IFF_RUNNING`.
+///
+/// `IFF_RUNNING` is what the kernel reports when the operational state is UP or
+/// UNKNOWN (drivers without carrier reporting, e.g. dummy, stay UNKNOWN), so this is
+/// "administratively up, and the operational state is up or unknown". A veth whose peer
+/// is down has no carrier, hence is not up.
+fn link_is_up(flags: LinkFlags) -> bool {
+    flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running)
+}
+
+fn link_name(m: &LinkMessage) -> String {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// One interface as the kernel describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address; all zeros when the link has no 6-byte (Ethernet) address.
+    pub mac: [u8; 6],
+    /// `IFF_UP && IFF_RUNNING`: administratively up and operational state up or unknown.
+    pub up: bool,
+}
+
+impl LinkInfo {
+    fn from_message(m: &LinkMessage) -> Self {
+        let mac = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
+                _ => None,
+            })
+            .unwrap_or([0; 6]);
+        LinkInfo {
+            index: m.header.index,
+            name: link_name(m),
+            mac,
+            up: link_is_up(m.header.flags),
+        }
+    }
+}
+
+/// A connection to rtnetlink. Cheap to clone; the connection task (spawned on the tokio
+/// runtime that called [`Netlink::connect`]) ends when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+/// One address of an interface, with what vipd needs of its flags.
+struct AddrEntry {
+    net: IpNet,
+    flags: AddressFlags,
+}
+
+fn addr_entry(m: &AddressMessage) -> Option<AddrEntry> {
+    let mut local = None;
+    let mut address = None;
+    // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
+    let mut flags = AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Flags(f) => flags = *f,
+            _ => {}
+        }
+    }
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
+    // point-to-point links, and the only one IPv6 normally sends.
+    let ip = local.or(address)?;
+    let net = IpNet::new(ip, m.header.prefix_len).ok()?;
+    Some(AddrEntry { net, flags })
+}
+
+impl Netlink {
+    /// Opens an rtnetlink socket and spawns its connection task on the current runtime.
+    pub async fn connect() -> Result<Self, NetError> {
+        let (conn, handle, _unsolicited) =
+            rtnetlink::new_connection().map_err(|source| NetError::Netlink {
+                op: "opening a route netlink socket".to_owned(),
+                source,
+            })?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// Looks up an interface by name; [`NetError::NoSuchInterface`] when there is none.
+    pub async fn link(&self, name: &str) -> Result<LinkInfo, NetError> {
+        if name.is_empty() || name.len() > IFNAME_MAX {
+            return Err(NetError::NoSuchInterface(name.to_owned()));
+        }
+        let mut links = self.handle.link().get().match_name(name).execute();
+        match links.try_next().await {
+            Ok(Some(m)) => Ok(LinkInfo::from_message(&m)),
+            Ok(None) => Err(NetError::NoSuchInterface(name.to_owned())),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(NetError::NoSuchInterface(name.to_owned()))
+            }
+            Err(e) => Err(nl_error(format!("get link {name}"), e)),
+        }
+    }
+
+    async fn entries(&self, ifindex: u32) -> Result<Vec<AddrEntry>, NetError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error(format!("list addresses of interface index {ifindex}"), e))?;
+        Ok(msgs.iter().filter_map(addr_entry).collect())
+    }
+
+    /// Every address (IPv4 and IPv6) on the interface, with its prefix length.
+    pub async fn addresses(&self, ifindex: u32) -> Result<Vec<IpNet>, NetError> {
+        Ok(self
+            .entries(ifindex)
+            .await?
+            .into_iter()
+            .map(|e| e.net)
+            .collect())
+    }
+
+    /// The address vipd sends adverts from.
+    ///
+    /// IPv4: the first address in the kernel's order that is not secondary (call it
+    /// before adding VIPs: a VIP outside the primary's subnet is itself primary).
+    /// IPv6: the link-local (fe80::/10) address, preferring one that is neither tentative
+    /// nor failed DAD. `None` when there is no such address.
+    pub async fn primary_address(
+        &self,
+        ifindex: u32,
+        v6: bool,
+    ) -> Result<Option<IpAddr>, NetError> {
+        let entries = self.entries(ifindex).await?;
+        if !v6 {
+            return Ok(entries
+                .iter()
+                .find(|e| e.net.addr().is_ipv4() && !e.flags.contains(AddressFlags::Secondary))
+                .map(|e| e.net.addr()));
+        }
+        let link_local: Vec<&AddrEntry> = entries
+            .iter()
+            .filter(
+                |e| matches!(e.net.addr(), IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80),
+            )
+            .collect();
+        let usable = link_local.iter().find(|e| {
+            !e.flags
+                .intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
+        });
+        Ok(usable.or(link_local.first()).map(|e| e.net.addr()))
+    }
+
+    /// Adds `addr` to the interface. An address that is already there is success
+    /// (`EEXIST`). IPv6 addresses are added with `IFA_F_NODAD`, so they are usable at
+    /// once instead of sitting tentative during duplicate address detection.
+    pub async fn add_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
+        let mut req = self
+            .handle
+            .address()
+            .add(ifindex, addr.addr(), addr.prefix_len());
+        if addr.addr().is_ipv6() {
+            let m = req.message_mut();
+            m.header.flags |= AddressHeaderFlags::Nodad;
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(NetError::NoSuchInterface(format!("with index {ifindex}")))
+            }
+            Err(e) => Err(nl_error(
+                format!("add address {addr} to interface index {ifindex}"),
+                e,
+            )),
+        }
+    }
+
+    /// Removes `addr` from the interface. An address that is not there (or an interface
+    /// that is gone, taking its addresses with it) is success.
+    ///
+    /// Note: removing a primary IPv4 address also removes its secondaries unless
+    /// `net.ipv4.conf.*.promote_secondaries` is set.
+    pub async fn del_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
+        let msg = match addr.addr() {
+            IpAddr::V4(a) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+                .index(ifindex)
+                .address(a, addr.prefix_len())
+                .build(),
+            IpAddr::V6(a) => rtnetlink::AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+                .index(ifindex)
+                .address(a, addr.prefix_len())
+                .build(),
+        };
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => Ok(()),
+            Err(e) => Err(nl_error(
+                format!("delete address {addr} from interface index {ifindex}"),
+                e,
+            )),
+        }
+    }
+}
+
+/// A change of one interface, as announced by the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name (empty if the kernel did not include it).
+    pub name: String,
+    /// Same meaning as [`LinkInfo::up`]; false for a removed link.
+    pub up: bool,
+    /// The interface was deleted (or moved to another namespace).
+    pub removed: bool,
+}
+
+impl LinkEvent {
+    fn from_message(m: &LinkMessage, removed: bool) -> Self {
+        LinkEvent {
+            index: m.header.index,
+            name: link_name(m),
+            up: !removed && link_is_up(m.header.flags),
+            removed,
+        }
+    }
+}
+
+type Unsolicited = UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, NlSocketAddr)>;
+
+/// Link change events from the kernel's `RTNLGRP_LINK` multicast group (no polling).
+///
+/// The kernel sends an `RTM_NEWLINK` for many changes (flags, carrier, name, MTU...);
+/// every one is reported, so consumers should act on changes of `up` only. When the
+/// socket's buffer overflowed and events were lost, the watcher re-reads every link and
+/// reports each one's current state (and `removed` for links it had reported before that
+/// are gone).
+#[derive(Debug)]
+pub struct LinkWatcher {
+    messages: Unsolicited,
+    handle: Handle,
+    pending: VecDeque<LinkEvent>,
+    known: HashMap<u32, String>,
+}
+
+impl LinkWatcher {
+    /// Subscribes to link events. Must be called from inside a tokio runtime (the
+    /// netlink connection task is spawned on it).
+    pub fn open() -> Result<Self, NetError> {
+        require_runtime("LinkWatcher::open")?;
+        let (conn, handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetAdmin {
+                    op: "subscribe to link events".to_owned(),
+                },
+                _ => NetError::Netlink {
+                    op: "subscribe to link events (RTNLGRP_LINK)".to_owned(),
+                    source,
+                },
+            })?;
+        tokio::spawn(conn);
+        Ok(LinkWatcher {
+            messages,
+            handle,
+            pending: VecDeque::new(),
+            known: HashMap::new(),
+        })
+    }
+
+    /// The next link event; `None` when the netlink socket has closed.
+    pub async fn next(&mut self) -> Option<LinkEvent> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                self.remember(&ev);
+                return Some(ev);
+            }
+            let (msg, _) = self.messages.next().await?;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+                    self.pending.push_back(LinkEvent::from_message(&m, false));
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => {
+                    self.pending.push_back(LinkEvent::from_message(&m, true));
+                }
+                NetlinkPayload::Overrun(_) => {
+                    tracing::warn!("link event buffer overflowed; re-reading all links");
+                    self.resync().await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn remember(&mut self, ev: &LinkEvent) {
+        if ev.removed {
+            self.known.remove(&ev.index);
+        } else {
+            self.known.insert(ev.index, ev.name.clone());
+        }
+    }
+
+    async fn resync(&mut self) {
+        let links: Result<Vec<LinkMessage>, _> =
+            self.handle.link().get().execute().try_collect().await;
+        let links = match links {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("re-reading links after an overflow failed: {}", to_io(e));
+                return;
+            }
+        };
+        let present: std::collections::HashSet<u32> =
+            links.iter().map(|m| m.header.index).collect();
+        for (index, name) in &self.known {
+            if !present.contains(index) {
+                self.pending.push_back(LinkEvent {
+                    index: *index,
+                    name: name.clone(),
+                    up: false,
+                    removed: true,
+                });
+            }
+        }
+        for m in &links {
+            self.pending.push_back(LinkEvent::from_message(m, false));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_needs_both_admin_up_and_running() {
+        assert!(link_is_up(
+            LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp
+        ));
+        assert!(!link_is_up(LinkFlags::Up | LinkFlags::LowerUp));
+        assert!(!link_is_up(LinkFlags::Running));
+    }
+
+    #[test]
+    fn address_prefers_ifa_local_and_reads_ifa_flags() {
+        let mut m = AddressMessage::default();
+        m.header.prefix_len = 24;
+        m.attributes
+            .push(AddressAttribute::Address("192.0.2.2".parse().unwrap()));
+        m.attributes
+            .push(AddressAttribute::Local("192.0.2.1".parse().unwrap()));
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Secondary));
+        let e = addr_entry(&m).unwrap();
+        assert_eq!(e.net, "192.0.2.1/24".parse::<IpNet>().unwrap());
+        assert!(e.flags.contains(AddressFlags::Secondary));
+    }
+
+    #[test]
+    fn address_with_impossible_prefix_is_skipped() {
+        let mut m = AddressMessage::default();
+        m.header.prefix_len = 33;
+        m.attributes
+            .push(AddressAttribute::Local("192.0.2.1".parse().unwrap()));
+        assert!(addr_entry(&m).is_none());
+    }
+}

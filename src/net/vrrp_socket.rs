@@ -1,0 +1,351 @@
+//! Raw VRRP sockets (IP protocol 112), integrated with tokio through `AsyncFd`.
+//!
+//! Two sockets per instance: a receive socket that is *not* bound to any unicast
+//! address (bound, it would stop seeing 224.0.0.18), and a send socket bound to the
+//! router's own primary / link-local address, so that the kernel never picks a VIP as
+//! the source of an advert.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use super::{require_runtime, sys, NetError};
+
+/// IP protocol number of VRRP (RFC 5798 §5.1.1.4 / §5.1.2.4).
+pub const VRRP_PROTO: i32 = 112;
+/// The IPv4 multicast group of VRRP, 224.0.0.18 (RFC 5798 §5.1.1.2).
+pub const VRRP_V4_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 multicast group of VRRP, ff02::12 (RFC 5798 §5.1.2.2).
+pub const VRRP_V6_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// TTL / hop limit of every VRRP packet sent (RFC 5798 §5.1.1.3, §5.1.2.3).
+const VRRP_TTL: u32 = 255;
+/// DSCP CS6 ("internetwork control"), as keepalived marks its adverts.
+const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
+
+/// What [`VrrpSocket::recv`] put into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// IPv4: `buf[..len]` is the whole IP packet, header included (its length is IHL*4:
+    /// the caller parses it, and reads source, destination and TTL from it).
+    V4 {
+        /// Bytes in the buffer.
+        len: usize,
+    },
+    /// IPv6: `buf[..len]` is the VRRP payload only; the kernel strips the IPv6 header,
+    /// so its fields come from the socket address and control messages.
+    V6 {
+        /// Bytes in the buffer.
+        len: usize,
+        /// Source address of the packet.
+        src: Ipv6Addr,
+        /// Destination address of the packet (from `IPV6_PKTINFO`).
+        dst: Ipv6Addr,
+        /// Hop limit the packet arrived with (from `IPV6_HOPLIMIT`).
+        hop_limit: u8,
+    },
+}
+
+/// A pair of raw VRRP sockets (receive and send) on one interface and address family.
+#[derive(Debug)]
+pub struct VrrpSocket {
+    rx: AsyncFd<Socket>,
+    tx: AsyncFd<Socket>,
+    ifindex: u32,
+    v6: bool,
+}
+
+/// Wraps a set-up step's error with the step's name, turning permission errors into the
+/// capability message.
+fn step<'a>(op: &'static str, ifname: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
+    move |source| match source.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetRaw {
+            what: "a raw socket",
+        },
+        Some(libc::ENODEV) => NetError::NoSuchInterface(ifname.to_owned()),
+        _ => NetError::Socket {
+            op,
+            ifname: ifname.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Registers a socket with the current tokio reactor.
+fn register(sock: Socket, ifname: &str) -> Result<AsyncFd<Socket>, NetError> {
+    // SAFETY: `Socket` owns its descriptor and `as_raw_fd` always returns that same
+    // descriptor, which stays open until the `Socket` (and so the `AsyncFd`) is dropped.
+    unsafe { AsyncFd::register(sock) }.map_err(|e| NetError::Socket {
+        op: "registering the socket with the tokio reactor",
+        ifname: ifname.to_owned(),
+        source: e.into(),
+    })
+}
+
+impl VrrpSocket {
+    /// Opens separate receive and send sockets on `ifindex` / `ifname`, for the address
+    /// family of `source`.
+    ///
+    /// Both sockets: `SO_BINDTODEVICE`, multicast loop off, TTL / hop limit 255 for
+    /// multicast and unicast, TOS / traffic class 0xc0. The receive socket joins
+    /// 224.0.0.18 / ff02::12 on the interface, has `IP(V6)_MULTICAST_ALL` off, and is not
+    /// bound to any address. IPv4: the send socket is bound to `source` and sends
+    /// multicast out of `ifindex` (`IP_MULTICAST_IF`). IPv6: the receive socket asks for
+    /// `IPV6_RECVHOPLIMIT` and `IPV6_RECVPKTINFO`; the send socket is bound to `source`
+    /// (with scope id `ifindex` when link-local). `IPV6_CHECKSUM` is deliberately not set:
+    /// the daemon computes and verifies the checksum itself, so bad ones can be counted.
+    /// The send socket drops all input (a BPF filter), so its queue never fills.
+    ///
+    /// Must be called from inside a tokio runtime.
+    pub fn open(ifname: &str, ifindex: u32, source: IpAddr) -> Result<Self, NetError> {
+        require_runtime("VrrpSocket::open")?;
+        let (rx, tx) = match source {
+            IpAddr::V4(src) => (
+                open_rx_v4(ifname, ifindex)?,
+                open_tx_v4(ifname, ifindex, src)?,
+            ),
+            IpAddr::V6(src) => (
+                open_rx_v6(ifname, ifindex)?,
+                open_tx_v6(ifname, ifindex, src)?,
+            ),
+        };
+        Ok(VrrpSocket {
+            rx: register(rx, ifname)?,
+            tx: register(tx, ifname)?,
+            ifindex,
+            v6: source.is_ipv6(),
+        })
+    }
+
+    /// Receives one datagram into `buf`.
+    ///
+    /// IPv4: the whole IP packet, header included (see [`Received::V4`]). IPv6: only the
+    /// payload, with source, destination and hop limit returned (see [`Received::V6`]).
+    /// A datagram larger than `buf` is consumed and reported as an `InvalidData` error
+    /// (use a buffer of at least the interface MTU).
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        loop {
+            let mut guard = self.rx.readable().await?;
+            let result = if self.v6 {
+                guard.try_io(|s| recv_v6(s.get_ref(), buf))
+            } else {
+                guard.try_io(|s| recv_v4(s.get_ref(), buf))
+            };
+            match result {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends `payload` (VRRP bytes, checksum already computed by the caller) to `dst`,
+    /// a multicast group or a unicast peer. The kernel adds the IP header.
+    pub async fn send(&self, dst: IpAddr, payload: &[u8]) -> io::Result<()> {
+        let addr: SockAddr = match (dst, self.v6) {
+            (IpAddr::V4(a), false) => SocketAddr::V4(SocketAddrV4::new(a, 0)).into(),
+            (IpAddr::V6(a), true) => {
+                // Link-local and link-scope multicast destinations need the interface.
+                let scope = if needs_scope(&a) { self.ifindex } else { 0 };
+                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, scope)).into()
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("destination {dst} is not of this socket's address family"),
+                ))
+            }
+        };
+        loop {
+            let mut guard = self.tx.writable().await?;
+            match guard.try_io(|s| s.get_ref().send_to(payload, &addr)) {
+                Ok(Ok(n)) if n == payload.len() => return Ok(()),
+                Ok(Ok(n)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("sent {n} of {} bytes", payload.len()),
+                    ))
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// Link-local unicast (fe80::/10) or multicast of interface- or link-local scope.
+fn needs_scope(a: &Ipv6Addr) -> bool {
+    let s = a.segments();
+    (s[0] & 0xffc0) == 0xfe80 || (a.is_multicast() && matches!(s[0] & 0x000f, 1 | 2))
+}
+
+fn raw_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
+    let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(VRRP_PROTO)))
+        .map_err(step("opening a raw socket", ifname))?;
+    sock.set_nonblocking(true)
+        .map_err(step("setting O_NONBLOCK", ifname))?;
+    sock.bind_device(Some(ifname.as_bytes())).map_err(step(
+        "binding the socket to the device (SO_BINDTODEVICE)",
+        ifname,
+    ))?;
+    Ok(sock)
+}
+
+fn open_rx_v4(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
+    let s = raw_socket(Domain::IPV4, ifname)?;
+    s.set_multicast_all_v4(false)
+        .map_err(step("turning IP_MULTICAST_ALL off", ifname))?;
+    s.set_multicast_loop_v4(false)
+        .map_err(step("turning multicast loop off", ifname))?;
+    s.join_multicast_v4_n(&VRRP_V4_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
+        .map_err(step("joining 224.0.0.18", ifname))?;
+    Ok(s)
+}
+
+fn open_tx_v4(ifname: &str, ifindex: u32, source: Ipv4Addr) -> Result<Socket, NetError> {
+    let s = raw_socket(Domain::IPV4, ifname)?;
+    sys::drop_all_input(&s).map_err(step("attaching the drop-all input filter", ifname))?;
+    s.set_multicast_loop_v4(false)
+        .map_err(step("turning multicast loop off", ifname))?;
+    s.set_multicast_ttl_v4(VRRP_TTL)
+        .map_err(step("setting the multicast TTL to 255", ifname))?;
+    s.set_ttl_v4(VRRP_TTL)
+        .map_err(step("setting the TTL to 255", ifname))?;
+    s.set_tos_v4(TOS_INTERNETWORK_CONTROL)
+        .map_err(step("setting the TOS", ifname))?;
+    sys::set_multicast_if_v4_index(&s, ifindex).map_err(step("setting IP_MULTICAST_IF", ifname))?;
+    bind_source(&s, ifname, SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
+    Ok(s)
+}
+
+fn open_rx_v6(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
+    let s = raw_socket(Domain::IPV6, ifname)?;
+    s.set_multicast_all_v6(false)
+        .map_err(step("turning IPV6_MULTICAST_ALL off", ifname))?;
+    s.set_multicast_loop_v6(false)
+        .map_err(step("turning multicast loop off", ifname))?;
+    s.set_recv_hoplimit_v6(true)
+        .map_err(step("setting IPV6_RECVHOPLIMIT", ifname))?;
+    sys::set_recv_pktinfo_v6(&s).map_err(step("setting IPV6_RECVPKTINFO", ifname))?;
+    s.join_multicast_v6(&VRRP_V6_GROUP, ifindex)
+        .map_err(step("joining ff02::12", ifname))?;
+    Ok(s)
+}
+
+fn open_tx_v6(ifname: &str, ifindex: u32, source: Ipv6Addr) -> Result<Socket, NetError> {
+    let s = raw_socket(Domain::IPV6, ifname)?;
+    sys::drop_all_input(&s).map_err(step("attaching the drop-all input filter", ifname))?;
+    s.set_multicast_loop_v6(false)
+        .map_err(step("turning multicast loop off", ifname))?;
+    s.set_multicast_hops_v6(VRRP_TTL)
+        .map_err(step("setting the multicast hop limit to 255", ifname))?;
+    s.set_unicast_hops_v6(VRRP_TTL)
+        .map_err(step("setting the unicast hop limit to 255", ifname))?;
+    s.set_tclass_v6(TOS_INTERNETWORK_CONTROL)
+        .map_err(step("setting the traffic class", ifname))?;
+    s.set_multicast_if_v6(ifindex)
+        .map_err(step("setting IPV6_MULTICAST_IF", ifname))?;
+    let scope = if needs_scope(&source) { ifindex } else { 0 };
+    bind_source(
+        &s,
+        ifname,
+        SocketAddr::V6(SocketAddrV6::new(source, 0, 0, scope)),
+    )?;
+    Ok(s)
+}
+
+fn bind_source(s: &Socket, ifname: &str, addr: SocketAddr) -> Result<(), NetError> {
+    s.bind(&addr.into()).map_err(|e| match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => NetError::SourceNotAvailable {
+            ifname: ifname.to_owned(),
+            addr: addr.ip(),
+        },
+        _ => step("binding the send socket to the source address", ifname)(e),
+    })
+}
+
+fn truncated(real: usize, cap: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("datagram of {real} bytes truncated to the {cap}-byte buffer"),
+    )
+}
+
+fn recv_v4(s: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+    // MSG_TRUNC: the return value is the datagram's real length, so truncation shows.
+    let n = nix::sys::socket::recv(s.as_raw_fd(), buf, MsgFlags::MSG_TRUNC)?;
+    if n > buf.len() {
+        return Err(truncated(n, buf.len()));
+    }
+    Ok(Received::V4 { len: n })
+}
+
+/// Control-message buffer, aligned for `struct cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 128]);
+
+fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+    let cap = buf.len();
+    let mut cmsg = CmsgBuf([0; 128]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn6>(
+        s.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg.0),
+        MsgFlags::empty(),
+    )?;
+    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        return Err(truncated(msg.bytes, cap));
+    }
+    let src = msg.address.map(|a| a.ip()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "datagram without source address",
+        )
+    })?;
+    let mut dst = None;
+    let mut hop_limit = None;
+    for c in msg.cmsgs()? {
+        match c {
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            }
+            ControlMessageOwned::Ipv6HopLimit(h) => hop_limit = u8::try_from(h).ok(),
+            _ => {}
+        }
+    }
+    match (dst, hop_limit) {
+        (Some(dst), Some(hop_limit)) => Ok(Received::V6 {
+            len: msg.bytes,
+            src,
+            dst,
+            hop_limit,
+        }),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "IPv6 datagram without IPV6_PKTINFO / IPV6_HOPLIMIT control message",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_the_rfc5798_addresses() {
+        assert_eq!(VRRP_V4_GROUP.to_string(), "224.0.0.18");
+        assert_eq!(VRRP_V6_GROUP.to_string(), "ff02::12");
+    }
+
+    #[test]
+    fn scope_is_needed_for_link_local_and_link_scope_multicast_only() {
+        assert!(needs_scope(&"fe80::1".parse().unwrap()));
+        assert!(needs_scope(&VRRP_V6_GROUP));
+        assert!(!needs_scope(&"2001:db8::1".parse().unwrap()));
+        assert!(!needs_scope(&"ff05::12".parse().unwrap()));
+    }
+}
