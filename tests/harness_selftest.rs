@@ -521,3 +521,39 @@ fn random_loss_drops_about_the_requested_share() {
         rep.summary()
     );
 }
+
+#[test]
+fn stale_namespaces_of_dead_runs_are_removed() {
+    if !require_netns("stale_namespaces_of_dead_runs_are_removed") {
+        return;
+    }
+    let _g = serial();
+    // A pid that has just ended (reaped): no live process owns it.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn `true`");
+    let dead = child.id();
+    let _ = child.wait();
+    let stale = format!("{}{dead}-0-lb1", harness::NS_PREFIX);
+    let out = harness::run_cmd(
+        &["ip", "netns", "add", &stale],
+        None,
+        Duration::from_secs(10),
+    );
+    assert!(out.ok(), "creating {stale}: {}", out.stderr);
+    let topo = Topology::new(TopologyOpts::default());
+    let list = harness::run_cmd(&["ip", "netns", "list"], None, Duration::from_secs(10));
+    if list.stdout.contains(&stale) {
+        let _ = harness::run_cmd(
+            &["ip", "netns", "del", &stale],
+            None,
+            Duration::from_secs(10),
+        );
+        panic!(
+            "stale namespace {stale} survived Topology::new:\n{}",
+            list.stdout
+        );
+    }
+    // Our own namespaces are not stale.
+    assert!(list.stdout.contains(topo.prefix()), "{}", list.stdout);
+}
