@@ -1,0 +1,132 @@
+//! The network-namespace harness: proves takeovers from a client's point of view.
+//!
+//! Each integration test that needs real kernels includes it with `mod harness;`. It builds a
+//! small LAN out of network namespaces (see `integration/README.md` for the picture):
+//!
+//! ```text
+//!            sw (bridge br0 [+ br1 for the optional second LAN])
+//!      p-lb1 /    p-lb2 |     p-client \      p-rogue (optional)
+//!    lb1:eth0      lb2:eth0       client:eth0      rogue:eth0
+//!   192.0.2.11    192.0.2.12      192.0.2.50       192.0.2.66
+//! ```
+//!
+//! * [`Topology`] creates and tears down the namespaces (Drop, also on panic), runs processes
+//!   inside them ([`Topology::spawn`]), and controls the switch: cut a link, partition VRRP
+//!   between two ports, random loss (nftables `bridge` table in `sw`).
+//! * [`Agent`] starts, stops (SIGTERM), crashes and restarts an agent: vipd or keepalived.
+//! * [`Probe`] / [`ProbeReport`] run `examples/vipnet.rs` on the client against the VIP and
+//!   measure outages, who answered, and when.
+//! * [`keepalived_conf`] writes keepalived configurations for interop tests and benchmarks.
+//!
+//! Namespace tests call [`require_netns`] first: it returns `false` (skip) when not root, and
+//! panics instead when `VIPD_REQUIRE_NETNS=1`.
+#![allow(dead_code, unused_imports)]
+
+pub mod agent;
+pub mod keepalived;
+pub mod probe;
+pub mod process;
+pub mod topology;
+
+pub use agent::{Agent, AgentKind};
+pub use keepalived::{keepalived_conf, keepalived_config_complaints, KeepalivedInstance};
+pub use probe::{Outage, Probe, ProbeOpts, ProbeReport, Record, RESPONDER_PORT};
+pub use process::{run_cmd, CmdOutput, Proc};
+pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREFIX};
+
+use std::time::{Duration, Instant};
+
+/// Returns `true` when namespace tests can run (we are root). When they cannot, prints why
+/// and returns `false` so the test can return early; under `VIPD_REQUIRE_NETNS=1` it panics
+/// instead, so CI never mistakes a skip for a pass.
+pub fn require_netns(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let why = if euid != 0 {
+        Some(format!("not root (euid {euid})"))
+    } else if which("ip").is_none() || which("nft").is_none() {
+        Some("`ip` or `nft` not found in PATH".to_string())
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) => {
+            if std::env::var("VIPD_REQUIRE_NETNS").as_deref() == Ok("1") {
+                panic!("{test}: namespace test cannot run ({why}) but VIPD_REQUIRE_NETNS=1");
+            }
+            eprintln!("SKIP {test}: namespace test needs root ({why}); set VIPD_REQUIRE_NETNS=1 to make this a failure");
+            false
+        }
+    }
+}
+
+/// Finds an executable in `PATH` (also `/usr/sbin`, `/sbin`, where iproute2 and keepalived live).
+pub fn which(prog: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| std::path::Path::new(d).join(prog))
+        .find(|p| p.is_file());
+    found
+}
+
+/// `CLOCK_MONOTONIC` now, as a duration since boot: the time axis the probe's records use
+/// (every network namespace shares this clock), so a test can place its events on it.
+pub fn mono_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Polls `cond` every `step` until it returns true or `timeout` passes. Bounded in time and in
+/// count (at most `timeout / step + 2` calls). Returns whether the condition became true.
+pub fn wait_until(timeout: Duration, step: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let step = step.max(Duration::from_millis(1));
+    let max_iters = (timeout.as_nanos() / step.as_nanos()) as u64 + 2;
+    let deadline = Instant::now() + timeout;
+    for _ in 0..max_iters {
+        if cond() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep(step.min(deadline - now));
+    }
+    cond()
+}
+
+/// The `vipnet` example binary (responder and probe), next to the test executable:
+/// `target/<profile>/examples/vipnet` (`cargo test` builds examples).
+pub fn vipnet_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("VIPNET_BIN") {
+        return p.into();
+    }
+    // The test executable is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let candidates = [
+        profile_dir.join("examples").join("vipnet"),
+        exe.parent().unwrap_or(&profile_dir).join("vipnet"),
+    ];
+    for c in &candidates {
+        if c.is_file() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "vipnet example binary not found (looked at {candidates:?}); build it with \
+         `cargo build --example vipnet` or set VIPNET_BIN"
+    );
+}

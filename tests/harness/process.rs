@@ -1,0 +1,323 @@
+//! Processes inside namespaces: spawning, signals, bounded waits, log capture.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// One process started by the harness, kept so teardown can end it without guessing pids.
+pub(crate) struct Tracked {
+    pub(crate) pid: u32,
+    pub(crate) host: String,
+    pub(crate) label: String,
+    pub(crate) log: PathBuf,
+    pub(crate) child: Child,
+    pub(crate) exited: Option<ExitStatus>,
+}
+
+/// The registry of every process a topology started. Owning the `Child` means a pid is never
+/// reaped behind our back, so signalling a tracked pid can never hit a recycled one.
+#[derive(Clone, Default)]
+pub struct Procs(pub(crate) Arc<Mutex<Vec<Tracked>>>);
+
+impl Procs {
+    fn with<R>(&self, pid: u32, f: impl FnOnce(&mut Tracked) -> R) -> Option<R> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter_mut().find(|t| t.pid == pid).map(f)
+    }
+
+    /// Polls the child once; records and returns its exit status when it has ended.
+    fn poll(&self, pid: u32) -> Option<ExitStatus> {
+        self.with(pid, |t| {
+            if t.exited.is_none() {
+                if let Ok(Some(st)) = t.child.try_wait() {
+                    t.exited = Some(st);
+                }
+            }
+            t.exited
+        })
+        .flatten()
+    }
+
+    /// SIGKILLs every tracked process still running and reaps it (bounded).
+    pub(crate) fn kill_all(&self) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for t in g.iter_mut() {
+            if t.exited.is_none() {
+                if let Ok(Some(st)) = t.child.try_wait() {
+                    t.exited = Some(st);
+                    continue;
+                }
+                let _ = t.child.kill();
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < deadline {
+                    if let Ok(Some(st)) = t.child.try_wait() {
+                        t.exited = Some(st);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    /// Pids of tracked processes that have not been seen to exit.
+    pub(crate) fn live_pids(&self) -> Vec<u32> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .filter(|t| t.exited.is_none())
+            .map(|t| t.pid)
+            .collect()
+    }
+
+    /// (host, label, log) of every process, for printing logs on failure.
+    pub(crate) fn logs(&self) -> Vec<(String, String, PathBuf)> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = g
+            .iter()
+            .map(|t| (t.host.clone(), t.label.clone(), t.log.clone()))
+            .collect();
+        v.dedup_by(|a, b| a.2 == b.2);
+        v
+    }
+
+    /// Spawns `argv` in namespace `ns` via `ip netns exec` (which execs, so the pid is the
+    /// program's own), stdout and stderr appended to `log`.
+    pub(crate) fn spawn(
+        &self,
+        ns: &str,
+        host: &str,
+        label: &str,
+        argv: &[String],
+        log: &Path,
+    ) -> Result<Proc, String> {
+        if argv.is_empty() {
+            return Err(format!("{host}: spawn with an empty argv"));
+        }
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let start_offset = out.metadata().map(|m| m.len()).unwrap_or(0);
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Own process group: a terminal's Ctrl-C reaches the harness, which cleans up.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("{host}: cannot spawn {argv:?}: {e}"))?;
+        let pid = child.id();
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.push(Tracked {
+            pid,
+            host: host.to_string(),
+            label: label.to_string(),
+            log: log.to_path_buf(),
+            child,
+            exited: None,
+        });
+        Ok(Proc {
+            pid,
+            host: host.to_string(),
+            label: label.to_string(),
+            log: log.to_path_buf(),
+            start_offset,
+            procs: self.clone(),
+        })
+    }
+}
+
+/// A handle on a process the harness started in a namespace. Dropping it does not end the
+/// process; the topology's teardown does.
+pub struct Proc {
+    pid: u32,
+    host: String,
+    label: String,
+    log: PathBuf,
+    start_offset: u64,
+    procs: Procs,
+}
+
+impl Proc {
+    /// The process id (as seen from the root pid namespace: the harness shares it).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Host (namespace short name) the process runs on.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Log file receiving its stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The log written since this process started (the file may be shared with earlier runs).
+    pub fn log(&self) -> String {
+        read_from(&self.log, self.start_offset)
+    }
+
+    /// Whether it still runs (it has not been reaped).
+    pub fn is_running(&self) -> bool {
+        self.procs.poll(self.pid).is_none()
+    }
+
+    /// Exit status if it has ended.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.procs.poll(self.pid)
+    }
+
+    /// Sends `sig`. Fails (and sends nothing) when the process was already reaped.
+    pub fn signal(&self, sig: Signal) -> Result<(), String> {
+        if let Some(st) = self.procs.poll(self.pid) {
+            return Err(format!(
+                "{}/{} (pid {}): cannot send {sig}: already exited ({st})",
+                self.host, self.label, self.pid
+            ));
+        }
+        kill(Pid::from_raw(self.pid as i32), sig).map_err(|e| {
+            format!(
+                "{}/{} (pid {}): kill({sig}): {e}",
+                self.host, self.label, self.pid
+            )
+        })
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it still runs.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.procs.poll(self.pid) {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}/{} (pid {}, log {})",
+            self.host,
+            self.label,
+            self.pid,
+            self.log.display()
+        )
+    }
+}
+
+/// Reads a file from `offset` (lossy UTF-8); empty when missing.
+pub(crate) fn read_from(path: &Path, offset: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The result of a short command.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Exit status (`None`: killed after the timeout).
+    pub status: Option<ExitStatus>,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    /// Exited with status 0.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Runs a short command to completion, killing it after `timeout`. Never blocks longer.
+pub fn run_cmd(argv: &[&str], stdin: Option<&str>, timeout: Duration) -> CmdOutput {
+    let Some((prog, args)) = argv.split_first() else {
+        return CmdOutput {
+            status: None,
+            stdout: String::new(),
+            stderr: "empty argv".into(),
+        };
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return CmdOutput {
+                status: None,
+                stdout: String::new(),
+                stderr: format!("cannot run {argv:?}: {e}"),
+            }
+        }
+    };
+    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        let _ = w.write_all(text.as_bytes());
+    }
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = so.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = se.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    CmdOutput {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
