@@ -461,7 +461,8 @@ mod tests {
 
     #[test]
     fn url_parse_rejects() {
-        let cases: &[(&str, fn(&UrlError) -> bool)] = &[
+        type Is = fn(&UrlError) -> bool;
+        let cases: &[(&str, Is)] = &[
             ("https://192.0.2.1/", |e| matches!(e, UrlError::Scheme(_))),
             ("ftp://x/", |e| matches!(e, UrlError::Scheme(_))),
             ("http:/", |e| matches!(e, UrlError::Scheme(_))),
