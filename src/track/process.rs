@@ -193,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timeout_kills_the_grandchildren_too() {
+    async fn timeout_returns_promptly_when_a_grandchild_holds_the_pipes() {
         let start = std::time::Instant::now();
         // The shell forks `sleep` (not exec: two commands), which inherits stdout.
         let r = run(
