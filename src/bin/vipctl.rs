@@ -61,7 +61,7 @@ enum PriorityCmd {
         /// Instance name.
         instance: String,
         /// The new priority, 1..254.
-        #[arg(value_parser = parse_priority)]
+        #[arg(value_parser = parse_priority, allow_negative_numbers = true)]
         value: u8,
     },
     /// Remove the override: back to the configured priority.
@@ -270,7 +270,14 @@ fn render_status(status: &Status, now_ms: u64) -> String {
         return "no instances configured\n".into();
     }
     let header = [
-        "INSTANCE", "STATE", "PRIO", "OVERRIDE", "MAINT", "VIPS", "MASTER", "IN STATE",
+        "INSTANCE",
+        "STATE",
+        "PRIO EFF/BASE",
+        "OVERRIDE",
+        "MAINT",
+        "VIPS",
+        "MASTER",
+        "IN STATE",
     ];
     let rows: Vec<[String; 8]> = status
         .instances

@@ -454,17 +454,12 @@ fn authorize(cred: &UCred, group: Option<&(String, Gid)>, own_uid: u32) -> Resul
     if cred.gid() == gid {
         return Ok(());
     }
-    let mut groups: HashSet<u32> = HashSet::new();
-    if let Some(pid) = cred.pid().filter(|p| *p > 0) {
-        groups.extend(proc_groups(pid));
-    }
-    if let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) {
-        if let Ok(name) = std::ffi::CString::new(user.name) {
-            if let Ok(list) = nix::unistd::getgrouplist(&name, user.gid) {
-                groups.extend(list.into_iter().map(|g| g.as_raw()));
-            }
-        }
-    }
+    // The peer process's own supplementary groups; the group database only when they
+    // cannot be read (a process that dropped a group does not get it back here).
+    let groups: HashSet<u32> = match cred.pid().filter(|p| *p > 0).and_then(proc_groups) {
+        Some(groups) => groups.into_iter().collect(),
+        None => database_groups(uid).into_iter().collect(),
+    };
     if groups.contains(&gid) {
         Ok(())
     } else {
@@ -475,10 +470,8 @@ fn authorize(cred: &UCred, group: Option<&(String, Gid)>, own_uid: u32) -> Resul
 }
 
 /// The supplementary groups of a process, from `/proc/<pid>/status`.
-fn proc_groups(pid: i32) -> Vec<u32> {
-    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
-    };
+fn proc_groups(pid: i32) -> Option<Vec<u32>> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))
@@ -487,6 +480,18 @@ fn proc_groups(pid: i32) -> Vec<u32> {
                 .filter_map(|g| g.parse().ok())
                 .collect()
         })
+}
+
+/// The groups of a user according to the group database.
+fn database_groups(uid: u32) -> Vec<u32> {
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+        return Vec::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return Vec::new();
+    };
+    nix::unistd::getgrouplist(&name, user.gid)
+        .map(|list| list.into_iter().map(|g| g.as_raw()).collect())
         .unwrap_or_default()
 }
 
@@ -496,7 +501,10 @@ mod tests {
 
     #[test]
     fn proc_groups_of_self_match_getgroups() {
-        let mine: HashSet<u32> = proc_groups(std::process::id() as i32).into_iter().collect();
+        let mine: HashSet<u32> = proc_groups(std::process::id() as i32)
+            .expect("own /proc status")
+            .into_iter()
+            .collect();
         let want: HashSet<u32> = nix::unistd::getgroups()
             .unwrap_or_default()
             .into_iter()
