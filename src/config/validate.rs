@@ -64,6 +64,10 @@ struct Seen {
     family: Option<Family>,
     vips: Vec<(IpAddr, Range<usize>)>,
     table: Range<usize>,
+    /// Where `vrid` is written (the table when missing).
+    vrid_span: Range<usize>,
+    /// `instance[N]`.
+    path: String,
 }
 
 struct Cx<'a> {
@@ -352,7 +356,7 @@ impl Cx<'_> {
                     let line = self.line_of(first);
                     self.err(
                         span.clone(),
-                        "instance.name".to_owned(),
+                        join(&s.path, "name"),
                         format!(
                             "instance name {name:?} is already used by the instance at line {line}: names must be unique"
                         ),
@@ -372,8 +376,8 @@ impl Cx<'_> {
                 let line = self.line_of(&first.table);
                 let other = first.name.as_ref().map_or("", |(n, _)| n.as_str());
                 self.err(
-                    s.table.clone(),
-                    "instance.vrid".to_owned(),
+                    s.vrid_span.clone(),
+                    join(&s.path, "vrid"),
                     format!(
                         "vrid {vrid} on {ifname} ({family}) is already used by instance {other:?} at line {line}: each (interface, vrid, family) can be configured once"
                     ),
@@ -398,7 +402,7 @@ impl Cx<'_> {
                     let other = first.name.as_ref().map_or("", |(n, _)| n.as_str());
                     self.err(
                         span.clone(),
-                        "instance.vips".to_owned(),
+                        join(&s.path, "vips"),
                         format!(
                             "VIP {addr} is already in instance {other:?} (line {line}): a VIP belongs to one instance"
                         ),
@@ -579,6 +583,8 @@ impl Cx<'_> {
             family: None,
             vips: Vec::new(),
             table: table.clone(),
+            vrid_span: r.vrid.as_ref().map_or(table.clone(), |v| v.span()),
+            path: p.clone(),
         };
 
         let name = match &r.name {
