@@ -136,7 +136,11 @@ fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
             (released, Action::Released),
         ]
     );
-    assert!(sim.gaps.is_empty(), "no instant without VIPs: {:?}", sim.gaps);
+    assert!(
+        sim.gaps.is_empty(),
+        "no instant without VIPs: {:?}",
+        sim.gaps
+    );
     assert_eq!(sim.masters(), vec![1]);
     assert_eq!(sim.holders(), vec![1]);
 }
@@ -158,7 +162,11 @@ fn rfc9568_partition_heal_leaves_one_master_and_reannounces() {
     let heal = sim.now;
     sim.heal();
     sim.run_for(secs(1));
-    assert_eq!(sim.masters(), vec![0], "one master within one advert interval");
+    assert_eq!(
+        sim.masters(),
+        vec![0],
+        "one master within one advert interval"
+    );
     assert_eq!(sim.holders(), vec![0]);
     // The loser (adverts at x.829125 s) is heard by the winner, which advertises at
     // once and re-announces; the loser steps down on that advert 1 ms later.
@@ -220,7 +228,10 @@ fn rfc5798_6_4_2_preempt_on_returning_higher_priority_takes_over() {
     sim.start(0);
     sim.run_until(secs(60));
     // It ignores the lower master's adverts, so its startup timer runs out.
-    assert_eq!(sim.became_master(0, secs(0)), vec![us(10_500_000 + MDI_200)]);
+    assert_eq!(
+        sim.became_master(0, secs(0)),
+        vec![us(10_500_000 + MDI_200)]
+    );
     assert_eq!(sim.masters(), vec![0]);
     assert_eq!(sim.holders(), vec![0]);
     assert!(sim.gaps.is_empty());
@@ -260,7 +271,10 @@ fn random_loss_ten_percent_three_routers_ten_thousand_intervals() {
     // about 2 * 10,000 * 0.001 = 20 spurious takeovers (somewhat fewer, as a run of
     // losses must start with a delivered advert). Each is undone within about one
     // interval (the master hears the usurper, or the usurper hears the master).
-    let mut sim = Sim::new(vec![config(200, 12), config(150, 13), config(100, 11)], 0x5eed);
+    let mut sim = Sim::new(
+        vec![config(200, 12), config(150, 13), config(100, 11)],
+        0x5eed,
+    );
     sim.start_all();
     sim.run_until(secs(5));
     assert_eq!(sim.masters(), vec![0]);

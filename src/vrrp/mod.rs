@@ -198,7 +198,10 @@ impl fmt::Display for Reason {
                 write!(f, "{from} has higher priority {priority}")
             }
             Reason::HigherAddress { from, priority } => {
-                write!(f, "{from} has equal priority {priority} and a higher address")
+                write!(
+                    f,
+                    "{from} has equal priority {priority} and a higher address"
+                )
             }
             Reason::Fault(text) => write!(f, "fault: {text}"),
             Reason::FaultCleared => f.write_str("fault cleared"),

@@ -103,10 +103,7 @@ fn rfc5798_6_1_skew_time_is_computed_in_microseconds_rounded_down() {
 
 #[test]
 fn rfc5798_6_1_master_down_interval_is_three_intervals_plus_skew() {
-    assert_eq!(
-        master_down_interval(Version::V3, 100, SEC),
-        us(3_609_375)
-    );
+    assert_eq!(master_down_interval(Version::V3, 100, SEC), us(3_609_375));
     assert_eq!(
         master_down_interval(Version::V3, 200, Centis(10)),
         ms(300) + us(21_875)
@@ -207,10 +204,7 @@ fn rfc5798_6_4_2_backup_master_down_expiry_becomes_master() {
         silent_for: us(3_609_375),
     };
     assert_eq!(reason.to_string(), "no advert from 192.0.2.12 for 3.61 s");
-    assert_eq!(
-        drain(&mut r),
-        takeover_actions(100, reason, State::Backup)
-    );
+    assert_eq!(drain(&mut r), takeover_actions(100, reason, State::Backup));
     assert_eq!(r.master_addr(), Some(ME));
 }
 
@@ -221,7 +215,8 @@ fn rfc5798_6_4_2_backup_priority_zero_sets_skew_timer() {
     r.handle_advert(t0 + ms(100), PEER_HI, 255, &adv(200, SEC))
         .expect("accepted");
     let t1 = t0 + ms(700);
-    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC)).expect("accepted");
+    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC))
+        .expect("accepted");
     assert_eq!(r.poll_timeout(), Some(t1 + us(609_375)));
     r.handle_timeout(t1 + us(609_375));
     let acts = drain(&mut r);
@@ -289,7 +284,8 @@ fn rfc5798_6_4_2_preempt_off_accepts_a_lower_priority_master() {
     let _ = drain(&mut r);
     for k in 0..20u64 {
         let t = t0 + ms(1000 * k);
-        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC)).expect("ok");
+        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
         if let Some(due) = r.poll_timeout() {
             if due <= t {
                 r.handle_timeout(t);
@@ -298,7 +294,10 @@ fn rfc5798_6_4_2_preempt_off_accepts_a_lower_priority_master() {
     }
     assert_eq!(r.state(), State::Backup);
     assert_eq!(r.master_addr(), Some(PEER_LO));
-    assert_eq!(r.poll_timeout(), Some(t0 + ms(19_000) + us(3_000_000 + 218_750)));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + ms(19_000) + us(3_000_000 + 218_750))
+    );
 }
 
 #[test]
@@ -306,7 +305,7 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
     let t0 = Instant::now();
     let mut r = backup(200, t0);
     let first = t0 + us(3_218_750); // our Master_Down_Interval at priority 200
-    // The lower master's adverts do not reset the timer.
+                                    // The lower master's adverts do not reset the timer.
     for k in 0..3u64 {
         r.handle_advert(t0 + ms(1000 * k), PEER_LO, 255, &adv(100, SEC))
             .expect("ok");
@@ -321,10 +320,7 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
         reason.to_string(),
         "preempting lower priority 100 from 192.0.2.10"
     );
-    assert_eq!(
-        drain(&mut r),
-        takeover_actions(200, reason, State::Backup)
-    );
+    assert_eq!(drain(&mut r), takeover_actions(200, reason, State::Backup));
 }
 
 #[test]
@@ -344,7 +340,8 @@ fn rfc5798_6_4_2_preempt_delay_accepts_lower_master_until_it_has_passed() {
             break;
         }
         let before = r.poll_timeout();
-        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC)).expect("ok");
+        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
         if r.poll_timeout() != before {
             last_accepted = t;
         }
@@ -367,13 +364,19 @@ fn rfc5798_6_4_2_preempt_delay_accepts_lower_master_until_it_has_passed() {
 fn rfc5798_6_4_2_backup_whose_priority_rises_preempts() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC)).expect("ok");
+    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
     let t1 = t0 + ms(1000);
-    r.handle_advert(t1, PEER_HI, 255, &adv(150, SEC)).expect("ok");
+    r.handle_advert(t1, PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
     assert_eq!(r.poll_timeout(), Some(t1 + us(3_609_375)));
     r.set_base_priority(t1, 180);
     assert_eq!(r.effective_priority(), 180);
-    assert_eq!(r.poll_action(), None, "no StateChanged for a priority change");
+    assert_eq!(
+        r.poll_action(),
+        None,
+        "no StateChanged for a priority change"
+    );
     // The master's adverts are now lower: ignored, so the timer set at t1 runs out.
     r.handle_advert(t1 + ms(1000), PEER_HI, 255, &adv(150, SEC))
         .expect("ok");
@@ -433,7 +436,8 @@ fn rfc5798_6_4_3_equal_priority_higher_primary_address_wins() {
     let t0 = Instant::now();
     // Equal priority from a higher address: step down.
     let (mut r, tm) = master(100, t0);
-    r.handle_advert(tm, PEER_HI, 255, &adv(100, SEC)).expect("ok");
+    r.handle_advert(tm, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
     assert_eq!(r.state(), State::Backup);
     assert!(drain(&mut r).contains(&changed(
         State::Master,
@@ -445,7 +449,8 @@ fn rfc5798_6_4_3_equal_priority_higher_primary_address_wins() {
     )));
     // Equal priority from a lower address: stay, advertise.
     let (mut r, tm) = master(100, t0);
-    r.handle_advert(tm, PEER_LO, 255, &adv(100, SEC)).expect("ok");
+    r.handle_advert(tm, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
     assert_eq!(r.state(), State::Master);
 }
 
@@ -478,7 +483,8 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     let t0 = Instant::now();
     let (mut r, tm) = master(200, t0);
     let t1 = tm + ms(420);
-    r.handle_advert(t1, PEER_HI, 255, &adv(100, SEC)).expect("ok");
+    r.handle_advert(t1, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
     assert_eq!(
         drain(&mut r),
         vec![
@@ -786,7 +792,8 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
     );
     assert_eq!(r.state(), State::Master);
     let t1 = tm + ms(700);
-    r.handle_advert(t1, PEER_LO, 255, &adv(100, SEC)).expect("ok");
+    r.handle_advert(t1, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
     assert_eq!(
         drain(&mut r),
         vec![

@@ -25,7 +25,11 @@ pub struct XorShift(u64);
 impl XorShift {
     /// Seeded generator (a zero seed is replaced).
     pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// Next 64 random bits.
@@ -367,7 +371,10 @@ impl Sim {
                     }
                 }
                 Action::Announce { .. } => {
-                    assert!(self.nodes[i].holds, "node {i}: announcing VIPs it does not hold");
+                    assert!(
+                        self.nodes[i].holds,
+                        "node {i}: announcing VIPs it does not hold"
+                    );
                 }
                 Action::StateChanged { from, .. } => {
                     let prev = self
