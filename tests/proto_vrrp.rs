@@ -782,9 +782,11 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..300),
         src in any_ip(), dst in any_ip(),
     ) {
-        if let Ok((a, _)) = Advert::parse(&bytes, src, dst) {
-            // Whatever is accepted is consistent with the view.
+        if let Ok((a, form)) = Advert::parse(&bytes, src, dst) {
+            // Whatever is accepted is consistent with the view, and re-encodes.
             prop_assert!(a.buffer_len() <= bytes.len());
+            let again = a.to_bytes(src, dst, form).unwrap();
+            prop_assert_eq!(Advert::parse(&again, src, dst).unwrap().0, a);
         }
     }
 
@@ -797,7 +799,44 @@ proptest! {
     ) {
         let mut bytes = vec![first, 51, 150, count];
         bytes.extend_from_slice(&rest);
-        let _ = Advert::parse(&bytes, src, dst);
+        if let Ok((a, form)) = Advert::parse(&bytes, src, dst) {
+            let again = a.to_bytes(src, dst, form).unwrap();
+            prop_assert_eq!(Advert::parse(&again, src, dst).unwrap().0, a);
+        }
+    }
+
+    #[test]
+    fn mutated_valid_adverts_decode_or_fail_cleanly(
+        v6 in any::<bool>(), v2_ in any::<bool>(), n in 1usize..4,
+        at in any::<prop::sample::Index>(), value in any::<u8>(), reseal in any::<bool>(),
+        pseudo in any::<bool>(),
+    ) {
+        let (src, dst, addrs): (IpAddr, IpAddr, Vec<IpAddr>) = if v6 {
+            (SRC6, GROUP6, (0..n).map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16))).collect())
+        } else {
+            (SRC4, GROUP4, (0..n).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i as u8))).collect())
+        };
+        let version = if v2_ && !v6 { Version::V2 } else { Version::V3 };
+        let form = match (version, v6) {
+            (Version::V2, _) => ChecksumForm::WithoutPseudoHeader,
+            (_, true) => ChecksumForm::WithPseudoHeader,
+            _ if pseudo => ChecksumForm::WithPseudoHeader,
+            _ => ChecksumForm::WithoutPseudoHeader,
+        };
+        let a = Advert { version, vrid: 51, priority: 150, interval: Centis(100), addrs };
+        let mut bytes = a.to_bytes(src, dst, form).unwrap();
+        let i = at.index(bytes.len());
+        bytes[i] = value;
+        if reseal {
+            bytes = seal(bytes, src, dst, form == ChecksumForm::WithPseudoHeader);
+        }
+        match Advert::parse(&bytes, src, dst) {
+            Ok((b, f)) => {
+                let again = b.to_bytes(src, dst, f).unwrap();
+                prop_assert_eq!(Advert::parse(&again, src, dst).unwrap().0, b);
+            }
+            Err(e) => prop_assert!(!e.label().is_empty()),
+        }
     }
 
     #[test]
