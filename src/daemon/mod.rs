@@ -226,7 +226,7 @@ impl Supervisor {
         };
         let key = (inst.interface.clone(), source);
         if !self.sockets.contains_key(&key) {
-            let socket = Arc::new(VrrpSocket::open(&inst.interface, link.index, source)?);
+            let socket = Arc::new(open_socket(&inst.interface, link.index, source).await?);
             let dispatch: Dispatch = Arc::new(RwLock::new(HashMap::new()));
             let receiver = tokio::spawn(receiver::run(
                 socket.clone(),
@@ -677,6 +677,22 @@ impl Supervisor {
 enum OperatorChange {
     Priority(Option<u8>),
     Maintenance(bool),
+}
+
+/// Opens the VRRP sockets, waiting out IPv6 duplicate address detection: right after
+/// boot or link-up the link-local source is tentative for a second or two.
+async fn open_socket(ifname: &str, ifindex: u32, source: IpAddr) -> Result<VrrpSocket, NetError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match VrrpSocket::open(ifname, ifindex, source) {
+            Err(NetError::SourceNotAvailable { .. })
+                if source.is_ipv6() && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
