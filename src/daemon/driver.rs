@@ -69,6 +69,8 @@ pub struct MemberReport {
     pub own_fault: Option<String>,
     /// Own check penalty.
     pub own_penalty: u32,
+    /// The member's state now.
+    pub state: State,
 }
 
 /// Shared, read-mostly view of every instance for `vipctl status`.
@@ -392,6 +394,7 @@ impl Driver {
                 instance: self.inst.name.clone(),
                 own_fault: self.own_fault.clone(),
                 own_penalty: self.own_penalty,
+                state: self.router.state(),
             });
         }
     }
@@ -485,6 +488,7 @@ impl Driver {
                         self.notifier
                             .notify(&self.inst.name, &t, &reason.to_string());
                     }
+                    self.report_group();
                 }
                 Action::Released => {
                     self.released = true;

@@ -34,6 +34,8 @@ use crate::control::message::{Event, Request, Response, Status};
 use crate::control::overrides::OverrideStore;
 use crate::control::server::{serve, ControlCall, ControlListener};
 use crate::net::{FrameSender, LinkEvent, LinkWatcher, NetError, Netlink, VrrpSocket};
+use crate::track::Notifier;
+use crate::vrrp::State;
 
 use driver::{DriverContext, DriverHandle, Input, MemberReport, StatusBoard};
 use metrics::Metrics;
@@ -98,6 +100,8 @@ struct Supervisor {
     group_tx: mpsc::UnboundedSender<MemberReport>,
     group_rx: mpsc::UnboundedReceiver<MemberReport>,
     members: HashMap<String, MemberReport>,
+    group_states: HashMap<String, State>,
+    group_notifiers: HashMap<String, Notifier>,
     group_sent: HashMap<String, (Option<String>, u32)>,
     released_tx: mpsc::UnboundedSender<String>,
     released_rx: mpsc::UnboundedReceiver<String>,
@@ -183,6 +187,8 @@ impl Supervisor {
             group_tx,
             group_rx,
             members: HashMap::new(),
+            group_states: HashMap::new(),
+            group_notifiers: HashMap::new(),
             group_sent: HashMap::new(),
             released_tx,
             released_rx,
@@ -555,6 +561,7 @@ impl Supervisor {
             return;
         };
         self.members.insert(report.instance.clone(), report);
+        self.group_state_hooks(&group);
         for member in &group.instances {
             let fault = group
                 .instances
@@ -585,6 +592,49 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A group is master when every member is, fault when any member is, else backup;
+    /// the group's notify hooks run when that changes.
+    fn group_state_hooks(&mut self, group: &config::SyncGroup) {
+        let states: Vec<Option<State>> = group
+            .instances
+            .iter()
+            .map(|m| self.members.get(m).map(|r| r.state))
+            .collect();
+        if states.iter().any(|s| s.is_none()) {
+            return;
+        }
+        let state = if states.iter().all(|s| *s == Some(State::Master)) {
+            State::Master
+        } else if states.iter().any(|s| *s == Some(State::Fault)) {
+            State::Fault
+        } else if states.iter().all(|s| *s == Some(State::Init)) {
+            State::Init
+        } else {
+            State::Backup
+        };
+        let previous = self.group_states.insert(group.name.clone(), state);
+        if previous == Some(state) || state == State::Init {
+            return;
+        }
+        let detail: Vec<String> = group
+            .instances
+            .iter()
+            .zip(&states)
+            .map(|(m, s)| format!("{m} {}", s.map(|s| s.to_string()).unwrap_or_default()))
+            .collect();
+        let reason = format!("members: {}", detail.join(", "));
+        tracing::info!(
+            "sync group {}: now {} ({reason})",
+            group.name,
+            state.to_string().to_uppercase()
+        );
+        let notifier = self
+            .group_notifiers
+            .entry(group.name.clone())
+            .or_insert_with(|| Notifier::new(group.notify.clone()));
+        notifier.notify(&group.name, &state.to_string(), &reason);
     }
 
     async fn handle_request(&mut self, req: Request) -> Response {
