@@ -264,6 +264,12 @@ impl Driver {
             r.abort();
         }
         self.checks = None;
+        // Let the hooks of the last transitions run before the runtime goes away.
+        let _ = tokio::time::timeout(
+            self.inst.notify.timeout.min(Duration::from_secs(10)),
+            self.notifier.idle(),
+        )
+        .await;
         self.ctx
             .board
             .lock()

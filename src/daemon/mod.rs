@@ -463,6 +463,10 @@ impl Supervisor {
                 removed += 1;
             }
         }
+        if self.config.sync_groups != new.sync_groups {
+            self.group_notifiers.clear();
+            self.group_states.clear();
+        }
         self.config.sync_groups = new.sync_groups.clone();
         for inst in &new.instances {
             match old.get(&inst.name) {
@@ -607,7 +611,7 @@ impl Supervisor {
         }
         let state = if states.iter().all(|s| *s == Some(State::Master)) {
             State::Master
-        } else if states.iter().any(|s| *s == Some(State::Fault)) {
+        } else if states.contains(&Some(State::Fault)) {
             State::Fault
         } else if states.iter().all(|s| *s == Some(State::Init)) {
             State::Init
