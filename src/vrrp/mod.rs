@@ -1,1 +1,297 @@
 //! The RFC 5798 virtual router state machine: sans-IO, time passed in.
+//!
+//! One [`Router`] runs one virtual router (one VRID, one address family). It never
+//! reads a clock and never touches a socket: every input carries `now: Instant`, and
+//! every output is pulled by the driver with [`Router::poll_action`] (things to do now)
+//! and [`Router::poll_timeout`] (when to call [`Router::handle_timeout`] next).
+//!
+//! ```text
+//!  driver ──handle_advert / handle_timeout / set_* / shutdown──▶ Router
+//!  driver ◀──────────── poll_action / poll_timeout ───────────── Router
+//! ```
+//!
+//! # Timers (RFC 5798 §6.1, RFC 3768 §6.1)
+//!
+//! Timers are computed with integer arithmetic in **microseconds**, rounding down
+//! once at the end, exactly as keepalived does:
+//!
+//! * VRRPv3: `Skew_Time = floor((256 - Priority) * Master_Adver_Interval_us / 256)`,
+//!   with `Master_Adver_Interval_us = centiseconds * 10_000`.
+//! * VRRPv2: `Skew_Time = floor((256 - Priority) * 1_000_000 / 256)` µs (RFC 3768:
+//!   `(256 - Priority) / 256` seconds, independent of the interval).
+//! * both: `Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time`.
+//!
+//! Computing in whole centiseconds (the RFC's unit) would round 0.609375 s down to
+//! 0.60 s and make neighbouring priorities share a skew; microseconds keep every
+//! priority distinct and match keepalived to the microsecond.
+//!
+//! # Make-before-break release
+//!
+//! On [`Router::shutdown`] or [`Router::set_maintenance`] while Master, the router
+//! stays Master and keeps its VIPs while it sends priority-0 adverts every advert
+//! interval. It removes the VIPs only when it hears another router advertise with a
+//! priority above 0 (the new master), or when `Master_Down_Interval` has passed
+//! without one. So at every instant at least one router holds the VIPs. The state is
+//! `Master` during the whole release (the router still holds the VIPs); the
+//! transition (to `Init` for shutdown, to `Backup` for maintenance) is reported
+//! when the VIPs are removed.
+
+mod router;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::proto::{Centis, Version};
+
+pub use router::Router;
+pub use timers::{master_down_interval, skew_time};
+
+/// Static configuration of one virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Virtual Router Identifier, 1..=255.
+    pub vrid: u8,
+    /// Protocol version: VRRPv3 (RFC 5798) or VRRPv2 (RFC 3768).
+    pub version: Version,
+    /// Base priority from the configuration, 1..=255 (255 = address owner).
+    pub priority: u8,
+    /// Our Advertisement_Interval (v2: whole seconds stored as centiseconds).
+    pub advert_interval: Centis,
+    /// Preempt_Mode: a higher-priority backup takes over from a lower-priority master.
+    pub preempt: bool,
+    /// How long after entering Backup a router waits before it may preempt a
+    /// lower-priority master (see [`Router`] for the exact reading).
+    pub preempt_delay: Duration,
+    /// Our own address on the link: source of our adverts, used in the tie-break.
+    pub primary_addr: IpAddr,
+    /// The virtual addresses carried in our adverts (IPv6: link-local first).
+    pub vips: Vec<IpAddr>,
+}
+
+/// The state of a virtual router (RFC 5798 §6.4, plus Fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not running the protocol (before startup, after shutdown).
+    Init,
+    /// Watching the master (RFC 5798 §6.4.2).
+    Backup,
+    /// Holding the VIPs and advertising (RFC 5798 §6.4.3).
+    Master,
+    /// Out of service because of a fault (interface down, failing check).
+    Fault,
+}
+
+impl State {
+    /// The lowercase name used in status output and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Init => "init",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the driver should announce the VIPs (gratuitous ARP / unsolicited NA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnnounceReason {
+    /// We just became master.
+    Takeover,
+    /// We are master and heard a lower-priority master: re-announce so that clients
+    /// which followed the other master come back (RFC 9568 §6.4.3, keepalived #166).
+    SplitBrainHealed,
+}
+
+impl fmt::Display for AnnounceReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnnounceReason::Takeover => "takeover",
+            AnnounceReason::SplitBrainHealed => "split brain healed",
+        })
+    }
+}
+
+/// Why a state transition happened. `Display` gives a sentence for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// §6.4.1 startup with a priority below 255.
+    Startup,
+    /// §6.4.1 startup as the address owner.
+    AddressOwner,
+    /// §6.4.2 the master-down timer ran out without an advert.
+    MasterDown {
+        /// The master we last heard, if any since entering Backup.
+        master: Option<IpAddr>,
+        /// How long we heard nothing (since its last advert, or since entering Backup).
+        silent_for: Duration,
+    },
+    /// §6.4.2 the master sent priority 0 and the skew timer ran out.
+    MasterReleased {
+        /// The master that left.
+        master: IpAddr,
+    },
+    /// §6.4.2 preempt: we ignored a lower-priority master until the timer ran out.
+    Preempting {
+        /// The lower-priority master.
+        master: IpAddr,
+        /// Its priority.
+        priority: u8,
+    },
+    /// §6.4.3 another router advertises a higher priority.
+    HigherPriority {
+        /// The other router.
+        from: IpAddr,
+        /// Its priority.
+        priority: u8,
+    },
+    /// §6.4.3 another router advertises our priority from a higher primary address.
+    HigherAddress {
+        /// The other router.
+        from: IpAddr,
+        /// Its (and our) priority.
+        priority: u8,
+    },
+    /// Entered Fault.
+    Fault(String),
+    /// The fault cleared.
+    FaultCleared,
+    /// Shutdown requested.
+    Shutdown,
+    /// Maintenance (drain) requested.
+    Maintenance,
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Startup => f.write_str("startup"),
+            Reason::AddressOwner => f.write_str("address owner (priority 255)"),
+            Reason::MasterDown {
+                master: Some(m),
+                silent_for,
+            } => write!(f, "no advert from {m} for {}", fmt_secs(*silent_for)),
+            Reason::MasterDown {
+                master: None,
+                silent_for,
+            } => write!(f, "no advert for {}", fmt_secs(*silent_for)),
+            Reason::MasterReleased { master } => write!(f, "priority 0 from master {master}"),
+            Reason::Preempting { master, priority } => {
+                write!(f, "preempting lower priority {priority} from {master}")
+            }
+            Reason::HigherPriority { from, priority } => {
+                write!(f, "{from} has higher priority {priority}")
+            }
+            Reason::HigherAddress { from, priority } => {
+                write!(
+                    f,
+                    "{from} has equal priority {priority} and a higher address"
+                )
+            }
+            Reason::Fault(text) => write!(f, "fault: {text}"),
+            Reason::FaultCleared => f.write_str("fault cleared"),
+            Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Maintenance => f.write_str("maintenance"),
+        }
+    }
+}
+
+/// Something the driver must do now, pulled with [`Router::poll_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Build and send one advert now with these fields (VRID, version and VIPs come
+    /// from the [`RouterConfig`]).
+    SendAdvert {
+        /// Priority to put in the advert (0 = we are leaving).
+        priority: u8,
+        /// Our Advertisement_Interval.
+        interval: Centis,
+    },
+    /// Claim the VIPs (add them to the interface) before announcing them.
+    AddVips,
+    /// Send gratuitous ARP / unsolicited NA for all VIPs.
+    Announce {
+        /// Why.
+        reason: AnnounceReason,
+    },
+    /// Remove the VIPs from the interface.
+    RemoveVips,
+    /// The state changed (emitted once per real transition).
+    StateChanged {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// Shutdown finished (VIPs released): the driver may exit. Nothing follows.
+    Released,
+}
+
+/// Why a received advert was dropped (RFC 5798 §7.1, RFC 3768 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum RecvDrop {
+    /// §7.1: the TTL / hop limit was not 255.
+    #[error("TTL/hop limit {ttl}, expected 255")]
+    TtlNot255 {
+        /// The TTL it arrived with.
+        ttl: u8,
+    },
+    /// §7.1: the advert is for another virtual router.
+    #[error("advert for VRID {vrid}, not ours")]
+    OtherVrid {
+        /// Its VRID.
+        vrid: u8,
+    },
+    /// §7.1: the version differs from ours.
+    #[error("advert of another VRRP version")]
+    VersionMismatch,
+    /// RFC 3768 §7.1: a VRRPv2 advert whose interval differs from ours.
+    #[error("VRRPv2 advert interval {theirs:?} differs from ours {ours:?}")]
+    IntervalMismatch {
+        /// Our configured interval.
+        ours: Centis,
+        /// The advertised one.
+        theirs: Centis,
+    },
+    /// An advert advertising an interval of 0 (it would make every timer zero).
+    #[error("advert interval is zero")]
+    ZeroInterval,
+    /// The source address is of the other address family.
+    #[error("source address of another address family")]
+    FamilyMismatch,
+    /// The advert came from our own primary address (looped back).
+    #[error("our own advert")]
+    FromSelf,
+}
+
+impl RecvDrop {
+    /// A snake_case label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecvDrop::TtlNot255 { .. } => "ttl_not_255",
+            RecvDrop::OtherVrid { .. } => "other_vrid",
+            RecvDrop::VersionMismatch => "version_mismatch",
+            RecvDrop::IntervalMismatch { .. } => "interval_mismatch",
+            RecvDrop::ZeroInterval => "zero_interval",
+            RecvDrop::FamilyMismatch => "family_mismatch",
+            RecvDrop::FromSelf => "from_self",
+        }
+    }
+}

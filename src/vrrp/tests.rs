@@ -1,0 +1,876 @@
+//! Unit tests of the state machine, one rule each, named by RFC section.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::{Advert, Centis, Version};
+
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+const PEER_HI: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
+const PEER_LO: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
+const SEC: Centis = Centis(100);
+
+fn cfg(priority: u8) -> RouterConfig {
+    RouterConfig {
+        vrid: 51,
+        version: Version::V3,
+        priority,
+        advert_interval: SEC,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        primary_addr: ME,
+        vips: vec![VIP],
+    }
+}
+
+fn adv(priority: u8, interval: Centis) -> Advert {
+    Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority,
+        interval,
+        addrs: vec![VIP],
+    }
+}
+
+fn drain(r: &mut Router) -> Vec<Action> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn us(n: u64) -> Duration {
+    Duration::from_micros(n)
+}
+
+fn changed(from: State, to: State, reason: Reason) -> Action {
+    Action::StateChanged { from, to, reason }
+}
+
+fn takeover_actions(priority: u8, reason: Reason, from: State) -> Vec<Action> {
+    vec![
+        Action::SendAdvert {
+            priority,
+            interval: SEC,
+        },
+        Action::AddVips,
+        Action::Announce {
+            reason: AnnounceReason::Takeover,
+        },
+        changed(from, State::Master, reason),
+    ]
+}
+
+/// A started backup at `priority`.
+fn backup(priority: u8, t0: Instant) -> Router {
+    let mut r = Router::new(cfg(priority));
+    r.start(t0);
+    let _ = drain(&mut r);
+    assert_eq!(r.state(), State::Backup);
+    r
+}
+
+/// A master at `priority` (became master by timeout at t0 + MDI); returns the instant.
+fn master(priority: u8, t0: Instant) -> (Router, Instant) {
+    let mut r = backup(priority, t0);
+    let t = r.poll_timeout().expect("master-down timer");
+    r.handle_timeout(t);
+    let _ = drain(&mut r);
+    assert_eq!(r.state(), State::Master);
+    (r, t)
+}
+
+// ----- §6.1 timers --------------------------------------------------------------
+
+#[test]
+fn rfc5798_6_1_skew_time_is_computed_in_microseconds_rounded_down() {
+    // (256 - 100) * 1 s / 256 = 0.609375 s exactly.
+    assert_eq!(skew_time(Version::V3, 100, SEC), us(609_375));
+    // (256 - 255) * 1 s / 256 = 3906.25 us -> 3906 us.
+    assert_eq!(skew_time(Version::V3, 255, SEC), us(3_906));
+    // (256 - 1) * 40.95 s / 256 = 40_790_039.0625 us -> 40_790_039 us.
+    assert_eq!(skew_time(Version::V3, 1, Centis(4095)), us(40_790_039));
+    // Neighbouring priorities keep distinct skews even at 10 ms (whole centiseconds would not).
+    assert_ne!(
+        skew_time(Version::V3, 200, Centis(1)),
+        skew_time(Version::V3, 201, Centis(1))
+    );
+}
+
+#[test]
+fn rfc5798_6_1_master_down_interval_is_three_intervals_plus_skew() {
+    assert_eq!(master_down_interval(Version::V3, 100, SEC), us(3_609_375));
+    assert_eq!(
+        master_down_interval(Version::V3, 200, Centis(10)),
+        ms(300) + us(21_875)
+    );
+}
+
+#[test]
+fn rfc3768_6_1_v2_skew_time_is_seconds_independent_of_interval() {
+    // RFC 3768: Skew_Time = (256 - Priority) / 256 seconds.
+    assert_eq!(skew_time(Version::V2, 100, Centis(300)), us(609_375));
+    assert_eq!(skew_time(Version::V2, 100, SEC), us(609_375));
+    assert_eq!(
+        master_down_interval(Version::V2, 100, Centis(300)),
+        us(9_609_375)
+    );
+}
+
+// ----- §6.4.1 startup -------------------------------------------------------------
+
+#[test]
+fn rfc5798_6_4_1_new_router_does_nothing_until_started() {
+    let mut r = Router::new(cfg(100));
+    assert_eq!(r.state(), State::Init);
+    assert_eq!(r.poll_action(), None);
+    assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn rfc5798_6_4_1_address_owner_becomes_master_at_once() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255));
+    r.start(t0);
+    assert_eq!(
+        drain(&mut r),
+        takeover_actions(255, Reason::AddressOwner, State::Init)
+    );
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.master_addr(), Some(ME));
+    assert_eq!(r.poll_timeout(), Some(t0 + ms(1000)));
+}
+
+#[test]
+fn rfc5798_6_4_1_startup_below_255_enters_backup_with_master_down_timer() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100));
+    r.start(t0);
+    assert_eq!(
+        drain(&mut r),
+        vec![changed(State::Init, State::Backup, Reason::Startup)]
+    );
+    assert_eq!(r.master_adver_interval(), SEC);
+    assert_eq!(r.poll_timeout(), Some(t0 + us(3_609_375)));
+    assert_eq!(r.master_addr(), None);
+    // start() twice is a no-op.
+    r.start(t0 + ms(5));
+    assert_eq!(r.poll_action(), None);
+}
+
+#[test]
+fn rfc5798_6_4_3_master_sends_an_advert_every_advertisement_interval() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255));
+    r.start(t0);
+    let _ = drain(&mut r);
+    for k in 1..=5u64 {
+        let t = r.poll_timeout().expect("adver timer");
+        assert_eq!(t, t0 + ms(1000 * k));
+        // Early calls do nothing.
+        r.handle_timeout(t - ms(1));
+        assert_eq!(r.poll_action(), None);
+        r.handle_timeout(t);
+        assert_eq!(
+            drain(&mut r),
+            vec![Action::SendAdvert {
+                priority: 255,
+                interval: SEC
+            }]
+        );
+    }
+}
+
+// ----- §6.4.2 backup --------------------------------------------------------------
+
+#[test]
+fn rfc5798_6_4_2_backup_master_down_expiry_becomes_master() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    let t1 = t0 + ms(500);
+    assert_eq!(r.handle_advert(t1, PEER_HI, 255, &adv(200, SEC)), Ok(()));
+    assert_eq!(r.master_addr(), Some(PEER_HI));
+    let expiry = t1 + us(3_609_375);
+    assert_eq!(r.poll_timeout(), Some(expiry));
+    r.handle_timeout(expiry - us(1));
+    assert_eq!(r.poll_action(), None);
+    r.handle_timeout(expiry);
+    let reason = Reason::MasterDown {
+        master: Some(PEER_HI),
+        silent_for: us(3_609_375),
+    };
+    assert_eq!(reason.to_string(), "no advert from 192.0.2.12 for 3.61 s");
+    assert_eq!(drain(&mut r), takeover_actions(100, reason, State::Backup));
+    assert_eq!(r.master_addr(), Some(ME));
+}
+
+#[test]
+fn rfc5798_6_4_2_backup_priority_zero_sets_skew_timer() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.handle_advert(t0 + ms(100), PEER_HI, 255, &adv(200, SEC))
+        .expect("accepted");
+    let t1 = t0 + ms(700);
+    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC))
+        .expect("accepted");
+    assert_eq!(r.poll_timeout(), Some(t1 + us(609_375)));
+    r.handle_timeout(t1 + us(609_375));
+    let acts = drain(&mut r);
+    assert_eq!(
+        acts.last(),
+        Some(&changed(
+            State::Backup,
+            State::Master,
+            Reason::MasterReleased { master: PEER_HI }
+        ))
+    );
+    assert_eq!(
+        Reason::MasterReleased { master: PEER_HI }.to_string(),
+        "priority 0 from master 192.0.2.12"
+    );
+}
+
+#[test]
+fn rfc5798_6_4_2_backup_adopts_the_advertised_interval_v3() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.handle_advert(t0, PEER_HI, 255, &adv(200, Centis(200)))
+        .expect("accepted");
+    assert_eq!(r.master_adver_interval(), Centis(200));
+    // 3 * 2 s + 156 * 2 s / 256 = 6 s + 1.21875 s
+    assert_eq!(r.master_down_interval(), ms(7_218) + us(750));
+    assert_eq!(r.poll_timeout(), Some(t0 + ms(7_218) + us(750)));
+    assert_eq!(r.skew_time(), ms(1_218) + us(750));
+}
+
+#[test]
+fn rfc3768_7_1_v2_advert_with_another_interval_is_dropped() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.version = Version::V2;
+    let mut r = Router::new(c);
+    r.start(t0);
+    let _ = drain(&mut r);
+    let before = r.poll_timeout();
+    let mut a = adv(200, Centis(200));
+    a.version = Version::V2;
+    let e = r.handle_advert(t0 + ms(10), PEER_HI, 255, &a);
+    assert_eq!(
+        e,
+        Err(RecvDrop::IntervalMismatch {
+            ours: SEC,
+            theirs: Centis(200)
+        })
+    );
+    assert_eq!(e.map_err(|d| d.label()), Err("interval_mismatch"));
+    assert_eq!(r.poll_timeout(), before);
+    // The same interval is accepted; v2 keeps its own interval.
+    a.interval = SEC;
+    assert_eq!(r.handle_advert(t0 + ms(10), PEER_HI, 255, &a), Ok(()));
+    assert_eq!(r.poll_timeout(), Some(t0 + ms(10) + us(3_609_375)));
+}
+
+#[test]
+fn rfc5798_6_4_2_preempt_off_accepts_a_lower_priority_master() {
+    let t0 = Instant::now();
+    let mut c = cfg(200);
+    c.preempt = false;
+    let mut r = Router::new(c);
+    r.start(t0);
+    let _ = drain(&mut r);
+    for k in 0..20u64 {
+        let t = t0 + ms(1000 * k);
+        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
+        if let Some(due) = r.poll_timeout() {
+            if due <= t {
+                r.handle_timeout(t);
+            }
+        }
+    }
+    assert_eq!(r.state(), State::Backup);
+    assert_eq!(r.master_addr(), Some(PEER_LO));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + ms(19_000) + us(3_000_000 + 218_750))
+    );
+}
+
+#[test]
+fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
+    let t0 = Instant::now();
+    let mut r = backup(200, t0);
+    let first = t0 + us(3_218_750); // our Master_Down_Interval at priority 200
+                                    // The lower master's adverts do not reset the timer.
+    for k in 0..3u64 {
+        r.handle_advert(t0 + ms(1000 * k), PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
+    }
+    assert_eq!(r.poll_timeout(), Some(first));
+    r.handle_timeout(first);
+    let reason = Reason::Preempting {
+        master: PEER_LO,
+        priority: 100,
+    };
+    assert_eq!(
+        reason.to_string(),
+        "preempting lower priority 100 from 192.0.2.10"
+    );
+    assert_eq!(drain(&mut r), takeover_actions(200, reason, State::Backup));
+}
+
+#[test]
+fn rfc5798_6_4_2_preempt_delay_accepts_lower_master_until_it_has_passed() {
+    let t0 = Instant::now();
+    let mut c = cfg(200);
+    c.preempt_delay = Duration::from_secs(10);
+    let mut r = Router::new(c);
+    r.start(t0);
+    let _ = drain(&mut r);
+    let mut t = t0;
+    let mut last_accepted = t0;
+    while r.state() == State::Backup {
+        t += ms(1000);
+        if r.poll_timeout().is_some_and(|d| d <= t) {
+            r.handle_timeout(r.poll_timeout().expect("timer"));
+            break;
+        }
+        let before = r.poll_timeout();
+        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
+        if r.poll_timeout() != before {
+            last_accepted = t;
+        }
+    }
+    // Accepted while less than 10 s since entering Backup (t0 + 1 s ..= t0 + 9 s).
+    assert_eq!(last_accepted, t0 + ms(9_000));
+    assert_eq!(r.state(), State::Master);
+    let acts = drain(&mut r);
+    assert!(acts.contains(&changed(
+        State::Backup,
+        State::Master,
+        Reason::Preempting {
+            master: PEER_LO,
+            priority: 100
+        }
+    )));
+}
+
+#[test]
+fn rfc5798_6_4_2_backup_whose_priority_rises_preempts() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
+    let t1 = t0 + ms(1000);
+    r.handle_advert(t1, PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
+    assert_eq!(r.poll_timeout(), Some(t1 + us(3_609_375)));
+    r.set_base_priority(t1, 180);
+    assert_eq!(r.effective_priority(), 180);
+    assert_eq!(
+        r.poll_action(),
+        None,
+        "no StateChanged for a priority change"
+    );
+    // The master's adverts are now lower: ignored, so the timer set at t1 runs out.
+    r.handle_advert(t1 + ms(1000), PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
+    r.handle_advert(t1 + ms(2000), PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
+    assert_eq!(r.poll_timeout(), Some(t1 + us(3_609_375)));
+    r.handle_timeout(t1 + us(3_609_375));
+    assert_eq!(r.state(), State::Master);
+}
+
+// ----- §6.4.3 master --------------------------------------------------------------
+
+#[test]
+fn rfc5798_6_4_3_master_priority_zero_sends_advert_at_once() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    let t1 = tm + ms(300);
+    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC)).expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 100,
+            interval: SEC
+        }]
+    );
+    assert_eq!(r.poll_timeout(), Some(t1 + ms(1000)));
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn rfc5798_6_4_3_master_steps_down_on_higher_priority() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    let t1 = tm + ms(300);
+    r.handle_advert(t1, PEER_LO, 255, &adv(101, Centis(50)))
+        .expect("ok");
+    let reason = Reason::HigherPriority {
+        from: PEER_LO,
+        priority: 101,
+    };
+    assert_eq!(reason.to_string(), "192.0.2.10 has higher priority 101");
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::RemoveVips,
+            changed(State::Master, State::Backup, reason)
+        ]
+    );
+    // §6.4.3: Master_Adver_Interval = the advert's; Master_Down_Timer armed with it.
+    assert_eq!(r.master_adver_interval(), Centis(50));
+    assert_eq!(r.poll_timeout(), Some(t1 + ms(1500) + us(304_687)));
+    assert_eq!(r.master_addr(), Some(PEER_LO));
+}
+
+#[test]
+fn rfc5798_6_4_3_equal_priority_higher_primary_address_wins() {
+    let t0 = Instant::now();
+    // Equal priority from a higher address: step down.
+    let (mut r, tm) = master(100, t0);
+    r.handle_advert(tm, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(r.state(), State::Backup);
+    assert!(drain(&mut r).contains(&changed(
+        State::Master,
+        State::Backup,
+        Reason::HigherAddress {
+            from: PEER_HI,
+            priority: 100
+        }
+    )));
+    // Equal priority from a lower address: stay, advertise.
+    let (mut r, tm) = master(100, t0);
+    r.handle_advert(tm, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn rfc5798_6_4_3_addresses_compare_as_unsigned_big_endian_ipv6() {
+    let t0 = Instant::now();
+    let me: IpAddr = "fe80::9".parse::<Ipv6Addr>().expect("addr").into();
+    let hi: IpAddr = "fe80::1:0".parse::<Ipv6Addr>().expect("addr").into();
+    let mut c = cfg(100);
+    c.primary_addr = me;
+    c.vips = vec!["fe80::100".parse::<Ipv6Addr>().expect("addr").into()];
+    let mut r = Router::new(c);
+    r.start(t0);
+    let t = r.poll_timeout().expect("timer");
+    r.handle_timeout(t);
+    let _ = drain(&mut r);
+    let mut a = adv(100, SEC);
+    a.addrs = vec!["fe80::100".parse::<Ipv6Addr>().expect("addr").into()];
+    r.handle_advert(t, hi, 255, &a).expect("ok");
+    assert_eq!(r.state(), State::Backup);
+    // A v4 source on a v6 router is dropped.
+    assert_eq!(
+        r.handle_advert(t, PEER_HI, 255, &a),
+        Err(RecvDrop::FamilyMismatch)
+    );
+}
+
+#[test]
+fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    let t1 = tm + ms(420);
+    r.handle_advert(t1, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::SendAdvert {
+                priority: 200,
+                interval: SEC
+            },
+            Action::Announce {
+                reason: AnnounceReason::SplitBrainHealed
+            },
+        ]
+    );
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.poll_timeout(), Some(t1 + ms(1000)));
+}
+
+// ----- §7.1 receive checks -----------------------------------------------------------
+
+#[test]
+fn rfc5798_7_1_ttl_other_than_255_is_dropped_without_effect() {
+    let t0 = Instant::now();
+    for state_master in [false, true] {
+        let mut r = if state_master {
+            master(100, t0).0
+        } else {
+            backup(100, t0)
+        };
+        let before = (r.state(), r.poll_timeout());
+        for ttl in [0u8, 1, 64, 254] {
+            let e = r.handle_advert(t0, PEER_HI, ttl, &adv(250, SEC));
+            assert_eq!(e, Err(RecvDrop::TtlNot255 { ttl }));
+            assert_eq!(e.map_err(|d| d.label()), Err("ttl_not_255"));
+        }
+        assert_eq!((r.state(), r.poll_timeout()), before);
+        assert_eq!(r.poll_action(), None);
+    }
+}
+
+#[test]
+fn rfc5798_7_1_other_vrid_and_version_are_dropped() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    let mut a = adv(250, SEC);
+    a.vrid = 52;
+    assert_eq!(
+        r.handle_advert(tm, PEER_HI, 255, &a),
+        Err(RecvDrop::OtherVrid { vrid: 52 })
+    );
+    let mut a = adv(250, SEC);
+    a.version = Version::V2;
+    assert_eq!(
+        r.handle_advert(tm, PEER_HI, 255, &a),
+        Err(RecvDrop::VersionMismatch)
+    );
+    assert_eq!(
+        r.handle_advert(tm, ME, 255, &adv(250, SEC)),
+        Err(RecvDrop::FromSelf)
+    );
+    assert_eq!(
+        r.handle_advert(tm, PEER_HI, 255, &adv(250, Centis(0))),
+        Err(RecvDrop::ZeroInterval)
+    );
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.poll_action(), None);
+    assert_eq!(RecvDrop::OtherVrid { vrid: 1 }.label(), "other_vrid");
+    assert_eq!(RecvDrop::VersionMismatch.label(), "version_mismatch");
+}
+
+#[test]
+fn rfc5798_7_1_address_list_mismatch_is_counted_not_dropped() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    let mut a = adv(200, SEC);
+    a.addrs.push(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101)));
+    assert_eq!(r.handle_advert(t0, PEER_HI, 255, &a), Ok(()));
+    assert_eq!(r.address_list_mismatches(), 1);
+    assert_eq!(r.master_addr(), Some(PEER_HI));
+}
+
+// ----- priorities ---------------------------------------------------------------------
+
+#[test]
+fn rfc5798_6_1_address_owner_priority_cannot_be_moved() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255));
+    r.set_override(t0, Some(10));
+    r.set_penalty(t0, 500);
+    r.set_maintenance(t0, true);
+    assert_eq!(r.effective_priority(), 255);
+    assert_eq!(r.base_priority(), 255);
+}
+
+#[test]
+fn effective_priority_override_penalty_and_maintenance() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100));
+    assert_eq!(r.effective_priority(), 100);
+    r.set_penalty(t0, 30);
+    assert_eq!(r.effective_priority(), 70);
+    r.set_override(t0, Some(250));
+    assert_eq!(r.effective_priority(), 220);
+    r.set_override(t0, Some(255)); // clamped to 254
+    assert_eq!(r.override_priority(), Some(254));
+    r.set_penalty(t0, 0);
+    assert_eq!(r.effective_priority(), 254);
+    r.set_penalty(t0, u32::MAX);
+    assert_eq!(r.effective_priority(), 1);
+    r.set_penalty(t0, 0);
+    r.set_maintenance(t0, true);
+    assert_eq!(r.effective_priority(), 1);
+    r.set_maintenance(t0, false);
+    r.set_override(t0, None);
+    assert_eq!(r.effective_priority(), 100);
+    r.set_base_priority(t0, 0);
+    assert_eq!(r.base_priority(), 1);
+}
+
+#[test]
+fn master_priority_change_takes_effect_in_the_next_advert() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    r.set_base_priority(tm, 100);
+    r.set_penalty(tm, 40);
+    assert_eq!(r.poll_action(), None);
+    r.handle_timeout(tm + ms(1000));
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 60,
+            interval: SEC
+        }]
+    );
+}
+
+// ----- fault ------------------------------------------------------------------------
+
+#[test]
+fn fault_from_master_sends_priority_zero_and_removes_vips() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    r.set_fault(tm, Some("eth0 down".into()));
+    let reason = Reason::Fault("eth0 down".into());
+    assert_eq!(reason.to_string(), "fault: eth0 down");
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::SendAdvert {
+                priority: 0,
+                interval: SEC
+            },
+            Action::RemoveVips,
+            changed(State::Master, State::Fault, reason),
+        ]
+    );
+    assert_eq!(r.poll_timeout(), None);
+    // Adverts are ignored; staying in Fault emits nothing.
+    assert_eq!(r.handle_advert(tm, PEER_LO, 255, &adv(1, SEC)), Ok(()));
+    r.set_fault(tm, Some("still down".into()));
+    assert_eq!(r.poll_action(), None);
+    assert_eq!(r.fault(), Some("still down"));
+    // Leaving Fault: Init, then the startup rules.
+    let t2 = tm + ms(5000);
+    r.set_fault(t2, None);
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            changed(State::Fault, State::Init, Reason::FaultCleared),
+            changed(State::Init, State::Backup, Reason::Startup),
+        ]
+    );
+    assert_eq!(r.poll_timeout(), Some(t2 + us(3_609_375)));
+}
+
+#[test]
+fn fault_before_start_waits_for_start() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100));
+    r.set_fault(t0, Some("no link".into()));
+    r.start(t0);
+    assert_eq!(r.state(), State::Fault);
+    r.set_fault(t0, None);
+    assert_eq!(r.state(), State::Backup);
+}
+
+// ----- shutdown (make-before-break) --------------------------------------------------
+
+#[test]
+fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    r.shutdown(tm);
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 0,
+            interval: SEC
+        }]
+    );
+    assert_eq!(r.state(), State::Master);
+    assert!(r.is_releasing());
+    // Priority-0 adverts continue every interval, VIPs kept.
+    r.handle_timeout(tm + ms(1000));
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 0,
+            interval: SEC
+        }]
+    );
+    // Another router leaving (priority 0) is not a new master.
+    r.handle_advert(tm + ms(1100), PEER_HI, 255, &adv(0, SEC))
+        .expect("ok");
+    assert_eq!(r.poll_action(), None);
+    // The new master is heard (any priority above 0).
+    r.handle_advert(tm + ms(1200), PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::RemoveVips,
+            changed(State::Master, State::Init, Reason::Shutdown),
+            Action::Released
+        ]
+    );
+    assert_eq!(r.poll_timeout(), None);
+    // Nothing more after Released.
+    r.handle_advert(tm + ms(1300), PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    r.handle_timeout(tm + ms(100_000));
+    r.set_fault(tm, Some("x".into()));
+    r.set_maintenance(tm, true);
+    r.shutdown(tm);
+    r.start(tm);
+    assert_eq!(r.poll_action(), None);
+}
+
+#[test]
+fn shutdown_master_releases_after_master_down_interval_without_new_master() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    r.shutdown(tm);
+    let _ = drain(&mut r);
+    let deadline = tm + us(3_218_750);
+    let mut sent = 0;
+    while let Some(t) = r.poll_timeout() {
+        r.handle_timeout(t);
+        for a in drain(&mut r) {
+            match a {
+                Action::SendAdvert { priority: 0, .. } => {
+                    assert!(t < deadline);
+                    sent += 1;
+                }
+                Action::RemoveVips => assert_eq!(t, deadline),
+                Action::Released => assert_eq!(t, deadline),
+                Action::StateChanged { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(sent, 3, "priority-0 adverts at +1 s, +2 s, +3 s");
+    assert!(r.is_released());
+}
+
+#[test]
+fn shutdown_from_backup_init_and_fault_is_released_at_once() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.shutdown(t0);
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            changed(State::Backup, State::Init, Reason::Shutdown),
+            Action::Released
+        ]
+    );
+    let mut r = Router::new(cfg(100));
+    r.shutdown(t0);
+    assert_eq!(drain(&mut r), vec![Action::Released]);
+    let mut r = backup(100, t0);
+    r.set_fault(t0, Some("x".into()));
+    let _ = drain(&mut r);
+    r.shutdown(t0);
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            changed(State::Fault, State::Init, Reason::Shutdown),
+            Action::Released
+        ]
+    );
+}
+
+// ----- maintenance ------------------------------------------------------------------
+
+#[test]
+fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    r.set_maintenance(tm, true);
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 0,
+            interval: SEC
+        }]
+    );
+    assert_eq!(r.state(), State::Master);
+    let t1 = tm + ms(700);
+    r.handle_advert(t1, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::RemoveVips,
+            changed(State::Master, State::Backup, Reason::Maintenance)
+        ]
+    );
+    assert_eq!(r.effective_priority(), 1);
+    assert_eq!(r.master_addr(), Some(PEER_LO));
+    // The new master's adverts are accepted at priority 1.
+    for k in 1..10u64 {
+        r.handle_advert(t1 + ms(1000 * k), PEER_LO, 255, &adv(100, SEC))
+            .expect("ok");
+    }
+    assert_eq!(r.state(), State::Backup);
+    // Maintenance off: priority 200 again, preempt: the lower master is ignored.
+    let t2 = t1 + ms(9000);
+    r.set_maintenance(t2, false);
+    assert_eq!(r.effective_priority(), 200);
+    r.handle_advert(t2 + ms(1000), PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    // The timer still runs from the last advert accepted at priority 1 (at t2).
+    assert_eq!(r.poll_timeout(), Some(t2 + us(3_996_093)));
+    r.handle_timeout(t2 + us(3_996_093));
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn maintenance_off_during_handover_cancels_it() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    r.set_maintenance(tm, true);
+    let _ = drain(&mut r);
+    r.set_maintenance(tm + ms(10), false);
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: SEC
+        }]
+    );
+    assert!(!r.is_releasing());
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn no_state_changed_without_a_transition() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.set_base_priority(t0, 100);
+    r.set_override(t0, None);
+    r.set_penalty(t0, 0);
+    r.set_maintenance(t0, false);
+    r.set_fault(t0, None);
+    assert_eq!(r.poll_action(), None);
+}
+
+#[test]
+fn display_strings() {
+    assert_eq!(State::Master.to_string(), "master");
+    assert_eq!(State::Init.to_string(), "init");
+    assert_eq!(State::Backup.to_string(), "backup");
+    assert_eq!(State::Fault.to_string(), "fault");
+    assert_eq!(Reason::Startup.to_string(), "startup");
+    assert_eq!(
+        Reason::AddressOwner.to_string(),
+        "address owner (priority 255)"
+    );
+    assert_eq!(Reason::FaultCleared.to_string(), "fault cleared");
+    assert_eq!(Reason::Shutdown.to_string(), "shutdown");
+    assert_eq!(Reason::Maintenance.to_string(), "maintenance");
+    assert_eq!(
+        Reason::MasterDown {
+            master: Some(PEER_LO),
+            silent_for: ms(3350)
+        }
+        .to_string(),
+        "no advert from 192.0.2.10 for 3.35 s"
+    );
+}

@@ -1,0 +1,219 @@
+//! Notify hooks: order, arguments, environment, failures and timeouts.
+//! Hooks are `/bin/sh -c SCRIPT ...` appending to a file in a temp dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use vipd::track::{Notifier, NotifySpec};
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "vipd-notify-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("log")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `/bin/sh -c '{ SCRIPT; } >> FILE' ARGS...` (the log file's path is quoted
+/// into the script).
+fn sh(script: &str, file: &Path, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        format!("{{ {script}; }} >> '{}'", file.display()),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn settle(n: &Notifier) {
+    tokio::time::timeout(Duration::from_secs(10), n.idle())
+        .await
+        .expect("hooks finish within 10 s");
+}
+
+#[tokio::test]
+async fn hooks_run_in_order_with_arguments_and_environment() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let spec = NotifySpec {
+        // The master hook is slow: if hooks ran concurrently, `any` would log first.
+        master: Some(sh(
+            "sleep 0.2; echo \"$0 $@ [$VIPD_STATE]\"",
+            &f,
+            &["master-hook", "x y"],
+        )),
+        backup: Some(sh(
+            "echo \"$0 [$VIPD_INSTANCE|$VIPD_STATE|$VIPD_REASON]\"",
+            &f,
+            &["backup-hook"],
+        )),
+        fault: Some(sh("echo \"$0\"", &f, &["fault-hook"])),
+        // sh -c SCRIPT INSTANCE STATE REASON: $0 = INSTANCE, $1 = STATE, $2 = REASON.
+        any: Some(sh("echo \"any <$0> <$1> <$2> [$VIPD_REASON]\"", &f, &[])),
+        timeout: Duration::from_secs(5),
+    };
+    let n = Notifier::new(spec);
+    n.notify("web", "master", "no advert from 192.0.2.11 for 3.35 s");
+    n.notify("web", "backup", "higher priority 200 from 192.0.2.12");
+    n.notify("web", "fault", "track check 'db' is unhealthy");
+    n.notify("web", "master", "split brain healed: still master");
+    settle(&n).await;
+    assert_eq!(
+        lines(&f),
+        vec![
+            "master-hook x y [master]",
+            "any <web> <master> <no advert from 192.0.2.11 for 3.35 s> [no advert from 192.0.2.11 for 3.35 s]",
+            "backup-hook [web|backup|higher priority 200 from 192.0.2.12]",
+            "any <web> <backup> <higher priority 200 from 192.0.2.12> [higher priority 200 from 192.0.2.12]",
+            "fault-hook",
+            "any <web> <fault> <track check 'db' is unhealthy> [track check 'db' is unhealthy]",
+            "master-hook x y [master]",
+            "any <web> <master> <split brain healed: still master> [split brain healed: still master]",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn notify_never_blocks_the_caller() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        master: Some(sh("sleep 0.5; echo m", &f, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    let start = Instant::now();
+    for _ in 0..3 {
+        n.notify("web", "master", "r");
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(100), "notify took {took:?}");
+    assert!(lines(&f).is_empty(), "hook ran synchronously");
+    settle(&n).await;
+    assert_eq!(lines(&f), vec!["m", "m", "m"]);
+}
+
+#[tokio::test]
+async fn a_failing_missing_or_hanging_hook_does_not_stop_the_next() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        // Writes, then fails.
+        master: Some(sh("echo master; exit 3", &f, &[])),
+        // Cannot start.
+        backup: Some(vec!["/nonexistent/vipd-hook".into()]),
+        // Hangs past the timeout and is killed before it writes.
+        fault: Some(sh("sleep 10; echo fault-late", &f, &[])),
+        any: Some(sh("echo \"any $1\"", &f, &[])),
+        timeout: Duration::from_millis(300),
+    });
+    let start = Instant::now();
+    n.notify("db", "master", "a");
+    n.notify("db", "backup", "b");
+    n.notify("db", "fault", "c");
+    settle(&n).await;
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "hanging hook not killed: {took:?}"
+    );
+    assert_eq!(
+        lines(&f),
+        vec!["master", "any master", "any backup", "any fault"]
+    );
+}
+
+#[tokio::test]
+async fn states_without_their_own_hook_run_only_any() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        master: Some(sh("echo master", &f, &[])),
+        any: Some(sh("echo \"any $1\"", &f, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    n.notify("db", "backup", "x");
+    n.notify("db", "init", "y");
+    settle(&n).await;
+    assert_eq!(lines(&f), vec!["any backup", "any init"]);
+}
+
+#[tokio::test]
+async fn queued_hooks_still_run_after_the_notifier_is_dropped() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        backup: Some(sh("sleep 0.1; echo backup", &f, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "backup", "shutdown");
+    n.notify("web", "backup", "shutdown");
+    drop(n);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lines(&f).len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(lines(&f), vec!["backup", "backup"]);
+}
+
+#[tokio::test]
+async fn no_hooks_configured_is_idle_at_once() {
+    let n = Notifier::new(NotifySpec {
+        timeout: Duration::from_secs(1),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "master", "r");
+    settle(&n).await;
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest_hooks_so_the_latest_state_runs() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        any: Some(sh("echo \"$2\"", &f, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    // The test runtime is single-threaded: the worker cannot start before we yield.
+    let total = vipd::track::QUEUE_CAP + 10;
+    for i in 0..total {
+        n.notify(
+            "web",
+            if i % 2 == 0 { "master" } else { "backup" },
+            &i.to_string(),
+        );
+    }
+    settle(&n).await;
+    let want: Vec<String> = (10..total).map(|i| i.to_string()).collect();
+    assert_eq!(lines(&f), want);
+}
