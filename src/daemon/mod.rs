@@ -1,1 +1,689 @@
-//! daemon: wiring: runtime, one driver per instance, signals, reload, metrics.
+//! Wiring: the runtime, one driver per instance, signals, reload, control socket,
+//! sync groups, sd_notify and metrics.
+//!
+//! ```text
+//!  signals (TERM/INT/HUP) --+
+//!  control socket calls ----+--> [ supervisor ] --spawn/stop--> drivers (one per instance)
+//!  link watcher (netlink) --+        |   ^                           ^
+//!  sync-group reports ------+        |   +---- MemberReport ---------+
+//!  released notices --------+        v
+//!                            receivers (one per interface+source) --Input::Advert--> drivers
+//! ```
+//!
+//! The supervisor owns every kernel handle that instances share (VRRP sockets,
+//! packet sockets, the netlink handle) and routes events to drivers; it never
+//! touches an address itself except to clean up after a crashed earlier run.
+
+pub mod driver;
+pub mod metrics;
+mod ratelimit;
+mod receiver;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::{self, Config, ConfigErrors, Instance};
+use crate::control::message::{Event, Request, Response, Status};
+use crate::control::overrides::OverrideStore;
+use crate::control::server::{serve, ControlCall, ControlListener};
+use crate::net::{FrameSender, LinkEvent, LinkWatcher, NetError, Netlink, VrrpSocket};
+
+use driver::{DriverContext, DriverHandle, Input, MemberReport, StatusBoard};
+use metrics::Metrics;
+use receiver::Dispatch;
+
+/// Why the daemon could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// A kernel facility is missing or refused.
+    #[error("{0}")]
+    Net(#[from] NetError),
+    /// The control socket could not be set up.
+    #[error("control socket: {0}")]
+    Control(String),
+    /// The metrics listener could not be bound.
+    #[error("metrics listener on {addr}: {source}")]
+    Metrics {
+        /// Address from `metrics-listen`.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Loads the configuration at `path` and runs the daemon until SIGTERM/SIGINT.
+pub fn run(path: &Path) -> Result<(), DaemonError> {
+    let config = config::load(path).map_err(DaemonError::Config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Startup(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let mut sup = Supervisor::start(path.to_path_buf(), config).await?;
+        sup.run().await;
+        Ok(())
+    })
+}
+
+struct SocketEntry {
+    socket: Arc<VrrpSocket>,
+    dispatch: Dispatch,
+    receiver: JoinHandle<()>,
+}
+
+struct Supervisor {
+    path: PathBuf,
+    config: Config,
+    netlink: Netlink,
+    metrics: Metrics,
+    board: StatusBoard,
+    events: broadcast::Sender<Event>,
+    drivers: HashMap<String, DriverHandle>,
+    sockets: HashMap<(String, IpAddr), SocketEntry>,
+    frames: HashMap<String, Arc<FrameSender>>,
+    store: OverrideStore,
+    group_tx: mpsc::UnboundedSender<MemberReport>,
+    group_rx: mpsc::UnboundedReceiver<MemberReport>,
+    members: HashMap<String, MemberReport>,
+    group_sent: HashMap<String, (Option<String>, u32)>,
+    released_tx: mpsc::UnboundedSender<String>,
+    released_rx: mpsc::UnboundedReceiver<String>,
+    /// Instances waiting for their old driver to finish its release before starting.
+    pending: HashMap<String, Instance>,
+    /// ifindex of each interface in use, to notice an interface that was re-created.
+    ifindex: HashMap<String, u32>,
+    calls_rx: mpsc::Receiver<ControlCall>,
+    link_rx: mpsc::Receiver<LinkEvent>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Supervisor {
+    async fn start(path: PathBuf, config: Config) -> Result<Self, DaemonError> {
+        let netlink = Netlink::connect().await?;
+        let metrics = Metrics::new();
+        let (events, _) = broadcast::channel(1024);
+        let board: StatusBoard = Arc::new(Mutex::new(BTreeMap::new()));
+
+        // Before anything else: a crashed earlier run may have left VIPs behind; a
+        // restarted host must never answer for a VIP it does not own.
+        for inst in &config.instances {
+            let link = netlink.link(&inst.interface).await?;
+            let present = netlink.addresses(link.index).await?;
+            for vip in &inst.vips {
+                if present.iter().any(|a| a.addr() == vip.addr()) {
+                    tracing::warn!(
+                        "{}: removing {vip} from {}, left there by an earlier run",
+                        inst.name,
+                        inst.interface
+                    );
+                    netlink.del_address(link.index, *vip).await?;
+                }
+            }
+        }
+
+        let store = match OverrideStore::load(&config.state_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(DaemonError::Startup(format!(
+                    "cannot read operator overrides in {}: {e} (fix or remove the file; vipd will not guess whether a host was drained)",
+                    config.state_dir.display()
+                )))
+            }
+        };
+
+        let listener =
+            ControlListener::bind(&config.control_socket, config.control_group.as_deref())
+                .map_err(|e| DaemonError::Control(e.to_string()))?;
+        let (calls_tx, calls_rx) = mpsc::channel(64);
+        let mut background = vec![tokio::spawn(serve(listener, calls_tx, events.clone()))];
+
+        if let Some(addr) = config.metrics_listen {
+            let l = metrics::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            background.push(tokio::spawn(metrics.clone().serve(l)));
+        }
+
+        let mut watcher = LinkWatcher::open()?;
+        let (link_tx, link_rx) = mpsc::channel(256);
+        background.push(tokio::spawn(async move {
+            while let Some(ev) = watcher.next().await {
+                if link_tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        }));
+
+        let (group_tx, group_rx) = mpsc::unbounded_channel();
+        let (released_tx, released_rx) = mpsc::unbounded_channel();
+        let mut sup = Supervisor {
+            path,
+            config: config.clone(),
+            netlink,
+            metrics,
+            board,
+            events,
+            drivers: HashMap::new(),
+            sockets: HashMap::new(),
+            frames: HashMap::new(),
+            store,
+            group_tx,
+            group_rx,
+            members: HashMap::new(),
+            group_sent: HashMap::new(),
+            released_tx,
+            released_rx,
+            pending: HashMap::new(),
+            ifindex: HashMap::new(),
+            calls_rx,
+            link_rx,
+            background,
+        };
+        for inst in config.instances {
+            sup.start_instance(inst).await?;
+        }
+        Ok(sup)
+    }
+
+    fn group_of(&self, instance: &str) -> Option<&config::SyncGroup> {
+        self.config
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|m| m == instance))
+    }
+
+    async fn start_instance(&mut self, inst: Instance) -> Result<(), DaemonError> {
+        let link = self.netlink.link(&inst.interface).await?;
+        self.ifindex.insert(inst.interface.clone(), link.index);
+        let v6 = matches!(inst.family, config::Family::V6);
+        let source = match inst.source_address {
+            Some(a) => a,
+            None => self
+                .netlink
+                .primary_address(link.index, v6)
+                .await?
+                .ok_or_else(|| {
+                    DaemonError::Startup(format!(
+                        "{}: interface {} has no {} address to send adverts from; add one or set source-address",
+                        inst.name,
+                        inst.interface,
+                        if v6 { "IPv6 link-local" } else { "IPv4" }
+                    ))
+                })?,
+        };
+        let key = (inst.interface.clone(), source);
+        if !self.sockets.contains_key(&key) {
+            let socket = Arc::new(VrrpSocket::open(&inst.interface, link.index, source)?);
+            let dispatch: Dispatch = Arc::new(RwLock::new(HashMap::new()));
+            let receiver = tokio::spawn(receiver::run(
+                socket.clone(),
+                inst.interface.clone(),
+                dispatch.clone(),
+                self.metrics.clone(),
+            ));
+            self.sockets.insert(
+                key.clone(),
+                SocketEntry {
+                    socket,
+                    dispatch,
+                    receiver,
+                },
+            );
+        }
+        let frames = match self.frames.get(&inst.interface) {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(FrameSender::open(link.index)?);
+                self.frames.insert(inst.interface.clone(), f.clone());
+                f
+            }
+        };
+        let Some(entry) = self.sockets.get(&key) else {
+            return Err(DaemonError::Startup("socket table corrupted".into()));
+        };
+        let saved = self.store.get(&inst.name);
+        let group = self
+            .group_of(&inst.name)
+            .map(|g| (g.name.clone(), self.group_tx.clone()));
+        let ctx = DriverContext {
+            netlink: self.netlink.clone(),
+            socket: entry.socket.clone(),
+            frames,
+            ifindex: link.index,
+            mac: link.mac,
+            source,
+            link_up: link.up,
+            metrics: self.metrics.clone(),
+            board: self.board.clone(),
+            events: self.events.clone(),
+            group,
+            priority_override: saved.priority,
+            maintenance: saved.maintenance,
+        };
+        if saved.priority.is_some() || saved.maintenance {
+            tracing::info!(
+                "{}: restored operator state: priority override {:?}, maintenance {}",
+                inst.name,
+                saved.priority,
+                saved.maintenance
+            );
+        }
+        let vrid = inst.vrid;
+        let name = inst.name.clone();
+        let handle = driver::spawn(inst, ctx);
+        entry
+            .dispatch
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vrid, handle.tx.clone());
+        self.drivers.insert(name, handle);
+        Ok(())
+    }
+
+    /// Asks the driver of `name` to hand over and stop; the supervisor hears about it
+    /// on `released_rx` once the router is released.
+    fn stop_instance(&mut self, name: &str) {
+        let Some(handle) = self.drivers.remove(name) else {
+            return;
+        };
+        let tx = handle.tx.clone();
+        let released = self.released_tx.clone();
+        let name = name.to_string();
+        let sockets: Vec<Dispatch> = self.sockets.values().map(|s| s.dispatch.clone()).collect();
+        let vrid = handle.instance.vrid;
+        tokio::spawn(async move {
+            let _ = tx.send(Input::Shutdown).await;
+            let _ = handle.task.await;
+            for d in sockets {
+                let mut d = d.write().unwrap_or_else(|e| e.into_inner());
+                if d.get(&vrid).is_some_and(|t| t.same_channel(&tx)) {
+                    d.remove(&vrid);
+                }
+            }
+            let _ = released.send(name);
+        });
+    }
+
+    async fn run(&mut self) {
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!(
+            "vipd {} running {} instance(s) from {}",
+            env!("CARGO_PKG_VERSION"),
+            self.drivers.len(),
+            self.path.display()
+        );
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = recv_signal(&mut term) => break,
+                _ = recv_signal(&mut int) => break,
+                _ = recv_signal(&mut hup) => {
+                    tracing::info!("SIGHUP: reloading {}", self.path.display());
+                    let _ = self.reload().await;
+                }
+                Some(call) = self.calls_rx.recv() => {
+                    let resp = self.handle_request(call.request).await;
+                    let _ = call.reply.send(resp);
+                }
+                Some(ev) = self.link_rx.recv() => self.handle_link(ev).await,
+                Some(report) = self.group_rx.recv() => self.handle_member(report),
+                Some(name) = self.released_rx.recv() => {
+                    if let Some(inst) = self.pending.remove(&name) {
+                        if let Err(e) = self.start_instance(inst).await {
+                            tracing::error!("{name}: cannot restart after reload: {e}");
+                        }
+                    }
+                }
+                _ = tick.tick() => self.notify_status(),
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn notify_status(&self) {
+        let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        let line: Vec<String> = board
+            .values()
+            .map(|s| format!("{} {}", s.name, s.state))
+            .collect();
+        let status = if line.is_empty() {
+            "no instances".to_string()
+        } else {
+            line.join(", ")
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down: handing over every master");
+        let limit = self
+            .drivers
+            .values()
+            .map(|d| {
+                let i = d.instance.advert_interval.as_duration();
+                3 * i + i
+            })
+            .max()
+            .unwrap_or_default()
+            .min(Duration::from_secs(60))
+            + Duration::from_secs(1);
+        let names: Vec<String> = self.drivers.keys().cloned().collect();
+        let mut waiting = 0usize;
+        for n in &names {
+            self.stop_instance(n);
+            waiting += 1;
+        }
+        let deadline = Instant::now() + limit;
+        while waiting > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.released_rx.recv()).await {
+                Ok(Some(_)) => waiting -= 1,
+                _ => break,
+            }
+        }
+        if waiting > 0 {
+            tracing::warn!(
+                "{waiting} instance(s) did not finish their handover in time; removing their VIPs"
+            );
+            for inst in &self.config.instances {
+                if let Ok(link) = self.netlink.link(&inst.interface).await {
+                    for vip in &inst.vips {
+                        let _ = self.netlink.del_address(link.index, *vip).await;
+                    }
+                }
+            }
+        }
+        for b in self.background.drain(..) {
+            b.abort();
+        }
+        for s in self.sockets.values() {
+            s.receiver.abort();
+        }
+        let _ = std::fs::remove_file(&self.config.control_socket);
+        tracing::info!("stopped");
+    }
+
+    async fn reload(&mut self) -> Result<String, String> {
+        let new = match config::load(&self.path) {
+            Ok(c) => c,
+            Err(errs) => {
+                for d in &errs.0 {
+                    tracing::error!("reload rejected, keeping the running configuration: {d}");
+                }
+                return Err(format!(
+                    "reload rejected, running configuration kept: {}",
+                    errs.0.first().map(|d| d.to_string()).unwrap_or_default()
+                ));
+            }
+        };
+        if new.control_socket != self.config.control_socket
+            || new.metrics_listen != self.config.metrics_listen
+            || new.state_dir != self.config.state_dir
+            || new.control_group != self.config.control_group
+        {
+            tracing::warn!("reload: control-socket, control-group, metrics-listen and state-dir changes take effect at the next restart");
+        }
+        let old: HashMap<String, Instance> = self
+            .config
+            .instances
+            .iter()
+            .map(|i| (i.name.clone(), i.clone()))
+            .collect();
+        let mut kept = 0;
+        let mut changed = 0;
+        let mut added = 0;
+        let mut removed = 0;
+        for name in old.keys() {
+            if !new.instances.iter().any(|i| &i.name == name) {
+                tracing::info!("{name}: removed from the configuration: handing over");
+                self.stop_instance(name);
+                removed += 1;
+            }
+        }
+        self.config.sync_groups = new.sync_groups.clone();
+        for inst in &new.instances {
+            match old.get(&inst.name) {
+                Some(o) if o == inst => kept += 1,
+                Some(o)
+                    if Instance {
+                        priority: inst.priority,
+                        ..o.clone()
+                    } == *inst =>
+                {
+                    // Only the priority changed: no rebuild, no transition of its own.
+                    if let Some(d) = self.drivers.get_mut(&inst.name) {
+                        let _ = d.tx.send(Input::BasePriority(inst.priority)).await;
+                        d.instance = inst.clone();
+                    }
+                    changed += 1;
+                }
+                Some(_) => {
+                    tracing::info!("{}: settings changed: rebuilding the instance", inst.name);
+                    self.stop_instance(&inst.name);
+                    self.pending.insert(inst.name.clone(), inst.clone());
+                    changed += 1;
+                }
+                None => {
+                    if let Err(e) = self.start_instance(inst.clone()).await {
+                        tracing::error!("{}: cannot start: {e}", inst.name);
+                    } else {
+                        added += 1;
+                    }
+                }
+            }
+        }
+        let (cs, cg, ml, sd) = (
+            self.config.control_socket.clone(),
+            self.config.control_group.clone(),
+            self.config.metrics_listen,
+            self.config.state_dir.clone(),
+        );
+        self.config = new;
+        self.config.control_socket = cs;
+        self.config.control_group = cg;
+        self.config.metrics_listen = ml;
+        self.config.state_dir = sd;
+        let msg = format!(
+            "reloaded: {kept} unchanged, {changed} changed, {added} added, {removed} removed"
+        );
+        tracing::info!("{msg}");
+        Ok(msg)
+    }
+
+    async fn handle_link(&mut self, ev: LinkEvent) {
+        let known = self.ifindex.get(&ev.name).copied();
+        if !ev.removed && known.is_some_and(|i| i != ev.index) {
+            // The interface was deleted and created again: its sockets are dead.
+            tracing::warn!(
+                "{}: interface re-created (index {} -> {}): rebuilding its instances",
+                ev.name,
+                known.unwrap_or(0),
+                ev.index
+            );
+            let names: Vec<String> = self
+                .drivers
+                .values()
+                .filter(|d| d.instance.interface == ev.name)
+                .map(|d| d.instance.name.clone())
+                .collect();
+            self.sockets.retain(|(ifname, _), s| {
+                if *ifname == ev.name {
+                    s.receiver.abort();
+                    false
+                } else {
+                    true
+                }
+            });
+            self.frames.remove(&ev.name);
+            for n in names {
+                if let Some(inst) = self.drivers.get(&n).map(|d| d.instance.clone()) {
+                    self.stop_instance(&n);
+                    self.pending.insert(n, inst);
+                }
+            }
+            return;
+        }
+        let up = ev.up && !ev.removed;
+        for d in self.drivers.values() {
+            if d.instance.interface == ev.name {
+                let _ = d.tx.send(Input::Link { up }).await;
+            }
+        }
+    }
+
+    /// Sync groups: a member's own fault puts every other member in fault; a member's
+    /// check penalty applies to every member, so the group moves as one.
+    fn handle_member(&mut self, report: MemberReport) {
+        let Some(group) = self.group_of(&report.instance).cloned() else {
+            return;
+        };
+        self.members.insert(report.instance.clone(), report);
+        for member in &group.instances {
+            let fault = group
+                .instances
+                .iter()
+                .filter(|o| *o != member)
+                .find_map(|o| {
+                    self.members.get(o).and_then(|r| {
+                        r.own_fault
+                            .as_ref()
+                            .map(|f| format!("sync group {}: {o} is in fault ({f})", group.name))
+                    })
+                });
+            let penalty = group
+                .instances
+                .iter()
+                .filter_map(|o| self.members.get(o).map(|r| r.own_penalty))
+                .max()
+                .unwrap_or(0);
+            let want = (fault.clone(), penalty);
+            if self.group_sent.get(member) == Some(&want) {
+                continue;
+            }
+            if let Some(d) = self.drivers.get(member) {
+                let ok1 = d.tx.try_send(Input::GroupFault(fault)).is_ok();
+                let ok2 = d.tx.try_send(Input::GroupPenalty(penalty)).is_ok();
+                if ok1 && ok2 {
+                    self.group_sent.insert(member.clone(), want);
+                }
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => {
+                let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+                Response::Status(Status {
+                    instances: board.values().cloned().collect(),
+                })
+            }
+            Request::Reload => match self.reload().await {
+                Ok(m) => Response::Ok { message: m },
+                Err(m) => Response::Error { message: m },
+            },
+            Request::PrioritySet { instance, value } => {
+                self.operator(&instance, OperatorChange::Priority(Some(value)))
+                    .await
+            }
+            Request::PriorityClear { instance } => {
+                self.operator(&instance, OperatorChange::Priority(None))
+                    .await
+            }
+            Request::Maintenance { instance, on } => {
+                self.operator(&instance, OperatorChange::Maintenance(on))
+                    .await
+            }
+            Request::Events => Response::Error {
+                message: "events are served by the control server".into(),
+            },
+        }
+    }
+
+    async fn operator(&mut self, instance: &str, change: OperatorChange) -> Response {
+        let Some(d) = self.drivers.get(instance) else {
+            let mut known: Vec<&str> = self.drivers.keys().map(|s| s.as_str()).collect();
+            known.sort_unstable();
+            return Response::Error {
+                message: format!(
+                    "unknown instance {instance:?} (known: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            };
+        };
+        let tx = d.tx.clone();
+        let (saved, input, msg) = match change {
+            OperatorChange::Priority(p) => (
+                self.store.set_priority(instance, p),
+                Input::Override(p),
+                match p {
+                    Some(v) => format!(
+                        "{instance}: priority override {v} set (saved in the state directory)"
+                    ),
+                    None => format!("{instance}: priority override cleared"),
+                },
+            ),
+            OperatorChange::Maintenance(on) => {
+                (
+                    self.store.set_maintenance(instance, on),
+                    Input::Maintenance(on),
+                    if on {
+                        format!("{instance}: maintenance on: handing over if master, then staying backup")
+                    } else {
+                        format!("{instance}: maintenance off")
+                    },
+                )
+            }
+        };
+        if let Err(e) = saved {
+            return Response::Error {
+                message: format!(
+                    "cannot save the change under {}: {e}; nothing changed",
+                    self.config.state_dir.display()
+                ),
+            };
+        }
+        tracing::info!("operator: {msg}");
+        if tx.send(input).await.is_err() {
+            return Response::Error {
+                message: format!("{instance}: instance is stopping"),
+            };
+        }
+        Response::Ok { message: msg }
+    }
+}
+
+enum OperatorChange {
+    Priority(Option<u8>),
+    Maintenance(bool),
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -5,6 +5,14 @@
 //! Nothing here performs I/O. Every decoder accepts any byte string and returns
 //! `Ok` or `Err`; none can panic or read out of bounds.
 
+pub mod arp;
+pub mod ipv4;
+pub mod ndp;
 pub mod vrrp;
 
-pub use vrrp::{Advert, Centis, Version};
+pub use arp::gratuitous_arp;
+pub use ipv4::{parse_ipv4, Ipv4Header};
+pub use ndp::unsolicited_na;
+pub use vrrp::{
+    check_ttl, Advert, Centis, ChecksumForm, DecodeError, EncodeError, Family, Version, VrrpPacket,
+};

@@ -1,6 +1,6 @@
 //! VRRP advertisements: VRRPv3 (RFC 5798 §5) for IPv4 and IPv6, VRRPv2 (RFC 3768 §5).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A duration in centiseconds, the unit of the VRRPv3 Max Advertise Interval field.
 ///
@@ -37,4 +37,671 @@ pub struct Advert {
     pub interval: Centis,
     /// The virtual addresses, all of one family. For IPv6 the first is link-local.
     pub addrs: Vec<IpAddr>,
+}
+
+/// IP protocol number of VRRP (RFC 5798 §5.1.1.4, RFC 3768 §5.2.4).
+pub const IP_PROTOCOL: u8 = 112;
+/// IPv4 multicast group of VRRP adverts (RFC 5798 §5.1.1.2).
+pub const IPV4_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// IPv6 multicast group of VRRP adverts (RFC 5798 §5.1.2.2).
+pub const IPV6_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// TTL / hop limit of every advert (RFC 5798 §5.1.1.3, §5.1.2.3).
+pub const TTL: u8 = 255;
+
+/// Length of the fixed VRRP header (version/type .. checksum).
+pub const HEADER_LEN: usize = 8;
+/// Length of the VRRPv2 Authentication Data trailer (RFC 3768 §5.3.10).
+pub const V2_AUTH_DATA_LEN: usize = 8;
+/// Length of a CARP advert (ucarp / OpenBSD CARP), which shares protocol 112,
+/// group 224.0.0.18 and first byte 0x21 with VRRPv2.
+pub const CARP_LEN: usize = 36;
+/// VRRP Type ADVERTISEMENT, the only type defined (RFC 5798 §5.2.2).
+pub const TYPE_ADVERTISEMENT: u8 = 1;
+/// Largest v3 Max Advertise Interval: 12 bits of centiseconds (RFC 5798 §5.2.7).
+pub const V3_MAX_INTERVAL: Centis = Centis(0x0fff);
+
+impl Version {
+    /// The value of the 4-bit Version field.
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        }
+    }
+}
+
+/// The address family of an advert: that of its IP header and of every address it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: addresses are 4 bytes.
+    Ipv4,
+    /// IPv6: addresses are 16 bytes (VRRPv3 only).
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The length of one address of this family on the wire.
+    pub fn addr_len(self) -> usize {
+        match self {
+            Family::Ipv4 => 4,
+            Family::Ipv6 => 16,
+        }
+    }
+
+    /// The family shared by a source and a destination, if they agree.
+    pub fn of_pair(src: IpAddr, dst: IpAddr) -> Option<Family> {
+        let f = Family::of(src);
+        (f == Family::of(dst)).then_some(f)
+    }
+}
+
+/// Which bytes the VRRP checksum covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumForm {
+    /// The VRRP message preceded by the IP pseudo-header (RFC 5798 §5.2.8): the only form
+    /// for IPv6; keepalived's and FRR's default for VRRPv3 over IPv4.
+    WithPseudoHeader,
+    /// The VRRP message alone: VRRPv2 (RFC 3768 §5.3.8); VRRPv3 over IPv4 as read by
+    /// RFC 9568, Cisco and Juniper (keepalived `v3_checksum_as_v2`).
+    WithoutPseudoHeader,
+}
+
+/// Why received bytes are not an acceptable VRRP advert.
+///
+/// The VRRP variants map one-to-one onto the receive checks of RFC 5798 §7.1 (and RFC 3768
+/// §7.1) that can be made from the bytes and the IP addresses alone; the `Ipv4*` variants
+/// are the IPv4 header in front of them ([`crate::proto::ipv4::parse_ipv4`]). Each has a
+/// stable metric label ([`DecodeError::label`]).
+///
+/// Not a variant, by decision:
+/// - v3 `rsvd` bits set: RFC 5798 §5.2.7 says they "MUST be set to zero on transmission
+///   and ignored on reception", so they are ignored (readable with
+///   [`VrrpPacket::reserved`]).
+/// - IPv6 first address not link-local: RFC 5798 §5.2.9 is a sender rule, not a §7.1
+///   receive check, and keepalived 2.2.7 sends its configured global VIP first (see the
+///   captured fixture); rejecting would break interoperation.
+/// - VRID not configured, interval mismatch, TTL: need local state, checked by the router
+///   (for TTL see [`check_ttl`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// RFC 5798 §7.1: shorter than the fixed header (8 bytes; 16 for VRRPv2 with its
+    /// authentication trailer).
+    #[error("VRRP packet too short: {len} bytes, the fixed part needs {need}")]
+    TooShort {
+        /// Bytes received.
+        len: usize,
+        /// Bytes the fixed part needs.
+        need: usize,
+    },
+    /// RFC 5798 §7.1: the version is neither 3 nor (RFC 3768) 2.
+    #[error("VRRP version {0} (expected 2 or 3)")]
+    BadVersion(u8),
+    /// RFC 5798 §5.2.2: "A packet with unknown type MUST be discarded."
+    #[error("VRRP type {0} (only 1, ADVERTISEMENT, is defined)")]
+    BadType(u8),
+    /// RFC 5798 §7.1: the packet does not contain the `Count IPvX Addr` addresses it
+    /// announces (and for VRRPv2 the authentication data after them).
+    #[error("VRRP packet announces {count} addresses ({need} bytes) but has only {len} bytes")]
+    AddressCountMismatch {
+        /// The Count IPvX Addr field.
+        count: u8,
+        /// Length implied by the count.
+        need: usize,
+        /// Bytes received.
+        len: usize,
+    },
+    /// RFC 5798 §7.1: the checksum verifies in no acceptable form.
+    #[error("VRRP checksum does not verify")]
+    BadChecksum,
+    /// RFC 5798 §5.2.7 / RFC 3768 §5.3.7: an advertisement interval of 0 cannot drive
+    /// the Master_Down timer.
+    #[error("VRRP advertisement interval is 0")]
+    IntervalZero,
+    /// RFC 3768 §5.3.6 and §7.1: only Auth Type 0 (no authentication) is supported, and a
+    /// packet whose Auth Type differs from the local one MUST be discarded.
+    #[error("VRRPv2 authentication type {0} (only 0, no authentication, is supported)")]
+    UnsupportedAuthType(u8),
+    /// The IP source and destination are of different families, or a VRRPv2 packet came
+    /// over IPv6 (RFC 3768 is IPv4-only).
+    #[error("address family mismatch between IP header and VRRP version")]
+    FamilyMismatch,
+    /// RFC 5798 §5.2.5: `Count IPvX Addr` "minimum value is 1" (VRRPv3).
+    #[error("VRRPv3 advert carries no address")]
+    NoAddresses,
+    /// The packet is a CARP advert (ucarp): first byte 0x21 like VRRPv2, but 36 bytes and
+    /// an address count that does not fit that length.
+    #[error("CARP advertisement, not VRRP")]
+    Carp,
+    /// RFC 5798 §7.1: the IPv4 TTL / IPv6 hop limit is not 255.
+    #[error("TTL / hop limit {0} (must be 255)")]
+    BadTtl(u8),
+    /// IPv4 header shorter than 20 bytes.
+    #[error("IPv4 header truncated: {len} bytes")]
+    Ipv4TooShort {
+        /// Bytes received.
+        len: usize,
+    },
+    /// IPv4 header Version field is not 4.
+    #[error("IP version {0} in an IPv4 header")]
+    Ipv4BadVersion(u8),
+    /// IPv4 IHL below 5 or beyond the received bytes.
+    #[error("IPv4 header length {header_len} invalid for {len} bytes")]
+    Ipv4BadHeaderLength {
+        /// IHL * 4.
+        header_len: usize,
+        /// Bytes received.
+        len: usize,
+    },
+    /// IPv4 Total Length below the header length or beyond the received bytes.
+    #[error("IPv4 total length {total_len} invalid (header {header_len}, received {len})")]
+    Ipv4BadTotalLength {
+        /// The Total Length field.
+        total_len: usize,
+        /// IHL * 4.
+        header_len: usize,
+        /// Bytes received.
+        len: usize,
+    },
+}
+
+impl DecodeError {
+    /// A stable snake_case label for metrics (`reason="..."`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            DecodeError::TooShort { .. } => "too_short",
+            DecodeError::BadVersion(_) => "bad_version",
+            DecodeError::BadType(_) => "bad_type",
+            DecodeError::AddressCountMismatch { .. } => "address_count_mismatch",
+            DecodeError::BadChecksum => "bad_checksum",
+            DecodeError::IntervalZero => "interval_zero",
+            DecodeError::UnsupportedAuthType(_) => "auth_type",
+            DecodeError::FamilyMismatch => "family_mismatch",
+            DecodeError::NoAddresses => "no_addresses",
+            DecodeError::Carp => "carp",
+            DecodeError::BadTtl(_) => "bad_ttl",
+            DecodeError::Ipv4TooShort { .. } => "ipv4_too_short",
+            DecodeError::Ipv4BadVersion(_) => "ipv4_bad_version",
+            DecodeError::Ipv4BadHeaderLength { .. } => "ipv4_bad_header_length",
+            DecodeError::Ipv4BadTotalLength { .. } => "ipv4_bad_total_length",
+        }
+    }
+}
+
+/// RFC 5798 §7.1 (RFC 3768 §7.1): the TTL / hop limit of a received advert MUST be 255.
+///
+/// Kept apart from [`Advert::parse`] because the hop limit of IPv6 arrives as a control
+/// message, and the caller decides whether unicast adverts are held to it.
+pub fn check_ttl(ttl: u8) -> Result<(), DecodeError> {
+    if ttl == TTL {
+        Ok(())
+    } else {
+        Err(DecodeError::BadTtl(ttl))
+    }
+}
+
+/// Why an [`Advert`] cannot be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The output buffer is shorter than [`Advert::buffer_len`].
+    #[error("buffer of {have} bytes, advert needs {need}")]
+    BufferTooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// Source, destination and addresses are not all of one family, or VRRPv2 over IPv6.
+    #[error("addresses of mixed families, or VRRPv2 over IPv6")]
+    FamilyMismatch,
+    /// More than 255 addresses (Count IPvX Addr is 8 bits).
+    #[error("{0} addresses, at most 255 fit")]
+    TooManyAddresses(usize),
+    /// RFC 5798 §5.2.5: a VRRPv3 advert carries at least one address.
+    #[error("VRRPv3 advert without addresses")]
+    NoAddresses,
+    /// RFC 3768 §5.3.7: a VRRPv2 Adver Int is whole seconds, 1..=255.
+    #[error("VRRPv2 interval {0:?} is not a whole number of seconds in 1..=255")]
+    V2Interval(Centis),
+    /// RFC 5798 §5.2.7: a VRRPv3 Max Adver Int is 1..=4095 centiseconds.
+    #[error("VRRPv3 interval {0:?} outside 1..=4095 centiseconds")]
+    V3Interval(Centis),
+    /// The checksum form is not the one the version and family prescribe (VRRPv2: without
+    /// pseudo-header; VRRPv3 over IPv6: with).
+    #[error("checksum form {form:?} not allowed for {version:?} over {family:?}")]
+    ChecksumFormNotAllowed {
+        /// Requested form.
+        form: ChecksumForm,
+        /// Advert version.
+        version: Version,
+        /// Address family.
+        family: Family,
+    },
+}
+
+/// A read-only view over the bytes of a VRRP packet (v2 or v3, IPv4 or IPv6).
+///
+/// [`VrrpPacket::new_checked`] verifies every length once; after it, no accessor can
+/// panic. [`VrrpPacket::new_unchecked`] skips the checks, and then the accessors return
+/// zero / `None` for bytes that are missing rather than panicking.
+#[derive(Debug, Clone)]
+pub struct VrrpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+    family: Family,
+}
+
+impl<T: AsRef<[u8]>> VrrpPacket<T> {
+    /// Wrap a buffer without checking it.
+    pub fn new_unchecked(buffer: T, family: Family) -> Self {
+        VrrpPacket { buffer, family }
+    }
+
+    /// Wrap a buffer, checking (in this order) that it holds the fixed header, a known
+    /// version, a version allowed for the family, is not CARP, and holds every address
+    /// announced by `Count IPvX Addr` (plus the v2 authentication data). Trailing bytes
+    /// beyond that length (Ethernet padding) are allowed and ignored.
+    pub fn new_checked(buffer: T, family: Family) -> Result<Self, DecodeError> {
+        let packet = Self::new_unchecked(buffer, family);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    fn check_len(&self) -> Result<(), DecodeError> {
+        let bytes = self.buffer.as_ref();
+        let len = bytes.len();
+        // RFC 5798 §7.1: the packet must contain the complete VRRP packet, fixed fields first.
+        if len < HEADER_LEN {
+            return Err(DecodeError::TooShort {
+                len,
+                need: HEADER_LEN,
+            });
+        }
+        // RFC 5798 §7.1: version 3 (RFC 3768 §7.1: version 2).
+        let version = match bytes[0] >> 4 {
+            2 => Version::V2,
+            3 => Version::V3,
+            v => return Err(DecodeError::BadVersion(v)),
+        };
+        // RFC 3768 §1: VRRPv2 is defined for IPv4 only.
+        if version == Version::V2 && self.family == Family::Ipv6 {
+            return Err(DecodeError::FamilyMismatch);
+        }
+        let count = bytes[3];
+        let need = packet_len(version, self.family, count);
+        // ucarp's CARP: 0x21 like VRRPv2, told apart only by its 36-byte length.
+        if version == Version::V2 && len == CARP_LEN && need != CARP_LEN {
+            return Err(DecodeError::Carp);
+        }
+        let fixed = packet_len(version, self.family, 0);
+        if len < fixed {
+            return Err(DecodeError::TooShort { len, need: fixed });
+        }
+        // RFC 5798 §7.1: all Count IPvX Addr addresses present (RFC 3768: and auth data).
+        if len < need {
+            return Err(DecodeError::AddressCountMismatch { count, need, len });
+        }
+        Ok(())
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The address family the view was created for.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    fn byte(&self, i: usize) -> u8 {
+        self.buffer.as_ref().get(i).copied().unwrap_or(0)
+    }
+
+    /// The raw 4-bit Version field.
+    pub fn version_field(&self) -> u8 {
+        self.byte(0) >> 4
+    }
+
+    /// The version (V3 for any value but 2; exact after `new_checked`).
+    pub fn version(&self) -> Version {
+        if self.version_field() == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        }
+    }
+
+    /// The 4-bit Type field (RFC 5798 §5.2.2).
+    pub fn msg_type(&self) -> u8 {
+        self.byte(0) & 0x0f
+    }
+
+    /// Virtual Rtr ID (RFC 5798 §5.2.3).
+    pub fn vrid(&self) -> u8 {
+        self.byte(1)
+    }
+
+    /// Priority (RFC 5798 §5.2.4).
+    pub fn priority(&self) -> u8 {
+        self.byte(2)
+    }
+
+    /// Count IPvX Addr (RFC 5798 §5.2.5).
+    pub fn addr_count(&self) -> u8 {
+        self.byte(3)
+    }
+
+    /// VRRPv3: the 4 `rsvd` bits (RFC 5798 §5.2.6), ignored on receive. VRRPv2: 0.
+    pub fn reserved(&self) -> u8 {
+        match self.version() {
+            Version::V3 => self.byte(4) >> 4,
+            Version::V2 => 0,
+        }
+    }
+
+    /// VRRPv2: the Auth Type field (RFC 3768 §5.3.6). VRRPv3: `None`.
+    pub fn auth_type(&self) -> Option<u8> {
+        match self.version() {
+            Version::V2 => Some(self.byte(4)),
+            Version::V3 => None,
+        }
+    }
+
+    /// The advertisement interval: v3 Max Adver Int, 12 bits of centiseconds
+    /// (RFC 5798 §5.2.7); v2 Adver Int in seconds, times 100 (RFC 3768 §5.3.7).
+    pub fn interval(&self) -> Centis {
+        match self.version() {
+            Version::V3 => Centis(u16::from_be_bytes([self.byte(4) & 0x0f, self.byte(5)])),
+            Version::V2 => Centis(u16::from(self.byte(5)) * 100),
+        }
+    }
+
+    /// The Checksum field (RFC 5798 §5.2.8).
+    pub fn checksum(&self) -> u16 {
+        u16::from_be_bytes([self.byte(6), self.byte(7)])
+    }
+
+    /// The length of the VRRP packet implied by version, family and address count
+    /// (without any trailing padding).
+    pub fn packet_len(&self) -> usize {
+        packet_len(self.version(), self.family, self.addr_count())
+    }
+
+    /// The `index`th address, if it is within both the count and the buffer.
+    pub fn addr(&self, index: usize) -> Option<IpAddr> {
+        if index >= usize::from(self.addr_count()) {
+            return None;
+        }
+        let n = self.family.addr_len();
+        let start = HEADER_LEN + index * n;
+        let raw = self.buffer.as_ref().get(start..start + n)?;
+        Some(match self.family {
+            Family::Ipv4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(raw).ok()?)),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(raw).ok()?)),
+        })
+    }
+
+    /// The addresses, in order (as many as the count announces and the buffer holds).
+    pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        (0..usize::from(self.addr_count())).map_while(move |i| self.addr(i))
+    }
+
+    /// VRRPv2: the 8 bytes of Authentication Data (RFC 3768 §5.3.10), if present.
+    pub fn auth_data(&self) -> Option<&[u8]> {
+        if self.version() != Version::V2 {
+            return None;
+        }
+        let start = HEADER_LEN + usize::from(self.addr_count()) * self.family.addr_len();
+        self.buffer.as_ref().get(start..start + V2_AUTH_DATA_LEN)
+    }
+
+    /// Whether the checksum verifies in `form`, for a packet sent from `src` to `dst`
+    /// (the real destination, unicast or multicast). `false` if bytes are missing or
+    /// `src` / `dst` are not of the view's family.
+    pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr, form: ChecksumForm) -> bool {
+        if Family::of_pair(src, dst) != Some(self.family) {
+            return false;
+        }
+        match self.buffer.as_ref().get(..self.packet_len()) {
+            Some(msg) => fold(checksum_sum(msg, src, dst, form)) == 0xffff,
+            None => false,
+        }
+    }
+}
+
+/// Length of a VRRP packet of `version` carrying `count` addresses of `family`.
+fn packet_len(version: Version, family: Family, count: u8) -> usize {
+    let trailer = match version {
+        Version::V2 => V2_AUTH_DATA_LEN,
+        Version::V3 => 0,
+    };
+    HEADER_LEN + usize::from(count) * family.addr_len() + trailer
+}
+
+/// One's-complement sum (unfolded) of `data` as big-endian 16-bit words.
+fn sum_words(data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(2);
+    let mut sum: u64 = chunks
+        .by_ref()
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    if let [last] = chunks.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+/// Fold a 64-bit one's-complement sum into 16 bits.
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // The loop leaves sum <= 0xffff.
+    u16::try_from(sum).unwrap_or(0xffff)
+}
+
+/// Unfolded sum of the pseudo-header (if `form` asks for it) and the VRRP message.
+fn checksum_sum(msg: &[u8], src: IpAddr, dst: IpAddr, form: ChecksumForm) -> u64 {
+    let len = msg.len() as u64;
+    let pseudo = match (form, src, dst) {
+        (ChecksumForm::WithoutPseudoHeader, _, _) => 0,
+        // RFC 5798 §5.2.8 -> RFC 768-style IPv4 pseudo-header: src, dst, 0, protocol, length.
+        (ChecksumForm::WithPseudoHeader, IpAddr::V4(s), IpAddr::V4(d)) => {
+            sum_words(&s.octets()) + sum_words(&d.octets()) + u64::from(IP_PROTOCOL) + len
+        }
+        // RFC 5798 §5.2.8 -> RFC 8200 §8.1: src, dst, 32-bit length, 3 zero bytes, next header.
+        (ChecksumForm::WithPseudoHeader, IpAddr::V6(s), IpAddr::V6(d)) => {
+            sum_words(&s.octets())
+                + sum_words(&d.octets())
+                + (len >> 16)
+                + (len & 0xffff)
+                + u64::from(IP_PROTOCOL)
+        }
+        // Mixed families: no pseudo-header exists; callers reject this case first.
+        (ChecksumForm::WithPseudoHeader, _, _) => 0,
+    };
+    pseudo + sum_words(msg)
+}
+
+/// Compute the checksum of `msg` (whose checksum field must be zero).
+fn compute_checksum(msg: &[u8], src: IpAddr, dst: IpAddr, form: ChecksumForm) -> u16 {
+    !fold(checksum_sum(msg, src, dst, form))
+}
+
+impl Advert {
+    /// Decode a VRRP advert from the IP payload `bytes` (after the IPv4 header / as read
+    /// from an IPv6 raw socket), sent from `src` to `dst`. Bytes beyond the length
+    /// implied by `Count IPvX Addr` are ignored (Ethernet padding).
+    ///
+    /// Returns the advert and the checksum form that verified: VRRPv2 only without the
+    /// pseudo-header (RFC 3768 §5.3.8), VRRPv3 over IPv6 only with it (RFC 5798 §5.2.8),
+    /// VRRPv3 over IPv4 either (tried with it first, as keepalived and FRR send it).
+    ///
+    /// Checks, in order: families of `src`/`dst`, then [`VrrpPacket::new_checked`]
+    /// (length, version, CARP, count), type, checksum, v2 auth type, interval, v3 count.
+    pub fn parse(
+        bytes: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<(Advert, ChecksumForm), DecodeError> {
+        let family = Family::of_pair(src, dst).ok_or(DecodeError::FamilyMismatch)?;
+        let packet = VrrpPacket::new_checked(bytes, family)?;
+        // RFC 5798 §5.2.2: a packet with unknown type MUST be discarded.
+        if packet.msg_type() != TYPE_ADVERTISEMENT {
+            return Err(DecodeError::BadType(packet.msg_type()));
+        }
+        let version = packet.version();
+        // RFC 5798 §7.1: MUST verify the VRRP checksum (forms: see ChecksumForm).
+        let candidates: &[ChecksumForm] = match (version, family) {
+            (Version::V2, _) => &[ChecksumForm::WithoutPseudoHeader],
+            (Version::V3, Family::Ipv6) => &[ChecksumForm::WithPseudoHeader],
+            (Version::V3, Family::Ipv4) => &[
+                ChecksumForm::WithPseudoHeader,
+                ChecksumForm::WithoutPseudoHeader,
+            ],
+        };
+        let form = candidates
+            .iter()
+            .copied()
+            .find(|&f| packet.verify_checksum(src, dst, f))
+            .ok_or(DecodeError::BadChecksum)?;
+        // RFC 3768 §7.1: discard unless Auth Type matches ours, which is always 0.
+        if let Some(auth) = packet.auth_type() {
+            if auth != 0 {
+                return Err(DecodeError::UnsupportedAuthType(auth));
+            }
+        }
+        // RFC 5798 §5.2.7 / RFC 3768 §5.3.7: an interval of 0 is meaningless.
+        let interval = packet.interval();
+        if interval.0 == 0 {
+            return Err(DecodeError::IntervalZero);
+        }
+        // RFC 5798 §5.2.5: Count IPvX Addr minimum value is 1.
+        if version == Version::V3 && packet.addr_count() == 0 {
+            return Err(DecodeError::NoAddresses);
+        }
+        let advert = Advert {
+            version,
+            vrid: packet.vrid(),
+            priority: packet.priority(),
+            interval,
+            addrs: packet.addrs().collect(),
+        };
+        Ok((advert, form))
+    }
+
+    /// The number of bytes [`Advert::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        let addrs: usize = self.addrs.iter().map(|a| Family::of(*a).addr_len()).sum();
+        let trailer = match self.version {
+            Version::V2 => V2_AUTH_DATA_LEN,
+            Version::V3 => 0,
+        };
+        HEADER_LEN + addrs + trailer
+    }
+
+    /// Encode the advert into `buf` for a packet from `src` to `dst` (the real
+    /// destination: the group, or a unicast peer), with the checksum in `form`.
+    /// Returns the number of bytes written ([`Advert::buffer_len`]).
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        form: ChecksumForm,
+    ) -> Result<usize, EncodeError> {
+        let family = Family::of_pair(src, dst).ok_or(EncodeError::FamilyMismatch)?;
+        if self.addrs.iter().any(|a| Family::of(*a) != family) {
+            return Err(EncodeError::FamilyMismatch);
+        }
+        // RFC 3768 §1: VRRPv2 is IPv4 only.
+        if self.version == Version::V2 && family == Family::Ipv6 {
+            return Err(EncodeError::FamilyMismatch);
+        }
+        // RFC 5798 §5.2.5: the count is 8 bits, minimum 1 (v3).
+        let count = u8::try_from(self.addrs.len())
+            .map_err(|_| EncodeError::TooManyAddresses(self.addrs.len()))?;
+        if self.version == Version::V3 && count == 0 {
+            return Err(EncodeError::NoAddresses);
+        }
+        let allowed = match (self.version, family) {
+            // RFC 3768 §5.3.8: checksum over the VRRP message only.
+            (Version::V2, _) => form == ChecksumForm::WithoutPseudoHeader,
+            // RFC 5798 §5.2.8: IPv6 always with the pseudo-header.
+            (Version::V3, Family::Ipv6) => form == ChecksumForm::WithPseudoHeader,
+            (Version::V3, Family::Ipv4) => true,
+        };
+        if !allowed {
+            return Err(EncodeError::ChecksumFormNotAllowed {
+                form,
+                version: self.version,
+                family,
+            });
+        }
+        let (byte4, byte5) = match self.version {
+            // RFC 3768 §5.3.6-7: Auth Type 0, Adver Int in whole seconds 1..=255.
+            Version::V2 => {
+                let secs = self.interval.0 / 100;
+                if self.interval.0 % 100 != 0 || !(1..=255).contains(&secs) {
+                    return Err(EncodeError::V2Interval(self.interval));
+                }
+                (
+                    0u8,
+                    u8::try_from(secs).map_err(|_| EncodeError::V2Interval(self.interval))?,
+                )
+            }
+            // RFC 5798 §5.2.6-7: 4 rsvd bits zero, 12 bits of centiseconds.
+            Version::V3 => {
+                if self.interval.0 == 0 || self.interval > V3_MAX_INTERVAL {
+                    return Err(EncodeError::V3Interval(self.interval));
+                }
+                let [hi, lo] = self.interval.0.to_be_bytes();
+                (hi & 0x0f, lo)
+            }
+        };
+        let len = self.buffer_len();
+        let have = buf.len();
+        let out = buf
+            .get_mut(..len)
+            .ok_or(EncodeError::BufferTooSmall { need: len, have })?;
+        out.fill(0);
+        out[0] = (self.version.number() << 4) | TYPE_ADVERTISEMENT;
+        out[1] = self.vrid;
+        out[2] = self.priority;
+        out[3] = count;
+        out[4] = byte4;
+        out[5] = byte5;
+        let mut at = HEADER_LEN;
+        for addr in &self.addrs {
+            match addr {
+                IpAddr::V4(a) => out[at..at + 4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => out[at..at + 16].copy_from_slice(&a.octets()),
+            }
+            at += family.addr_len();
+        }
+        // RFC 3768 §5.3.10: Authentication Data zero for Auth Type 0 (already zeroed).
+        let sum = compute_checksum(out, src, dst, form);
+        out[6..8].copy_from_slice(&sum.to_be_bytes());
+        Ok(len)
+    }
+
+    /// [`Advert::emit`] into a new vector of [`Advert::buffer_len`] bytes.
+    pub fn to_bytes(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        form: ChecksumForm,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = vec![0; self.buffer_len()];
+        let n = self.emit(&mut buf, src, dst, form)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
 }

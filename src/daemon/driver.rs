@@ -1,0 +1,635 @@
+//! One driver per instance: owns the sans-IO [`Router`] and carries out its actions.
+//!
+//! ```text
+//!   receiver (per interface+source) --Input::Advert--+
+//!   link watcher -------------------Input::Link------+
+//!   supervisor (control, reload) ---Input::*---------+--> [ driver task ] --> VrrpSocket::send (adverts)
+//!   health checks ------------------TrackEvent-------+        |   Router       --> Netlink add/del VIPs
+//!   sync group coordinator ---------Input::Group*----+        |   (sans-IO)    --> FrameSender (GARP / NA)
+//!                                                             +--> status board, events, metrics, notify hooks
+//! ```
+//!
+//! The driver never decides anything about the protocol: it turns inputs into
+//! `Router` calls with `now = Instant::now()` and executes `poll_action()` in order.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::Instance;
+use crate::control::message::{Event, InstanceStatus, TrackStatus, Transition};
+use crate::net::{FrameSender, Netlink, VrrpSocket};
+use crate::proto::{arp, ndp, Advert, ChecksumForm};
+use crate::track::{self, CheckSet, Notifier, TrackEvent};
+use crate::vrrp::{Action, AnnounceReason, Router, RouterConfig, State};
+
+use super::metrics::Metrics;
+
+/// Something that happened that the instance's router must hear about.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded advert for this VRID, with its IP-level facts.
+    Advert {
+        /// Sender's address.
+        from: IpAddr,
+        /// IPv4 TTL or IPv6 hop limit as received.
+        ttl: u8,
+        /// The advert.
+        advert: Advert,
+    },
+    /// The instance's interface went up or down (or disappeared).
+    Link {
+        /// Link usable.
+        up: bool,
+    },
+    /// The configured base priority changed on reload.
+    BasePriority(u8),
+    /// Operator priority override (None clears it).
+    Override(Option<u8>),
+    /// Operator maintenance (drain).
+    Maintenance(bool),
+    /// A sync-group peer is in fault (Some(reason)) or no longer is (None).
+    GroupFault(Option<String>),
+    /// The penalty imposed by failing checks of other sync-group members.
+    GroupPenalty(u32),
+    /// Hand over (make-before-break) and stop.
+    Shutdown,
+}
+
+/// What the driver tells the sync-group coordinator.
+#[derive(Debug, Clone)]
+pub struct MemberReport {
+    /// Instance name.
+    pub instance: String,
+    /// Own fault reason (link or check), not counting faults imposed by the group.
+    pub own_fault: Option<String>,
+    /// Own check penalty.
+    pub own_penalty: u32,
+}
+
+/// Shared, read-mostly view of every instance for `vipctl status`.
+pub type StatusBoard = Arc<Mutex<BTreeMap<String, InstanceStatus>>>;
+
+/// Everything a driver needs from the outside world.
+pub struct DriverContext {
+    /// Netlink handle for VIPs.
+    pub netlink: Netlink,
+    /// Socket to send adverts on (shared with the receiver).
+    pub socket: Arc<VrrpSocket>,
+    /// AF_PACKET sender for announcements.
+    pub frames: Arc<FrameSender>,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Interface MAC address.
+    pub mac: [u8; 6],
+    /// Our source address for adverts (IPv6: link-local).
+    pub source: IpAddr,
+    /// Link state at start.
+    pub link_up: bool,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Status board.
+    pub board: StatusBoard,
+    /// State-change events for `vipctl events`.
+    pub events: broadcast::Sender<Event>,
+    /// Reports to the sync-group coordinator, if the instance is in a group.
+    pub group: Option<(String, mpsc::UnboundedSender<MemberReport>)>,
+    /// Overrides restored from the state dir.
+    pub priority_override: Option<u8>,
+    /// Maintenance restored from the state dir.
+    pub maintenance: bool,
+}
+
+/// Handle to a running driver.
+pub struct DriverHandle {
+    /// Inputs to the driver.
+    pub tx: mpsc::Sender<Input>,
+    /// The task; it ends after the router is released.
+    pub task: JoinHandle<()>,
+    /// The configuration it runs.
+    pub instance: Instance,
+}
+
+/// Starts the driver task of `inst`.
+pub fn spawn(inst: Instance, ctx: DriverContext) -> DriverHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    let instance = inst.clone();
+    let task = tokio::spawn(async move {
+        let mut d = Driver::new(inst, ctx);
+        d.run(rx).await;
+    });
+    DriverHandle { tx, task, instance }
+}
+
+struct Driver {
+    inst: Instance,
+    ctx: DriverContext,
+    router: Router,
+    checks: Option<CheckSet>,
+    track_rx: mpsc::Receiver<TrackEvent>,
+    track_healthy: Vec<bool>,
+    track_latency: Vec<Option<Duration>>,
+    track_error: Vec<Option<String>>,
+    link_up: bool,
+    own_fault: Option<String>,
+    own_penalty: u32,
+    group_fault: Option<String>,
+    group_penalty: u32,
+    priority_override: Option<u8>,
+    maintenance: bool,
+    notifier: Notifier,
+    announcer: Option<JoinHandle<()>>,
+    refresher: Option<JoinHandle<()>>,
+    last_advert_at: Option<Instant>,
+    last_master: Option<IpAddr>,
+    entered_state_at: SystemTime,
+    last_transition: Option<Transition>,
+    released: bool,
+    log_limiter: super::ratelimit::LogLimiter,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Driver {
+    fn new(inst: Instance, ctx: DriverContext) -> Self {
+        let cfg = RouterConfig {
+            vrid: inst.vrid,
+            version: inst.version,
+            priority: inst.priority,
+            advert_interval: inst.advert_interval,
+            preempt: inst.preempt,
+            preempt_delay: inst.preempt_delay,
+            primary_addr: ctx.source,
+            vips: inst.vips.iter().map(|n| n.addr()).collect(),
+        };
+        let (track_tx, track_rx) = mpsc::channel(256);
+        let checks = if inst.tracks.is_empty() {
+            None
+        } else {
+            Some(track::spawn_checks(&inst.name, &inst.tracks, track_tx))
+        };
+        let n = inst.tracks.len();
+        let notifier = Notifier::new(inst.notify.clone());
+        Driver {
+            link_up: ctx.link_up,
+            priority_override: ctx.priority_override,
+            maintenance: ctx.maintenance,
+            router: Router::new(cfg),
+            checks,
+            track_rx,
+            // A check counts as unhealthy until `rise` successes (track::health), so a
+            // restarting host cannot preempt on checks it has not run yet.
+            track_healthy: vec![false; n],
+            track_latency: vec![None; n],
+            track_error: vec![None; n],
+            own_fault: None,
+            own_penalty: 0,
+            group_fault: None,
+            group_penalty: 0,
+            notifier,
+            announcer: None,
+            refresher: None,
+            last_advert_at: None,
+            last_master: None,
+            entered_state_at: SystemTime::now(),
+            last_transition: None,
+            released: false,
+            log_limiter: super::ratelimit::LogLimiter::new(Duration::from_secs(10)),
+            inst,
+            ctx,
+        }
+    }
+
+    async fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
+        let now = Instant::now();
+        if let Some(p) = self.priority_override {
+            self.router.set_override(now, Some(p));
+        }
+        if self.maintenance {
+            self.router.set_maintenance(now, true);
+        }
+        self.recompute_fault(now);
+        if self.router.state() != State::Fault {
+            self.router.start(now);
+        }
+        self.execute().await;
+        self.publish();
+        let mut track_open = self.checks.is_some();
+        loop {
+            if self.released {
+                break;
+            }
+            let deadline = self.router.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                input = rx.recv() => {
+                    match input {
+                        Some(input) => self.handle_input(input),
+                        // The supervisor is gone: release as on shutdown.
+                        None => self.router.shutdown(Instant::now()),
+                    }
+                }
+                ev = self.track_rx.recv(), if track_open => {
+                    match ev {
+                        Some(ev) => self.handle_track(ev),
+                        None => track_open = false,
+                    }
+                }
+                _ = sleep => {
+                    self.router.handle_timeout(Instant::now());
+                }
+            }
+            self.execute().await;
+            self.publish();
+        }
+        if let Some(a) = self.announcer.take() {
+            a.abort();
+        }
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+        self.checks = None;
+        self.ctx
+            .board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.inst.name);
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Advert { from, ttl, advert } => {
+                if !self.inst.unicast_peers.is_empty() && !self.inst.unicast_peers.contains(&from) {
+                    self.dropped("unknown_peer", from);
+                    return;
+                }
+                match self.router.handle_advert(now, from, ttl, &advert) {
+                    Ok(()) => {
+                        self.ctx.metrics.advert_received(&self.inst.name);
+                        if advert.priority > 0 {
+                            self.last_advert_at = Some(now);
+                        }
+                    }
+                    Err(drop) => self.dropped(drop.label(), from),
+                }
+            }
+            Input::Link { up } => {
+                self.link_up = up;
+                self.recompute_fault(now);
+            }
+            Input::BasePriority(p) => self.router.set_base_priority(now, p),
+            Input::Override(p) => {
+                self.priority_override = p;
+                self.router.set_override(now, p);
+            }
+            Input::Maintenance(on) => {
+                self.maintenance = on;
+                self.router.set_maintenance(now, on);
+            }
+            Input::GroupFault(f) => {
+                self.group_fault = f;
+                self.recompute_fault(now);
+            }
+            Input::GroupPenalty(p) => {
+                self.group_penalty = p;
+                self.router
+                    .set_penalty(now, self.own_penalty.max(self.group_penalty));
+            }
+            Input::Shutdown => self.router.shutdown(now),
+        }
+    }
+
+    fn dropped(&mut self, reason: &str, from: IpAddr) {
+        self.ctx
+            .metrics
+            .advert_dropped(&self.inst.interface, reason);
+        if let Some(n) = self.log_limiter.hit(reason, Instant::now()) {
+            tracing::warn!(
+                instance = %self.inst.name,
+                "{}: dropped advert from {from}: {reason} ({n} since the last such line)",
+                self.inst.name
+            );
+        }
+    }
+
+    fn handle_track(&mut self, ev: TrackEvent) {
+        let now = Instant::now();
+        if let Some(h) = self.track_healthy.get_mut(ev.check) {
+            *h = ev.healthy;
+        }
+        if let Some(l) = self.track_latency.get_mut(ev.check) {
+            *l = Some(ev.latency);
+        }
+        if let Some(e) = self.track_error.get_mut(ev.check) {
+            e.clone_from(&ev.error);
+        }
+        self.ctx
+            .metrics
+            .check(&self.inst.name, &ev.name, ev.healthy, ev.latency);
+        if ev.changed {
+            tracing::info!(
+                instance = %self.inst.name,
+                "{}: check {} is now {}",
+                self.inst.name,
+                ev.name,
+                if ev.healthy { "healthy" } else { "failing" }
+            );
+        }
+        let (penalty, fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        self.own_penalty = penalty;
+        self.router
+            .set_penalty(now, self.own_penalty.max(self.group_penalty));
+        let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
+        let own = link_fault.or(fault);
+        if own != self.own_fault {
+            self.own_fault = own;
+            self.recompute_fault(now);
+        } else {
+            self.report_group();
+        }
+    }
+
+    fn recompute_fault(&mut self, now: Instant) {
+        let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
+        let (_, track_fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        self.own_fault = link_fault.or(track_fault);
+        let fault = self.own_fault.clone().or_else(|| self.group_fault.clone());
+        self.router.set_fault(now, fault);
+        self.report_group();
+    }
+
+    fn report_group(&self) {
+        if let Some((_, tx)) = &self.ctx.group {
+            let _ = tx.send(MemberReport {
+                instance: self.inst.name.clone(),
+                own_fault: self.own_fault.clone(),
+                own_penalty: self.own_penalty,
+            });
+        }
+    }
+
+    /// Carries out the router's actions, in order.
+    async fn execute(&mut self) {
+        let mut takeover_decided: Option<Instant> = None;
+        while let Some(action) = self.router.poll_action() {
+            match action {
+                Action::SendAdvert { priority, interval } => {
+                    self.send_advert(priority, interval).await;
+                }
+                Action::AddVips => {
+                    for vip in &self.inst.vips {
+                        if let Err(e) = self.ctx.netlink.add_address(self.ctx.ifindex, *vip).await {
+                            tracing::error!(instance = %self.inst.name, "{}: cannot add {vip}: {e}", self.inst.name);
+                        }
+                    }
+                }
+                Action::Announce { reason } => {
+                    self.announce(reason);
+                    if let Some(t) = takeover_decided.take() {
+                        self.ctx
+                            .metrics
+                            .takeover_announce(&self.inst.name, t.elapsed());
+                    }
+                    if reason == AnnounceReason::SplitBrainHealed {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: still MASTER after a split brain healed: re-announcing VIPs",
+                            self.inst.name
+                        );
+                        self.notifier.notify(
+                            &self.inst.name,
+                            "master",
+                            "split brain healed, still master",
+                        );
+                    }
+                }
+                Action::RemoveVips => {
+                    if let Some(a) = self.announcer.take() {
+                        a.abort();
+                    }
+                    if let Some(r) = self.refresher.take() {
+                        r.abort();
+                    }
+                    for vip in &self.inst.vips {
+                        if let Err(e) = self.ctx.netlink.del_address(self.ctx.ifindex, *vip).await {
+                            tracing::error!(instance = %self.inst.name, "{}: cannot remove {vip}: {e}", self.inst.name);
+                        }
+                    }
+                }
+                Action::StateChanged { from, to, reason } => {
+                    let now = Instant::now();
+                    tracing::info!(
+                        instance = %self.inst.name,
+                        from = %from,
+                        to = %to,
+                        "{}: {} -> {} ({reason})",
+                        self.inst.name,
+                        from.to_string().to_uppercase(),
+                        to.to_string().to_uppercase()
+                    );
+                    if to == State::Master && from == State::Backup {
+                        takeover_decided = Some(now);
+                        if let Some(heard) = self.last_advert_at {
+                            self.ctx
+                                .metrics
+                                .takeover_detect(&self.inst.name, now.duration_since(heard));
+                        }
+                    }
+                    let (f, t) = (from.to_string(), to.to_string());
+                    self.ctx.metrics.transition(&self.inst.name, &f, &t);
+                    self.ctx.metrics.set_state(&self.inst.name, &t);
+                    let at = SystemTime::now();
+                    self.entered_state_at = at;
+                    self.last_transition = Some(Transition {
+                        from: f.clone(),
+                        to: t.clone(),
+                        reason: reason.to_string(),
+                        at_unix_ms: unix_ms(at),
+                    });
+                    let _ = self.ctx.events.send(Event {
+                        instance: self.inst.name.clone(),
+                        from: f,
+                        to: t.clone(),
+                        reason: reason.to_string(),
+                        at_unix_ms: unix_ms(at),
+                    });
+                    if to != State::Init {
+                        self.notifier
+                            .notify(&self.inst.name, &t, &reason.to_string());
+                    }
+                }
+                Action::Released => {
+                    self.released = true;
+                }
+            }
+        }
+    }
+
+    async fn send_advert(&mut self, priority: u8, interval: crate::proto::Centis) {
+        let advert = Advert {
+            version: self.inst.version,
+            vrid: self.inst.vrid,
+            priority,
+            interval,
+            addrs: self.inst.vips.iter().map(|n| n.addr()).collect(),
+        };
+        let form = if self.inst.checksum_pseudo_header {
+            ChecksumForm::WithPseudoHeader
+        } else {
+            ChecksumForm::WithoutPseudoHeader
+        };
+        let dsts: Vec<IpAddr> = if self.inst.unicast_peers.is_empty() {
+            vec![match self.ctx.source {
+                IpAddr::V4(_) => IpAddr::V4(crate::net::VRRP_V4_GROUP),
+                IpAddr::V6(_) => IpAddr::V6(crate::net::VRRP_V6_GROUP),
+            }]
+        } else {
+            self.inst.unicast_peers.clone()
+        };
+        for dst in dsts {
+            // The checksum's pseudo-header uses the real destination (keepalived #642).
+            let bytes = advert.to_bytes(self.ctx.source, dst, form);
+            match bytes {
+                Ok(bytes) => match self.ctx.socket.send(dst, &bytes).await {
+                    Ok(()) => self.ctx.metrics.advert_sent(&self.inst.name),
+                    Err(e) => {
+                        if self.log_limiter.hit("send_error", Instant::now()).is_some() {
+                            tracing::warn!(instance = %self.inst.name, "{}: cannot send advert to {dst}: {e}", self.inst.name);
+                        }
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(instance = %self.inst.name, "{}: cannot encode advert: {e}", self.inst.name);
+                }
+            }
+        }
+    }
+
+    /// Gratuitous ARP / unsolicited NA for every VIP: `count` rounds, `spacing` apart,
+    /// the first at once; then, if configured, one round every `refresh` while master.
+    fn announce(&mut self, _reason: AnnounceReason) {
+        let frames: Vec<Vec<u8>> = self
+            .inst
+            .vips
+            .iter()
+            .map(|vip| match (vip.addr(), self.ctx.source) {
+                (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.mac, v4),
+                (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.mac, src, v6),
+                (IpAddr::V6(v6), IpAddr::V4(_)) => {
+                    ndp::unsolicited_na(self.ctx.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
+                }
+            })
+            .collect();
+        // First round synchronously, so that the decision-to-announce time is real.
+        for f in &frames {
+            if let Err(e) = self.ctx.frames.send(f) {
+                tracing::warn!(instance = %self.inst.name, "{}: cannot send announcement: {e}", self.inst.name);
+            }
+        }
+        if let Some(a) = self.announcer.take() {
+            a.abort();
+        }
+        let sender = self.ctx.frames.clone();
+        let count = self.inst.announce.count;
+        let spacing = self.inst.announce.spacing;
+        let refresh = self.inst.announce.refresh;
+        let frames = Arc::new(frames);
+        let rounds = frames.clone();
+        self.announcer = Some(tokio::spawn(async move {
+            for _ in 1..count {
+                tokio::time::sleep(spacing).await;
+                for f in rounds.iter() {
+                    let _ = sender.send(f);
+                }
+            }
+        }));
+        if let Some(every) = refresh {
+            if self.refresher.is_none() {
+                let sender = self.ctx.frames.clone();
+                self.refresher = Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        for f in frames.iter() {
+                            let _ = sender.send(f);
+                        }
+                    }
+                }));
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let master = self.router.master_addr();
+        if master != self.last_master {
+            if master.is_some() {
+                self.ctx.metrics.master_changed(&self.inst.name);
+            }
+            self.last_master = master;
+        }
+        let prio = self.router.effective_priority();
+        self.ctx.metrics.set_priority(&self.inst.name, prio);
+        let tracks = self
+            .inst
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| TrackStatus {
+                name: spec.name.clone(),
+                healthy: self.track_healthy.get(i).copied().unwrap_or(false),
+                weight: i32::from(spec.weight),
+                last_latency_ms: self
+                    .track_latency
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|d| d.as_millis() as u64),
+                detail: self.track_error.get(i).cloned().flatten(),
+            })
+            .collect();
+        let st = InstanceStatus {
+            name: self.inst.name.clone(),
+            vrid: self.inst.vrid,
+            interface: self.inst.interface.clone(),
+            state: self.router.state().to_string(),
+            priority: prio,
+            base_priority: self.router.base_priority(),
+            priority_override: self.priority_override,
+            maintenance: self.maintenance,
+            vips: self.inst.vips.iter().map(|v| v.to_string()).collect(),
+            master: master.map(|a| a.to_string()),
+            version: match self.inst.version {
+                crate::proto::Version::V2 => 2,
+                crate::proto::Version::V3 => 3,
+            },
+            advert_interval_ms: u32::from(self.inst.advert_interval.0) * 10,
+            since_unix_ms: Some(unix_ms(self.entered_state_at)),
+            in_state_ms: None,
+            last_transition: self.last_transition.clone(),
+            tracks,
+            sync_group: self.ctx.group.as_ref().map(|(g, _)| g.clone()),
+            fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+        };
+        self.ctx
+            .board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.inst.name.clone(), st);
+    }
+}
