@@ -61,6 +61,8 @@ struct Demo {
     topo: Topology,
     step: u32,
     vipctl: String,
+    /// Log lines already shown, per host: (agent start count, lines shown of that run).
+    shown: std::cell::RefCell<std::collections::HashMap<String, (u32, usize)>>,
 }
 
 impl Demo {
@@ -87,6 +89,8 @@ impl Demo {
         if out.ok() {
             self.say(&format!("$ vipctl status   (on {host})"));
             self.say(out.stdout.trim_end());
+            // The status shows the latest transition: do not repeat the log lines later.
+            let _ = self.new_transitions(agent);
         } else {
             self.say(&format!(
                 "(vipctl status on {host} failed: {}; its log instead)",
@@ -96,19 +100,35 @@ impl Demo {
         }
     }
 
+    /// The state-change lines of `agent`'s log not shown before.
     fn show_transitions(&self, agent: &Agent) {
+        let new = self.new_transitions(agent);
+        if new.is_empty() {
+            self.say(&format!("{} log: (no new state change)", agent.host()));
+        }
+        for l in new {
+            self.say(&l);
+        }
+    }
+
+    /// The state-change lines of `agent`'s log not returned before.
+    fn new_transitions(&self, agent: &Agent) -> Vec<String> {
         let lines: Vec<String> = agent
             .log()
             .lines()
             .filter(|l| l.contains("web: ") && (l.contains(" -> ") || l.contains("earlier run")))
             .map(|l| format!("{} log: {}", agent.host(), strip_ts(l)))
             .collect();
-        if lines.is_empty() {
-            self.say(&format!("{} log: (no state change yet)", agent.host()));
+        let mut shown = self.shown.borrow_mut();
+        let seen = shown
+            .entry(agent.host().to_string())
+            .or_insert((agent.starts(), 0));
+        if seen.0 != agent.starts() {
+            *seen = (agent.starts(), 0);
         }
-        for l in lines {
-            self.say(&l);
-        }
+        let new = lines.get(seen.1..).unwrap_or_default().to_vec();
+        seen.1 = lines.len();
+        new
     }
 
     fn holders(&self) -> String {
@@ -134,14 +154,16 @@ impl Demo {
         self.topo.start_probe(vip(), ms(2))
     }
 
-    fn report(&self, rep: &ProbeReport, event: Duration, what: &str) {
+    /// What the client saw; the outage is the longest reply gap that opened within `slack`
+    /// after `event`.
+    fn report(&self, rep: &ProbeReport, event: Duration, slack: Duration, what: &str) {
         self.say(&format!(
             "client: {} requests sent, {} lost; answered by {}",
             rep.sent,
             rep.lost,
             rep.responders().join(" then ")
         ));
-        match rep.outage_around(event, ms(50)) {
+        match rep.outage_around(event, slack) {
             Some(o) => self.say(&format!(
                 "client-side outage during {what}: {:.0} ms ({} requests lost, {} -> {})",
                 msf(o.duration),
@@ -154,11 +176,15 @@ impl Demo {
     }
 }
 
-/// Drops the timestamp tracing puts in front of a log line.
+/// Drops the timestamp tracing puts in front of a log line and the fields after it.
 fn strip_ts(line: &str) -> &str {
-    match line.find(" INFO ").or_else(|| line.find(" WARN ")) {
+    let line = match line.find(" INFO ").or_else(|| line.find(" WARN ")) {
         Some(i) => line[i + 1..].trim(),
         None => line.trim(),
+    };
+    match line.find(" instance=") {
+        Some(i) => &line[..i],
+        None => line,
     }
 }
 
@@ -180,6 +206,7 @@ fn main() -> ExitCode {
         topo: Topology::new(harness::TopologyOpts::default()),
         step: 0,
         vipctl,
+        shown: Default::default(),
     };
     let ok = run(&mut d);
     d.step("clean up");
@@ -275,7 +302,7 @@ fn run(d: &mut Demo) -> bool {
         "lb2 announced itself (gratuitous ARP): client's entry for {VIP} is now {}",
         d.client_mac()
     ));
-    d.report(&rep, event, "the crash");
+    d.report(&rep, event, ms(50), "the crash");
 
     d.step("lb1 is repaired: cable back in, vipd started again");
     let probe = d.probe();
@@ -305,7 +332,7 @@ fn run(d: &mut Demo) -> bool {
     d.show_transitions(&lb1);
     d.show_transitions(&lb2);
     d.say(&format!("client's entry for {VIP}: {}", d.client_mac()));
-    d.report(&rep, event, "the failback");
+    d.report(&rep, event, Duration::from_secs(2), "the failback");
 
     d.step("maintenance on lb1: a graceful stop (SIGTERM)");
     let probe = d.probe();
@@ -338,7 +365,7 @@ fn run(d: &mut Demo) -> bool {
         ));
     }
     d.show_transitions(&lb2);
-    d.report(&rep, event, "the handover");
+    d.report(&rep, event, Duration::from_secs(1), "the handover");
     if !handed || !st.success() {
         return false;
     }
