@@ -8,7 +8,7 @@
 mod common_sim;
 
 use common_sim::{config, ms, secs, us, v4, Sim};
-use vipd::vrrp::{master_down_interval, Action, AnnounceReason, Reason, State};
+use vipd::vrrp::{master_down_interval, Action, AnnounceReason, Reason, State, RELEASE_GRACE};
 
 const MDI_200: u64 = 3_218_750;
 const MDI_100: u64 = 3_609_375;
@@ -114,8 +114,9 @@ fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
         vec![zero_heard + us(SKEW_150)]
     );
     assert!(sim.became_master(2, secs(10)).is_empty());
-    // The old master removes its VIPs only when it hears the new master, 1 ms later.
-    let released = zero_heard + us(SKEW_150 + LINK);
+    // The old master removes its VIPs only after it hears the new master (1 ms later)
+    // and the grace period that lets the new master's announcement go first.
+    let released = zero_heard + us(SKEW_150 + LINK) + RELEASE_GRACE;
     let old: Vec<_> = sim
         .actions_of(0, ms(10_500))
         .into_iter()

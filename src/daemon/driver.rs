@@ -407,7 +407,10 @@ impl Driver {
 
     /// Carries out the router's actions, in order.
     async fn execute(&mut self) {
-        let mut takeover_decided: Option<Instant> = None;
+        // The router decided just before this batch; a takeover's batch is SendAdvert,
+        // AddVips, Announce, StateChanged.
+        let decided = Instant::now();
+        let mut announced: Option<Instant> = None;
         while let Some(action) = self.router.poll_action() {
             match action {
                 Action::SendAdvert { priority, interval } => {
@@ -422,11 +425,7 @@ impl Driver {
                 }
                 Action::Announce { reason } => {
                     self.announce(reason);
-                    if let Some(t) = takeover_decided.take() {
-                        self.ctx
-                            .metrics
-                            .takeover_announce(&self.inst.name, t.elapsed());
-                    }
+                    announced = Some(Instant::now());
                     if reason == AnnounceReason::SplitBrainHealed {
                         tracing::info!(
                             instance = %self.inst.name,
@@ -465,7 +464,11 @@ impl Driver {
                         to.to_string().to_uppercase()
                     );
                     if to == State::Master && from == State::Backup {
-                        takeover_decided = Some(now);
+                        if let Some(t) = announced {
+                            self.ctx
+                                .metrics
+                                .takeover_announce(&self.inst.name, t.duration_since(decided));
+                        }
                         if let Some(heard) = self.last_advert_at {
                             self.ctx
                                 .metrics
@@ -490,10 +493,9 @@ impl Driver {
                         reason: reason.to_string(),
                         at_unix_ms: unix_ms(at),
                     });
-                    if to != State::Init {
-                        self.notifier
-                            .notify(&self.inst.name, &t, &reason.to_string());
-                    }
+                    // Init runs only the `any` hook (there is no init hook).
+                    self.notifier
+                        .notify(&self.inst.name, &t, &reason.to_string());
                     self.report_group();
                 }
                 Action::Released => {

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use crate::proto::{Centis, Version};
 
-pub use router::Router;
+pub use router::{Router, RELEASE_GRACE};
 pub use timers::{master_down_interval, skew_time};
 
 /// Static configuration of one virtual router.

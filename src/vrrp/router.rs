@@ -19,9 +19,18 @@ enum ReleaseKind {
 #[derive(Debug, Clone, Copy)]
 struct Release {
     kind: ReleaseKind,
-    /// Give up waiting for a new master at this instant.
+    /// Give up waiting for a new master at this instant; once a new master is heard,
+    /// the end of the grace period.
     deadline: Instant,
+    /// The new master, once heard (its address and advertised interval).
+    new_master: Option<(IpAddr, Centis)>,
 }
+
+/// How long a releasing master keeps its VIPs after hearing the new master. The new
+/// master sends its advert before it adds the VIPs and announces them; clients move
+/// only when the announcement reaches them, so the old master keeps answering a little
+/// longer than that. Not an RFC timer: it is what makes the handover lossless.
+pub const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
 /// The last thing a backup learnt from an advert; names the reason of a takeover.
 #[derive(Debug, Clone, Copy)]
@@ -195,8 +204,9 @@ impl Router {
             State::Master => {
                 if let Some(r) = self.release {
                     if now >= r.deadline {
-                        // Make-before-break: Master_Down_Interval passed, nobody took over.
-                        self.finish_release(now, None);
+                        // Make-before-break: the grace after the new master was heard is
+                        // over, or Master_Down_Interval passed and nobody took over.
+                        self.finish_release(now, r.new_master);
                         return;
                     }
                 }
@@ -644,7 +654,11 @@ impl Router {
 
     fn begin_release(&mut self, now: Instant, kind: ReleaseKind) {
         let deadline = now + self.master_down_interval();
-        self.release = Some(Release { kind, deadline });
+        self.release = Some(Release {
+            kind,
+            deadline,
+            new_master: None,
+        });
         // RFC 5798 §6.4.3 Shutdown: send an ADVERTISEMENT with Priority = 0 (VIPs kept).
         self.send_advert(now);
     }
@@ -654,7 +668,12 @@ impl Router {
             // Another router leaving too: not a new master.
             return;
         }
-        self.finish_release(now, Some((from, adv.interval)));
+        if let Some(r) = &mut self.release {
+            if r.new_master.is_none() {
+                r.new_master = Some((from, adv.interval));
+                r.deadline = now + RELEASE_GRACE;
+            }
+        }
     }
 
     /// The release is over: a new master was heard (`Some`) or the deadline passed.

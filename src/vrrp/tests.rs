@@ -703,9 +703,13 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     r.handle_advert(tm + ms(1100), PEER_HI, 255, &adv(0, SEC))
         .expect("ok");
     assert_eq!(r.poll_action(), None);
-    // The new master is heard (any priority above 0).
+    // The new master is heard (any priority above 0): VIPs kept for RELEASE_GRACE
+    // more, so that its announcement reaches clients first.
     r.handle_advert(tm + ms(1200), PEER_LO, 255, &adv(100, SEC))
         .expect("ok");
+    assert_eq!(r.poll_action(), None);
+    assert_eq!(r.poll_timeout(), Some(tm + ms(1200) + RELEASE_GRACE));
+    r.handle_timeout(tm + ms(1200) + RELEASE_GRACE);
     assert_eq!(
         drain(&mut r),
         vec![
@@ -796,9 +800,12 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
         }]
     );
     assert_eq!(r.state(), State::Master);
-    let t1 = tm + ms(700);
-    r.handle_advert(t1, PEER_LO, 255, &adv(100, SEC))
+    let heard = tm + ms(700);
+    r.handle_advert(heard, PEER_LO, 255, &adv(100, SEC))
         .expect("ok");
+    assert_eq!(r.poll_action(), None, "VIPs kept for the grace period");
+    let t1 = heard + RELEASE_GRACE;
+    r.handle_timeout(t1);
     assert_eq!(
         drain(&mut r),
         vec![
