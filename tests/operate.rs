@@ -1,0 +1,1233 @@
+//! "Operate it", proven in network namespaces: health checks, operator overrides,
+//! maintenance, sync groups, notify hooks, `vipctl status`, the control socket's
+//! defences, `/metrics` and SIGHUP reloads, each against real vipd processes on the
+//! harness's LAN (lb1 priority 150, lb2 priority 100, 100 ms adverts unless said).
+//!
+//! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test operate -- --nocapture --test-threads=1`
+//! (root needed; without root every test skips unless `VIPD_REQUIRE_NETNS=1`). Each test
+//! builds its own topology; they also serialise on a mutex. Bounds are generous (the
+//! machine is shared); measured figures are printed.
+
+mod harness;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use harness::{
+    mono_now, require_netns, wait_until, Agent, AgentKind, CmdOutput, Lan, Probe, ProbeOpts,
+    ProbeReport, Topology, TopologyOpts,
+};
+use serde_json::Value;
+
+/// Namespace tests run one at a time: 100 ms VRRP timers on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const VIP: &str = "192.0.2.100";
+const VIP2: &str = "198.51.100.100";
+const PY: &str = "/usr/bin/python3";
+
+fn vip() -> IpAddr {
+    VIP.parse().expect("constant VIP parses")
+}
+
+fn vip2() -> IpAddr {
+    VIP2.parse().expect("constant VIP2 parses")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---- configuration ---------------------------------------------------------------------------
+
+fn sock(topo: &Topology, host: &str) -> String {
+    topo.path(&format!("{host}.sock"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The top of a vipd config for `host`: its own control socket and state directory, then
+/// `extra` top-level keys.
+fn top(topo: &Topology, host: &str, extra: &str) -> String {
+    format!(
+        "control-socket = \"{}\"\nstate-dir = \"{}\"\n{extra}\n",
+        sock(topo, host),
+        topo.path(&format!("{host}-state")).display()
+    )
+}
+
+/// Instance `web`: eth0, VRID 51, VIP 192.0.2.100/24, 100 ms adverts; `extra` follows the
+/// instance's keys (sub-tables like `[instance.notify]` go there).
+fn web(priority: u8, extra: &str) -> String {
+    format!(
+        "[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+         advert-interval = \"100ms\"\nvips = [\"{VIP}/24\"]\n{extra}\n"
+    )
+}
+
+fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {
+    let a = topo.start_agent(host, AgentKind::vipd(), conf);
+    wait_ready(topo, &a);
+    a
+}
+
+/// Waits until vipd answers `status` on its socket.
+fn wait_ready(topo: &Topology, a: &Agent) {
+    let ok = wait_until(secs(15), ms(50), || {
+        vipctl(topo, a.host(), &["status", "--json"]).ok()
+    });
+    assert!(
+        ok,
+        "vipd on {} never answered on its control socket\nlog:\n{}",
+        a.host(),
+        a.log()
+    );
+}
+
+// ---- vipctl ----------------------------------------------------------------------------------
+
+fn vipctl(topo: &Topology, host: &str, args: &[&str]) -> CmdOutput {
+    let s = sock(topo, host);
+    let mut argv = vec![env!("CARGO_BIN_EXE_vipctl"), "-s", s.as_str()];
+    argv.extend_from_slice(args);
+    topo.exec(host, &argv)
+}
+
+fn vipctl_ok(topo: &Topology, host: &str, args: &[&str]) -> String {
+    let out = vipctl(topo, host, args);
+    assert!(
+        out.ok(),
+        "vipctl {args:?} on {host} failed ({:?}): {}{}",
+        out.status,
+        out.stderr,
+        out.stdout
+    );
+    out.stdout
+}
+
+/// `vipctl status --json` on `host`, parsed.
+fn status(topo: &Topology, host: &str) -> Value {
+    let text = vipctl_ok(topo, host, &["status", "--json"]);
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("status --json on {host} is not JSON ({e}): {text}"))
+}
+
+/// One instance's status object on `host`, if the daemon has it.
+fn inst(topo: &Topology, host: &str, name: &str) -> Option<Value> {
+    let out = vipctl(topo, host, &["status", "--json"]);
+    if !out.ok() {
+        return None;
+    }
+    let v: Value = serde_json::from_str(out.stdout.trim()).ok()?;
+    v["instances"]
+        .as_array()?
+        .iter()
+        .find(|i| i["name"] == name)
+        .cloned()
+}
+
+fn state_of(topo: &Topology, host: &str, name: &str) -> Option<String> {
+    inst(topo, host, name).and_then(|i| i["state"].as_str().map(String::from))
+}
+
+fn wait_state(topo: &Topology, host: &str, name: &str, state: &str, timeout: Duration) {
+    let ok = wait_until(timeout, ms(50), || {
+        state_of(topo, host, name).as_deref() == Some(state)
+    });
+    assert!(
+        ok,
+        "{host}: instance {name} not {state} within {timeout:?}: {:?}\n{}",
+        inst(topo, host, name),
+        topo.snapshot()
+    );
+}
+
+// ---- observation -----------------------------------------------------------------------------
+
+/// Waits until exactly `host` holds `vip` among the load balancers; returns how long it took.
+fn wait_sole_holder(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Duration {
+    let t0 = Instant::now();
+    let ok = wait_until(timeout, ms(10), || topo.vip_holders(vip) == [host]);
+    assert!(
+        ok,
+        "expected {host} alone to hold {vip} within {timeout:?}; holders: {:?}\n{}",
+        topo.vip_holders(vip),
+        topo.snapshot()
+    );
+    t0.elapsed()
+}
+
+/// Waits until `host` holds `vip` (others may too: a crashed vipd leaves its VIPs behind).
+fn wait_holds(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Duration {
+    let t0 = Instant::now();
+    let ok = wait_until(timeout, ms(10), || topo.holds_vip(host, vip));
+    assert!(
+        ok,
+        "expected {host} to hold {vip} within {timeout:?}; holders: {:?}\n{}",
+        topo.vip_holders(vip),
+        topo.snapshot()
+    );
+    t0.elapsed()
+}
+
+/// Asserts that `host` stays the sole holder of `vip` for `dur`.
+fn assert_holds_for(topo: &Topology, host: &str, vip: IpAddr, dur: Duration) {
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < dur && n < 10_000 {
+        n += 1;
+        let h = topo.vip_holders(vip);
+        assert!(
+            h == [host],
+            "{host} should hold {vip} alone, holders after {}: {h:?}\n{}",
+            fmt_ms(t0.elapsed()),
+            topo.snapshot()
+        );
+        std::thread::sleep(ms(50));
+    }
+}
+
+/// State-change log lines of `instance` in a vipd log (`web: BACKUP -> MASTER (...)`).
+fn transitions(log: &str, instance: &str) -> Vec<String> {
+    let tag = format!("{instance}: ");
+    log.lines()
+        .filter(|l| {
+            l.find(&tag).is_some_and(|i| {
+                let rest = &l[i + tag.len()..];
+                ["INIT", "BACKUP", "MASTER", "FAULT"]
+                    .iter()
+                    .any(|s| rest.starts_with(&format!("{s} -> ")))
+            })
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// A probe from the client to `vip` every `every` (the test starts the responders); waits
+/// 600 ms so that ARP is resolved and replies flow before the event.
+fn probe_vip(topo: &Topology, vip: IpAddr, every: Duration) -> Probe {
+    let p = topo.start_probe_with(ProbeOpts {
+        window: ms(200),
+        ..ProbeOpts::new(vip, every)
+    });
+    std::thread::sleep(ms(600));
+    p
+}
+
+fn print_probe(what: &str, rep: &ProbeReport) {
+    eprintln!("{what}: {}", rep.summary());
+}
+
+// ---- 1. health check ------------------------------------------------------------------------
+
+/// The master's HTTP backend (python3 http.server on 127.0.0.1:8080 in lb1) stops
+/// answering: the check fails, lb1 drops to 150 - 60 = 90 < 100 and lb2 takes over; the
+/// backend comes back: lb1 (preempt on) takes the VIP back.
+#[test]
+fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
+    if !require_netns("http_check_failure_moves_the_vip_and_recovery_brings_it_back") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let docroot = topo.run_dir().to_string_lossy().into_owned();
+    let backend_argv = [
+        PY,
+        "-m",
+        "http.server",
+        "8080",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        docroot.as_str(),
+    ];
+    let backend_up = |topo: &Topology| {
+        topo.exec(
+            "lb1",
+            &["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/"],
+        )
+        .ok()
+    };
+    let backend = topo.spawn("lb1", &backend_argv, "lb1-backend.log");
+    assert!(
+        wait_until(secs(15), ms(100), || backend_up(&topo)),
+        "backend never answered: {}",
+        backend.log()
+    );
+    let track = "[[instance.track]]\nkind = \"http\"\nname = \"backend\"\n\
+                 url = \"http://127.0.0.1:8080/\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\
+                 rise = 2\nfall = 2\nweight = 60\n";
+    let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, track)));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_until(secs(5), ms(50), || {
+        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 150)
+    });
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(s["state"], "master", "{s}");
+    assert_eq!(s["priority"], 150, "{s}");
+    assert_eq!(s["tracks"][0]["healthy"], true, "{s}");
+    let probe = probe_vip(&topo, vip(), ms(10));
+
+    // The backend dies.
+    let t_kill = mono_now();
+    let _ = backend.signal(nix::sys::signal::Signal::SIGKILL);
+    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(15));
+    eprintln!(
+        "backend killed -> lb2 sole holder after {} (fall 2 x 200 ms + lb2's master-down)",
+        fmt_ms(moved)
+    );
+    wait_until(secs(5), ms(50), || {
+        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 90 && i["state"] == "backup")
+    });
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(
+        (&s["state"], &s["priority"], &s["tracks"][0]["healthy"]),
+        (
+            &Value::from("backup"),
+            &Value::from(90),
+            &Value::from(false)
+        ),
+        "lb1 with a failing check: {s}"
+    );
+    assert_holds_for(&topo, "lb2", vip(), ms(1000));
+
+    // The backend comes back.
+    let t_back = mono_now();
+    let backend2 = topo.spawn("lb1", &backend_argv, "lb1-backend.log");
+    assert!(
+        wait_until(secs(15), ms(50), || backend_up(&topo)),
+        "backend never came back: {}",
+        backend2.log()
+    );
+    let back = wait_sole_holder(&topo, "lb1", vip(), secs(15));
+    eprintln!(
+        "backend restarted -> lb1 sole holder after {} (python start-up + rise 2 x 200 ms + master-down)",
+        fmt_ms(back)
+    );
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(s["priority"], 150, "{s}");
+    std::thread::sleep(ms(500));
+    let rep = probe.finish();
+    print_probe("client", &rep);
+    assert!(
+        rep.replies_from_after("lb2", t_kill) > 0,
+        "the client was never answered by lb2 after the backend died\n{}",
+        rep.summary()
+    );
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some("lb1"),
+        "{}",
+        rep.summary()
+    );
+    if let Some(o) = rep.outage_around(t_kill, secs(3)) {
+        eprintln!(
+            "client outage after the backend died: {}",
+            fmt_ms(o.duration)
+        );
+    }
+    if let Some(o) = rep.outage_around(t_back, secs(5)) {
+        eprintln!("client outage on the way back: {}", fmt_ms(o.duration));
+    }
+}
+
+// ---- 2. priority override -------------------------------------------------------------------
+
+/// `vipctl priority set web 200` on the backup (100 -> 200, above lb1's 150) moves the VIP
+/// to lb2; `priority clear web` moves it back.
+#[test]
+fn priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back() {
+    if !require_netns("priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+
+    let out = vipctl_ok(&topo, "lb2", &["priority", "set", "web", "200"]);
+    eprintln!("vipctl priority set: {}", out.trim());
+    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    eprintln!(
+        "priority set 200 on lb2 -> lb2 sole holder after {}",
+        fmt_ms(moved)
+    );
+    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    assert_eq!(
+        (
+            &s["state"],
+            &s["priority"],
+            &s["override"],
+            &s["base_priority"]
+        ),
+        (
+            &Value::from("master"),
+            &Value::from(200),
+            &Value::from(200),
+            &Value::from(100)
+        ),
+        "{s}"
+    );
+    wait_state(&topo, "lb1", "web", "backup", secs(5));
+    assert_holds_for(&topo, "lb2", vip(), ms(800));
+
+    let out = vipctl_ok(&topo, "lb2", &["priority", "clear", "web"]);
+    eprintln!("vipctl priority clear: {}", out.trim());
+    let back = wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    eprintln!(
+        "priority clear on lb2 -> lb1 sole holder after {}",
+        fmt_ms(back)
+    );
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    assert_eq!(
+        (&s["priority"], &s["override"]),
+        (&Value::from(100), &Value::Null),
+        "{s}"
+    );
+    // An unknown instance and an out-of-range value are refused with one line.
+    let bad = vipctl(&topo, "lb2", &["priority", "set", "nosuch", "200"]);
+    assert!(!bad.ok() && bad.stderr.contains("nosuch"), "{bad:?}");
+    let bad = vipctl(&topo, "lb2", &["priority", "set", "web", "255"]);
+    assert!(!bad.ok() && bad.stderr.lines().count() == 1, "{bad:?}");
+}
+
+// ---- 3. maintenance -------------------------------------------------------------------------
+
+/// `vipctl maintenance on web` on the master hands over without a lost request at 2 ms
+/// probing (at most 1 allowed); a restarted vipd stays in maintenance (persisted);
+/// `maintenance off` brings the VIP back.
+#[test]
+fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
+    if !require_netns("maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let mut lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    let probe = probe_vip(&topo, vip(), ms(2));
+
+    let t_on = mono_now();
+    let out = vipctl_ok(&topo, "lb1", &["maintenance", "on", "web"]);
+    eprintln!("vipctl maintenance on: {}", out.trim());
+    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    eprintln!("maintenance on -> lb2 sole holder after {}", fmt_ms(moved));
+    std::thread::sleep(ms(800));
+    let rep = probe.finish();
+    print_probe("client during the drain", &rep);
+    eprintln!(
+        "requests lost in the drain (2 ms probing): {} of {} sent",
+        rep.lost, rep.sent
+    );
+    if let Some(o) = rep.outage_around(t_on, secs(2)) {
+        eprintln!("drain outage {} ({} lost)", fmt_ms(o.duration), o.lost);
+    }
+    assert!(
+        rep.lost <= 1,
+        "maintenance handover lost {} requests (at most 1 allowed)\n{}",
+        rep.lost,
+        rep.summary()
+    );
+    assert_eq!(rep.responders(), ["lb1", "lb2"], "{}", rep.summary());
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(
+        (&s["state"], &s["maintenance"]),
+        (&Value::from("backup"), &Value::from(true)),
+        "{s}"
+    );
+
+    // Restart vipd on lb1: the drain persists.
+    let st = lb1.stop(secs(10));
+    assert!(st.success(), "vipd on lb1 exited with {st}\n{}", lb1.log());
+    lb1.restart(&topo);
+    wait_ready(&topo, &lb1);
+    // Give it several master-down intervals to misbehave.
+    assert_holds_for(&topo, "lb2", vip(), ms(1500));
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web after restart");
+    assert_eq!(
+        (&s["state"], &s["maintenance"]),
+        (&Value::from("backup"), &Value::from(true)),
+        "after restart lb1 must still be drained: {s}"
+    );
+    eprintln!(
+        "after restart lb1: state {}, maintenance {}, priority {}",
+        s["state"], s["maintenance"], s["priority"]
+    );
+
+    let probe = probe_vip(&topo, vip(), ms(2));
+    let t_off = mono_now();
+    vipctl_ok(&topo, "lb1", &["maintenance", "off", "web"]);
+    let back = wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    eprintln!("maintenance off -> lb1 sole holder after {}", fmt_ms(back));
+    std::thread::sleep(ms(800));
+    let rep = probe.finish();
+    print_probe(
+        "client on undrain (preemption, not make-before-break)",
+        &rep,
+    );
+    if let Some(o) = rep.outage_around(t_off, secs(2)) {
+        eprintln!("undrain outage {} ({} lost)", fmt_ms(o.duration), o.lost);
+    }
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some("lb1"),
+        "{}",
+        rep.summary()
+    );
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(s["maintenance"], false, "{s}");
+}
+
+// ---- 4. sync group --------------------------------------------------------------------------
+
+fn sync_conf(topo: &Topology, host: &str, prio: u8) -> String {
+    let mut c = top(topo, host, "");
+    for (name, ifname, vrid, v) in [("outside", "eth0", 51, VIP), ("inside", "eth1", 52, VIP2)] {
+        c.push_str(&format!(
+            "[[instance]]\nname = \"{name}\"\ninterface = \"{ifname}\"\nvrid = {vrid}\n\
+             priority = {prio}\nadvert-interval = \"100ms\"\nvips = [\"{v}/24\"]\n\n"
+        ));
+    }
+    c.push_str("[[sync-group]]\nname = \"lb\"\ninstances = [\"outside\", \"inside\"]\n");
+    c
+}
+
+fn wait_both(topo: &Topology, host: &str, what: &str) -> Duration {
+    let t0 = Instant::now();
+    let ok = wait_until(secs(10), ms(10), || {
+        topo.vip_holders(vip()) == [host] && topo.vip_holders(vip2()) == [host]
+    });
+    assert!(
+        ok,
+        "{what}: expected {host} alone to hold both VIPs; {VIP}: {:?}, {VIP2}: {:?}\nlb1: {:?}\nlb2: {:?}\n{}",
+        topo.vip_holders(vip()),
+        topo.vip_holders(vip2()),
+        status(topo, "lb1"),
+        status(topo, "lb2"),
+        topo.snapshot()
+    );
+    t0.elapsed()
+}
+
+/// A sync group `lb` of `outside` (eth0) and `inside` (eth1): a link fault of lb1's eth1
+/// moves both VIPs to lb2, whether the carrier is lost (switch side port down) or the
+/// interface is set down on lb1 itself; both give vipd a link-down event (it needs
+/// IFF_UP and IFF_RUNNING). Healing brings both back.
+#[test]
+fn sync_group_fault_on_one_interface_moves_both_vips() {
+    if !require_netns("sync_group_fault_on_one_interface_moves_both_vips") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default().with_second_lan());
+    let lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
+    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
+    wait_both(&topo, "lb1", "start-up");
+    wait_state(&topo, "lb2", "outside", "backup", secs(5));
+    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+    let s = inst(&topo, "lb1", "inside").expect("lb1 has inside");
+    assert_eq!(s["sync_group"], "lb", "{s}");
+
+    for (how, down, up) in [
+        (
+            "carrier lost (switch port q-lb1 down)",
+            &(|t: &Topology| t.set_port("lb1", Lan::Second, false)) as &dyn Fn(&Topology),
+            &(|t: &Topology| t.set_port("lb1", Lan::Second, true)) as &dyn Fn(&Topology),
+        ),
+        (
+            "`ip link set eth1 down` on lb1",
+            &(|t: &Topology| {
+                t.exec_ok("lb1", &["ip", "link", "set", "eth1", "down"]);
+            }) as &dyn Fn(&Topology),
+            &(|t: &Topology| {
+                t.exec_ok("lb1", &["ip", "link", "set", "eth1", "up"]);
+            }) as &dyn Fn(&Topology),
+        ),
+    ] {
+        let log_before = lb1.log().len();
+        down(&topo);
+        let moved = wait_both(&topo, "lb2", how);
+        eprintln!("{how}: both VIPs on lb2 after {}", fmt_ms(moved));
+        let inside = inst(&topo, "lb1", "inside").expect("lb1 has inside");
+        let outside = inst(&topo, "lb1", "outside").expect("lb1 has outside");
+        assert_eq!(inside["state"], "fault", "{how}: {inside}");
+        assert_eq!(outside["state"], "fault", "{how}: {outside}");
+        let (fi, fo) = (
+            inside["fault"].as_str().unwrap_or_default().to_string(),
+            outside["fault"].as_str().unwrap_or_default().to_string(),
+        );
+        eprintln!("  lb1 inside fault: {fi:?}; outside fault: {fo:?}");
+        assert!(fi.contains("link down"), "{how}: {inside}");
+        assert!(
+            fo.contains("sync group") && fo.contains("inside"),
+            "{how}: {outside}"
+        );
+        let log = lb1.log();
+        let new_lines = log.get(log_before..).unwrap_or_default();
+        for l in transitions(new_lines, "outside")
+            .iter()
+            .chain(transitions(new_lines, "inside").iter())
+        {
+            eprintln!("  lb1: {l}");
+        }
+        assert_holds_for(&topo, "lb2", vip(), ms(500));
+        up(&topo);
+        let back = wait_both(&topo, "lb1", &format!("after undoing {how}"));
+        eprintln!("{how} undone: both VIPs back on lb1 after {}", fmt_ms(back));
+    }
+}
+
+// ---- 5. notify hooks ------------------------------------------------------------------------
+
+fn notify_conf(topo: &Topology, host: &str, prio: u8) -> (String, std::path::PathBuf) {
+    let file = topo.path(&format!("{host}-hooks.txt"));
+    let f = file.display();
+    let hook = |tag: &str| format!("[\"/bin/sh\", \"-c\", 'echo {tag} \"$@\" >> {f}', \"x\"]");
+    let extra = format!(
+        "[instance.notify]\nmaster = {}\nbackup = {}\nfault = {}\nany = {}\n",
+        hook("master"),
+        hook("backup"),
+        hook("fault"),
+        hook("any")
+    );
+    (top(topo, host, "") + &web(prio, &extra), file)
+}
+
+fn hook_lines(file: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Waits until `file` has `want.len()` lines and checks each starts with the wanted prefix.
+fn expect_hooks(file: &std::path::Path, want: &[&str], what: &str) -> Vec<String> {
+    wait_until(secs(10), ms(20), || hook_lines(file).len() >= want.len());
+    // Anything late and unexpected shows up too.
+    std::thread::sleep(ms(300));
+    let got = hook_lines(file);
+    eprintln!("{what}: {} hook lines:\n  {}", got.len(), got.join("\n  "));
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: wanted {want:?}, got {got:#?}"
+    );
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            g == w || (w.starts_with("any ") && g.starts_with(&format!("{w} "))),
+            "{what}: line {g:?} should be {w:?} (any: followed by a reason); all: {got:#?}"
+        );
+    }
+    got
+}
+
+/// Hooks run in order with the right arguments: the state's own hook (no arguments), then
+/// `any` with `INSTANCE STATE REASON`; through start-up, a takeover after a crash and a
+/// preemption.
+#[test]
+fn notify_hooks_run_in_order_with_their_arguments() {
+    if !require_netns("notify_hooks_run_in_order_with_their_arguments") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let (c1, f1) = notify_conf(&topo, "lb1", 150);
+    let (c2, f2) = notify_conf(&topo, "lb2", 100);
+    let mut lb1 = start_vipd(&topo, "lb1", &c1);
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    let _lb2 = start_vipd(&topo, "lb2", &c2);
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    expect_hooks(
+        &f1,
+        &["backup", "any web backup", "master", "any web master"],
+        "lb1 start-up alone",
+    );
+    expect_hooks(&f2, &["backup", "any web backup"], "lb2 start-up");
+
+    // lb1 crashes: lb2 takes over.
+    lb1.kill();
+    // A crash leaves the VIP on lb1's interface (nobody removed it); lb2 adds it too.
+    let moved = wait_holds(&topo, "lb2", vip(), secs(10));
+    eprintln!("lb1 crashed -> lb2 holds the VIP after {}", fmt_ms(moved));
+    wait_state(&topo, "lb2", "web", "master", secs(5));
+    let lines = expect_hooks(
+        &f2,
+        &["backup", "any web backup", "master", "any web master"],
+        "lb2 after the takeover",
+    );
+    let reason = lines[3].trim_start_matches("any web master ");
+    assert!(
+        !reason.trim().is_empty(),
+        "the any hook got no reason: {lines:?}"
+    );
+
+    // lb1 comes back and preempts: lb2 goes back to backup.
+    lb1.restart(&topo);
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    expect_hooks(
+        &f2,
+        &[
+            "backup",
+            "any web backup",
+            "master",
+            "any web master",
+            "backup",
+            "any web backup",
+        ],
+        "lb2 after lb1 preempted",
+    );
+    expect_hooks(
+        &f1,
+        &[
+            "backup",
+            "any web backup",
+            "master",
+            "any web master",
+            "backup",
+            "any web backup",
+            "master",
+            "any web master",
+        ],
+        "lb1 after its restart",
+    );
+}
+
+// ---- 6. status and the control socket -------------------------------------------------------
+
+/// `status --json` of `host` agrees with its addresses: state master exactly when it
+/// holds the VIP.
+fn assert_status_is_real(topo: &Topology, host: &str) -> Value {
+    let s = inst(topo, host, "web").unwrap_or_else(|| panic!("{host}: no status for web"));
+    let holds = topo.holds_vip(host, vip());
+    assert_eq!(
+        s["state"] == "master",
+        holds,
+        "{host}: status says {} but holds the VIP: {holds}\n{s}",
+        s["state"]
+    );
+    assert_eq!(s["vips"], serde_json::json!([format!("{VIP}/24")]), "{s}");
+    assert_eq!(
+        (&s["vrid"], &s["interface"]),
+        (&Value::from(51), &Value::from("eth0"))
+    );
+    s
+}
+
+/// `vipctl status --json` matches both hosts' addresses before and after a handover; a
+/// user without rights is refused (by the socket's mode, and by the daemon's peer
+/// credential check when the mode lets it connect); garbage on the socket gets an error
+/// line and the daemon keeps running.
+#[test]
+fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
+    if !require_netns("status_matches_reality_and_the_socket_refuses_strangers_and_garbage") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let mut lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    let s1 = assert_status_is_real(&topo, "lb1");
+    let s2 = assert_status_is_real(&topo, "lb2");
+    assert_eq!(
+        s1["master"], "192.0.2.11",
+        "lb1 sees itself as master: {s1}"
+    );
+    assert_eq!(s2["master"], "192.0.2.11", "lb2 sees lb1 as master: {s2}");
+    assert_eq!(
+        (&s1["priority"], &s2["priority"]),
+        (&Value::from(150), &Value::from(100))
+    );
+    // The table form names the instance and its state too.
+    let table = vipctl_ok(&topo, "lb2", &["status"]);
+    assert!(
+        table.contains("web") && table.to_lowercase().contains("backup"),
+        "{table}"
+    );
+
+    // Graceful stop of lb1: lb2 is master and says so; lb1's vipctl fails with one line.
+    lb1.stop(secs(10));
+    wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "master", secs(5));
+    let s2 = assert_status_is_real(&topo, "lb2");
+    assert_eq!(s2["master"], "192.0.2.12", "{s2}");
+    assert!(!topo.holds_vip("lb1", vip()));
+    let down = vipctl(&topo, "lb1", &["status", "--json"]);
+    eprintln!(
+        "vipctl with vipd stopped: {:?} {}",
+        down.status,
+        down.stderr.trim()
+    );
+    assert!(
+        !down.ok()
+            && down.stderr.trim().lines().count() == 1
+            && down.stderr.starts_with("vipctl: "),
+        "{down:?}"
+    );
+    lb1.restart(&topo);
+    wait_ready(&topo, &lb1);
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    assert_status_is_real(&topo, "lb1");
+    assert_status_is_real(&topo, "lb2");
+
+    // A stranger: nobody/nogroup, no supplementary groups.
+    let s = sock(&topo, "lb1");
+    let as_nobody = |args: &[&str]| {
+        let mut argv = vec![
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_vipctl"),
+            "-s",
+            s.as_str(),
+        ];
+        argv.extend_from_slice(args);
+        topo.exec("lb1", &argv)
+    };
+    for args in [&["status", "--json"][..], &["maintenance", "on", "web"][..]] {
+        let out = as_nobody(args);
+        eprintln!(
+            "nobody: vipctl {args:?} (socket mode 0660): {:?} {}",
+            out.status,
+            out.stderr.trim()
+        );
+        assert!(
+            !out.ok() && out.stderr.to_lowercase().contains("permission denied"),
+            "{out:?}"
+        );
+    }
+    // Let it connect: the daemon's own check must refuse it.
+    let chmod = |mode: &str| {
+        harness::run_cmd(&["chmod", mode, &s], None, secs(5));
+    };
+    chmod("0666");
+    for args in [
+        &["status", "--json"][..],
+        &["maintenance", "on", "web"][..],
+        &["priority", "set", "web", "1"][..],
+    ] {
+        let out = as_nobody(args);
+        eprintln!(
+            "nobody: vipctl {args:?} (socket mode 0666): {:?} {}",
+            out.status,
+            out.stderr.trim()
+        );
+        assert!(
+            !out.ok() && out.stderr.contains("permission denied") && out.stderr.contains("65534"),
+            "the daemon must refuse uid 65534 itself: {out:?}"
+        );
+    }
+    chmod("0660");
+    let s1 = assert_status_is_real(&topo, "lb1");
+    assert_eq!(
+        (&s1["maintenance"], &s1["override"], &s1["state"]),
+        (&Value::from(false), &Value::Null, &Value::from("master")),
+        "a refused request changed something: {s1}"
+    );
+
+    // Garbage on the socket.
+    let script = r#"
+import json, os, socket, sys
+path = sys.argv[1]
+cases = [
+    ("random bytes", os.urandom(300).replace(b"\n", b"x") + b"\n"),
+    ("invalid utf-8", b"\xff\xfe\xfd\n"),
+    ("json, not a request", b'{"nonsense": 1}\n'),
+    ("wrong version", b'{"version": 99, "command": "status"}\n'),
+    ("unknown command", b'{"version": 1, "command": "rm-rf"}\n'),
+    ("no newline, then EOF", b"garbage without newline"),
+    ("too long", b"A" * 200000 + b"\n"),
+]
+out = []
+for name, data in cases:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(path)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        pass
+    buf = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except OSError as e:
+        # The daemon closes after its error line; with our unread bytes still queued
+        # (the too-long case) the close shows up as a reset after the reply.
+        err = str(e)
+    else:
+        err = None
+    s.close()
+    out.append({"case": name, "reply": buf.decode("utf-8", "replace"), "recv_error": err})
+# Connect and leave without a word.
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+s.close()
+print(json.dumps(out))
+"#;
+    let out = topo.exec_ok("lb1", &[PY, "-c", script, &s]);
+    let replies: Value = serde_json::from_str(out.trim()).expect("script prints JSON");
+    for r in replies.as_array().expect("a list") {
+        let reply = r["reply"].as_str().unwrap_or_default();
+        eprintln!(
+            "garbage {}: {} (recv error: {})",
+            r["case"],
+            reply.trim(),
+            r["recv_error"]
+        );
+        let lines: Vec<&str> = reply.lines().collect();
+        assert_eq!(lines.len(), 1, "{r}: one reply line expected");
+        let v: Value = serde_json::from_str(lines[0])
+            .unwrap_or_else(|e| panic!("{r}: reply is not JSON: {e}"));
+        assert!(
+            v["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{r}: an error line expected"
+        );
+    }
+    assert!(
+        lb1.proc().is_running(),
+        "vipd died of garbage\n{}",
+        lb1.log()
+    );
+    assert_status_is_real(&topo, "lb1");
+    assert_holds_for(&topo, "lb1", vip(), ms(300));
+}
+
+// ---- 7. metrics -----------------------------------------------------------------------------
+
+fn metrics(topo: &Topology, host: &str) -> String {
+    let script = "import urllib.request,sys\n\
+                  print(urllib.request.urlopen('http://127.0.0.1:9638/metrics', timeout=10).read().decode())";
+    topo.exec_ok(host, &[PY, "-c", script])
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn dropped(text: &str, reason: &str) -> f64 {
+    sample(
+        text,
+        &format!("vipd_adverts_dropped_total{{interface=\"eth0\",reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// Sends crafted VRRPv3 adverts from the client with scapy: `n_ttl` for VRID 51 with TTL 1,
+/// `n_vrid` for VRID 99 (TTL 255), `n_sum` for VRID 51 with a broken checksum (TTL 255).
+/// All at priority 1, so even a mistaken acceptance would not move the VIP.
+fn send_bad_adverts(topo: &Topology, n_ttl: u32, n_vrid: u32, n_sum: u32) {
+    let script = format!(
+        r#"
+import logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, Raw, sendp
+from scapy.layers.vrrp import VRRPv3
+src, vip = "192.0.2.50", "{VIP}"
+def adv(vrid, ttl):
+    return IP(src=src, dst="224.0.0.18", ttl=ttl, proto=112) / VRRPv3(vrid=vrid, priority=1, ipcount=1, adv=10, addrlist=[vip])
+eth = Ether(src="02:00:00:00:00:50", dst="01:00:5e:00:00:12")
+pkts = [eth / adv(51, 1) for _ in range({n_ttl})]
+pkts += [eth / adv(99, 255) for _ in range({n_vrid})]
+for _ in range({n_sum}):
+    p = IP(bytes(adv(51, 255)))
+    v = bytearray(bytes(p[VRRPv3]))
+    v[6] ^= 0x5a
+    pkts.append(eth / IP(src=src, dst="224.0.0.18", ttl=255, proto=112) / Raw(bytes(v)))
+sendp(pkts, iface="eth0", verbose=False, inter=0.01)
+print(len(pkts))
+"#
+    );
+    let out = topo.exec_ok("client", &[PY, "-c", &script]);
+    assert_eq!(
+        out.trim(),
+        (n_ttl + n_vrid + n_sum).to_string(),
+        "scapy sent something else: {out}"
+    );
+}
+
+/// `/metrics` shows the transitions (backup -> master after a takeover) and counts the
+/// dropped adverts this test sends (TTL 1, unknown VRID, bad checksum) by reason.
+#[test]
+fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
+    if !require_netns("metrics_count_transitions_and_the_adverts_the_test_spoiled") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    let to_master = "vipd_transitions_total{instance=\"web\",from=\"backup\",to=\"master\"}";
+    let t1 = metrics(&topo, "lb1");
+    eprintln!(
+        "lb1 at start: backup->master {:?}, state master {:?}, sent {:?}",
+        sample(&t1, to_master),
+        sample(
+            &t1,
+            "vipd_instance_state{instance=\"web\",state=\"master\"}"
+        ),
+        sample(&t1, "vipd_adverts_sent_total{instance=\"web\"}")
+    );
+    assert_eq!(sample(&t1, to_master), Some(1.0), "{t1}");
+    let t2 = metrics(&topo, "lb2");
+    assert_eq!(sample(&t2, to_master).unwrap_or(0.0), 0.0, "{t2}");
+    assert!(
+        sample(&t2, "vipd_adverts_received_total{instance=\"web\"}").unwrap_or(0.0) > 0.0,
+        "lb2 counted no adverts from lb1: {t2}"
+    );
+
+    // Takeover: lb1 crashes.
+    lb1.kill();
+    // A crash leaves the VIP on lb1's interface; lb2 adds it too.
+    wait_holds(&topo, "lb2", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "master", secs(5));
+    wait_until(secs(5), ms(50), || {
+        sample(&metrics(&topo, "lb2"), to_master).unwrap_or(0.0) >= 1.0
+    });
+    let t2 = metrics(&topo, "lb2");
+    eprintln!(
+        "lb2 after takeover: backup->master {:?}, detect {:?} s, announce {:?} s",
+        sample(&t2, to_master),
+        sample(&t2, "vipd_last_takeover_detect_seconds{instance=\"web\"}"),
+        sample(&t2, "vipd_last_takeover_announce_seconds{instance=\"web\"}")
+    );
+    assert!(sample(&t2, to_master).unwrap_or(0.0) >= 1.0, "{t2}");
+    assert_eq!(
+        sample(
+            &t2,
+            "vipd_instance_state{instance=\"web\",state=\"master\"}"
+        ),
+        Some(1.0),
+        "{t2}"
+    );
+    assert_eq!(
+        sample(
+            &t2,
+            "vipd_instance_state{instance=\"web\",state=\"backup\"}"
+        ),
+        Some(0.0),
+        "{t2}"
+    );
+
+    // Spoiled adverts from the client, counted on lb2's eth0 by reason.
+    let reasons = [
+        ("ttl_not_255", 5.0),
+        ("other_vrid", 3.0),
+        ("bad_checksum", 4.0),
+    ];
+    let before: Vec<f64> = reasons.iter().map(|(r, _)| dropped(&t2, r)).collect();
+    send_bad_adverts(&topo, 5, 3, 4);
+    let want = |text: &str| {
+        reasons
+            .iter()
+            .zip(&before)
+            .all(|((r, n), b)| dropped(text, r) - b >= *n)
+    };
+    wait_until(secs(5), ms(100), || want(&metrics(&topo, "lb2")));
+    let t2 = metrics(&topo, "lb2");
+    for ((r, n), b) in reasons.iter().zip(&before) {
+        let got = dropped(&t2, r) - b;
+        eprintln!("lb2 eth0 dropped {r}: +{got} (sent {n})");
+        assert_eq!(
+            got, *n,
+            "vipd_adverts_dropped_total{{interface=\"eth0\",reason=\"{r}\"}} rose by {got}, the test sent {n}:\n{}",
+            t2.lines().filter(|l| l.contains("dropped")).collect::<Vec<_>>().join("\n")
+        );
+    }
+    // None of it moved the VIP.
+    std::thread::sleep(ms(500));
+    assert!(topo.holds_vip("lb2", vip()), "{}", topo.snapshot());
+    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    assert_eq!(s["state"], "master", "{s}");
+}
+
+/// After a takeover, both takeover gauges are set: time to detect the master's death and
+/// time from the decision to the VIPs added and announced.
+#[test]
+fn metrics_record_the_last_takeover_times() {
+    if !require_netns("metrics_record_the_last_takeover_times") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
+    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    lb1.kill();
+    wait_holds(&topo, "lb2", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "master", secs(5));
+    let t2 = metrics(&topo, "lb2");
+    let detect = sample(&t2, "vipd_last_takeover_detect_seconds{instance=\"web\"}");
+    let announce = sample(&t2, "vipd_last_takeover_announce_seconds{instance=\"web\"}");
+    eprintln!("lb2 takeover: detect {detect:?} s, announce {announce:?} s");
+    // Master_Down_Interval = 3 x 100 ms + skew (0.06 s at priority 100): at least 0.3 s.
+    assert!(
+        detect.is_some_and(|d| (0.3..5.0).contains(&d)),
+        "vipd_last_takeover_detect_seconds {detect:?}"
+    );
+    assert!(
+        announce.is_some_and(|a| (0.0..2.0).contains(&a)),
+        "vipd_last_takeover_announce_seconds is {announce:?} after a takeover:\n{}",
+        t2.lines()
+            .filter(|l| l.contains("takeover"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+// ---- 8. reload ------------------------------------------------------------------------------
+
+/// SIGHUP with only the master's priority changed (150 -> 120, still above 100): no
+/// transition, no lost request; SIGHUP with the instance removed: its VIP is released and
+/// lb2 takes over.
+#[test]
+fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
+    if !require_netns("reload_priority_change_keeps_master_and_removal_releases_the_vip") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
+    let lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    let tr1 = transitions(&lb1.log(), "web").len();
+    let tr2 = transitions(&lb2.log(), "web").len();
+    let probe = probe_vip(&topo, vip(), ms(2));
+
+    let write = |conf: &str| {
+        std::fs::write(lb1.conf_path(), conf)
+            .unwrap_or_else(|e| panic!("rewriting {}: {e}", lb1.conf_path().display()))
+    };
+    write(&(top(&topo, "lb1", "") + &web(120, "")));
+    let t0 = Instant::now();
+    lb1.reload();
+    assert!(
+        lb1.wait_log("reloaded: 0 unchanged, 1 changed", secs(10)),
+        "no reload line\n{}",
+        lb1.log()
+    );
+    let ok = wait_until(secs(5), ms(20), || {
+        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 120)
+    });
+    assert!(
+        ok,
+        "lb1 priority never became 120: {:?}",
+        inst(&topo, "lb1", "web")
+    );
+    eprintln!(
+        "reload 150 -> 120: effective after {}",
+        fmt_ms(t0.elapsed())
+    );
+    // Several of lb2's master-down intervals (3 x 100 ms + skew).
+    assert_holds_for(&topo, "lb1", vip(), ms(1500));
+    let rep = probe.finish();
+    print_probe("client during the priority reload", &rep);
+    assert_eq!(
+        rep.lost,
+        0,
+        "a priority-only reload lost requests\n{}",
+        rep.summary()
+    );
+    assert_eq!(rep.responders(), ["lb1"], "{}", rep.summary());
+    let new1 = transitions(&lb1.log(), "web");
+    let new2 = transitions(&lb2.log(), "web");
+    assert_eq!(new1.len(), tr1, "lb1 changed state on reload: {new1:#?}");
+    assert_eq!(new2.len(), tr2, "lb2 changed state on reload: {new2:#?}");
+    let s2 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    assert_eq!(s2["state"], "backup", "{s2}");
+    // lb2 hears the new priority (it advertises what it uses).
+    let s1 = inst(&topo, "lb1", "web").expect("lb1 has web");
+    assert_eq!(
+        (&s1["state"], &s1["base_priority"]),
+        (&Value::from("master"), &Value::from(120)),
+        "{s1}"
+    );
+
+    // Remove the instance: lb1 releases the VIP, lb2 takes over.
+    let probe = probe_vip(&topo, vip(), ms(2));
+    write(&top(&topo, "lb1", ""));
+    let t_rm = mono_now();
+    lb1.reload();
+    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    eprintln!(
+        "reload without web -> lb2 sole holder {} after SIGHUP",
+        fmt_ms(moved)
+    );
+    assert!(
+        lb1.wait_log(
+            "reloaded: 0 unchanged, 0 changed, 0 added, 1 removed",
+            secs(10)
+        ),
+        "{}",
+        lb1.log()
+    );
+    let ok = wait_until(secs(5), ms(50), || {
+        status(&topo, "lb1")["instances"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+    assert!(ok, "lb1 still lists instances: {}", status(&topo, "lb1"));
+    wait_state(&topo, "lb2", "web", "master", secs(5));
+    std::thread::sleep(ms(800));
+    let rep = probe.finish();
+    print_probe("client during the removal reload", &rep);
+    if let Some(o) = rep.outage_around(t_rm, secs(2)) {
+        eprintln!("removal outage {} ({} lost)", fmt_ms(o.duration), o.lost);
+    }
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some("lb2"),
+        "{}",
+        rep.summary()
+    );
+    assert!(lb1.proc().is_running(), "vipd on lb1 exited\n{}", lb1.log());
+    assert!(!topo.holds_vip("lb1", vip()), "{}", topo.snapshot());
+}
