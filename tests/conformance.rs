@@ -34,7 +34,7 @@ fn start_vipd(topo: &Topology, host: &str, inst: VipdInstance) -> Agent {
     topo.start_agent(host, AgentKind::vipd(), &vipd_conf(topo, host, &[inst]))
 }
 
-fn col<'a>(row: &'a [String], i: usize) -> &'a str {
+fn col(row: &[String], i: usize) -> &str {
     row.get(i).map(String::as_str).unwrap_or("")
 }
 
