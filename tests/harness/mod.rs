@@ -27,6 +27,7 @@ pub mod keepalived;
 pub mod probe;
 pub mod process;
 pub mod topology;
+pub mod vipd;
 
 pub use agent::{Agent, AgentKind};
 pub use keepalived::{keepalived_conf, keepalived_config_complaints, KeepalivedInstance};

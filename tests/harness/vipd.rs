@@ -1,0 +1,368 @@
+//! vipd-specific helpers for namespace tests: configuration text, `vipctl status --json`,
+//! the Prometheus endpoint, tshark captures and the hostile-packet script.
+//!
+//! Added for the interop / conformance / hostile suites; everything here is additive.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::process::Proc;
+use super::topology::Topology;
+use super::wait_until;
+
+/// Port of the metrics endpoint; every vipd listens on its own namespace's loopback.
+pub const METRICS_PORT: u16 = 9638;
+
+/// One `[[instance]]` of a vipd configuration.
+#[derive(Debug, Clone)]
+pub struct VipdInstance {
+    /// Instance name.
+    pub name: String,
+    /// Interface (default `eth0`).
+    pub interface: String,
+    /// VRID.
+    pub vrid: u8,
+    /// Priority.
+    pub priority: u8,
+    /// `advert-interval` as written in TOML (e.g. `"100ms"`).
+    pub interval: String,
+    /// 2 or 3.
+    pub version: u8,
+    /// VIPs with prefix length.
+    pub vips: Vec<String>,
+    /// `unicast-peers`.
+    pub unicast_peers: Vec<IpAddr>,
+    /// `checksum-pseudo-header` (None: key left out).
+    pub checksum_pseudo_header: Option<bool>,
+    /// More `key = value` lines put verbatim into the table.
+    pub extra: Vec<String>,
+}
+
+impl VipdInstance {
+    /// VRRPv3 on eth0, 100 ms, multicast, no explicit checksum form.
+    pub fn new(name: &str, vrid: u8, priority: u8, vips: &[&str]) -> VipdInstance {
+        VipdInstance {
+            name: name.to_string(),
+            interface: "eth0".into(),
+            vrid,
+            priority,
+            interval: "100ms".into(),
+            version: 3,
+            vips: vips.iter().map(|s| s.to_string()).collect(),
+            unicast_peers: Vec::new(),
+            checksum_pseudo_header: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets the interval (`"1s"`, `"100ms"`).
+    pub fn interval(mut self, i: &str) -> Self {
+        self.interval = i.to_string();
+        self
+    }
+
+    /// Sets the version.
+    pub fn version(mut self, v: u8) -> Self {
+        self.version = v;
+        self
+    }
+
+    /// Sets unicast peers.
+    pub fn unicast(mut self, peers: &[IpAddr]) -> Self {
+        self.unicast_peers = peers.to_vec();
+        self
+    }
+
+    /// Sets `checksum-pseudo-header`.
+    pub fn pseudo_header(mut self, on: bool) -> Self {
+        self.checksum_pseudo_header = Some(on);
+        self
+    }
+
+    /// Adds a verbatim `key = value` line.
+    pub fn line(mut self, l: &str) -> Self {
+        self.extra.push(l.to_string());
+        self
+    }
+}
+
+/// Control socket path of the vipd on `host`.
+pub fn vipd_socket(topo: &Topology, host: &str) -> PathBuf {
+    topo.path(&format!("{host}.sock"))
+}
+
+/// A complete vipd TOML for `host`: control socket and state dir in the run directory,
+/// metrics on the namespace's 127.0.0.1:9638.
+pub fn vipd_conf(topo: &Topology, host: &str, instances: &[VipdInstance]) -> String {
+    let q = |s: &str| format!("\"{s}\"");
+    let mut s = String::new();
+    s.push_str(&format!(
+        "control-socket = {}\nstate-dir = {}\nmetrics-listen = \"127.0.0.1:{METRICS_PORT}\"\n",
+        q(&vipd_socket(topo, host).to_string_lossy()),
+        q(&topo.path(&format!("{host}-state")).to_string_lossy()),
+    ));
+    for i in instances {
+        s.push_str("\n[[instance]]\n");
+        s.push_str(&format!("name = {}\n", q(&i.name)));
+        s.push_str(&format!("interface = {}\n", q(&i.interface)));
+        s.push_str(&format!("vrid = {}\n", i.vrid));
+        s.push_str(&format!("priority = {}\n", i.priority));
+        s.push_str(&format!("advert-interval = {}\n", q(&i.interval)));
+        s.push_str(&format!("version = {}\n", i.version));
+        let vips: Vec<String> = i.vips.iter().map(|v| q(v)).collect();
+        s.push_str(&format!("vips = [{}]\n", vips.join(", ")));
+        let peers: Vec<String> = i.unicast_peers.iter().map(|p| q(&p.to_string())).collect();
+        s.push_str(&format!("unicast-peers = [{}]\n", peers.join(", ")));
+        if let Some(c) = i.checksum_pseudo_header {
+            s.push_str(&format!("checksum-pseudo-header = {c}\n"));
+        }
+        for l in &i.extra {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// `vipctl -s SOCK status --json` on `host`, parsed. `None` when vipctl fails (daemon not
+/// up yet) or prints something that is not JSON.
+pub fn vipd_status(topo: &Topology, host: &str) -> Option<serde_json::Value> {
+    let sock = vipd_socket(topo, host);
+    let out = topo.exec(
+        host,
+        &[
+            env!("CARGO_BIN_EXE_vipctl"),
+            "-s",
+            &sock.to_string_lossy(),
+            "status",
+            "--json",
+        ],
+    );
+    if !out.ok() {
+        return None;
+    }
+    serde_json::from_str(&out.stdout).ok()
+}
+
+/// The state (`"master"`, `"backup"`, ...) of instance `name` on `host`, if vipd answers.
+pub fn vipd_state(topo: &Topology, host: &str, name: &str) -> Option<String> {
+    instance_field(topo, host, name, "state").and_then(|v| v.as_str().map(String::from))
+}
+
+/// One field of one instance from `status --json`.
+pub fn instance_field(
+    topo: &Topology,
+    host: &str,
+    name: &str,
+    field: &str,
+) -> Option<serde_json::Value> {
+    let st = vipd_status(topo, host)?;
+    st.get("instances")?
+        .as_array()?
+        .iter()
+        .find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name))?
+        .get(field)
+        .cloned()
+}
+
+/// Waits until vipd on `host` reports `state` for `name`.
+pub fn wait_vipd_state(
+    topo: &Topology,
+    host: &str,
+    name: &str,
+    state: &str,
+    timeout: Duration,
+) -> bool {
+    wait_until(timeout, Duration::from_millis(50), || {
+        vipd_state(topo, host, name).as_deref() == Some(state)
+    })
+}
+
+/// The text of `http://127.0.0.1:9638/metrics` inside `host`'s namespace (curl, or python3
+/// urllib when curl is missing). Empty when unreachable.
+pub fn metrics_text(topo: &Topology, host: &str) -> String {
+    let url = format!("http://127.0.0.1:{METRICS_PORT}/metrics");
+    if super::which("curl").is_some() {
+        let out = topo.exec(host, &["curl", "-s", "--max-time", "5", &url]);
+        if out.ok() {
+            return out.stdout;
+        }
+    }
+    let py = format!(
+        "import urllib.request,sys;sys.stdout.write(urllib.request.urlopen('{url}',timeout=5).read().decode())"
+    );
+    topo.exec(host, &["/usr/bin/python3", "-c", &py]).stdout
+}
+
+/// Sum of the samples of metric `name` whose labels include every `(key, value)` in
+/// `labels` (Prometheus text format). 0 when none matches.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, lab) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let ok = labels
+                .iter()
+                .all(|(k, v)| lab.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+            if !ok {
+                return None;
+            }
+            value.trim().parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        + 0.0
+}
+
+/// `vipd_adverts_dropped_total{reason=...}` on `host` (summed over interfaces).
+pub fn dropped(topo: &Topology, host: &str, reason: &str) -> f64 {
+    metric_sum(
+        &metrics_text(topo, host),
+        "vipd_adverts_dropped_total",
+        &[("reason", reason)],
+    )
+}
+
+/// Every `vipd_adverts_dropped_total` sample on `host`, as `reason -> count`.
+pub fn drops_by_reason(topo: &Topology, host: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in metrics_text(topo, host).lines() {
+        let Some(rest) = l.strip_prefix("vipd_adverts_dropped_total{") else {
+            continue;
+        };
+        let Some((lab, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Some(reason) = lab
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("reason=\""))
+            .map(|r| r.trim_end_matches('"').to_string())
+        else {
+            continue;
+        };
+        *m.entry(reason).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    m
+}
+
+/// A running tshark capture on one host's interface.
+pub struct Capture {
+    proc: Proc,
+    /// The pcap file.
+    pub file: PathBuf,
+}
+
+impl Topology {
+    /// Starts `tshark -i IFACE -w FILE` on `host` and waits (bounded) until it captures.
+    pub fn start_capture(&self, host: &str, iface: &str, name: &str) -> Capture {
+        let file = self.path(&format!("{name}.pcapng"));
+        let _ = std::fs::remove_file(&file);
+        let f = file.to_string_lossy().into_owned();
+        let proc = self.spawn(
+            host,
+            &["tshark", "-n", "-i", iface, "-w", &f],
+            &format!("{name}-tshark.log"),
+        );
+        let started = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+            proc.log().contains("Capturing on")
+        });
+        assert!(started, "tshark did not start on {host}: {}", proc.log());
+        // tshark prints "Capturing on" just before the capture loop starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Capture { proc, file }
+    }
+}
+
+impl Capture {
+    /// Stops the capture (SIGINT, so the file is complete) and returns its path.
+    pub fn stop(self) -> PathBuf {
+        let _ = self.proc.signal(nix::sys::signal::Signal::SIGINT);
+        if self.proc.wait_timeout(Duration::from_secs(15)).is_none() {
+            let _ = self.proc.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = self.proc.wait_timeout(Duration::from_secs(5));
+        }
+        self.file
+    }
+}
+
+/// `tshark -r FILE -Y FILTER -T fields -E separator=| -e F...` with extra `-o` preferences;
+/// one `Vec<String>` per packet (multi-valued fields stay comma-joined).
+pub fn tshark_fields(
+    file: &std::path::Path,
+    filter: &str,
+    fields: &[&str],
+    prefs: &[&str],
+) -> Vec<Vec<String>> {
+    let f = file.to_string_lossy().into_owned();
+    let mut argv: Vec<&str> = vec!["tshark", "-n", "-r", &f, "-Y", filter];
+    for p in prefs {
+        argv.push("-o");
+        argv.push(p);
+    }
+    argv.extend_from_slice(&["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
+    for fl in fields {
+        argv.push("-e");
+        argv.push(fl);
+    }
+    let out = super::run_cmd(&argv, None, Duration::from_secs(60));
+    assert!(
+        out.ok(),
+        "`{}` failed: {}",
+        argv.join(" "),
+        out.stderr.trim()
+    );
+    out.stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('|').map(String::from).collect())
+        .collect()
+}
+
+/// Path of the hostile-packet script (`integration/hostile/vrrp_craft.py`).
+pub fn craft_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/hostile/vrrp_craft.py")
+}
+
+/// Runs the crafting script on `host` (system python3 with scapy) with `args`; returns
+/// its stdout. Panics with stderr on failure. Bounded by the harness's 20 s command
+/// timeout per call unless `long` (then up to 120 s).
+pub fn craft(topo: &Topology, host: &str, args: &[&str], long: bool) -> String {
+    let script = craft_script();
+    let s = script.to_string_lossy().into_owned();
+    let ns = topo.ns(host);
+    let mut argv = vec!["ip", "netns", "exec", ns.as_str(), "/usr/bin/python3", &s];
+    argv.extend_from_slice(args);
+    let timeout = if long {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(20)
+    };
+    let t0 = Instant::now();
+    let out = super::run_cmd(&argv, None, timeout);
+    assert!(
+        out.ok(),
+        "craft {} failed after {:?} ({:?}): {}\n{}",
+        args.join(" "),
+        t0.elapsed(),
+        out.status,
+        out.stderr.trim(),
+        out.stdout.trim()
+    );
+    out.stdout
+}
+
+/// Starts the crafting script as a background process (for adverts sent over seconds).
+pub fn craft_spawn(topo: &Topology, host: &str, args: &[&str], log: &str) -> Proc {
+    let script = craft_script();
+    let s = script.to_string_lossy().into_owned();
+    let mut argv = vec!["/usr/bin/python3", s.as_str()];
+    argv.extend_from_slice(args);
+    topo.spawn(host, &argv, log)
+}
