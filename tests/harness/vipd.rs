@@ -129,10 +129,11 @@ pub fn vipd_conf(topo: &Topology, host: &str, instances: &[VipdInstance]) -> Str
 /// up yet) or prints something that is not JSON.
 pub fn vipd_status(topo: &Topology, host: &str) -> Option<serde_json::Value> {
     let sock = vipd_socket(topo, host);
+    let vipctl = super::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
     let out = topo.exec(
         host,
         &[
-            env!("CARGO_BIN_EXE_vipctl"),
+            &vipctl.to_string_lossy(),
             "-s",
             &sock.to_string_lossy(),
             "status",
