@@ -50,6 +50,16 @@ pub(super) fn set_recv_pktinfo_v6(sock: &Socket) -> io::Result<()> {
     setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &on)
 }
 
+/// A larger receive buffer for the VRRP receive socket, so that a burst of junk (a
+/// flood for another VRID, say) does not push the master's adverts out of the queue.
+/// `SO_RCVBUFFORCE` passes `net.core.rmem_max` with CAP_NET_ADMIN; without it, plain
+/// `SO_RCVBUF` (capped by the sysctl) is the fallback.
+pub(super) fn grow_receive_buffer(sock: &Socket, bytes: usize) -> io::Result<()> {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    setsockopt(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size)
+        .or_else(|_| sock.set_recv_buffer_size(bytes))
+}
+
 /// Attaches a classic BPF program that drops every packet: a send-only raw socket would
 /// otherwise queue a copy of every VRRP packet that nobody ever reads.
 pub(super) fn drop_all_input(sock: &Socket) -> io::Result<()> {

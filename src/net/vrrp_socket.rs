@@ -182,6 +182,9 @@ fn needs_scope(a: &Ipv6Addr) -> bool {
     (s[0] & 0xffc0) == 0xfe80 || (a.is_multicast() && matches!(s[0] & 0x000f, 1 | 2))
 }
 
+/// Receive buffer of the VRRP receive sockets: about 4,000 queued adverts.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 fn raw_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
     let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(VRRP_PROTO)))
         .map_err(step("opening a raw socket", ifname))?;
@@ -200,6 +203,8 @@ fn open_rx_v4(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
         .map_err(step("turning IP_MULTICAST_ALL off", ifname))?;
     s.set_multicast_loop_v4(false)
         .map_err(step("turning multicast loop off", ifname))?;
+    sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
+        .map_err(step("enlarging the receive buffer", ifname))?;
     s.join_multicast_v4_n(&VRRP_V4_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
         .map_err(step("joining 224.0.0.18", ifname))?;
     Ok(s)
@@ -230,6 +235,8 @@ fn open_rx_v6(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
     s.set_recv_hoplimit_v6(true)
         .map_err(step("setting IPV6_RECVHOPLIMIT", ifname))?;
     sys::set_recv_pktinfo_v6(&s).map_err(step("setting IPV6_RECVPKTINFO", ifname))?;
+    sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
+        .map_err(step("enlarging the receive buffer", ifname))?;
     s.join_multicast_v6(&VRRP_V6_GROUP, ifindex)
         .map_err(step("joining ff02::12", ifname))?;
     Ok(s)
