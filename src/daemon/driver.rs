@@ -218,12 +218,18 @@ impl Driver {
         if self.maintenance {
             self.router.set_maintenance(now, true);
         }
+        // Checks start unhealthy until they rise (track::health): start at the reduced
+        // priority rather than preempting on checks that have not run yet.
+        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        self.own_penalty = penalty;
+        self.router.set_penalty(now, penalty);
         self.recompute_fault(now);
         // Held in Fault if the link is down at start: startup runs when it clears.
         self.router.start(now);
         self.execute().await;
         self.publish();
         let mut track_open = self.checks.is_some();
+        let mut inbox_open = true;
         loop {
             if self.released {
                 break;
@@ -237,11 +243,14 @@ impl Driver {
             };
             tokio::select! {
                 biased;
-                input = rx.recv() => {
+                input = rx.recv(), if inbox_open => {
                     match input {
                         Some(input) => self.handle_input(input),
                         // The supervisor is gone: release as on shutdown.
-                        None => self.router.shutdown(Instant::now()),
+                        None => {
+                            inbox_open = false;
+                            self.router.shutdown(Instant::now());
+                        }
                     }
                 }
                 ev = self.track_rx.recv(), if track_open => {
@@ -371,18 +380,11 @@ impl Driver {
                 if ev.healthy { "healthy" } else { "failing" }
             );
         }
-        let (penalty, fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
         self.own_penalty = penalty;
         self.router
             .set_penalty(now, self.own_penalty.max(self.group_penalty));
-        let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
-        let own = link_fault.or(fault);
-        if own != self.own_fault {
-            self.own_fault = own;
-            self.recompute_fault(now);
-        } else {
-            self.report_group();
-        }
+        self.recompute_fault(now);
     }
 
     fn recompute_fault(&mut self, now: Instant) {
