@@ -95,6 +95,8 @@ pub struct Router {
     release: Option<Release>,
     watch: Option<Watch>,
     vips_held: bool,
+    /// When we last became Master.
+    master_since: Option<Instant>,
     addr_mismatches: u64,
     actions: VecDeque<Action>,
 }
@@ -121,6 +123,7 @@ impl Router {
             release: None,
             watch: None,
             vips_held: false,
+            master_since: None,
             addr_mismatches: 0,
             actions: VecDeque::new(),
         }
@@ -519,6 +522,7 @@ impl Router {
         self.master_down_timer = None;
         self.master_adver_interval = self.cfg.advert_interval;
         self.master_addr = Some(self.cfg.primary_addr);
+        self.master_since = Some(now);
         // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer ...
         self.send_advert(now);
         if !self.vips_held {
@@ -646,9 +650,17 @@ impl Router {
             // RFC 9568 §6.4.3: discard, but advertise at once so the other master
             // steps down; re-announce so clients that followed it come back.
             self.send_advert(now);
-            self.push(Action::Announce {
-                reason: AnnounceReason::SplitBrainHealed,
-            });
+            // Only a master of some standing is healing a split brain. Right after a
+            // takeover (preemption), a lower priority is the old master's last advert
+            // as it steps down, and our takeover announcement has just gone out.
+            let standing = self
+                .master_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+            if standing {
+                self.push(Action::Announce {
+                    reason: AnnounceReason::SplitBrainHealed,
+                });
+            }
         }
     }
 

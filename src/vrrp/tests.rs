@@ -487,7 +487,20 @@ fn rfc5798_6_4_3_addresses_compare_as_unsigned_big_endian_ipv6() {
 fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     let t0 = Instant::now();
     let (mut r, tm) = master(200, t0);
-    let t1 = tm + ms(420);
+    // Right after the takeover a lower priority is the old master stepping down: an
+    // advert at once (RFC 9568), but no re-announcement (ours just went out).
+    r.handle_advert(tm + ms(1), PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: SEC
+        }]
+    );
+    // A master of standing (>= Master_Down_Interval) hearing a lower priority is
+    // healing a split brain: advert at once and re-announce.
+    let t1 = tm + r.master_down_interval() + ms(420);
     r.handle_advert(t1, PEER_HI, 255, &adv(100, SEC))
         .expect("ok");
     assert_eq!(
