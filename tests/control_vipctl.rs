@@ -421,7 +421,7 @@ fn a_non_root_peer_is_kept_out_by_the_socket_mode() {
     assert_eq!(
         one_line_failure(&o, 1),
         format!(
-            "permission denied on {} (need root or group vipd)",
+            "permission denied on {} (need root or group set by control-group in vipd.toml)",
             ctl.srv.path.display()
         )
     );

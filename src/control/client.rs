@@ -68,7 +68,8 @@ fn socket_group(path: &Path) -> String {
         .flatten()
         .map(|g| g.name)
         .filter(|n| n != "root")
-        .unwrap_or_else(|| "vipd".to_string())
+        // No group on the socket: the daemon's config sets none.
+        .unwrap_or_else(|| "set by control-group in vipd.toml".to_string())
 }
 
 fn io_error(path: &Path, e: io::Error, timeout: Duration) -> ClientError {
