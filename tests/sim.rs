@@ -176,14 +176,16 @@ fn rfc9568_partition_heal_leaves_one_master_and_reannounces() {
         .into_iter()
         .filter(|(_, a)| matches!(a, Action::Announce { .. }))
         .collect();
+    // Then once more on the loser's last advert as it steps down (1 ms later).
+    let announce = Action::Announce {
+        reason: AnnounceReason::SplitBrainHealed,
+    };
     assert_eq!(
         healed,
-        vec![(
-            loser_advert + us(LINK),
-            Action::Announce {
-                reason: AnnounceReason::SplitBrainHealed
-            }
-        )]
+        vec![
+            (loser_advert + us(LINK), announce.clone()),
+            (loser_advert + us(3 * LINK), announce)
+        ]
     );
     let loser: Vec<_> = sim
         .actions_of(1, heal)
@@ -295,4 +297,57 @@ fn random_loss_ten_percent_three_routers_ten_thousand_intervals() {
     sim.run_for(secs(10));
     assert_eq!(sim.masters(), vec![0]);
     assert_eq!(sim.holders(), vec![0]);
+}
+
+/// The other order: after the heal the winner's advert crosses first, so the loser
+/// steps down without the winner ever having heard it during the split. The loser's
+/// last advert on stepping down makes the winner re-announce anyway.
+#[test]
+fn rfc9568_partition_heal_winner_first_still_reannounces() {
+    let mut sim = Sim::new(vec![config(200, 12), config(100, 11)], 8);
+    sim.start_all();
+    sim.run_until(ms(10_500));
+    sim.partition(&[&[0], &[1]]);
+    sim.run_until(ms(20_000));
+    assert_eq!(sim.masters(), vec![0, 1], "split brain");
+    // Heal 1 ms before the winner's next advert, long after the loser's last one.
+    let winner_last = sim
+        .actions_of(0, ms(19_000))
+        .into_iter()
+        .filter(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .map(|(t, _)| t)
+        .next_back()
+        .expect("the winner advertises");
+    let loser_last = sim
+        .actions_of(1, ms(19_000))
+        .into_iter()
+        .filter(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .map(|(t, _)| t)
+        .next_back()
+        .expect("the loser advertises");
+    let next_winner = winner_last + secs(1);
+    let next_loser = loser_last + secs(1);
+    assert!(next_winner < next_loser, "the winner must advertise first");
+    sim.run_until(next_winner - ms(1));
+    let heal = sim.now;
+    sim.heal();
+    sim.run_for(secs(1));
+    assert_eq!(sim.masters(), vec![0]);
+    assert_eq!(sim.holders(), vec![0]);
+    let healed: Vec<_> = sim
+        .actions_of(0, heal)
+        .into_iter()
+        .filter(|(_, a)| matches!(a, Action::Announce { .. }))
+        .collect();
+    // Winner advertises at next_winner; the loser hears it (+1 ms), steps down with a
+    // last advert that the winner hears (+2 ms) and re-announces.
+    assert_eq!(
+        healed,
+        vec![(
+            next_winner + us(2 * LINK),
+            Action::Announce {
+                reason: AnnounceReason::SplitBrainHealed
+            }
+        )]
+    );
 }

@@ -69,6 +69,8 @@ pub struct MemberReport {
     pub own_fault: Option<String>,
     /// Own check penalty.
     pub own_penalty: u32,
+    /// The member's state now.
+    pub state: State,
 }
 
 /// Shared, read-mostly view of every instance for `vipctl status`.
@@ -217,9 +219,8 @@ impl Driver {
             self.router.set_maintenance(now, true);
         }
         self.recompute_fault(now);
-        if self.router.state() != State::Fault {
-            self.router.start(now);
-        }
+        // Held in Fault if the link is down at start: startup runs when it clears.
+        self.router.start(now);
         self.execute().await;
         self.publish();
         let mut track_open = self.checks.is_some();
@@ -263,6 +264,12 @@ impl Driver {
             r.abort();
         }
         self.checks = None;
+        // Let the hooks of the last transitions run before the runtime goes away.
+        let _ = tokio::time::timeout(
+            self.inst.notify.timeout.min(Duration::from_secs(10)),
+            self.notifier.idle(),
+        )
+        .await;
         self.ctx
             .board
             .lock()
@@ -278,9 +285,23 @@ impl Driver {
                     self.dropped("unknown_peer", from);
                     return;
                 }
+                let mismatches = self.router.address_list_mismatches();
                 match self.router.handle_advert(now, from, ttl, &advert) {
                     Ok(()) => {
                         self.ctx.metrics.advert_received(&self.inst.name);
+                        if self.router.address_list_mismatches() > mismatches
+                            && self.log_limiter.hit("address_list_mismatch", now).is_some()
+                        {
+                            // RFC 5798 §7.1: a mismatch is logged, not dropped (a rolling
+                            // reload that adds a VIP would otherwise make two masters).
+                            tracing::warn!(
+                                instance = %self.inst.name,
+                                "{}: advert from {from} lists {:?}, we list {:?}: check that both routers configure the same VIPs",
+                                self.inst.name,
+                                advert.addrs,
+                                self.inst.vips.iter().map(|v| v.addr()).collect::<Vec<_>>()
+                            );
+                        }
                         if advert.priority > 0 {
                             self.last_advert_at = Some(now);
                         }
@@ -379,6 +400,7 @@ impl Driver {
                 instance: self.inst.name.clone(),
                 own_fault: self.own_fault.clone(),
                 own_penalty: self.own_penalty,
+                state: self.router.state(),
             });
         }
     }
@@ -472,6 +494,7 @@ impl Driver {
                         self.notifier
                             .notify(&self.inst.name, &t, &reason.to_string());
                     }
+                    self.report_group();
                 }
                 Action::Released => {
                     self.released = true;

@@ -34,6 +34,8 @@ use crate::control::message::{Event, Request, Response, Status};
 use crate::control::overrides::OverrideStore;
 use crate::control::server::{serve, ControlCall, ControlListener};
 use crate::net::{FrameSender, LinkEvent, LinkWatcher, NetError, Netlink, VrrpSocket};
+use crate::track::Notifier;
+use crate::vrrp::State;
 
 use driver::{DriverContext, DriverHandle, Input, MemberReport, StatusBoard};
 use metrics::Metrics;
@@ -98,6 +100,8 @@ struct Supervisor {
     group_tx: mpsc::UnboundedSender<MemberReport>,
     group_rx: mpsc::UnboundedReceiver<MemberReport>,
     members: HashMap<String, MemberReport>,
+    group_states: HashMap<String, State>,
+    group_notifiers: HashMap<String, Notifier>,
     group_sent: HashMap<String, (Option<String>, u32)>,
     released_tx: mpsc::UnboundedSender<String>,
     released_rx: mpsc::UnboundedReceiver<String>,
@@ -183,6 +187,8 @@ impl Supervisor {
             group_tx,
             group_rx,
             members: HashMap::new(),
+            group_states: HashMap::new(),
+            group_notifiers: HashMap::new(),
             group_sent: HashMap::new(),
             released_tx,
             released_rx,
@@ -226,7 +232,7 @@ impl Supervisor {
         };
         let key = (inst.interface.clone(), source);
         if !self.sockets.contains_key(&key) {
-            let socket = Arc::new(VrrpSocket::open(&inst.interface, link.index, source)?);
+            let socket = Arc::new(open_socket(&inst.interface, link.index, source).await?);
             let dispatch: Dispatch = Arc::new(RwLock::new(HashMap::new()));
             let receiver = tokio::spawn(receiver::run(
                 socket.clone(),
@@ -457,6 +463,10 @@ impl Supervisor {
                 removed += 1;
             }
         }
+        if self.config.sync_groups != new.sync_groups {
+            self.group_notifiers.clear();
+            self.group_states.clear();
+        }
         self.config.sync_groups = new.sync_groups.clone();
         for inst in &new.instances {
             match old.get(&inst.name) {
@@ -555,6 +565,7 @@ impl Supervisor {
             return;
         };
         self.members.insert(report.instance.clone(), report);
+        self.group_state_hooks(&group);
         for member in &group.instances {
             let fault = group
                 .instances
@@ -585,6 +596,49 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A group is master when every member is, fault when any member is, else backup;
+    /// the group's notify hooks run when that changes.
+    fn group_state_hooks(&mut self, group: &config::SyncGroup) {
+        let states: Vec<Option<State>> = group
+            .instances
+            .iter()
+            .map(|m| self.members.get(m).map(|r| r.state))
+            .collect();
+        if states.iter().any(|s| s.is_none()) {
+            return;
+        }
+        let state = if states.iter().all(|s| *s == Some(State::Master)) {
+            State::Master
+        } else if states.contains(&Some(State::Fault)) {
+            State::Fault
+        } else if states.iter().all(|s| *s == Some(State::Init)) {
+            State::Init
+        } else {
+            State::Backup
+        };
+        let previous = self.group_states.insert(group.name.clone(), state);
+        if previous == Some(state) || state == State::Init {
+            return;
+        }
+        let detail: Vec<String> = group
+            .instances
+            .iter()
+            .zip(&states)
+            .map(|(m, s)| format!("{m} {}", s.map(|s| s.to_string()).unwrap_or_default()))
+            .collect();
+        let reason = format!("members: {}", detail.join(", "));
+        tracing::info!(
+            "sync group {}: now {} ({reason})",
+            group.name,
+            state.to_string().to_uppercase()
+        );
+        let notifier = self
+            .group_notifiers
+            .entry(group.name.clone())
+            .or_insert_with(|| Notifier::new(group.notify.clone()));
+        notifier.notify(&group.name, &state.to_string(), &reason);
     }
 
     async fn handle_request(&mut self, req: Request) -> Response {
@@ -677,6 +731,22 @@ impl Supervisor {
 enum OperatorChange {
     Priority(Option<u8>),
     Maintenance(bool),
+}
+
+/// Opens the VRRP sockets, waiting out IPv6 duplicate address detection: right after
+/// boot or link-up the link-local source is tentative for a second or two.
+async fn open_socket(ifname: &str, ifindex: u32, source: IpAddr) -> Result<VrrpSocket, NetError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match VrrpSocket::open(ifname, ifindex, source) {
+            Err(NetError::SourceNotAvailable { .. })
+                if source.is_ipv6() && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {

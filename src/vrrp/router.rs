@@ -608,6 +608,16 @@ impl Router {
             return;
         }
         let eff = self.effective_priority();
+        let loses =
+            adv.priority > eff || (adv.priority == eff && addr_gt(from, self.cfg.primary_addr));
+        if loses {
+            // Ours, beyond RFC 5798: a master that steps down sends one last advert at
+            // its own priority. After a partition heals, the winner may never have heard
+            // us (our adverts were lost while partitioned); this one makes it run the
+            // RFC 9568 rule below and re-announce, so clients that followed us come back
+            // at once instead of after their own ARP timeout.
+            self.push_advert(eff);
+        }
         if adv.priority > eff {
             // RFC 5798 §6.4.3: higher priority: step down to Backup.
             let reason = Reason::HigherPriority {

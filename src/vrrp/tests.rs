@@ -421,6 +421,11 @@ fn rfc5798_6_4_3_master_steps_down_on_higher_priority() {
     assert_eq!(
         drain(&mut r),
         vec![
+            // vipd's last advert on stepping down (see Router::master_rx).
+            Action::SendAdvert {
+                priority: 100,
+                interval: Centis(100)
+            },
             Action::RemoveVips,
             changed(State::Master, State::Backup, reason)
         ]

@@ -24,10 +24,11 @@ pub enum AgentKind {
 }
 
 impl AgentKind {
-    /// vipd from this crate's build (`CARGO_BIN_EXE_vipd`: set for integration tests).
+    /// vipd from this crate's build: `$VIPD_BIN`, else `CARGO_BIN_EXE_vipd` (set for
+    /// integration tests), else next to the running executable (examples, e.g. the demo).
     pub fn vipd() -> AgentKind {
         AgentKind::Vipd {
-            bin: PathBuf::from(env!("CARGO_BIN_EXE_vipd")),
+            bin: super::crate_bin("vipd", "VIPD_BIN", option_env!("CARGO_BIN_EXE_vipd")),
         }
     }
 

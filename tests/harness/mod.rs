@@ -130,3 +130,30 @@ pub fn vipnet_bin() -> std::path::PathBuf {
          `cargo build --example vipnet` or set VIPNET_BIN"
     );
 }
+
+/// A binary of this crate (`vipd`, `vipctl`): `$<env_var>` if set, else `compiled_in` (pass
+/// `option_env!("CARGO_BIN_EXE_<name>")`: set when building integration tests, not examples),
+/// else `target/<profile>/<name>` next to the running test or example executable.
+pub fn crate_bin(name: &str, env_var: &str, compiled_in: Option<&str>) -> std::path::PathBuf {
+    if let Ok(p) = std::env::var(env_var) {
+        return p.into();
+    }
+    if let Some(p) = compiled_in {
+        return p.into();
+    }
+    // Tests are target/<profile>/deps/<name>-<hash>, examples target/<profile>/examples/<name>.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let p = profile_dir.join(name);
+    if !p.is_file() {
+        panic!(
+            "{name} binary not found at {}; build it with `cargo build --bins` or set {env_var}",
+            p.display()
+        );
+    }
+    p
+}

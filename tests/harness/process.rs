@@ -109,14 +109,28 @@ impl Procs {
             .try_clone()
             .map_err(|e| format!("{}: {e}", log.display()))?;
         let start_offset = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
             .args(argv)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             // Own process group: a terminal's Ctrl-C reaches the harness, which cleans up.
-            .process_group(0)
+            .process_group(0);
+        // The child starts with no blocked signal: `cleanup_on_sigint` blocks SIGINT/SIGTERM
+        // in the caller, and a blocked mask survives fork and exec (SIGTERM to an agent or a
+        // probe would then never arrive).
+        // SAFETY: only async-signal-safe calls (sigemptyset, pthread_sigmask) between fork and
+        // exec, on a sigset_t owned by the closure.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("{host}: cannot spawn {argv:?}: {e}"))?;
         let pid = child.id();

@@ -1,0 +1,23 @@
+# bash completion for vipd(8)                                -*- shell-script -*-
+
+_vipd()
+{
+    local cur prev words cword
+    _init_completion || return
+
+    case $prev in
+        -c | --config)
+            _filedir toml
+            return
+            ;;
+        --log-format)
+            COMPREPLY=($(compgen -W 'text json' -- "$cur"))
+            return
+            ;;
+    esac
+
+    COMPREPLY=($(compgen -W '--config --check --log-format --version --help' -- "$cur"))
+} &&
+    complete -F _vipd vipd
+
+# ex: filetype=sh

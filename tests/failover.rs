@@ -1,0 +1,1148 @@
+//! Failover on the wire: vipd on two load balancers (lb1 priority 150, lb2 priority 100),
+//! seen from a client that probes the VIP through a bridge, in network namespaces.
+//!
+//! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test failover -- --nocapture` (root needed; without
+//! root every test here skips itself unless `VIPD_REQUIRE_NETNS=1`). Each test prints its
+//! measurements as `measure: ...` lines.
+//!
+//! Timers (RFC 5798 §6.1) with `advert-interval = "100ms"`:
+//! Skew_Time = (256 - Priority) * 100 ms / 256, Master_Down_Interval = 3 * 100 ms + Skew_Time:
+//! lb1 (150): skew 41.4 ms, MDI 341.4 ms; lb2 (100): skew 60.9 ms, MDI 360.9 ms.
+//!
+//! Bounds are generous on purpose: these tests assert behaviour (who holds the VIP, who the
+//! client reaches, roughly when); performance figures belong in the benchmark. Every bound is
+//! the protocol figure named in the test plus [`SLACK`] (process start-up, `ip netns exec`
+//! polling and scheduling on a busy 2-core machine), and each is printed with its measurement.
+
+mod harness;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use harness::{
+    mono_now, require_netns, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology,
+    TopologyOpts,
+};
+
+/// Namespace tests run one at a time: 100 ms VRRP timers on a 2-core machine should not
+/// compete with another test's topology.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The instance name in every config (log lines are `web: FROM -> TO (why)`).
+const INSTANCE: &str = "web";
+const VRID: u8 = 51;
+/// Advert interval of every instance in these tests.
+const ADV: Duration = Duration::from_millis(100);
+/// Added to every protocol bound (see the module docs).
+const SLACK: Duration = Duration::from_millis(250);
+const P1: u8 = 150;
+const P2: u8 = 100;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn msf(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// RFC 5798 §6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+fn skew(prio: u8) -> Duration {
+    ADV * (256 - prio as u32) / 256
+}
+
+/// RFC 5798 §6.1: Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_Time.
+fn mdi(prio: u8) -> Duration {
+    ADV * 3 + skew(prio)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fam {
+    V4,
+    V6,
+}
+
+impl Fam {
+    /// The routable VIP the client probes.
+    fn vip(self) -> IpAddr {
+        match self {
+            Fam::V4 => "192.0.2.100".parse().expect("literal"),
+            Fam::V6 => "2001:db8::100".parse().expect("literal"),
+        }
+    }
+
+    /// `vips = [...]` in the config. IPv6: the link-local VIP first (RFC 5798 §5.2.9).
+    fn vips_toml(self) -> &'static str {
+        match self {
+            Fam::V4 => r#"["192.0.2.100/24"]"#,
+            Fam::V6 => r#"["fe80::100/64", "2001:db8::100/64"]"#,
+        }
+    }
+}
+
+/// A vipd configuration for `host`: one instance `web`, VRID 51, 100 ms adverts, 5
+/// announcements 100 ms apart; control socket and state directory in the run directory.
+fn vipd_conf(topo: &Topology, host: &str, prio: u8, preempt: bool, fam: Fam) -> String {
+    let sock = topo.path(&format!("{host}.sock"));
+    let state = topo.path(&format!("{host}-state"));
+    format!(
+        r#"control-socket = "{sock}"
+state-dir = "{state}"
+
+[[instance]]
+name = "{INSTANCE}"
+interface = "eth0"
+vrid = {VRID}
+priority = {prio}
+advert-interval = "100ms"
+preempt = {preempt}
+vips = {vips}
+announce-count = 5
+announce-spacing = "100ms"
+"#,
+        sock = sock.display(),
+        state = state.display(),
+        vips = fam.vips_toml(),
+    )
+}
+
+/// State changes of `inst` in a vipd log: lines `... web: BACKUP -> MASTER (why) ...`, as
+/// (from, to) in order.
+fn transitions(log: &str, inst: &str) -> Vec<(String, String)> {
+    let tag = format!("{inst}: ");
+    let word = |s: &str| -> Option<String> {
+        let w: String = s.chars().take_while(|c| c.is_ascii_uppercase()).collect();
+        (!w.is_empty()).then_some(w)
+    };
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&tag)? + tag.len()..];
+            let from = word(rest)?;
+            let after = rest[from.len()..].strip_prefix(" -> ")?;
+            let to = word(after)?;
+            Some((from, to))
+        })
+        .collect()
+}
+
+/// The state `inst` last changed to, per its log.
+fn last_state(log: &str) -> Option<String> {
+    transitions(log, INSTANCE).pop().map(|(_, to)| to)
+}
+
+/// The state-change lines themselves (for messages).
+fn transition_lines(log: &str) -> String {
+    let tag = format!("{INSTANCE}: ");
+    log.lines()
+        .filter(|l| l.contains(&tag) && l.contains(" -> "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Starts vipd on lb1 (150) and lb2 (100), lb1 first, and returns them with the time both
+/// were started.
+fn start_pair(topo: &Topology, preempt_lb1: bool, fam: Fam) -> (Agent, Agent, Duration) {
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &vipd_conf(topo, "lb1", P1, preempt_lb1, fam),
+    );
+    let lb2 = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &vipd_conf(topo, "lb2", P2, true, fam),
+    );
+    let up = mono_now();
+    (lb1, lb2, up)
+}
+
+fn assert_running(a: &Agent) {
+    assert!(
+        a.proc().is_running(),
+        "vipd on {} exited ({:?}); log:\n{}",
+        a.host(),
+        a.proc().exit_status(),
+        a.log()
+    );
+}
+
+/// Waits until `host` alone holds `vip`; panics with the state of the LAN otherwise.
+/// Returns the time it took.
+fn wait_sole_holder(topo: &Topology, vip: IpAddr, host: &str, timeout: Duration) -> Duration {
+    let t0 = mono_now();
+    let ok = wait_until(timeout, ms(10), || topo.vip_holders(vip) == [host]);
+    assert!(
+        ok,
+        "expected {host} alone to hold {vip} within {timeout:?}; holders now: {:?}\n{}",
+        topo.vip_holders(vip),
+        topo.snapshot()
+    );
+    mono_now() - t0
+}
+
+/// Responders on both load balancers, vipd on both, lb1 the sole holder, then a probe every
+/// 2 ms whose client has resolved the VIP to lb1's MAC (a pre-existing neighbour entry).
+struct Lan {
+    topo: Topology,
+    lb1: Agent,
+    lb2: Agent,
+    probe: Option<Probe>,
+}
+
+fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
+    let topo = Topology::new(TopologyOpts::default());
+    let vip = fam.vip();
+    let _r1 = topo.start_responder("lb1", vip);
+    let _r2 = topo.start_responder("lb2", vip);
+    let (lb1, lb2, _) = start_pair(&topo, preempt_lb1, fam);
+    wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(10));
+    assert_running(&lb1);
+    assert_running(&lb2);
+    let probe = topo.start_probe(vip, ms(2));
+    let resolved = wait_until(Duration::from_secs(5), ms(20), || {
+        topo.neigh("client", vip) == Some(topo.mac("lb1"))
+    });
+    assert!(
+        resolved,
+        "the client never resolved {vip} to lb1's MAC\n{}",
+        topo.snapshot()
+    );
+    std::thread::sleep(ms(300));
+    Lan {
+        topo,
+        lb1,
+        lb2,
+        probe: Some(probe),
+    }
+}
+
+impl Lan {
+    fn finish_probe(&mut self) -> ProbeReport {
+        let rep = self
+            .probe
+            .take()
+            .expect("the probe runs until finish_probe")
+            .finish();
+        println!("{}", rep.summary());
+        rep
+    }
+}
+
+/// Requests lost after the first reply of the probe.
+fn lost_after_first_reply(rep: &ProbeReport) -> usize {
+    let Some(first) = rep.records.iter().position(|r| r.reply.is_some()) else {
+        return rep.lost;
+    };
+    rep.records[first..]
+        .iter()
+        .filter(|r| r.reply.is_none())
+        .count()
+}
+
+/// The first reply from `name` at or after `t` (client-side time).
+fn first_reply_from_after(rep: &ProbeReport, name: &str, t: Duration) -> Option<Duration> {
+    rep.records
+        .iter()
+        .filter(|r| r.name.as_deref() == Some(name))
+        .filter_map(|r| r.reply)
+        .filter(|x| *x >= t)
+        .min()
+}
+
+// ---- 1. start-up -------------------------------------------------------------------------
+
+#[test]
+fn startup_elects_the_higher_priority_as_sole_master() {
+    if !require_netns("startup_elects_the_higher_priority_as_sole_master") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let vip = Fam::V4.vip();
+    let (lb1, lb2, up) = start_pair(&topo, true, Fam::V4);
+    // RFC 5798 §6.4.1: both start as Backup; lb1's Master_Down_Timer (341 ms) fires before
+    // lb2's (361 ms), its advert then keeps lb2 in Backup.
+    let bound = mdi(P2) * 2 + SLACK;
+    let settled = wait_until(Duration::from_secs(10), ms(10), || {
+        topo.vip_holders(vip) == ["lb1"]
+    });
+    let took = mono_now() - up;
+    assert!(
+        settled,
+        "lb1 never became the sole holder of {vip}; holders {:?}\nlb1:\n{}\nlb2:\n{}\n{}",
+        topo.vip_holders(vip),
+        lb1.log(),
+        lb2.log(),
+        topo.snapshot()
+    );
+    println!(
+        "measure: start-up to sole master {:.0} ms (bound 2 x MDI + slack = {:.0} ms)",
+        msf(took),
+        msf(bound)
+    );
+    assert!(
+        took < bound,
+        "lb1 became sole holder only after {took:?} (bound {bound:?})\nlb1:\n{}\nlb2:\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    // Stable: sampled for 1 s (10 advert intervals), lb1 alone holds the VIP.
+    for i in 0..20 {
+        let h = topo.vip_holders(vip);
+        assert_eq!(h, ["lb1"], "sample {i} after settling: holders {h:?}");
+        std::thread::sleep(ms(50));
+    }
+    assert_running(&lb1);
+    assert_running(&lb2);
+    // Exactly one master, per the logs (one line per state change)...
+    assert_eq!(
+        last_state(&lb1.log()).as_deref(),
+        Some("MASTER"),
+        "lb1's state changes:\n{}",
+        transition_lines(&lb1.log())
+    );
+    assert_ne!(
+        last_state(&lb2.log()).as_deref(),
+        Some("MASTER"),
+        "lb2's state changes:\n{}",
+        transition_lines(&lb2.log())
+    );
+    println!(
+        "lb1 state changes:\n{}\nlb2 state changes:\n{}",
+        transition_lines(&lb1.log()),
+        transition_lines(&lb2.log())
+    );
+    // ... and per the control socket (`vipctl status --json`, the interface contract).
+    let vipctl = harness::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
+    let vipctl = vipctl.to_string_lossy().into_owned();
+    for (host, want) in [("lb1", "master"), ("lb2", "backup")] {
+        let sock = topo.path(&format!("{host}.sock"));
+        let out = topo.exec(
+            host,
+            &[&vipctl, "-s", &sock.to_string_lossy(), "status", "--json"],
+        );
+        assert!(
+            out.ok(),
+            "vipctl status on {host} failed ({:?}): {}",
+            out.status,
+            out.stderr
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("vipctl status --json on {host}: {e}: {}", out.stdout));
+        let state = v["instances"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["name"] == INSTANCE))
+            .and_then(|i| i["state"].as_str())
+            .map(String::from);
+        assert_eq!(
+            state.as_deref(),
+            Some(want),
+            "vipctl status on {host}: {}",
+            out.stdout
+        );
+    }
+}
+
+// ---- 2. master dies ----------------------------------------------------------------------
+
+#[test]
+fn master_crash_backup_takes_over_and_client_reaches_it() {
+    if !require_netns("master_crash_backup_takes_over_and_client_reaches_it") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    let event = mono_now();
+    lan.lb1.kill();
+    lan.topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(5), || {
+        lan.topo.holds_vip("lb2", vip)
+    });
+    let t_vip = mono_now() - event;
+    assert!(
+        took,
+        "lb2 never took {vip} after lb1 died\nlb2:\n{}\n{}",
+        lan.lb2.log(),
+        lan.topo.snapshot()
+    );
+    wait_until(Duration::from_secs(5), ms(10), || {
+        lan.topo.neigh("client", vip) == Some(lan.topo.mac("lb2"))
+    });
+    std::thread::sleep(ms(1000));
+    let rep = lan.finish_probe();
+    let o = rep
+        .outage_around(event, ms(50))
+        .unwrap_or_else(|| panic!("no outage around the crash: {}", rep.summary()));
+    // The outage runs from the client's last reply from lb1 (at the cut) to its first from
+    // lb2: at most Master_Down_Interval after lb1's last advert, plus the announcement.
+    let bound = mdi(P2) * 2 + SLACK;
+    println!(
+        "measure: master-death outage {:.0} ms ({} lost; lb2 held the VIP {:.0} ms after the kill; bound 2 x MDI + slack = {:.0} ms)",
+        msf(o.duration),
+        o.lost,
+        msf(t_vip),
+        msf(bound)
+    );
+    assert_eq!(o.before.as_deref(), Some("lb1"), "{}", rep.summary());
+    assert_eq!(
+        o.after.as_deref(),
+        Some("lb2"),
+        "the client did not reach lb2 after the outage: {}",
+        rep.summary()
+    );
+    assert!(
+        o.duration < bound,
+        "client-side outage {:?} >= bound {bound:?}: {}\nlb2:\n{}",
+        o.duration,
+        rep.summary(),
+        lan.lb2.log()
+    );
+    assert!(
+        rep.replies_from_after("lb2", o.end) > 100,
+        "lb2 did not keep answering: {}",
+        rep.summary()
+    );
+    assert_eq!(last_state(&lan.lb2.log()).as_deref(), Some("MASTER"));
+    assert_running(&lan.lb2);
+}
+
+// ---- 3. graceful stop --------------------------------------------------------------------
+
+#[test]
+fn graceful_stop_hands_over_after_skew_time_losing_at_most_one_request() {
+    if !require_netns("graceful_stop_hands_over_after_skew_time_losing_at_most_one_request") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    let event = mono_now();
+    // RFC 5798 §6.4.3: the master sends priority 0; lb2 takes over after Skew_Time (§6.4.2).
+    let st = lan.lb1.stop(Duration::from_secs(5));
+    let t_exit = mono_now() - event;
+    wait_sole_holder(&lan.topo, vip, "lb2", Duration::from_secs(3));
+    std::thread::sleep(ms(500));
+    let rep = lan.finish_probe();
+    let lost = lost_after_first_reply(&rep);
+    let first_lb2 = first_reply_from_after(&rep, "lb2", event)
+        .unwrap_or_else(|| panic!("lb2 never answered: {}", rep.summary()));
+    let took = first_lb2.saturating_sub(event);
+    let bound = skew(P2) + SLACK;
+    println!(
+        "measure: graceful handover: client's first reply from lb2 {:.0} ms after SIGTERM \
+         (Skew_Time {:.1} ms; bound skew + slack = {:.0} ms, below MDI {:.0} ms); \
+         vipd on lb1 exited after {:.0} ms with {st}; {lost} request(s) lost",
+        msf(took),
+        msf(skew(P2)),
+        msf(bound),
+        msf(mdi(P2)),
+        msf(t_exit)
+    );
+    assert!(
+        st.success(),
+        "vipd on lb1 exited with {st} on SIGTERM; log:\n{}",
+        lan.lb1.log()
+    );
+    assert!(
+        !lan.topo.holds_vip("lb1", vip),
+        "lb1 still holds {vip} after vipd exited\n{}",
+        lan.topo.snapshot()
+    );
+    assert!(
+        took < bound,
+        "lb2 answered only {took:?} after SIGTERM (bound {bound:?}: a priority-0 advert \
+         should end lb2's wait after Skew_Time): {}\nlb1:\n{}\nlb2:\n{}",
+        rep.summary(),
+        lan.lb1.log(),
+        lan.lb2.log()
+    );
+    assert!(
+        lost <= 1,
+        "{lost} requests lost in a graceful handover (at most 1 allowed): {}",
+        rep.summary()
+    );
+    assert_eq!(rep.responders(), ["lb1", "lb2"], "{}", rep.summary());
+}
+
+// ---- 4. failback -------------------------------------------------------------------------
+
+/// lb1 stops gracefully, lb2 takes over, lb1 is started again.
+fn stop_and_restart_lb1(lan: &mut Lan, vip: IpAddr) -> Duration {
+    let st = lan.lb1.stop(Duration::from_secs(5));
+    assert!(st.success(), "vipd on lb1: {st}\n{}", lan.lb1.log());
+    wait_sole_holder(&lan.topo, vip, "lb2", Duration::from_secs(3));
+    std::thread::sleep(ms(500));
+    let t = mono_now();
+    lan.lb1.restart(&lan.topo);
+    t
+}
+
+#[test]
+fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
+    if !require_netns("failback_with_preempt_the_restarted_master_takes_the_vip_back") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    let restart = stop_and_restart_lb1(&mut lan, vip);
+    // RFC 5798 §6.4.2: lb1 starts as Backup, discards lb2's lower-priority adverts (preempt)
+    // and becomes Master when its Master_Down_Timer fires.
+    wait_sole_holder(&lan.topo, vip, "lb1", Duration::from_secs(5));
+    let since_restart = mono_now() - restart;
+    let bound = mdi(P1) * 2 + SLACK;
+    std::thread::sleep(ms(500));
+    let rep = lan.finish_probe();
+    let back = first_reply_from_after(&rep, "lb1", restart).map(|t| t - restart);
+    let o = rep.outage_around(restart, Duration::from_secs(2));
+    println!(
+        "measure: failback: lb1 sole holder {:.0} ms after its restart (bound 2 x MDI + slack = {:.0} ms); \
+         client back on lb1 after {:?} ms; outage at failback {}",
+        msf(since_restart),
+        msf(bound),
+        back.map(msf),
+        o.as_ref()
+            .map(|o| format!("{:.1} ms ({} lost)", msf(o.duration), o.lost))
+            .unwrap_or_else(|| "none".into())
+    );
+    assert!(
+        since_restart < bound,
+        "lb1 took the VIP back only {since_restart:?} after restarting (bound {bound:?})\nlb1:\n{}",
+        lan.lb1.log()
+    );
+    assert_eq!(
+        last_state(&lan.lb1.log()).as_deref(),
+        Some("MASTER"),
+        "{}",
+        transition_lines(&lan.lb1.log())
+    );
+    assert_eq!(
+        last_state(&lan.lb2.log()).as_deref(),
+        Some("BACKUP"),
+        "{}",
+        transition_lines(&lan.lb2.log())
+    );
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some("lb1"),
+        "the client did not end on lb1: {}",
+        rep.summary()
+    );
+    assert!(
+        back.is_some(),
+        "no reply from lb1 after the restart: {}",
+        rep.summary()
+    );
+}
+
+#[test]
+fn failback_without_preempt_the_restarted_router_stays_backup() {
+    if !require_netns("failback_without_preempt_the_restarted_router_stays_backup") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(false, Fam::V4);
+    let vip = Fam::V4.vip();
+    let restart = stop_and_restart_lb1(&mut lan, vip);
+    // RFC 5798 §6.4.2: with Preempt_Mode False a Backup accepts a lower-priority master.
+    // Watch for 3 s (30 advert intervals, ~9 x lb1's Master_Down_Interval).
+    let mut samples = 0;
+    for i in 0..60 {
+        let h = lan.topo.vip_holders(vip);
+        assert_eq!(
+            h,
+            ["lb2"],
+            "sample {i} ({:.0} ms after lb1's restart): holders {h:?}\nlb1:\n{}",
+            msf(mono_now() - restart),
+            lan.lb1.log()
+        );
+        samples += 1;
+        std::thread::sleep(ms(50));
+    }
+    assert_running(&lan.lb1);
+    let rep = lan.finish_probe();
+    println!(
+        "measure: no failback: lb2 sole holder in {samples} samples over 3 s after lb1's restart; \
+         lb1 state changes since restart: {:?}",
+        transitions(&lan.lb1.log(), INSTANCE)
+    );
+    assert!(
+        !transitions(&lan.lb1.log(), INSTANCE)
+            .iter()
+            .any(|(_, to)| to == "MASTER"),
+        "lb1 (preempt = false) became master after its restart:\n{}",
+        transition_lines(&lan.lb1.log())
+    );
+    assert_eq!(
+        last_state(&lan.lb1.log()).as_deref(),
+        Some("BACKUP"),
+        "lb1 should log its entry into BACKUP:\n{}",
+        lan.lb1.log()
+    );
+    assert_eq!(
+        rep.replies_from_after("lb1", restart),
+        0,
+        "{}",
+        rep.summary()
+    );
+}
+
+// ---- 5. partition of protocol 112 ------------------------------------------------------
+
+/// `tcpdump -tt -n` lines: (epoch seconds, source address, priority) of VRRP adverts.
+fn parse_tcpdump(text: &str) -> Vec<(f64, IpAddr, Option<u8>)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let t: f64 = it.next()?.parse().ok()?;
+            let fam = it.next()?;
+            if fam != "IP" && fam != "IP6" {
+                return None;
+            }
+            let src: IpAddr = it.next()?.parse().ok()?;
+            let prio = l
+                .split("prio ")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse().ok());
+            Some((t, src, prio))
+        })
+        .collect()
+}
+
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+struct HealRun {
+    run: usize,
+    /// When the partition was set up, and when it was healed.
+    partition: Duration,
+    heal: Duration,
+    /// Time from heal until lb1 alone held the VIP.
+    one_holder: Option<Duration>,
+    /// Which router's advert crossed first after the heal, from captures on lb1 and lb2.
+    order: &'static str,
+    client_mac_at_heal: Option<String>,
+    /// Whether lb1 logged a split-brain re-announcement after this heal.
+    reannounced: bool,
+    /// Computed from the probe afterwards: time from heal until the client was on lb1 for good.
+    reach: Option<Duration>,
+    lost: usize,
+}
+
+#[test]
+fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
+    if !require_netns("vrrp_partition_split_brain_heals_to_one_master_and_client_follows") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    let lb1_ip: IpAddr = lan.topo.ip4("lb1").into();
+    let lb2_ip: IpAddr = lan.topo.ip4("lb2").into();
+    let tcpdump = harness::which("tcpdump")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| panic!("tcpdump not found (integration/setup.sh installs it)"));
+    // Captures on each balancer's eth0: the first advert from the other side after a heal
+    // tells which order the routers heard each other in.
+    let caps: Vec<_> = ["lb1", "lb2"]
+        .iter()
+        .map(|h| {
+            lan.topo.spawn(
+                h,
+                &[
+                    &tcpdump, "-i", "eth0", "-n", "-tt", "-l", "-U", "ip", "proto", "112",
+                ],
+                &format!("{h}-tcpdump.log"),
+            )
+        })
+        .collect();
+    for c in &caps {
+        let ok = wait_until(Duration::from_secs(5), ms(20), || {
+            c.log().contains("listening on")
+        });
+        assert!(ok, "tcpdump did not start: {}", c.log());
+    }
+    let mut runs: Vec<HealRun> = Vec::new();
+    const MIN_RUNS: usize = 6;
+    const MAX_RUNS: usize = 10;
+    let mut announces_seen = 0;
+    for run in 0..MAX_RUNS {
+        let orders: Vec<&str> = runs.iter().map(|r| r.order).collect();
+        let both = orders.contains(&"lb1 first") && orders.contains(&"lb2 first");
+        if run >= MIN_RUNS && both {
+            break;
+        }
+        let partition = mono_now();
+        lan.topo.partition_vrrp("lb1", "lb2");
+        // RFC 5798 §6.4.2: lb2 hears nothing for Master_Down_Interval and becomes master too.
+        let split = wait_until(Duration::from_secs(5), ms(10), || {
+            lan.topo.vip_holders(vip) == ["lb1", "lb2"]
+        });
+        assert!(
+            split,
+            "run {run}: no split brain under a VRRP partition\n{}\nlb2:\n{}",
+            lan.topo.snapshot(),
+            lan.lb2.log()
+        );
+        // Vary the heal's phase against the advert timers (37 ms steps over 100 ms adverts).
+        std::thread::sleep(ms(600 + 37 * run as u64));
+        let client_mac_at_heal = lan.topo.neigh("client", vip);
+        let log_before = lan.lb1.log().len();
+        let heal_wall = wall_now();
+        let heal = mono_now();
+        lan.topo.heal();
+        let one = wait_until(Duration::from_secs(3), ms(5), || {
+            lan.topo.vip_holders(vip) == ["lb1"]
+        });
+        let one_holder = one.then(|| mono_now() - heal);
+        // Settle: the client back on lb1 (bounded; a missing re-announcement shows up as the
+        // client staying on lb2's MAC until its own ARP re-resolution, seconds later).
+        wait_until(Duration::from_secs(10), ms(20), || {
+            lan.topo.neigh("client", vip) == Some(lan.topo.mac("lb1"))
+        });
+        std::thread::sleep(ms(500));
+        let first_from = |cap: usize, src: IpAddr| {
+            parse_tcpdump(&caps[cap].log())
+                .into_iter()
+                .find(|(t, s, _)| *t > heal_wall && *s == src)
+                .map(|(t, _, _)| t)
+        };
+        let at_lb1 = first_from(0, lb2_ip);
+        let at_lb2 = first_from(1, lb1_ip);
+        let order = match (at_lb1, at_lb2) {
+            (Some(a), Some(b)) if a < b => "lb2 first",
+            (Some(_), Some(_)) => "lb1 first",
+            (Some(_), None) => "lb2 first",
+            (None, Some(_)) => "lb1 first",
+            (None, None) => "unknown",
+        };
+        let lb1_log = lan.lb1.log();
+        let reannounced = lb1_log
+            .get(log_before..)
+            .is_some_and(|s| s.contains("split brain healed"));
+        if reannounced {
+            announces_seen += 1;
+        }
+        runs.push(HealRun {
+            run,
+            partition,
+            heal,
+            one_holder,
+            order,
+            client_mac_at_heal,
+            reannounced,
+            reach: None,
+            lost: 0,
+        });
+    }
+    let rep = lan.finish_probe();
+    // Client view per run: from the heal to the next partition (or the end of the probe).
+    let ends: Vec<Duration> = runs
+        .iter()
+        .skip(1)
+        .map(|r| r.partition)
+        .chain(std::iter::once(Duration::MAX))
+        .collect();
+    for (r, end) in runs.iter_mut().zip(ends) {
+        let window: Vec<_> = rep
+            .records
+            .iter()
+            .filter(|x| x.sent >= r.heal && x.sent < end)
+            .collect();
+        r.lost = window.iter().filter(|x| x.reply.is_none()).count();
+        // The last request after the heal that did not reach lb1; the client is on the
+        // survivor from the first lb1 reply after it.
+        let last_bad = window
+            .iter()
+            .rposition(|x| x.reply.is_none() || x.name.as_deref() != Some("lb1"));
+        r.reach = match last_bad {
+            None => Some(Duration::ZERO),
+            Some(i) => window[i + 1..]
+                .iter()
+                .find_map(|x| x.reply)
+                .map(|t| t.saturating_sub(r.heal)),
+        };
+    }
+    let holder_bound = ADV * 2 + SLACK;
+    let reach_bound = ADV * 2 + ms(50) + SLACK;
+    let client = |m: &Option<String>| match m.as_deref() {
+        Some(m) => lan.topo.host_by_mac(m).unwrap_or_else(|| m.to_string()),
+        None => "-".into(),
+    };
+    let mut table = String::new();
+    for r in &runs {
+        table.push_str(&format!(
+            "measure: heal run {}: order {}; client on {} at heal; sole holder after {}; client on lb1 after {}; {} lost; lb1 re-announced: {}\n",
+            r.run,
+            r.order,
+            client(&r.client_mac_at_heal),
+            r.one_holder.map(|d| format!("{:.0} ms", msf(d))).unwrap_or_else(|| "never (3 s)".into()),
+            r.reach.map(|d| format!("{:.0} ms", msf(d))).unwrap_or_else(|| "never".into()),
+            r.lost,
+            r.reannounced,
+        ));
+    }
+    print!("{table}");
+    println!(
+        "measure: bounds: sole holder < 2 x advert + slack = {:.0} ms; client on the survivor < 2 x advert + 50 ms + slack = {:.0} ms; {announces_seen} re-announcement(s) logged",
+        msf(holder_bound),
+        msf(reach_bound)
+    );
+    let orders: Vec<&str> = runs.iter().map(|r| r.order).collect();
+    if !(orders.contains(&"lb1 first") && orders.contains(&"lb2 first")) {
+        println!("NOTE: only these advert orders occurred after heal: {orders:?}");
+    }
+    for r in &runs {
+        assert!(
+            r.one_holder.is_some_and(|d| d < holder_bound),
+            "run {} ({}): lb1 did not become the sole holder within {holder_bound:?}\n{table}{}\nlb1:\n{}\nlb2:\n{}",
+            r.run,
+            r.order,
+            rep.summary(),
+            transition_lines(&lan.lb1.log()),
+            transition_lines(&lan.lb2.log())
+        );
+        assert!(
+            r.reach.is_some_and(|d| d < reach_bound),
+            "run {} ({}): the client did not reach lb1 within {reach_bound:?} of the heal\n{table}{}\nlb1:\n{}\nlb2:\n{}",
+            r.run,
+            r.order,
+            rep.summary(),
+            lan.lb1.log(),
+            transition_lines(&lan.lb2.log())
+        );
+    }
+    assert_running(&lan.lb1);
+    assert_running(&lan.lb2);
+}
+
+// ---- 6. announcements move the client's neighbour entry ---------------------------------
+
+fn takeover_moves_neighbour_entry(fam: Fam) {
+    let mut lan = lan_with_probe(true, fam);
+    let vip = fam.vip();
+    let mac1 = lan.topo.mac("lb1");
+    let mac2 = lan.topo.mac("lb2");
+    assert_eq!(lan.topo.neigh("client", vip), Some(mac1.clone()));
+    let event = mono_now();
+    lan.lb1.kill();
+    lan.topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(5), || {
+        lan.topo.holds_vip("lb2", vip)
+    });
+    let t_vip = mono_now();
+    assert!(
+        took,
+        "lb2 never took {vip}\nlb2:\n{}\n{}",
+        lan.lb2.log(),
+        lan.topo.snapshot()
+    );
+    // Without the announcement the client would keep lb1's MAC until its own neighbour
+    // re-resolution (the DELAY state alone lasts 5 s): 1 s tells the two apart.
+    let bound = Duration::from_secs(1);
+    let moved = wait_until(bound + Duration::from_secs(9), ms(5), || {
+        lan.topo.neigh("client", vip) == Some(mac2.clone())
+    });
+    let t_moved = mono_now() - t_vip;
+    let entry = lan
+        .topo
+        .exec("client", &["ip", "neigh", "show", "to", &vip.to_string()]);
+    std::thread::sleep(ms(300));
+    let rep = lan.finish_probe();
+    let what = match fam {
+        Fam::V4 => "gratuitous ARP",
+        Fam::V6 => "unsolicited NA",
+    };
+    println!(
+        "measure: {what}: client's entry for {vip} moved to lb2's MAC {:.0} ms after lb2 held the VIP \
+         ({:.0} ms after the kill; bound {:.0} ms); entry now: {}",
+        msf(t_moved),
+        msf(t_vip - event),
+        msf(bound),
+        entry.stdout.trim()
+    );
+    assert!(
+        moved && t_moved < bound,
+        "client's neighbour entry for {vip} did not move to lb2 ({mac2}) within {bound:?} of the \
+         takeover ({what}); entry: {}\nlb2:\n{}\n{}",
+        entry.stdout.trim(),
+        lan.lb2.log(),
+        lan.topo.snapshot()
+    );
+    let o = rep
+        .outage_around(event, ms(50))
+        .unwrap_or_else(|| panic!("no outage around the crash: {}", rep.summary()));
+    assert_eq!(o.after.as_deref(), Some("lb2"), "{}", rep.summary());
+}
+
+#[test]
+fn takeover_gratuitous_arp_moves_client_neighbour_entry_v4() {
+    if !require_netns("takeover_gratuitous_arp_moves_client_neighbour_entry_v4") {
+        return;
+    }
+    let _g = serial();
+    takeover_moves_neighbour_entry(Fam::V4);
+}
+
+#[test]
+fn takeover_unsolicited_na_moves_client_neighbour_entry_v6() {
+    if !require_netns("takeover_unsolicited_na_moves_client_neighbour_entry_v6") {
+        return;
+    }
+    let _g = serial();
+    takeover_moves_neighbour_entry(Fam::V6);
+}
+
+// ---- 7. crash and restart without a link cut --------------------------------------------
+
+#[test]
+fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
+    if !require_netns("crash_restart_removes_stale_vip_and_never_two_holders_after_settling") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    lan.lb1.kill();
+    // A SIGKILLed vipd cannot clean up: the VIP stays on lb1 while lb2 takes over.
+    let both = wait_until(Duration::from_secs(5), ms(10), || {
+        lan.topo.vip_holders(vip) == ["lb1", "lb2"]
+    });
+    assert!(
+        both,
+        "expected the stale VIP on lb1 and lb2's takeover; holders {:?}\nlb2:\n{}",
+        lan.topo.vip_holders(vip),
+        lan.lb2.log()
+    );
+    std::thread::sleep(ms(300));
+    let restart = mono_now();
+    lan.lb1.restart(&lan.topo);
+    // Start-up must remove the stale VIP before lb1 may become master again (it waits
+    // Master_Down_Interval as Backup first, RFC 5798 §6.4.1): watch for the gap.
+    let mut gone_at = None;
+    let mut back_at = None;
+    for _ in 0..600 {
+        let t = mono_now() - restart;
+        let held = lan.topo.holds_vip("lb1", vip);
+        if !held && gone_at.is_none() {
+            gone_at = Some(t);
+        }
+        if held && gone_at.is_some() {
+            back_at = Some(t);
+            break;
+        }
+        if t > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(ms(2));
+    }
+    let stale_line = lan
+        .lb1
+        .log()
+        .lines()
+        .find(|l| l.contains("earlier run"))
+        .map(String::from);
+    println!(
+        "measure: restart: stale VIP gone from lb1 {:?} ms after restart, lb1 holds it again at {:?} ms; log: {}",
+        gone_at.map(msf),
+        back_at.map(msf),
+        stale_line.as_deref().unwrap_or("(no line about the stale VIP)")
+    );
+    assert!(
+        gone_at.is_some(),
+        "the restarted vipd never removed the stale {vip} from lb1\nlb1:\n{}",
+        lan.lb1.log()
+    );
+    let settle = wait_sole_holder(&lan.topo, vip, "lb1", Duration::from_secs(5));
+    println!(
+        "measure: restart: lb1 sole holder {:.0} ms after the stale VIP was gone",
+        msf(settle)
+    );
+    // After settling: every 20 ms for 3 s, never two holders (and lb1 stays the one).
+    let mut samples = Vec::new();
+    let t0 = mono_now();
+    for _ in 0..400 {
+        let t = mono_now() - t0;
+        if t >= Duration::from_secs(3) {
+            break;
+        }
+        samples.push((t, lan.topo.vip_holders(vip)));
+        std::thread::sleep(ms(20));
+    }
+    let doubles: Vec<_> = samples.iter().filter(|(_, h)| h.len() > 1).collect();
+    let not_lb1: Vec<_> = samples.iter().filter(|(_, h)| *h != ["lb1"]).collect();
+    println!(
+        "measure: restart: {} samples over 3 s, {} with two holders, {} without lb1 alone",
+        samples.len(),
+        doubles.len(),
+        not_lb1.len()
+    );
+    assert!(samples.len() >= 30, "too few samples: {}", samples.len());
+    assert!(
+        doubles.is_empty(),
+        "two holders after settling: {doubles:?}\nlb1:\n{}\nlb2:\n{}",
+        lan.lb1.log(),
+        lan.lb2.log()
+    );
+    assert!(
+        not_lb1.is_empty(),
+        "lb1 did not stay the sole holder: {not_lb1:?}\nlb1:\n{}\nlb2:\n{}",
+        transition_lines(&lan.lb1.log()),
+        transition_lines(&lan.lb2.log())
+    );
+    let rep = lan.finish_probe();
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some("lb1"),
+        "{}",
+        rep.summary()
+    );
+}
+
+// ---- 8. reload ---------------------------------------------------------------------------
+
+#[test]
+fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
+    if !require_netns("sighup_unchanged_config_keeps_state_and_broken_config_is_rejected") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan_with_probe(true, Fam::V4);
+    let vip = Fam::V4.vip();
+    let n1 = transitions(&lan.lb1.log(), INSTANCE).len();
+    let n2 = transitions(&lan.lb2.log(), INSTANCE).len();
+
+    // Unchanged file: no transition, no outage.
+    let reload_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("SIGHUP") || l.to_lowercase().contains("reload"))
+            .count()
+    };
+    let reloads_before = reload_lines(&lan.lb1.log());
+    lan.lb1.reload();
+    let logged = wait_until(Duration::from_secs(3), ms(20), || {
+        reload_lines(&lan.lb1.log()) > reloads_before
+    });
+    std::thread::sleep(ms(1000));
+    assert_running(&lan.lb1);
+    assert_eq!(
+        lan.topo.vip_holders(vip),
+        ["lb1"],
+        "{}",
+        lan.topo.snapshot()
+    );
+    let t1 = transitions(&lan.lb1.log(), INSTANCE);
+    assert_eq!(
+        t1.len(),
+        n1,
+        "an unchanged reload caused a state change on lb1:\n{}",
+        transition_lines(&lan.lb1.log())
+    );
+    println!(
+        "measure: reload (unchanged): logged {logged}; lb1 state changes {n1} -> {}",
+        t1.len()
+    );
+
+    // Broken file: rejected with FILE:LINE:COL, running config kept.
+    let conf_path = lan.lb1.conf_path().to_path_buf();
+    let good = std::fs::read_to_string(&conf_path).expect("read lb1's config");
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("priority = "))
+        .expect("config has a priority line")
+        + 1;
+    // RFC 5798 §5.2.4: 255 is the owner's, 0 a release; 300 does not fit in the field.
+    let broken = good.replace(&format!("priority = {P1}"), "priority = 300");
+    assert_ne!(broken, good);
+    std::fs::write(&conf_path, &broken).expect("write broken config");
+    lan.lb1.reload();
+    let loc = format!("{}:{line}:", conf_path.display());
+    let has_loc = |log: &str| {
+        log.match_indices(&loc).any(|(i, _)| {
+            log[i + loc.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    let rejected = wait_until(Duration::from_secs(3), ms(20), || has_loc(&lan.lb1.log()));
+    std::thread::sleep(ms(1000));
+    let log = lan.lb1.log();
+    let rejection = log
+        .lines()
+        .find(|l| l.contains(&loc))
+        .unwrap_or("(none)")
+        .to_string();
+    println!("measure: reload (broken): rejection line: {rejection}");
+    assert!(
+        rejected,
+        "no rejection naming {loc}<col> in lb1's log:\n{log}"
+    );
+    assert_running(&lan.lb1);
+    assert_eq!(
+        lan.topo.vip_holders(vip),
+        ["lb1"],
+        "{}",
+        lan.topo.snapshot()
+    );
+    assert_eq!(
+        transitions(&log, INSTANCE).len(),
+        n1,
+        "the rejected reload caused a state change on lb1:\n{}",
+        transition_lines(&log)
+    );
+    assert_eq!(last_state(&log).as_deref(), Some("MASTER"));
+    assert_eq!(
+        transitions(&lan.lb2.log(), INSTANCE).len(),
+        n2,
+        "lb2 changed state during lb1's reloads:\n{}",
+        transition_lines(&lan.lb2.log())
+    );
+    std::fs::write(&conf_path, &good).expect("restore config");
+    let rep = lan.finish_probe();
+    let lost = lost_after_first_reply(&rep);
+    println!("measure: reloads: {lost} request(s) lost");
+    assert_eq!(
+        lost,
+        0,
+        "the client lost requests across reloads: {}",
+        rep.summary()
+    );
+    assert_eq!(rep.responders(), ["lb1"], "{}", rep.summary());
+}
+
+// ---- log parsing (no root needed) -------------------------------------------------------
+
+#[test]
+fn transitions_are_parsed_from_vipd_log_lines() {
+    let log = "2026-01-01T00:00:00Z  INFO web: INIT -> BACKUP (start-up) instance=web\n\
+               2026-01-01T00:00:01Z  INFO web: BACKUP -> MASTER (no advert from 192.0.2.11 for 0.35 s)\n\
+               2026-01-01T00:00:01Z  INFO web: check http is now failing\n\
+               2026-01-01T00:00:02Z  INFO other: MASTER -> BACKUP (x)\n";
+    assert_eq!(
+        transitions(log, "web"),
+        vec![
+            ("INIT".to_string(), "BACKUP".to_string()),
+            ("BACKUP".to_string(), "MASTER".to_string())
+        ]
+    );
+    assert_eq!(last_state(log).as_deref(), Some("MASTER"));
+    assert_eq!(last_state("nothing here\n"), None);
+    let td = "1764127956.123456 IP 192.0.2.12 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 100, intvl 10cs, length 12\n\
+              listening on eth0\n";
+    let p = parse_tcpdump(td);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].1, "192.0.2.12".parse::<IpAddr>().expect("literal"));
+    assert_eq!(p[0].2, Some(100));
+}
