@@ -15,7 +15,7 @@
 //! ```
 
 #[path = "../tests/harness/mod.rs"]
-#[allow(dead_code, unreachable_pub, missing_docs)]
+#[allow(unreachable_pub, missing_docs)]
 mod harness;
 
 use std::collections::BTreeMap;
