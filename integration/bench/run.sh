@@ -31,7 +31,7 @@ if [ "$save" -eq 1 ]; then
         echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -r)  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo '?')  args: ${args[*]:-}"
     } > "$out"
-    cargo bench --bench failover -- "${args[@]}" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
+    cargo bench --bench failover -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
     echo "saved to $out"
 else
     cargo bench --bench failover -- "${args[@]}"
