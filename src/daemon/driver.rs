@@ -474,7 +474,7 @@ impl Driver {
                         if let Some(heard) = self.last_advert_at {
                             self.ctx
                                 .metrics
-                                .takeover_detect(&self.inst.name, now.duration_since(heard));
+                                .takeover_detect(&self.inst.name, decided.duration_since(heard));
                         }
                     }
                     let (f, t) = (from.to_string(), to.to_string());
