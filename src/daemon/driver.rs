@@ -455,7 +455,6 @@ impl Driver {
                     }
                 }
                 Action::StateChanged { from, to, reason } => {
-                    let now = Instant::now();
                     tracing::info!(
                         instance = %self.inst.name,
                         from = %from,
