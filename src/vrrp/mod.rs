@@ -30,8 +30,10 @@
 //! On [`Router::shutdown`] or [`Router::set_maintenance`] while Master, the router
 //! stays Master and keeps its VIPs while it sends priority-0 adverts every advert
 //! interval. It removes the VIPs only when it hears another router advertise with a
-//! priority above 0 (the new master), or when `Master_Down_Interval` has passed
-//! without one. So at every instant at least one router holds the VIPs. The state is
+//! priority above 0 (the new master) and [`RELEASE_GRACE`] more has passed (so that
+//! the new master's announcement reaches clients first), or when
+//! `Master_Down_Interval` has passed without one. So at every instant at least one
+//! router holds the VIPs. The state is
 //! `Master` during the whole release (the router still holds the VIPs); the
 //! transition (to `Init` for shutdown, to `Backup` for maintenance) is reported
 //! when the VIPs are removed.
