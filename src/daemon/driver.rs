@@ -418,13 +418,7 @@ impl Driver {
                 Action::SendAdvert { priority, interval } => {
                     self.send_advert(priority, interval).await;
                 }
-                Action::AddVips => {
-                    for vip in &self.inst.vips {
-                        if let Err(e) = self.ctx.netlink.add_address(self.ctx.ifindex, *vip).await {
-                            tracing::error!(instance = %self.inst.name, "{}: cannot add {vip}: {e}", self.inst.name);
-                        }
-                    }
-                }
+                Action::AddVips => self.change_vips(true).await,
                 Action::Announce { reason } => {
                     self.announce(reason);
                     announced = Some(Instant::now());
@@ -448,11 +442,7 @@ impl Driver {
                     if let Some(r) = self.refresher.take() {
                         r.abort();
                     }
-                    for vip in &self.inst.vips {
-                        if let Err(e) = self.ctx.netlink.del_address(self.ctx.ifindex, *vip).await {
-                            tracing::error!(instance = %self.inst.name, "{}: cannot remove {vip}: {e}", self.inst.name);
-                        }
-                    }
+                    self.change_vips(false).await;
                 }
                 Action::StateChanged { from, to, reason } => {
                     tracing::info!(
@@ -502,6 +492,27 @@ impl Driver {
                 Action::Released => {
                     self.released = true;
                 }
+            }
+        }
+    }
+
+    /// Adds (or removes) every VIP, all netlink requests in flight at once: with many
+    /// VIPs the takeover waits for one round trip to the kernel, not one per VIP.
+    async fn change_vips(&self, add: bool) {
+        let (nl, ifindex) = (&self.ctx.netlink, self.ctx.ifindex);
+        let results = futures::future::join_all(self.inst.vips.iter().map(|vip| async move {
+            let r = if add {
+                nl.add_address(ifindex, *vip).await
+            } else {
+                nl.del_address(ifindex, *vip).await
+            };
+            (vip, r)
+        }))
+        .await;
+        for (vip, r) in results {
+            if let Err(e) = r {
+                let what = if add { "add" } else { "remove" };
+                tracing::error!(instance = %self.inst.name, "{}: cannot {what} {vip}: {e}", self.inst.name);
             }
         }
     }
