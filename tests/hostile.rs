@@ -465,7 +465,6 @@ fn rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers
     assert_eq!(s2.as_deref(), Some("backup"));
     // lb1's last advert as it steps down (its own priority, see Router::master_rx) may
     // reach lb2 after the rogue's; the rogue's next advert (0.1 s later) corrects it.
-    let _ = m2;
     let lb2_sees_rogue = wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
         instance_field(&p.topo, "lb2", NAME, "master")
             .as_ref()
