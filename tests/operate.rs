@@ -600,6 +600,43 @@ fn sync_group_fault_on_one_interface_moves_both_vips() {
     }
 }
 
+#[test]
+fn sync_group_maintenance_on_one_member_drains_the_whole_group() {
+    if !require_netns("sync_group_maintenance_on_one_member_drains_the_whole_group") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default().with_second_lan());
+    let _lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
+    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
+    wait_both(&topo, "lb1", "start-up");
+    wait_state(&topo, "lb2", "outside", "backup", secs(5));
+    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+
+    // Draining one member drains the group: both VIPs move, neither is left behind.
+    let out = vipctl_ok(&topo, "lb1", &["maintenance", "on", "outside"]);
+    assert!(out.contains("inside") && out.contains("outside"), "{out}");
+    let moved = wait_both(&topo, "lb2", "maintenance on outside");
+    eprintln!(
+        "maintenance on one member: both VIPs on lb2 after {}",
+        fmt_ms(moved)
+    );
+    for name in ["outside", "inside"] {
+        let s = inst(&topo, "lb1", name).expect("lb1 instance");
+        assert_eq!(s["maintenance"], true, "{name}: {s}");
+        assert_eq!(s["state"], "backup", "{name}: {s}");
+    }
+    assert_holds_for(&topo, "lb2", vip(), ms(500));
+
+    let out = vipctl_ok(&topo, "lb1", &["maintenance", "off", "inside"]);
+    assert!(out.contains("inside") && out.contains("outside"), "{out}");
+    let back = wait_both(&topo, "lb1", "maintenance off inside");
+    eprintln!(
+        "maintenance off: both VIPs back on lb1 after {}",
+        fmt_ms(back)
+    );
+}
+
 // ---- 5. notify hooks ------------------------------------------------------------------------
 
 fn notify_conf(topo: &Topology, host: &str, prio: u8) -> (String, std::path::PathBuf) {

@@ -672,7 +672,7 @@ impl Supervisor {
     }
 
     async fn operator(&mut self, instance: &str, change: OperatorChange) -> Response {
-        let Some(d) = self.drivers.get(instance) else {
+        if !self.drivers.contains_key(instance) {
             let mut known: Vec<&str> = self.drivers.keys().map(|s| s.as_str()).collect();
             known.sort_unstable();
             return Response::Error {
@@ -685,49 +685,61 @@ impl Supervisor {
                     }
                 ),
             };
+        }
+        // Maintenance drains a whole sync group: draining one member alone would split the
+        // group across hosts, which is what a sync group exists to prevent. A priority
+        // override is per instance.
+        let targets: Vec<String> = match (&change, self.group_of(instance)) {
+            (OperatorChange::Maintenance(_), Some(g)) => g.instances.clone(),
+            _ => vec![instance.to_string()],
         };
-        let tx = d.tx.clone();
-        let (saved, input, msg) = match change {
-            OperatorChange::Priority(p) => (
-                self.store.set_priority(instance, p),
-                Input::Override(p),
-                match p {
-                    Some(v) => format!(
-                        "{instance}: priority override {v} set (saved in the state directory)"
-                    ),
-                    None => format!("{instance}: priority override cleared"),
-                },
-            ),
-            OperatorChange::Maintenance(on) => {
-                (
-                    self.store.set_maintenance(instance, on),
-                    Input::Maintenance(on),
-                    if on {
-                        format!("{instance}: maintenance on: handing over if master, then staying backup")
-                    } else {
-                        format!("{instance}: maintenance off")
-                    },
-                )
+        let names = targets.join(", ");
+        let msg = match change {
+            OperatorChange::Priority(Some(v)) => {
+                format!("{instance}: priority override {v} set (saved in the state directory)")
             }
+            OperatorChange::Priority(None) => format!("{instance}: priority override cleared"),
+            OperatorChange::Maintenance(true) => {
+                format!("{names}: maintenance on: handing over if master, then staying backup")
+            }
+            OperatorChange::Maintenance(false) => format!("{names}: maintenance off"),
         };
-        if let Err(e) = saved {
-            return Response::Error {
-                message: format!(
-                    "cannot save the change under {}: {e}; nothing changed",
-                    self.config.state_dir.display()
-                ),
+        // Saved before anything is applied: a failed write applies nothing.
+        for t in &targets {
+            let saved = match change {
+                OperatorChange::Priority(p) => self.store.set_priority(t, p),
+                OperatorChange::Maintenance(on) => self.store.set_maintenance(t, on),
             };
+            if let Err(e) = saved {
+                return Response::Error {
+                    message: format!(
+                        "cannot save the change under {}: {e}; not applied",
+                        self.config.state_dir.display()
+                    ),
+                };
+            }
         }
         tracing::info!("operator: {msg}");
-        if tx.send(input).await.is_err() {
-            return Response::Error {
-                message: format!("{instance}: instance is stopping"),
+        for t in &targets {
+            let input = match change {
+                OperatorChange::Priority(p) => Input::Override(p),
+                OperatorChange::Maintenance(on) => Input::Maintenance(on),
             };
+            let sent = match self.drivers.get(t) {
+                Some(d) => d.tx.send(input).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                return Response::Error {
+                    message: format!("{t}: instance is stopping"),
+                };
+            }
         }
         Response::Ok { message: msg }
     }
 }
 
+#[derive(Clone, Copy)]
 enum OperatorChange {
     Priority(Option<u8>),
     Maintenance(bool),
