@@ -1146,3 +1146,73 @@ fn transitions_are_parsed_from_vipd_log_lines() {
     assert_eq!(p[0].1, "192.0.2.12".parse::<IpAddr>().expect("literal"));
     assert_eq!(p[0].2, Some(100));
 }
+
+/// Issue "On the wire": the interface gone -> Fault (VIPs removed, no adverts, lb2 takes
+/// over); the interface back (a new ifindex) -> vipd rebuilds the instance's sockets and it
+/// returns through Initialize; with preempt on, lb1 is master again.
+#[test]
+fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
+    if !require_netns("interface_deleted_goes_to_fault_and_recreated_interface_comes_back") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let vip = Fam::V4.vip();
+    let (lb1, _lb2, _) = start_pair(&topo, true, Fam::V4);
+    wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(5));
+
+    // Unplug: delete lb1's eth0 (its switch-side peer goes with it).
+    topo.exec_ok("lb1", &["ip", "link", "del", "eth0"]);
+    let took = wait_sole_holder(&topo, vip, "lb2", Duration::from_secs(5));
+    let fault = wait_until(Duration::from_secs(3), ms(20), || {
+        last_state(&lb1.log()).as_deref() == Some("FAULT")
+    });
+    assert!(
+        fault,
+        "lb1 did not go to FAULT:\n{}",
+        transition_lines(&lb1.log())
+    );
+    assert_running(&lb1);
+    println!(
+        "measure: interface deleted: lb2 sole holder after {:.0} ms",
+        msf(took)
+    );
+
+    // Re-create it the way the topology made it: veth to the bridge, same MAC and address.
+    let (ns_lb1, ns_sw) = (topo.ns("lb1"), topo.ns("sw"));
+    let mac = topo.mac("lb1");
+    let addr = format!("{}/24", topo.ip4("lb1"));
+    for argv in [
+        vec![
+            "ip", "link", "add", "eth0", "netns", &ns_lb1, "type", "veth", "peer", "name", "p-lb1",
+            "netns", &ns_sw,
+        ],
+        vec![
+            "ip", "-n", &ns_sw, "link", "set", "p-lb1", "master", "br0", "up",
+        ],
+        vec!["ip", "-n", &ns_lb1, "link", "set", "eth0", "address", &mac],
+        vec!["ip", "-n", &ns_lb1, "addr", "add", &addr, "dev", "eth0"],
+        vec!["ip", "-n", &ns_lb1, "link", "set", "eth0", "up"],
+    ] {
+        let out = harness::run_cmd(&argv, None, Duration::from_secs(10));
+        assert!(out.ok(), "{argv:?}: {}", out.stderr);
+    }
+    let back = wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(5));
+    let log = lb1.log();
+    assert!(
+        log.contains("interface re-created"),
+        "no rebuild logged:\n{}",
+        transition_lines(&log)
+    );
+    assert_eq!(
+        last_state(&log).as_deref(),
+        Some("MASTER"),
+        "{}",
+        transition_lines(&log)
+    );
+    assert_running(&lb1);
+    println!(
+        "measure: interface re-created: lb1 sole holder again after {:.0} ms",
+        msf(back)
+    );
+}

@@ -107,6 +107,8 @@ struct Supervisor {
     released_rx: mpsc::UnboundedReceiver<String>,
     /// Instances waiting for their old driver to finish its release before starting.
     pending: HashMap<String, Instance>,
+    /// Rebuilt instances whose interface or address is missing, retried every second.
+    waiting: HashMap<String, Instance>,
     /// ifindex of each interface in use, to notice an interface that was re-created.
     ifindex: HashMap<String, u32>,
     calls_rx: mpsc::Receiver<ControlCall>,
@@ -193,6 +195,7 @@ impl Supervisor {
             released_tx,
             released_rx,
             pending: HashMap::new(),
+            waiting: HashMap::new(),
             ifindex: HashMap::new(),
             calls_rx,
             link_rx,
@@ -351,15 +354,44 @@ impl Supervisor {
                 Some(report) = self.group_rx.recv() => self.handle_member(report),
                 Some(name) = self.released_rx.recv() => {
                     if let Some(inst) = self.pending.remove(&name) {
-                        if let Err(e) = self.start_instance(inst).await {
-                            tracing::error!("{name}: cannot restart after reload: {e}");
-                        }
+                        self.restart_instance(inst, true).await;
                     }
                 }
-                _ = tick.tick() => self.notify_status(),
+                _ = tick.tick() => {
+                    let waiting: Vec<Instance> = self.waiting.drain().map(|(_, i)| i).collect();
+                    for inst in waiting {
+                        self.restart_instance(inst, false).await;
+                    }
+                    self.notify_status();
+                }
             }
         }
         self.shutdown().await;
+    }
+
+    /// A reload changed an instance that has no running driver: it is waiting to be
+    /// rebuilt (pending) or for its interface (waiting); the new settings take its place.
+    fn replace_not_running(&mut self, inst: &Instance) {
+        if let Some(p) = self.pending.get_mut(&inst.name) {
+            *p = inst.clone();
+        } else {
+            self.waiting.insert(inst.name.clone(), inst.clone());
+        }
+    }
+
+    /// Starts a rebuilt instance (after a reload or a re-created interface). If its
+    /// interface or source address is not there (yet), it waits and is retried every
+    /// second rather than being lost.
+    async fn restart_instance(&mut self, inst: Instance, first: bool) {
+        let name = inst.name.clone();
+        if let Err(e) = self.start_instance(inst.clone()).await {
+            if first {
+                tracing::warn!("{name}: cannot start yet: {e}; retrying every second");
+            }
+            self.waiting.insert(name, inst);
+        } else if !first {
+            tracing::info!("{name}: started");
+        }
     }
 
     fn notify_status(&self) {
@@ -460,6 +492,8 @@ impl Supervisor {
             if !new.instances.iter().any(|i| &i.name == name) {
                 tracing::info!("{name}: removed from the configuration: handing over");
                 self.stop_instance(name);
+                self.pending.remove(name);
+                self.waiting.remove(name);
                 removed += 1;
             }
         }
@@ -481,13 +515,19 @@ impl Supervisor {
                     if let Some(d) = self.drivers.get_mut(&inst.name) {
                         let _ = d.tx.send(Input::BasePriority(inst.priority)).await;
                         d.instance = inst.clone();
+                    } else {
+                        self.replace_not_running(inst);
                     }
                     changed += 1;
                 }
                 Some(_) => {
                     tracing::info!("{}: settings changed: rebuilding the instance", inst.name);
-                    self.stop_instance(&inst.name);
-                    self.pending.insert(inst.name.clone(), inst.clone());
+                    if self.drivers.contains_key(&inst.name) {
+                        self.stop_instance(&inst.name);
+                        self.pending.insert(inst.name.clone(), inst.clone());
+                    } else {
+                        self.replace_not_running(inst);
+                    }
                     changed += 1;
                 }
                 None => {
@@ -521,6 +561,7 @@ impl Supervisor {
         let known = self.ifindex.get(&ev.name).copied();
         if !ev.removed && known.is_some_and(|i| i != ev.index) {
             // The interface was deleted and created again: its sockets are dead.
+            self.ifindex.insert(ev.name.clone(), ev.index);
             tracing::warn!(
                 "{}: interface re-created (index {} -> {}): rebuilding its instances",
                 ev.name,
