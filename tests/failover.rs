@@ -1216,3 +1216,93 @@ fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
         msf(back)
     );
 }
+
+/// RFC 5798 §6.4.1: the address owner (priority 255) becomes master at once, without
+/// waiting for Master_Down_Interval. Its VIP is its own interface address: vipd never
+/// removes it, not even when it stops. vipd refuses to start an owner whose VIP is not
+/// an address of the interface.
+#[test]
+fn rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address() {
+    if !require_netns("rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let owned: IpAddr = topo.ip4("lb1").into();
+    let conf = |host: &str, lines: &str, vip: &str| {
+        format!(
+            "control-socket = \"{}\"\nstate-dir = \"{}\"\n\n[[instance]]\nname = \"{INSTANCE}\"\ninterface = \"eth0\"\nvrid = {VRID}\nadvert-interval = \"100ms\"\nvips = [\"{vip}/24\"]\n{lines}\n",
+            topo.path(&format!("{host}.sock")).display(),
+            topo.path(&format!("{host}-state")).display(),
+        )
+    };
+
+    // An owner whose VIP is not on its interface is a start-up error.
+    let bad = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &conf("lb1", "address-owner = true", "192.0.2.99"),
+    );
+    let status = bad.proc().wait_timeout(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "an owner without its address must not start: {status:?}\n{}",
+        bad.log()
+    );
+    assert!(
+        bad.log().contains("is not an address of eth0"),
+        "{}",
+        bad.log()
+    );
+    drop(bad);
+
+    let lb2 = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &conf("lb2", "priority = 100", &owned.to_string()),
+    );
+    std::thread::sleep(ms(100));
+    let started = mono_now();
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &conf("lb1", "address-owner = true", &owned.to_string()),
+    );
+    let master = wait_until(Duration::from_secs(3), ms(5), || {
+        last_state(&lb1.log()).as_deref() == Some("MASTER")
+    });
+    let t_master = mono_now() - started;
+    assert!(master, "owner never became master:\n{}", lb1.log());
+    let log = lb1.log();
+    assert!(
+        log.contains("INIT -> MASTER") && log.contains("address owner"),
+        "the owner goes straight to master: {}",
+        transition_lines(&log)
+    );
+    println!(
+        "measure: owner master {:.0} ms after start (Master_Down_Interval would be {:.0} ms)",
+        msf(t_master),
+        msf(mdi(255))
+    );
+    // lb2 hears priority 255 and stays (or goes back to) backup without the address.
+    let lb2_backup = wait_until(Duration::from_secs(3), ms(20), || {
+        last_state(&lb2.log()).as_deref() == Some("BACKUP") && !topo.holds_vip("lb2", owned)
+    });
+    assert!(lb2_backup, "lb2:\n{}", transition_lines(&lb2.log()));
+
+    // The owner stops: lb2 takes over, the owner's own address stays on its interface.
+    let status = lb1.stop(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}\n{}", lb1.log());
+    let took = wait_until(Duration::from_secs(3), ms(10), || {
+        topo.holds_vip("lb2", owned)
+    });
+    assert!(
+        took,
+        "lb2 did not take over:\n{}",
+        transition_lines(&lb2.log())
+    );
+    assert!(
+        topo.holds_vip("lb1", owned),
+        "vipd removed the owner's own address from lb1"
+    );
+}

@@ -499,6 +499,10 @@ impl Driver {
     /// Adds (or removes) every VIP, all netlink requests in flight at once: with many
     /// VIPs the takeover waits for one round trip to the kernel, not one per VIP.
     async fn change_vips(&self, add: bool) {
+        if self.inst.address_owner {
+            // The owner's VIPs are the host's own addresses: never added or removed here.
+            return;
+        }
         let (nl, ifindex) = (&self.ctx.netlink, self.ctx.ifindex);
         let results = futures::future::join_all(self.inst.vips.iter().map(|vip| async move {
             let r = if add {

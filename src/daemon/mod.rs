@@ -128,6 +128,10 @@ impl Supervisor {
         for inst in &config.instances {
             let link = netlink.link(&inst.interface).await?;
             let present = netlink.addresses(link.index).await?;
+            if inst.address_owner {
+                // The owner's VIPs are the host's own addresses (checked in start_instance).
+                continue;
+            }
             for vip in &inst.vips {
                 if present.iter().any(|a| a.addr() == vip.addr()) {
                     tracing::warn!(
@@ -216,6 +220,23 @@ impl Supervisor {
 
     async fn start_instance(&mut self, inst: Instance) -> Result<(), DaemonError> {
         let link = self.netlink.link(&inst.interface).await?;
+        if inst.address_owner {
+            // An address owner's VIPs are the interface's own addresses (RFC 5798 §1):
+            // vipd neither adds nor removes them, and they must be there.
+            let present = self.netlink.addresses(link.index).await?;
+            if let Some(vip) = inst
+                .vips
+                .iter()
+                .find(|v| !present.iter().any(|a| a.addr() == v.addr()))
+            {
+                return Err(DaemonError::Startup(format!(
+                    "{}: address-owner = true but {} is not an address of {}; an owner's VIPs must be the interface's own addresses",
+                    inst.name,
+                    vip.addr(),
+                    inst.interface
+                )));
+            }
+        }
         self.ifindex.insert(inst.interface.clone(), link.index);
         let v6 = matches!(inst.family, config::Family::V6);
         let source = match inst.source_address {
@@ -440,7 +461,7 @@ impl Supervisor {
             tracing::warn!(
                 "{waiting} instance(s) did not finish their handover in time; removing their VIPs"
             );
-            for inst in &self.config.instances {
+            for inst in self.config.instances.iter().filter(|i| !i.address_owner) {
                 if let Ok(link) = self.netlink.link(&inst.interface).await {
                     for vip in &inst.vips {
                         let _ = self.netlink.del_address(link.index, *vip).await;
