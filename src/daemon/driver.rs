@@ -171,6 +171,7 @@ impl Driver {
             preempt_delay: inst.preempt_delay,
             primary_addr: ctx.source,
             vips: inst.vips.iter().map(|n| n.addr()).collect(),
+            unicast_peers: inst.unicast_peers.clone(),
         };
         let (track_tx, track_rx) = mpsc::channel(256);
         let checks = if inst.tracks.is_empty() {
@@ -290,10 +291,6 @@ impl Driver {
         let now = Instant::now();
         match input {
             Input::Advert { from, ttl, advert } => {
-                if !self.inst.unicast_peers.is_empty() && !self.inst.unicast_peers.contains(&from) {
-                    self.dropped("unknown_peer", from);
-                    return;
-                }
                 let mismatches = self.router.address_list_mismatches();
                 match self.router.handle_advert(now, from, ttl, &advert) {
                     Ok(()) => {

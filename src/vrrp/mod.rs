@@ -73,6 +73,9 @@ pub struct RouterConfig {
     pub primary_addr: IpAddr,
     /// The virtual addresses carried in our adverts (IPv6: link-local first).
     pub vips: Vec<IpAddr>,
+    /// Unicast mode: adverts are accepted only from these addresses. Empty: multicast,
+    /// adverts from any source.
+    pub unicast_peers: Vec<IpAddr>,
 }
 
 /// The state of a virtual router (RFC 5798 §6.4, plus Fault).
@@ -281,6 +284,9 @@ pub enum RecvDrop {
     /// The advert came from our own primary address (looped back).
     #[error("our own advert")]
     FromSelf,
+    /// Unicast mode: the source is not one of the configured peers.
+    #[error("source is not a configured unicast peer")]
+    UnknownPeer,
 }
 
 impl RecvDrop {
@@ -294,6 +300,7 @@ impl RecvDrop {
             RecvDrop::ZeroInterval => "zero_interval",
             RecvDrop::FamilyMismatch => "family_mismatch",
             RecvDrop::FromSelf => "from_self",
+            RecvDrop::UnknownPeer => "unknown_peer",
         }
     }
 }

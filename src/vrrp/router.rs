@@ -172,6 +172,11 @@ impl Router {
         if from == self.cfg.primary_addr {
             return Err(RecvDrop::FromSelf);
         }
+        // Unicast mode: only the configured peers take part (a source check multicast
+        // VRRP cannot make; see docs/security.md).
+        if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&from) {
+            return Err(RecvDrop::UnknownPeer);
+        }
         // RFC 3768 §7.1: MUST verify that the Adver Interval is the locally configured one.
         if self.cfg.version == Version::V2 && adv.interval != self.cfg.advert_interval {
             return Err(RecvDrop::IntervalMismatch {

@@ -22,6 +22,7 @@ fn cfg(priority: u8) -> RouterConfig {
         preempt_delay: Duration::ZERO,
         primary_addr: ME,
         vips: vec![VIP],
+        unicast_peers: vec![],
     }
 }
 
@@ -539,6 +540,27 @@ fn rfc5798_7_1_ttl_other_than_255_is_dropped_without_effect() {
         assert_eq!((r.state(), r.poll_timeout()), before);
         assert_eq!(r.poll_action(), None);
     }
+}
+
+#[test]
+fn unicast_peers_only_configured_sources_take_part() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.unicast_peers = vec![PEER_LO];
+    let mut r = Router::new(c);
+    r.start(t0);
+    let _ = drain(&mut r);
+    let before = r.poll_timeout();
+    // A forged priority-255 advert from a host that is not a peer changes nothing.
+    let e = r.handle_advert(t0 + ms(10), PEER_HI, 255, &adv(255, SEC));
+    assert_eq!(e, Err(RecvDrop::UnknownPeer));
+    assert_eq!(e.map_err(|d| d.label()), Err("unknown_peer"));
+    assert_eq!((r.state(), r.poll_timeout()), (State::Backup, before));
+    // The peer is heard as usual: its advert resets the master-down timer.
+    r.handle_advert(t0 + ms(20), PEER_LO, 255, &adv(200, SEC))
+        .expect("a peer's advert is accepted");
+    assert_eq!(r.master_addr(), Some(PEER_LO));
+    assert_ne!(r.poll_timeout(), before);
 }
 
 #[test]

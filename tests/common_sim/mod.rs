@@ -143,6 +143,7 @@ pub fn config(priority: u8, last: u8) -> RouterConfig {
         preempt_delay: Duration::ZERO,
         primary_addr: v4(last),
         vips: vec![vip()],
+        unicast_peers: vec![],
     }
 }
 
