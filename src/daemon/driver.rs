@@ -463,6 +463,10 @@ impl Driver {
                                 .takeover_detect(&self.inst.name, decided.duration_since(heard));
                         }
                     }
+                    if to == State::Backup {
+                        // Time to detect counts from adverts heard in this Backup spell.
+                        self.last_advert_at = None;
+                    }
                     let (f, t) = (from.to_string(), to.to_string());
                     self.ctx.metrics.transition(&self.inst.name, &f, &t);
                     self.ctx.metrics.set_state(&self.inst.name, &t);

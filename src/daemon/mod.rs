@@ -109,6 +109,8 @@ struct Supervisor {
     pending: HashMap<String, Instance>,
     /// Rebuilt instances whose interface or address is missing, retried every second.
     waiting: HashMap<String, Instance>,
+    /// Instances handing over before they stop (by name), until their driver ends.
+    stopping: HashMap<String, Instance>,
     /// ifindex of each interface in use, to notice an interface that was re-created.
     ifindex: HashMap<String, u32>,
     calls_rx: mpsc::Receiver<ControlCall>,
@@ -200,6 +202,7 @@ impl Supervisor {
             released_rx,
             pending: HashMap::new(),
             waiting: HashMap::new(),
+            stopping: HashMap::new(),
             ifindex: HashMap::new(),
             calls_rx,
             link_rx,
@@ -219,6 +222,19 @@ impl Supervisor {
     }
 
     async fn start_instance(&mut self, inst: Instance) -> Result<(), DaemonError> {
+        // An instance handing over on the same interface and VRID (a rename or a
+        // remove-and-add in one reload) must finish first: two drivers for one virtual
+        // router would remove each other's VIPs. The caller retries.
+        if let Some(busy) = self.stopping.values().find(|o| {
+            o.interface == inst.interface && o.vrid == inst.vrid && o.family == inst.family
+        }) {
+            return Err(DaemonError::Startup(format!(
+                "{}: VRID {} on {} is still handing over as {}",
+                inst.name, inst.vrid, inst.interface, busy.name
+            )));
+        }
+        // A new driver starts without the group's fault or penalty: send them again.
+        self.group_sent.remove(&inst.name);
         let link = self.netlink.link(&inst.interface).await?;
         if inst.address_owner {
             // An address owner's VIPs are the interface's own addresses (RFC 5798 §1):
@@ -329,6 +345,8 @@ impl Supervisor {
         let Some(handle) = self.drivers.remove(name) else {
             return;
         };
+        self.stopping
+            .insert(name.to_string(), handle.instance.clone());
         let tx = handle.tx.clone();
         let released = self.released_tx.clone();
         let name = name.to_string();
@@ -359,6 +377,7 @@ impl Supervisor {
             self.path.display()
         );
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = recv_signal(&mut term) => break,
@@ -374,8 +393,14 @@ impl Supervisor {
                 Some(ev) = self.link_rx.recv() => self.handle_link(ev).await,
                 Some(report) = self.group_rx.recv() => self.handle_member(report),
                 Some(name) = self.released_rx.recv() => {
+                    self.stopping.remove(&name);
                     if let Some(inst) = self.pending.remove(&name) {
                         self.restart_instance(inst, true).await;
+                    }
+                    // Instances that waited for this one's VRID to be free.
+                    let waiting: Vec<Instance> = self.waiting.drain().map(|(_, i)| i).collect();
+                    for inst in waiting {
+                        self.restart_instance(inst, false).await;
                     }
                 }
                 _ = tick.tick() => {
@@ -432,36 +457,36 @@ impl Supervisor {
     async fn shutdown(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: handing over every master");
+        let names: Vec<String> = self.drivers.keys().cloned().collect();
+        for n in &names {
+            self.stop_instance(n);
+        }
+        // Wait for every handover, including those a reload started earlier.
         let limit = self
-            .drivers
+            .stopping
             .values()
-            .map(|d| {
-                let i = d.instance.advert_interval.as_duration();
-                3 * i + i
-            })
+            .map(|i| 4 * i.advert_interval.as_duration())
             .max()
             .unwrap_or_default()
             .min(Duration::from_secs(60))
             + Duration::from_secs(1);
-        let names: Vec<String> = self.drivers.keys().cloned().collect();
-        let mut waiting = 0usize;
-        for n in &names {
-            self.stop_instance(n);
-            waiting += 1;
-        }
         let deadline = Instant::now() + limit;
-        while waiting > 0 {
+        while !self.stopping.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.released_rx.recv()).await {
-                Ok(Some(_)) => waiting -= 1,
+                Ok(Some(name)) => {
+                    self.stopping.remove(&name);
+                }
                 _ => break,
             }
         }
-        if waiting > 0 {
+        if !self.stopping.is_empty() {
             tracing::warn!(
-                "{waiting} instance(s) did not finish their handover in time; removing their VIPs"
+                "{} instance(s) did not finish their handover in time; removing their VIPs",
+                self.stopping.len()
             );
-            for inst in self.config.instances.iter().filter(|i| !i.address_owner) {
+            let left: Vec<Instance> = self.stopping.drain().map(|(_, i)| i).collect();
+            for inst in left.iter().filter(|i| !i.address_owner) {
                 if let Ok(link) = self.netlink.link(&inst.interface).await {
                     for vip in &inst.vips {
                         let _ = self.netlink.del_address(link.index, *vip).await;
@@ -552,11 +577,8 @@ impl Supervisor {
                     changed += 1;
                 }
                 None => {
-                    if let Err(e) = self.start_instance(inst.clone()).await {
-                        tracing::error!("{}: cannot start: {e}", inst.name);
-                    } else {
-                        added += 1;
-                    }
+                    self.restart_instance(inst.clone(), true).await;
+                    added += 1;
                 }
             }
         }

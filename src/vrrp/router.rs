@@ -97,6 +97,8 @@ pub struct Router {
     vips_held: bool,
     /// When we last became Master.
     master_since: Option<Instant>,
+    /// When we last re-announced for a healed split brain.
+    last_heal: Option<Instant>,
     addr_mismatches: u64,
     actions: VecDeque<Action>,
 }
@@ -124,6 +126,7 @@ impl Router {
             watch: None,
             vips_held: false,
             master_since: None,
+            last_heal: None,
             addr_mismatches: 0,
             actions: VecDeque::new(),
         }
@@ -661,7 +664,14 @@ impl Router {
             let standing = self
                 .master_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.master_down_interval());
-            if standing {
+            // At most once per Master_Down_Interval: with one-way loss the other master
+            // keeps advertising, and each advert must not cost a burst of announcements,
+            // a hook run and a log line.
+            let quiet = self
+                .last_heal
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+            if standing && quiet {
+                self.last_heal = Some(now);
                 self.push(Action::Announce {
                     reason: AnnounceReason::SplitBrainHealed,
                 });

@@ -518,6 +518,24 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     );
     assert_eq!(r.state(), State::Master);
     assert_eq!(r.poll_timeout(), Some(t1 + ms(1000)));
+    // One-way loss: the other master keeps advertising. An advert at once each time,
+    // but at most one re-announcement per Master_Down_Interval.
+    let t2 = t1 + ms(100);
+    r.handle_advert(t2, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: SEC
+        }]
+    );
+    let t3 = t1 + r.master_down_interval();
+    r.handle_advert(t3, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert!(drain(&mut r).contains(&Action::Announce {
+        reason: AnnounceReason::SplitBrainHealed
+    }));
 }
 
 // ----- §7.1 receive checks -----------------------------------------------------------
