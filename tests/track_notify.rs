@@ -1,48 +1,13 @@
 //! Notify hooks: order, arguments, environment, failures and timeouts.
 //! Hooks are `/bin/sh -c SCRIPT ...` appending to a file in a temp dir.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod notify_common;
+use notify_common::{settle, sh, TempDir};
+
 use vipd::track::{Notifier, NotifySpec};
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "vipd-notify-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn file(&self) -> PathBuf {
-        self.0.join("log")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `/bin/sh -c '{ SCRIPT; } >> FILE' ARGS...` (the log file's path is quoted
-/// into the script).
-fn sh(script: &str, file: &Path, args: &[&str]) -> Vec<String> {
-    let mut v = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        format!("{{ {script}; }} >> '{}'", file.display()),
-    ];
-    v.extend(args.iter().map(|s| s.to_string()));
-    v
-}
 
 fn lines(file: &Path) -> Vec<String> {
     std::fs::read_to_string(file)
@@ -50,12 +15,6 @@ fn lines(file: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-async fn settle(n: &Notifier) {
-    tokio::time::timeout(Duration::from_secs(10), n.idle())
-        .await
-        .expect("hooks finish within 10 s");
 }
 
 #[tokio::test]

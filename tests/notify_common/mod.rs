@@ -1,0 +1,51 @@
+//! Helpers shared by the notify-hook tests: a temp dir and `/bin/sh` hooks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use vipd::track::Notifier;
+
+/// A temp dir removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "vipd-notify-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn file(&self) -> PathBuf {
+        self.0.join("log")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `/bin/sh -c '{ SCRIPT; } >> FILE' ARGS...` (the log file's path is quoted
+/// into the script).
+pub fn sh(script: &str, file: &Path, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        format!("{{ {script}; }} >> '{}'", file.display()),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Waits (bounded) until every queued hook has run.
+pub async fn settle(n: &Notifier) {
+    tokio::time::timeout(Duration::from_secs(10), n.idle())
+        .await
+        .expect("hooks finish within 10 s");
+}
