@@ -125,6 +125,7 @@ fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
     assert_eq!(
         old,
         vec![
+            (ms(10_500), Action::StopAnnouncing),
             (released, Action::RemoveVips),
             (
                 released,

@@ -79,6 +79,7 @@ impl Checker {
                     self.held = false;
                 }
                 Action::Announce { .. } => prop_assert!(self.held, "announce without VIPs"),
+                Action::StopAnnouncing => prop_assert!(self.held, "stop announcing without VIPs"),
                 Action::StateChanged { from, to, .. } => {
                     prop_assert_eq!(from, self.state);
                     prop_assert_ne!(from, to);

@@ -267,12 +267,7 @@ impl Driver {
             self.execute().await;
             self.publish();
         }
-        if let Some(a) = self.announcer.take() {
-            a.abort();
-        }
-        if let Some(r) = self.refresher.take() {
-            r.abort();
-        }
+        self.stop_announcing();
         self.checks = None;
         // Let the hooks of the last transitions run before the runtime goes away.
         let _ = tokio::time::timeout(
@@ -419,6 +414,13 @@ impl Driver {
                 Action::Announce { reason } => {
                     self.announce(reason);
                     announced = Some(Instant::now());
+                    if reason == AnnounceReason::HandoverCancelled {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: handover cancelled, still MASTER: re-announcing VIPs",
+                            self.inst.name
+                        );
+                    }
                     if reason == AnnounceReason::SplitBrainHealed {
                         tracing::info!(
                             instance = %self.inst.name,
@@ -432,13 +434,9 @@ impl Driver {
                         );
                     }
                 }
+                Action::StopAnnouncing => self.stop_announcing(),
                 Action::RemoveVips => {
-                    if let Some(a) = self.announcer.take() {
-                        a.abort();
-                    }
-                    if let Some(r) = self.refresher.take() {
-                        r.abort();
-                    }
+                    self.stop_announcing();
                     self.change_vips(false).await;
                 }
                 Action::StateChanged { from, to, reason } => {
@@ -559,6 +557,16 @@ impl Driver {
                     tracing::error!(instance = %self.inst.name, "{}: cannot encode advert: {e}", self.inst.name);
                 }
             }
+        }
+    }
+
+    /// Cancels pending announcement rounds and the periodic refresh.
+    fn stop_announcing(&mut self) {
+        if let Some(a) = self.announcer.take() {
+            a.abort();
+        }
+        if let Some(r) = self.refresher.take() {
+            r.abort();
         }
     }
 

@@ -117,6 +117,9 @@ pub enum AnnounceReason {
     /// We are master and heard a lower-priority master: re-announce so that clients
     /// which followed the other master come back (RFC 9568 §6.4.3, keepalived #166).
     SplitBrainHealed,
+    /// A maintenance handover was cancelled while we were still master: announce
+    /// again, since a backup may already have taken over and pulled the clients.
+    HandoverCancelled,
 }
 
 impl fmt::Display for AnnounceReason {
@@ -124,6 +127,7 @@ impl fmt::Display for AnnounceReason {
         f.write_str(match self {
             AnnounceReason::Takeover => "takeover",
             AnnounceReason::SplitBrainHealed => "split brain healed",
+            AnnounceReason::HandoverCancelled => "handover cancelled",
         })
     }
 }
@@ -234,6 +238,10 @@ pub enum Action {
         /// Why.
         reason: AnnounceReason,
     },
+    /// A handover starts: cancel any announcement rounds still pending (and the
+    /// periodic refresh) but keep the VIPs. A gratuitous ARP sent after the new
+    /// master's would pull clients back to a host that is about to drop the VIPs.
+    StopAnnouncing,
     /// Remove the VIPs from the interface.
     RemoveVips,
     /// The state changed (emitted once per real transition).

@@ -313,9 +313,13 @@ impl Router {
             .release
             .is_some_and(|r| r.kind == ReleaseKind::Maintenance)
         {
-            // Cancel the handover: advertise our real priority again at once.
+            // Cancel the handover: advertise our real priority again at once, and
+            // announce the VIPs again in case a backup took over meanwhile.
             self.release = None;
             self.send_advert(now);
+            self.push(Action::Announce {
+                reason: AnnounceReason::HandoverCancelled,
+            });
         }
     }
 
@@ -686,6 +690,7 @@ impl Router {
             deadline,
             new_master: None,
         });
+        self.push(Action::StopAnnouncing);
         // RFC 5798 §6.4.3 Shutdown: send an ADVERTISEMENT with Priority = 0 (VIPs kept).
         self.send_advert(now);
     }

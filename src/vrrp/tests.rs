@@ -734,12 +734,17 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     let t0 = Instant::now();
     let (mut r, tm) = master(200, t0);
     r.shutdown(tm);
+    // Pending announcement rounds stop first: a gratuitous ARP sent after the new
+    // master's would pull clients back to us just before we drop the VIPs.
     assert_eq!(
         drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 0,
-            interval: SEC
-        }]
+        vec![
+            Action::StopAnnouncing,
+            Action::SendAdvert {
+                priority: 0,
+                interval: SEC
+            }
+        ]
     );
     assert_eq!(r.state(), State::Master);
     assert!(r.is_releasing());
@@ -847,10 +852,13 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
     r.set_maintenance(tm, true);
     assert_eq!(
         drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 0,
-            interval: SEC
-        }]
+        vec![
+            Action::StopAnnouncing,
+            Action::SendAdvert {
+                priority: 0,
+                interval: SEC
+            }
+        ]
     );
     assert_eq!(r.state(), State::Master);
     let heard = tm + ms(700);
@@ -893,12 +901,19 @@ fn maintenance_off_during_handover_cancels_it() {
     r.set_maintenance(tm, true);
     let _ = drain(&mut r);
     r.set_maintenance(tm + ms(10), false);
+    // Our real priority again, and the VIPs announced again: a backup may already
+    // have taken over and pulled the clients to itself.
     assert_eq!(
         drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 200,
-            interval: SEC
-        }]
+        vec![
+            Action::SendAdvert {
+                priority: 200,
+                interval: SEC
+            },
+            Action::Announce {
+                reason: AnnounceReason::HandoverCancelled
+            }
+        ]
     );
     assert!(!r.is_releasing());
     assert_eq!(r.state(), State::Master);

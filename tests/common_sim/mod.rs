@@ -393,6 +393,12 @@ impl Sim {
                         "node {i}: transition from {from} but was {prev}"
                     );
                 }
+                Action::StopAnnouncing => {
+                    assert!(
+                        self.nodes[i].holds,
+                        "node {i}: stops announcing VIPs it does not hold"
+                    );
+                }
                 Action::Released => {}
             }
             self.log.push(Logged {
