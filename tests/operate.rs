@@ -644,6 +644,55 @@ fn sync_group_maintenance_on_one_member_drains_the_whole_group() {
     );
 }
 
+/// A reload that dissolves the sync group frees its members: with lb1's `inside` in
+/// fault (eth1 down) the group holds `outside` in fault too; once the group is gone
+/// from lb1's configuration, `outside` (settings unchanged, so not rebuilt) loses the
+/// group's fault and takes its VIP back, while `inside` stays in fault.
+#[test]
+fn sync_group_removed_on_reload_frees_its_members() {
+    if !require_netns("sync_group_removed_on_reload_frees_its_members") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default().with_second_lan());
+    let lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
+    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
+    wait_both(&topo, "lb1", "start-up");
+    wait_state(&topo, "lb2", "outside", "backup", secs(5));
+    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+
+    topo.exec_ok("lb1", &["ip", "link", "set", "eth1", "down"]);
+    wait_both(&topo, "lb2", "eth1 down on lb1");
+    wait_state(&topo, "lb1", "outside", "fault", secs(5));
+
+    let conf = sync_conf(&topo, "lb1", 150);
+    let without_group = conf
+        .split("[[sync-group]]")
+        .next()
+        .expect("split keeps the head")
+        .to_string();
+    std::fs::write(lb1.conf_path(), &without_group)
+        .unwrap_or_else(|e| panic!("rewriting {}: {e}", lb1.conf_path().display()));
+    lb1.reload();
+    assert!(
+        lb1.wait_log("reloaded: 2 unchanged, 0 changed", secs(10)),
+        "no reload line\n{}",
+        lb1.log()
+    );
+    let back = wait_holds(&topo, "lb1", vip(), secs(10));
+    eprintln!(
+        "sync group removed: outside back on lb1 after {}",
+        fmt_ms(back)
+    );
+    wait_state(&topo, "lb1", "outside", "master", secs(5));
+    let outside = inst(&topo, "lb1", "outside").expect("lb1 has outside");
+    assert!(outside["sync_group"].is_null(), "{outside}");
+    assert!(outside["fault"].is_null(), "{outside}");
+    let inside = inst(&topo, "lb1", "inside").expect("lb1 has inside");
+    assert_eq!(inside["state"], "fault", "{inside}");
+    assert_eq!(topo.vip_holders(vip2()), ["lb2"]);
+}
+
 // ---- 5. notify hooks ------------------------------------------------------------------------
 
 fn notify_conf(topo: &Topology, host: &str, prio: u8) -> (String, std::path::PathBuf) {
@@ -1274,4 +1323,23 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     );
     assert!(lb1.proc().is_running(), "vipd on lb1 exited\n{}", lb1.log());
     assert!(!topo.holds_vip("lb1", vip()), "{}", topo.snapshot());
+    // With no instance left, lb1 closes its VRRP socket (and leaves 224.0.0.18): no raw
+    // socket for protocol 112 (0x70, the "port" column) stays open in its namespace.
+    let vrrp_sockets = || {
+        topo.exec_ok("lb1", &["cat", "/proc/net/raw"])
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(":0070"))
+            })
+            .count()
+    };
+    let closed = wait_until(secs(5), ms(50), || vrrp_sockets() == 0);
+    assert!(
+        closed,
+        "lb1 still has {} VRRP socket(s)\n{}",
+        vrrp_sockets(),
+        lb1.log()
+    );
 }

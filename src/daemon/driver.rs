@@ -98,8 +98,9 @@ pub struct DriverContext {
     pub board: StatusBoard,
     /// State-change events for `vipctl events`.
     pub events: broadcast::Sender<Event>,
-    /// Reports to the sync-group coordinator, if the instance is in a group.
-    pub group: Option<(String, mpsc::UnboundedSender<MemberReport>)>,
+    /// Reports to the sync-group coordinator (sent whether or not the instance is in a
+    /// group today: membership can change on reload without a rebuild).
+    pub reports: mpsc::UnboundedSender<MemberReport>,
     /// Overrides restored from the state dir.
     pub priority_override: Option<u8>,
     /// Maintenance restored from the state dir.
@@ -141,6 +142,8 @@ struct Driver {
     own_penalty: u32,
     group_fault: Option<String>,
     group_penalty: u32,
+    /// The last report sent to the sync-group coordinator.
+    last_report: Option<(Option<String>, u32, State)>,
     priority_override: Option<u8>,
     maintenance: bool,
     notifier: Notifier,
@@ -197,6 +200,7 @@ impl Driver {
             own_penalty: 0,
             group_fault: None,
             group_penalty: 0,
+            last_report: None,
             notifier,
             announcer: None,
             refresher: None,
@@ -388,15 +392,25 @@ impl Driver {
         self.report_group();
     }
 
-    fn report_group(&self) {
-        if let Some((_, tx)) = &self.ctx.group {
-            let _ = tx.send(MemberReport {
-                instance: self.inst.name.clone(),
-                own_fault: self.own_fault.clone(),
-                own_penalty: self.own_penalty,
-                state: self.router.state(),
-            });
+    /// Tells the sync-group coordinator what changed (every check result lands here, so
+    /// repeats are skipped).
+    fn report_group(&mut self) {
+        let now = (
+            self.own_fault.clone(),
+            self.own_penalty,
+            self.router.state(),
+        );
+        if self.last_report.as_ref() == Some(&now) {
+            return;
         }
+        self.last_report = Some(now.clone());
+        let (own_fault, own_penalty, state) = now;
+        let _ = self.ctx.reports.send(MemberReport {
+            instance: self.inst.name.clone(),
+            own_fault,
+            own_penalty,
+            state,
+        });
     }
 
     /// Carries out the router's actions, in order.
@@ -673,7 +687,7 @@ impl Driver {
             in_state_ms: None,
             last_transition: self.last_transition.clone(),
             tracks,
-            sync_group: self.ctx.group.as_ref().map(|(g, _)| g.clone()),
+            sync_group: None, // filled in by the supervisor, which knows the groups
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
         };
         self.ctx

@@ -233,7 +233,7 @@ impl Supervisor {
                 inst.name, inst.vrid, inst.interface, busy.name
             )));
         }
-        // A new driver starts without the group's fault or penalty: send them again.
+        // A new driver starts without a group's fault or penalty: send them again.
         self.group_sent.remove(&inst.name);
         let link = self.netlink.link(&inst.interface).await?;
         if inst.address_owner {
@@ -301,9 +301,7 @@ impl Supervisor {
             return Err(DaemonError::Startup("socket table corrupted".into()));
         };
         let saved = self.store.get(&inst.name);
-        let group = self
-            .group_of(&inst.name)
-            .map(|g| (g.name.clone(), self.group_tx.clone()));
+
         let ctx = DriverContext {
             netlink: self.netlink.clone(),
             socket: entry.socket.clone(),
@@ -315,7 +313,7 @@ impl Supervisor {
             metrics: self.metrics.clone(),
             board: self.board.clone(),
             events: self.events.clone(),
-            group,
+            reports: self.group_tx.clone(),
             priority_override: saved.priority,
             maintenance: saved.maintenance,
         };
@@ -402,17 +400,42 @@ impl Supervisor {
                     for inst in waiting {
                         self.restart_instance(inst, false).await;
                     }
+                    self.close_unused_sockets();
                 }
                 _ = tick.tick() => {
                     let waiting: Vec<Instance> = self.waiting.drain().map(|(_, i)| i).collect();
                     for inst in waiting {
                         self.restart_instance(inst, false).await;
                     }
+                    self.send_group_inputs();
                     self.notify_status();
                 }
             }
         }
         self.shutdown().await;
+    }
+
+    /// Closes the VRRP sockets (leaving their multicast groups) and packet sockets that
+    /// no instance uses any more, after the last instance on them was removed.
+    fn close_unused_sockets(&mut self) {
+        self.sockets.retain(|(ifname, source), s| {
+            let used = !s
+                .dispatch
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if !used {
+                tracing::info!("{ifname}: no instance left on {source}: closing its VRRP socket");
+                s.receiver.abort();
+            }
+            used
+        });
+        let drivers = &self.drivers;
+        let stopping = &self.stopping;
+        self.frames.retain(|ifname, _| {
+            drivers.values().any(|d| d.instance.interface == *ifname)
+                || stopping.values().any(|i| i.interface == *ifname)
+        });
     }
 
     /// A reload changed an instance that has no running driver: it is waiting to be
@@ -548,6 +571,8 @@ impl Supervisor {
             self.group_states.clear();
         }
         self.config.sync_groups = new.sync_groups.clone();
+        self.members
+            .retain(|name, _| new.instances.iter().any(|i| &i.name == name));
         for inst in &new.instances {
             match old.get(&inst.name) {
                 Some(o) if o == inst => kept += 1,
@@ -593,6 +618,8 @@ impl Supervisor {
         self.config.control_group = cg;
         self.config.metrics_listen = ml;
         self.config.state_dir = sd;
+        // Members that joined or left a group get the group's fault and penalty, or lose them.
+        self.send_group_inputs();
         let msg = format!(
             "reloaded: {kept} unchanged, {changed} changed, {added} added, {removed} removed"
         );
@@ -642,41 +669,56 @@ impl Supervisor {
         }
     }
 
-    /// Sync groups: a member's own fault puts every other member in fault; a member's
-    /// check penalty applies to every member, so the group moves as one.
+    /// A member reported its state, own fault or own penalty.
     fn handle_member(&mut self, report: MemberReport) {
-        let Some(group) = self.group_of(&report.instance).cloned() else {
-            return;
-        };
+        let group = self.group_of(&report.instance).cloned();
         self.members.insert(report.instance.clone(), report);
-        self.group_state_hooks(&group);
-        for member in &group.instances {
-            let fault = group
-                .instances
-                .iter()
-                .filter(|o| *o != member)
-                .find_map(|o| {
-                    self.members.get(o).and_then(|r| {
-                        r.own_fault
-                            .as_ref()
-                            .map(|f| format!("sync group {}: {o} is in fault ({f})", group.name))
-                    })
-                });
-            let penalty = group
-                .instances
-                .iter()
-                .filter_map(|o| self.members.get(o).map(|r| r.own_penalty))
-                .max()
-                .unwrap_or(0);
-            let want = (fault.clone(), penalty);
-            if self.group_sent.get(member) == Some(&want) {
+        if let Some(group) = group {
+            self.group_state_hooks(&group);
+        }
+        self.send_group_inputs();
+    }
+
+    /// Sync groups: a member's own fault puts every other member in fault; a member's
+    /// check penalty applies to every member, so the group moves as one. An instance in
+    /// no group gets no fault and no penalty from one (it may have left a group in a
+    /// reload). Only changes are sent; a driver whose queue is full gets them on a later
+    /// call (every member report, and every supervisor tick).
+    fn send_group_inputs(&mut self) {
+        let names: Vec<String> = self.drivers.keys().cloned().collect();
+        for name in names {
+            let want = match self.group_of(&name) {
+                Some(group) => {
+                    let fault = group
+                        .instances
+                        .iter()
+                        .filter(|o| **o != name)
+                        .find_map(|o| {
+                            self.members.get(o).and_then(|r| {
+                                r.own_fault.as_ref().map(|f| {
+                                    format!("sync group {}: {o} is in fault ({f})", group.name)
+                                })
+                            })
+                        });
+                    let penalty = group
+                        .instances
+                        .iter()
+                        .filter_map(|o| self.members.get(o).map(|r| r.own_penalty))
+                        .max()
+                        .unwrap_or(0);
+                    (fault, penalty)
+                }
+                None => (None, 0),
+            };
+            // A driver starts with neither (see `start_instance`).
+            if self.group_sent.get(&name).cloned().unwrap_or_default() == want {
                 continue;
             }
-            if let Some(d) = self.drivers.get(member) {
-                let ok1 = d.tx.try_send(Input::GroupFault(fault)).is_ok();
-                let ok2 = d.tx.try_send(Input::GroupPenalty(penalty)).is_ok();
+            if let Some(d) = self.drivers.get(&name) {
+                let ok1 = d.tx.try_send(Input::GroupFault(want.0.clone())).is_ok();
+                let ok2 = d.tx.try_send(Input::GroupPenalty(want.1)).is_ok();
                 if ok1 && ok2 {
-                    self.group_sent.insert(member.clone(), want);
+                    self.group_sent.insert(name, want);
                 }
             }
         }
@@ -728,10 +770,15 @@ impl Supervisor {
     async fn handle_request(&mut self, req: Request) -> Response {
         match req {
             Request::Status => {
-                let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
-                Response::Status(Status {
-                    instances: board.values().cloned().collect(),
-                })
+                let mut instances: Vec<_> = {
+                    let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+                    board.values().cloned().collect()
+                };
+                // Group membership can change on reload without a rebuild.
+                for i in &mut instances {
+                    i.sync_group = self.group_of(&i.name).map(|g| g.name.clone());
+                }
+                Response::Status(Status { instances })
             }
             Request::Reload => match self.reload().await {
                 Ok(m) => Response::Ok { message: m },
