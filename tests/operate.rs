@@ -511,8 +511,16 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
 // ---- 4. sync group --------------------------------------------------------------------------
 
 fn sync_conf(topo: &Topology, host: &str, prio: u8) -> String {
+    sync_conf_with(topo, host, prio, prio)
+}
+
+/// `outside` at `p_out`, `inside` at `p_in`, in group `lb`.
+fn sync_conf_with(topo: &Topology, host: &str, p_out: u8, p_in: u8) -> String {
     let mut c = top(topo, host, "");
-    for (name, ifname, vrid, v) in [("outside", "eth0", 51, VIP), ("inside", "eth1", 52, VIP2)] {
+    for (name, ifname, vrid, v, prio) in [
+        ("outside", "eth0", 51, VIP, p_out),
+        ("inside", "eth1", 52, VIP2, p_in),
+    ] {
         c.push_str(&format!(
             "[[instance]]\nname = \"{name}\"\ninterface = \"{ifname}\"\nvrid = {vrid}\n\
              priority = {prio}\nadvert-interval = \"100ms\"\nvips = [\"{v}/24\"]\n\n"
@@ -607,9 +615,12 @@ fn sync_group_fault_on_one_interface_moves_both_vips() {
     }
 }
 
+/// Operator commands on one member act on the whole group: maintenance drains every
+/// member, and a priority override moves every member, so the group never splits
+/// across hosts.
 #[test]
-fn sync_group_maintenance_on_one_member_drains_the_whole_group() {
-    if !require_netns("sync_group_maintenance_on_one_member_drains_the_whole_group") {
+fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
+    if !require_netns("sync_group_maintenance_and_priority_override_move_the_whole_group") {
         return;
     }
     let _g = serial();
@@ -640,6 +651,26 @@ fn sync_group_maintenance_on_one_member_drains_the_whole_group() {
     let back = wait_both(&topo, "lb1", "maintenance off inside");
     eprintln!(
         "maintenance off: both VIPs back on lb1 after {}",
+        fmt_ms(back)
+    );
+
+    // A priority override on one of lb2's members raises both.
+    let out = vipctl_ok(&topo, "lb2", &["priority", "set", "inside", "200"]);
+    assert!(out.contains("inside") && out.contains("outside"), "{out}");
+    let moved = wait_both(&topo, "lb2", "priority set inside 200 on lb2");
+    eprintln!(
+        "override on one member: both VIPs on lb2 after {}",
+        fmt_ms(moved)
+    );
+    for name in ["outside", "inside"] {
+        let s = inst(&topo, "lb2", name).expect("lb2 instance");
+        assert_eq!(s["override"], 200, "{name}: {s}");
+    }
+    let out = vipctl_ok(&topo, "lb2", &["priority", "clear", "outside"]);
+    assert!(out.contains("inside") && out.contains("outside"), "{out}");
+    let back = wait_both(&topo, "lb1", "priority clear outside on lb2");
+    eprintln!(
+        "override cleared: both VIPs back on lb1 after {}",
         fmt_ms(back)
     );
 }
@@ -691,6 +722,29 @@ fn sync_group_removed_on_reload_frees_its_members() {
     let inside = inst(&topo, "lb1", "inside").expect("lb1 has inside");
     assert_eq!(inside["state"], "fault", "{inside}");
     assert_eq!(topo.vip_holders(vip2()), ["lb2"]);
+}
+
+/// Members with mirrored priorities on the two hosts (a misconfiguration) split the group
+/// across hosts; vipd cannot know which side is right, so it warns, once.
+#[test]
+fn sync_group_split_across_hosts_is_reported() {
+    if !require_netns("sync_group_split_across_hosts_is_reported") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default().with_second_lan());
+    let lb1 = start_vipd(&topo, "lb1", &sync_conf_with(&topo, "lb1", 150, 100));
+    let _lb2 = start_vipd(&topo, "lb2", &sync_conf_with(&topo, "lb2", 100, 150));
+    wait_state(&topo, "lb1", "outside", "master", secs(10));
+    wait_state(&topo, "lb1", "inside", "backup", secs(10));
+    let needle = "sync group lb is split across hosts (outside master, inside backup)";
+    assert!(
+        lb1.wait_log(needle, secs(10)),
+        "no split warning\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(secs(2));
+    assert_eq!(lb1.log().matches(needle).count(), 1, "{}", lb1.log());
 }
 
 // ---- 5. notify hooks ------------------------------------------------------------------------

@@ -103,6 +103,8 @@ struct Supervisor {
     group_states: HashMap<String, State>,
     group_notifiers: HashMap<String, Notifier>,
     group_sent: HashMap<String, (Option<String>, u32)>,
+    /// Groups with members both master and backup here: since when, and whether warned.
+    group_split: HashMap<String, (Instant, bool)>,
     released_tx: mpsc::UnboundedSender<String>,
     released_rx: mpsc::UnboundedReceiver<String>,
     /// Instances waiting for their old driver to finish its release before starting.
@@ -197,6 +199,7 @@ impl Supervisor {
             members: HashMap::new(),
             group_states: HashMap::new(),
             group_notifiers: HashMap::new(),
+            group_split: HashMap::new(),
             group_sent: HashMap::new(),
             released_tx,
             released_rx,
@@ -408,6 +411,7 @@ impl Supervisor {
                         self.restart_instance(inst, false).await;
                     }
                     self.send_group_inputs();
+                    self.watch_group_splits();
                     self.notify_status();
                 }
             }
@@ -724,6 +728,54 @@ impl Supervisor {
         }
     }
 
+    /// A group whose members here are partly master and partly backup for longer than a
+    /// takeover takes is split across hosts: one member lost an election the others did
+    /// not (members with different priorities on a peer, say). vipd cannot tell which
+    /// side is right, so it says so once per split, and once when it is over.
+    fn watch_group_splits(&mut self) {
+        let now = Instant::now();
+        let groups = self.config.sync_groups.clone();
+        for g in &groups {
+            let states: Vec<(String, State)> = g
+                .instances
+                .iter()
+                .filter_map(|m| self.members.get(m).map(|r| (m.clone(), r.state)))
+                .collect();
+            let split = states.iter().any(|(_, s)| *s == State::Master)
+                && states.iter().any(|(_, s)| *s == State::Backup);
+            if !split {
+                if let Some((_, true)) = self.group_split.remove(&g.name) {
+                    tracing::info!("sync group {}: members are together again", g.name);
+                }
+                continue;
+            }
+            // Two takeovers' worth of the slowest member, plus the tick.
+            let patience = g
+                .instances
+                .iter()
+                .filter_map(|m| self.drivers.get(m))
+                .map(|d| 8 * d.instance.advert_interval.as_duration())
+                .max()
+                .unwrap_or_default()
+                + Duration::from_secs(1);
+            let (since, warned) = self
+                .group_split
+                .entry(g.name.clone())
+                .or_insert((now, false));
+            if !*warned && now.duration_since(*since) >= patience {
+                *warned = true;
+                let detail: Vec<String> = states.iter().map(|(m, s)| format!("{m} {s}")).collect();
+                tracing::warn!(
+                    "sync group {} is split across hosts ({}): a member lost an election the others did not; give the members the same priorities on each host",
+                    g.name,
+                    detail.join(", ")
+                );
+            }
+        }
+        self.group_split
+            .retain(|name, _| groups.iter().any(|g| &g.name == name));
+    }
+
     /// A group is master when every member is, fault when any member is, else backup;
     /// the group's notify hooks run when that changes.
     fn group_state_hooks(&mut self, group: &config::SyncGroup) {
@@ -817,19 +869,19 @@ impl Supervisor {
                 ),
             };
         }
-        // Maintenance drains a whole sync group: draining one member alone would split the
-        // group across hosts, which is what a sync group exists to prevent. A priority
-        // override is per instance.
-        let targets: Vec<String> = match (&change, self.group_of(instance)) {
-            (OperatorChange::Maintenance(_), Some(g)) => g.instances.clone(),
-            _ => vec![instance.to_string()],
+        // Maintenance and priority overrides apply to a whole sync group: moving one member
+        // alone would split the group across hosts, which is what a sync group exists to
+        // prevent.
+        let targets: Vec<String> = match self.group_of(instance) {
+            Some(g) => g.instances.clone(),
+            None => vec![instance.to_string()],
         };
         let names = targets.join(", ");
         let msg = match change {
             OperatorChange::Priority(Some(v)) => {
-                format!("{instance}: priority override {v} set (saved in the state directory)")
+                format!("{names}: priority override {v} set (saved in the state directory)")
             }
-            OperatorChange::Priority(None) => format!("{instance}: priority override cleared"),
+            OperatorChange::Priority(None) => format!("{names}: priority override cleared"),
             OperatorChange::Maintenance(true) => {
                 format!("{names}: maintenance on: handing over if master, then staying backup")
             }
