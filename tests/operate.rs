@@ -530,6 +530,16 @@ fn sync_conf_with(topo: &Topology, host: &str, p_out: u8, p_in: u8) -> String {
     c
 }
 
+/// lb1 (150) and lb2 (100) running group `lb`, lb1 master of both, lb2 backup of both.
+fn sync_pair(topo: &Topology) -> (Agent, Agent) {
+    let lb1 = start_vipd(topo, "lb1", &sync_conf(topo, "lb1", 150));
+    let lb2 = start_vipd(topo, "lb2", &sync_conf(topo, "lb2", 100));
+    wait_both(topo, "lb1", "start-up");
+    wait_state(topo, "lb2", "outside", "backup", secs(5));
+    wait_state(topo, "lb2", "inside", "backup", secs(5));
+    (lb1, lb2)
+}
+
 fn wait_both(topo: &Topology, host: &str, what: &str) -> Duration {
     let t0 = Instant::now();
     let ok = wait_until(secs(10), ms(10), || {
@@ -558,11 +568,7 @@ fn sync_group_fault_on_one_interface_moves_both_vips() {
     }
     let _g = serial();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
-    let lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
-    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
-    wait_both(&topo, "lb1", "start-up");
-    wait_state(&topo, "lb2", "outside", "backup", secs(5));
-    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+    let (lb1, _lb2) = sync_pair(&topo);
     let s = inst(&topo, "lb1", "inside").expect("lb1 has inside");
     assert_eq!(s["sync_group"], "lb", "{s}");
 
@@ -625,11 +631,7 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
     }
     let _g = serial();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
-    let _lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
-    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
-    wait_both(&topo, "lb1", "start-up");
-    wait_state(&topo, "lb2", "outside", "backup", secs(5));
-    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+    let _pair = sync_pair(&topo);
 
     // Draining one member drains the group: both VIPs move, neither is left behind.
     let out = vipctl_ok(&topo, "lb1", &["maintenance", "on", "outside"]);
@@ -686,11 +688,7 @@ fn sync_group_removed_on_reload_frees_its_members() {
     }
     let _g = serial();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
-    let lb1 = start_vipd(&topo, "lb1", &sync_conf(&topo, "lb1", 150));
-    let _lb2 = start_vipd(&topo, "lb2", &sync_conf(&topo, "lb2", 100));
-    wait_both(&topo, "lb1", "start-up");
-    wait_state(&topo, "lb2", "outside", "backup", secs(5));
-    wait_state(&topo, "lb2", "inside", "backup", secs(5));
+    let (lb1, _lb2) = sync_pair(&topo);
 
     topo.exec_ok("lb1", &["ip", "link", "set", "eth1", "down"]);
     wait_both(&topo, "lb2", "eth1 down on lb1");
