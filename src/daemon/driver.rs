@@ -60,6 +60,9 @@ pub enum Input {
     Shutdown,
 }
 
+/// How long a stopping driver waits, at most, for the hooks of its last transitions.
+pub const HOOK_WAIT_ON_STOP: Duration = Duration::from_secs(10);
+
 /// What the driver tells the sync-group coordinator.
 #[derive(Debug, Clone)]
 pub struct MemberReport {
@@ -275,7 +278,7 @@ impl Driver {
         self.checks = None;
         // Let the hooks of the last transitions run before the runtime goes away.
         let _ = tokio::time::timeout(
-            self.inst.notify.timeout.min(Duration::from_secs(10)),
+            self.inst.notify.timeout.min(HOOK_WAIT_ON_STOP),
             self.notifier.idle(),
         )
         .await;

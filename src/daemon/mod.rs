@@ -488,14 +488,18 @@ impl Supervisor {
         for n in &names {
             self.stop_instance(n);
         }
-        // Wait for every handover, including those a reload started earlier.
+        // Wait for every handover, including those a reload started earlier, and for the
+        // hooks of the last transitions, which a driver waits for (at most 10 s) before it
+        // ends.
         let limit = self
             .stopping
             .values()
-            .map(|i| 4 * i.advert_interval.as_duration())
+            .map(|i| {
+                (4 * i.advert_interval.as_duration()).min(Duration::from_secs(60))
+                    + i.notify.timeout.min(driver::HOOK_WAIT_ON_STOP)
+            })
             .max()
             .unwrap_or_default()
-            .min(Duration::from_secs(60))
             + Duration::from_secs(1);
         let deadline = Instant::now() + limit;
         while !self.stopping.is_empty() {
