@@ -311,11 +311,12 @@ fn measure(
     topo: &Topology,
     slack: Duration,
     timeout: Duration,
+    lead: Duration,
     action: impl FnOnce() -> Result<(), String>,
     mut done: impl FnMut() -> bool,
 ) -> Result<Sample, String> {
     let probe = topo.start_probe(vip(), PROBE_EVERY);
-    std::thread::sleep(ms(300));
+    std::thread::sleep(ms(300) + lead);
     let event = mono_now();
     let acted = action();
     let t0 = Instant::now();
@@ -357,11 +358,25 @@ struct Cell<'a> {
     lb1: Agent,
     _lb2: Agent,
     plan: &'a Plan,
+    /// The run in progress, from 0.
+    run: usize,
 }
 
 impl Cell<'_> {
     fn wants(&self, s: Scenario) -> bool {
         self.plan.scenarios.contains(&s)
+    }
+
+    /// How long after the probe's baseline the master dies, in this run. The client's
+    /// outage depends on where the death falls within the master's advert interval
+    /// (from Master_Down_Interval − interval to Master_Down_Interval); left alone, the
+    /// bench's own rhythm picks a similar phase every run, a different one for each agent.
+    /// Runs step through the interval evenly instead (run k of n: k/n of an interval),
+    /// so every agent is measured over the whole interval.
+    fn death_phase(&self) -> Duration {
+        let n = u32::try_from(self.plan.runs.max(1)).unwrap_or(u32::MAX);
+        let k = u32::try_from(self.run).unwrap_or(0) % n;
+        self.iv * k / n
     }
 
     fn mdi(&self) -> Duration {
@@ -390,6 +405,7 @@ impl Cell<'_> {
                 topo,
                 ms(1000),
                 long,
+                self.death_phase(),
                 || {
                     // The host dies: off the LAN first (nothing it sends or answers arrives
                     // any more), then its agent is killed. Cutting first makes the event
@@ -417,6 +433,7 @@ impl Cell<'_> {
                 topo,
                 slack,
                 long,
+                Duration::ZERO,
                 || {
                     topo.restore_link("lb1");
                     lb1.restart(topo);
@@ -436,6 +453,7 @@ impl Cell<'_> {
                 topo,
                 ms(1000),
                 long,
+                Duration::ZERO,
                 || {
                     let st = lb1.stop(Duration::from_secs(10));
                     if st.success() {
@@ -508,6 +526,7 @@ impl Cell<'_> {
                 topo,
                 self.mdi() + ms(1000),
                 long,
+                Duration::ZERO,
                 || maintenance(topo, lb1, ag, true),
                 || client_on(topo, "lb2") && !topo.holds_vip("lb1", vip()),
             )?;
@@ -588,9 +607,11 @@ fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> Result<(), 
         lb1,
         _lb2: lb2,
         plan,
+        run: 0,
     };
     for run in 0..plan.runs {
         println!("  run {}/{}", run + 1, plan.runs);
+        cell.run = run;
         if let Err(e) = cell.run_once(out) {
             let logs = format!(
                 "lb1 log (tail):\n{}\nlb2 log (tail):\n{}",
