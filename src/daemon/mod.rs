@@ -304,7 +304,6 @@ impl Supervisor {
             return Err(DaemonError::Startup("socket table corrupted".into()));
         };
         let saved = self.store.get(&inst.name);
-
         let ctx = DriverContext {
             netlink: self.netlink.clone(),
             socket: entry.socket.clone(),
