@@ -535,17 +535,28 @@ impl Router {
         self.master_adver_interval = self.cfg.advert_interval;
         self.master_addr = Some(self.cfg.primary_addr);
         self.master_since = Some(now);
+        // Preempting a live master: it removes the VIPs the moment it hears our advert,
+        // so claim them first (a local change; the wire order stays advert, announcement).
+        // Otherwise the advert goes first, to stop other backups' timers as soon as
+        // possible (adding many VIPs takes a while).
+        if matches!(reason, Reason::Preempting { .. }) {
+            self.claim_vips();
+        }
         // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer ...
         self.send_advert(now);
-        if !self.vips_held {
-            self.vips_held = true;
-            self.push(Action::AddVips);
-        }
+        self.claim_vips();
         // ... broadcast gratuitous ARP / unsolicited NA, transition to Master.
         self.push(Action::Announce {
             reason: AnnounceReason::Takeover,
         });
         self.transition(State::Master, reason);
+    }
+
+    fn claim_vips(&mut self) {
+        if !self.vips_held {
+            self.vips_held = true;
+            self.push(Action::AddVips);
+        }
     }
 
     fn become_backup(

@@ -321,7 +321,23 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
         reason.to_string(),
         "preempting lower priority 100 from 192.0.2.10"
     );
-    assert_eq!(drain(&mut r), takeover_actions(200, reason, State::Backup));
+    // The old master drops the VIPs as soon as it hears our advert (a backup must not
+    // accept packets for them, §6.4.2), so we claim them first: no instant with neither
+    // holding them. On the wire the order stays advert, then announcement.
+    assert_eq!(
+        drain(&mut r),
+        vec![
+            Action::AddVips,
+            Action::SendAdvert {
+                priority: 200,
+                interval: SEC,
+            },
+            Action::Announce {
+                reason: AnnounceReason::Takeover,
+            },
+            changed(State::Backup, State::Master, reason),
+        ]
+    );
 }
 
 #[test]
