@@ -227,10 +227,22 @@ fn rfc5798_6_4_2_preempt_on_returning_higher_priority_takes_over() {
     sim.start(0);
     sim.run_until(secs(60));
     // It ignores the lower master's adverts, so its startup timer runs out.
-    assert_eq!(
-        sim.became_master(0, secs(0)),
-        vec![us(10_500_000 + MDI_200)]
-    );
+    let preempted = us(10_500_000 + MDI_200);
+    assert_eq!(sim.became_master(0, secs(0)), vec![preempted]);
+    // Make before break: node 0 claims and announces at once, advertises RELEASE_GRACE
+    // later, and the old master drops the VIPs when that advert arrives (LINK later).
+    let first_advert = sim
+        .actions_of(0, preempted)
+        .into_iter()
+        .find(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .map(|(t, _)| t);
+    assert_eq!(first_advert, Some(preempted + RELEASE_GRACE));
+    let dropped = sim
+        .actions_of(1, preempted)
+        .into_iter()
+        .find(|(_, a)| *a == Action::RemoveVips)
+        .map(|(t, _)| t);
+    assert_eq!(dropped, Some(preempted + RELEASE_GRACE + us(LINK)));
     assert_eq!(sim.masters(), vec![0]);
     assert_eq!(sim.holders(), vec![0]);
     assert!(sim.gaps.is_empty());

@@ -36,7 +36,14 @@
 //! router holds the VIPs. The state is
 //! `Master` during the whole release (the router still holds the VIPs); the
 //! transition (to `Init` for shutdown, to `Backup` for maintenance) is reported
-//! when the VIPs are removed.
+//! when the VIPs are removed. A release starts with [`Action::StopAnnouncing`], so no
+//! leftover announcement of ours follows the new master's.
+//!
+//! # Make-before-break preemption
+//!
+//! A backup that preempts a live lower-priority master becomes Master, claims and
+//! announces the VIPs at once, and sends its first advert [`RELEASE_GRACE`] later; the
+//! old master, which drops the VIPs when it hears that advert, answers until then.
 
 mod router;
 mod timers;

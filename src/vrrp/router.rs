@@ -29,7 +29,9 @@ struct Release {
 /// How long a releasing master keeps its VIPs after hearing the new master. The new
 /// master sends its advert before it adds the VIPs and announces them; clients move
 /// only when the announcement reaches them, so the old master keeps answering a little
-/// longer than that. Not an RFC timer: it is what makes the handover lossless.
+/// longer than that. Also how long a preempting backup holds and announces the VIPs
+/// before its first advert makes the old master drop them. Not an RFC timer: it is what
+/// makes planned handovers lossless.
 pub const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
 /// The last thing a backup learnt from an advert; names the reason of a takeover.
@@ -97,6 +99,8 @@ pub struct Router {
     vips_held: bool,
     /// When we last became Master.
     master_since: Option<Instant>,
+    /// Preempting a live master: VIPs claimed and announced, first advert not sent yet.
+    claiming: bool,
     /// When we last re-announced for a healed split brain.
     last_heal: Option<Instant>,
     addr_mismatches: u64,
@@ -126,6 +130,7 @@ impl Router {
             watch: None,
             vips_held: false,
             master_since: None,
+            claiming: false,
             last_heal: None,
             addr_mismatches: 0,
             actions: VecDeque::new(),
@@ -482,6 +487,7 @@ impl Router {
 
     /// Send one advert (priority 0 while releasing) and reset the Adver_Timer.
     fn send_advert(&mut self, now: Instant) {
+        self.claiming = false;
         let p = if self.release.is_some() {
             0
         } else {
@@ -502,6 +508,7 @@ impl Router {
     fn clear_timers(&mut self) {
         self.adver_timer = None;
         self.master_down_timer = None;
+        self.claiming = false;
     }
 
     fn remove_vips(&mut self) {
@@ -535,15 +542,20 @@ impl Router {
         self.master_adver_interval = self.cfg.advert_interval;
         self.master_addr = Some(self.cfg.primary_addr);
         self.master_since = Some(now);
-        // Preempting a live master: it removes the VIPs the moment it hears our advert,
-        // so claim them first (a local change; the wire order stays advert, announcement).
-        // Otherwise the advert goes first, to stop other backups' timers as soon as
-        // possible (adding many VIPs takes a while).
         if matches!(reason, Reason::Preempting { .. }) {
-            self.claim_vips();
+            // Preempting a live master, which drops the VIPs the moment it hears our
+            // advert (§6.4.2: a backup must not accept packets for them). Make before
+            // break: claim and announce the VIPs now, and send our first advert
+            // RELEASE_GRACE later, once clients have followed the announcement. The old
+            // master keeps answering until then; nobody else is waiting to take over,
+            // since the old master's adverts still reach them.
+            self.claiming = true;
+            self.adver_timer = Some(now + RELEASE_GRACE);
+        } else {
+            // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer, ... (the
+            // advert first: it stops other backups' timers as early as possible).
+            self.send_advert(now);
         }
-        // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer ...
-        self.send_advert(now);
         self.claim_vips();
         // ... broadcast gratuitous ARP / unsolicited NA, transition to Master.
         self.push(Action::Announce {
@@ -569,6 +581,7 @@ impl Router {
         self.remove_vips();
         self.release = None;
         self.adver_timer = None;
+        self.claiming = false;
         // §6.4.3 (v3): Master_Adver_Interval = the advert's interval; v2 uses ours.
         self.master_adver_interval = match self.cfg.version {
             Version::V3 => interval,
@@ -669,6 +682,9 @@ impl Router {
                 priority: adv.priority,
             };
             self.become_backup(now, reason, Some(from), adv.interval);
+        } else if self.claiming {
+            // The master we are preempting, still advertising until our first advert
+            // (sent when the claim's grace is over): expected, nothing to do.
         } else {
             // RFC 9568 §6.4.3: discard, but advertise at once so the other master
             // steps down; re-announce so clients that followed it come back.

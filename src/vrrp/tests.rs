@@ -322,22 +322,60 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
         "preempting lower priority 100 from 192.0.2.10"
     );
     // The old master drops the VIPs as soon as it hears our advert (a backup must not
-    // accept packets for them, §6.4.2), so we claim them first: no instant with neither
-    // holding them. On the wire the order stays advert, then announcement.
+    // accept packets for them, §6.4.2). So we claim and announce them first, and send
+    // our first advert RELEASE_GRACE later, when clients have followed the announcement:
+    // make-before-break, as on a release.
     assert_eq!(
         drain(&mut r),
         vec![
             Action::AddVips,
-            Action::SendAdvert {
-                priority: 200,
-                interval: SEC,
-            },
             Action::Announce {
                 reason: AnnounceReason::Takeover,
             },
             changed(State::Backup, State::Master, reason),
         ]
     );
+    assert_eq!(r.poll_timeout(), Some(first + RELEASE_GRACE));
+    // The old master's adverts meanwhile are expected: no advert out of turn.
+    r.handle_advert(first + ms(50), PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(r.poll_action(), None);
+    r.handle_timeout(first + RELEASE_GRACE);
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: SEC,
+        }]
+    );
+    assert_eq!(r.poll_timeout(), Some(first + RELEASE_GRACE + ms(1000)));
+    // From then on a lower-priority master is answered at once (RFC 9568).
+    r.handle_advert(first + RELEASE_GRACE + ms(10), PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(
+        drain(&mut r),
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: SEC,
+        }]
+    );
+}
+
+#[test]
+fn a_higher_priority_heard_while_claiming_a_preemption_steps_down() {
+    let t0 = Instant::now();
+    let mut r = backup(200, t0);
+    r.handle_advert(t0, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    let first = t0 + us(3_218_750);
+    r.handle_timeout(first);
+    let _ = drain(&mut r);
+    r.handle_advert(first + ms(20), PEER_HI, 255, &adv(250, SEC))
+        .expect("ok");
+    let acts = drain(&mut r);
+    assert!(acts.contains(&Action::RemoveVips), "{acts:?}");
+    assert_eq!(r.state(), State::Backup);
+    assert_eq!(r.master_addr(), Some(PEER_HI));
 }
 
 #[test]
