@@ -1263,6 +1263,121 @@ fn metrics_record_the_last_takeover_times() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // The histograms hold the same takeover: one observation each, the detect one in
+    // the 0.5 s bucket (0.36 s) and not in the 0.2 s one; sum = the last value.
+    let takeover_lines = || {
+        t2.lines()
+            .filter(|l| l.contains("takeover"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for h in ["detect", "announce"] {
+        let count = sample(
+            &t2,
+            &format!("vipd_takeover_{h}_seconds_count{{instance=\"web\"}}"),
+        );
+        assert_eq!(count, Some(1.0), "{h} histogram:\n{}", takeover_lines());
+    }
+    let dsum = sample(&t2, "vipd_takeover_detect_seconds_sum{instance=\"web\"}");
+    assert!(
+        dsum.zip(detect).is_some_and(|(s, d)| (s - d).abs() < 1e-6),
+        "detect sum {dsum:?} vs last {detect:?}"
+    );
+    let bucket = |le: &str| {
+        sample(
+            &t2,
+            &format!("vipd_takeover_detect_seconds_bucket{{le=\"{le}\",instance=\"web\"}}"),
+        )
+    };
+    let d = detect.unwrap_or(0.0);
+    let expect_in = bucket_holding(d);
+    assert_eq!(bucket(expect_in), Some(1.0), "{}", takeover_lines());
+    assert_eq!(bucket("+Inf"), Some(1.0), "{}", takeover_lines());
+    assert_eq!(bucket("0.2"), Some(0.0), "{}", takeover_lines());
+    // status --json: in_state_ms is the daemon's, counting since the takeover.
+    let s1 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    std::thread::sleep(ms(300));
+    let s2 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let (a, b) = (s1["in_state_ms"].as_u64(), s2["in_state_ms"].as_u64());
+    eprintln!("lb2 in_state_ms {a:?} then {b:?} 300 ms later");
+    assert!(
+        a.zip(b).is_some_and(|(a, b)| b >= a + 250 && b < a + 5_000),
+        "in_state_ms {a:?} then {b:?}: {s2}"
+    );
+}
+
+/// The smallest takeover bucket bound that holds `v` seconds (as exposed).
+fn bucket_holding(v: f64) -> &'static str {
+    const B: [(f64, &str); 13] = [
+        (0.001, "0.001"),
+        (0.002, "0.002"),
+        (0.005, "0.005"),
+        (0.01, "0.01"),
+        (0.02, "0.02"),
+        (0.05, "0.05"),
+        (0.1, "0.1"),
+        (0.2, "0.2"),
+        (0.5, "0.5"),
+        (1.0, "1.0"),
+        (2.0, "2.0"),
+        (5.0, "5.0"),
+        (10.0, "10.0"),
+    ];
+    B.iter()
+        .find(|(b, _)| v <= *b)
+        .map(|(_, s)| *s)
+        .unwrap_or("+Inf")
+}
+
+/// The operator's override and maintenance show as gauges, and the state's start time as
+/// a timestamp that agrees with `status --json`.
+#[test]
+fn metrics_show_operator_override_maintenance_and_state_since() {
+    if !require_netns("metrics_show_operator_override_maintenance_and_state_since") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
+    wait_state(&topo, "lb1", "web", "master", secs(10));
+    let ov = "vipd_instance_priority_override{instance=\"web\"}";
+    let mt = "vipd_instance_maintenance{instance=\"web\"}";
+    let t = metrics(&topo, "lb1");
+    assert_eq!(sample(&t, ov), Some(0.0), "{t}");
+    assert_eq!(sample(&t, mt), Some(0.0), "{t}");
+    let since = sample(
+        &t,
+        "vipd_instance_state_since_timestamp_seconds{instance=\"web\"}",
+    );
+    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let status_since = s["since_unix_ms"].as_u64().map(|v| v as f64 / 1000.0);
+    assert!(
+        since
+            .zip(status_since)
+            .is_some_and(|(a, b)| (a - b).abs() < 0.002),
+        "metrics say {since:?}, status says {status_since:?}"
+    );
+    vipctl_ok(&topo, "lb1", &["priority", "set", "web", "120"]);
+    vipctl_ok(&topo, "lb1", &["maintenance", "on", "web"]);
+    assert!(
+        wait_until(secs(5), ms(50), || {
+            let t = metrics(&topo, "lb1");
+            sample(&t, ov) == Some(120.0) && sample(&t, mt) == Some(1.0)
+        }),
+        "{}",
+        metrics(&topo, "lb1")
+    );
+    vipctl_ok(&topo, "lb1", &["priority", "clear", "web"]);
+    vipctl_ok(&topo, "lb1", &["maintenance", "off", "web"]);
+    assert!(
+        wait_until(secs(5), ms(50), || {
+            let t = metrics(&topo, "lb1");
+            sample(&t, ov) == Some(0.0) && sample(&t, mt) == Some(0.0)
+        }),
+        "{}",
+        metrics(&topo, "lb1")
+    );
 }
 
 // ---- 8. reload ------------------------------------------------------------------------------

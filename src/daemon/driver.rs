@@ -77,7 +77,26 @@ pub struct MemberReport {
 }
 
 /// Shared, read-mostly view of every instance for `vipctl status`.
-pub type StatusBoard = Arc<Mutex<BTreeMap<String, InstanceStatus>>>;
+pub type StatusBoard = Arc<Mutex<BTreeMap<String, BoardEntry>>>;
+
+/// One instance on the [`StatusBoard`]: its status as last published, and when (on the
+/// monotonic clock) it entered its state, so that `in_state_ms` is current when read.
+#[derive(Debug, Clone)]
+pub struct BoardEntry {
+    /// The status as the driver last published it (`in_state_ms` not filled in).
+    pub status: InstanceStatus,
+    /// When the instance entered its current state.
+    pub entered: Instant,
+}
+
+impl BoardEntry {
+    /// The status with `in_state_ms` counted up to `now`.
+    pub fn snapshot(&self, now: Instant) -> InstanceStatus {
+        let mut s = self.status.clone();
+        s.in_state_ms = Some(now.saturating_duration_since(self.entered).as_millis() as u64);
+        s
+    }
+}
 
 /// Everything a driver needs from the outside world.
 pub struct DriverContext {
@@ -155,6 +174,8 @@ struct Driver {
     last_advert_at: Option<Instant>,
     last_master: Option<IpAddr>,
     entered_state_at: SystemTime,
+    /// The same instant on the monotonic clock (for `in_state_ms`).
+    entered_state_mono: Instant,
     last_transition: Option<Transition>,
     released: bool,
     log_limiter: super::ratelimit::LogLimiter,
@@ -210,6 +231,7 @@ impl Driver {
             last_advert_at: None,
             last_master: None,
             entered_state_at: SystemTime::now(),
+            entered_state_mono: Instant::now(),
             last_transition: None,
             released: false,
             log_limiter: super::ratelimit::LogLimiter::new(Duration::from_secs(10)),
@@ -487,6 +509,7 @@ impl Driver {
                     self.ctx.metrics.set_state(&self.inst.name, &t);
                     let at = SystemTime::now();
                     self.entered_state_at = at;
+                    self.entered_state_mono = Instant::now();
                     self.last_transition = Some(Transition {
                         from: f.clone(),
                         to: t.clone(),
@@ -651,7 +674,24 @@ impl Driver {
             self.last_master = master;
         }
         let prio = self.router.effective_priority();
-        self.ctx.metrics.set_priority(&self.inst.name, prio);
+        let state = self.router.state().to_string();
+        let m = &self.ctx.metrics.instance;
+        m.set_priority(&self.inst.name, prio);
+        m.set_state(&self.inst.name, &state);
+        m.set_state_since(&self.inst.name, self.entered_state_at);
+        m.set_operator(&self.inst.name, self.priority_override, self.maintenance);
+        let vips: Vec<String> = self.inst.vips.iter().map(|v| v.to_string()).collect();
+        let family = match self.ctx.source {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        };
+        m.set_identity(
+            &self.inst.name,
+            &self.inst.interface,
+            self.inst.vrid,
+            family,
+            &vips.join(","),
+        );
         let tracks = self
             .inst
             .tracks
@@ -674,12 +714,12 @@ impl Driver {
             name: self.inst.name.clone(),
             vrid: self.inst.vrid,
             interface: self.inst.interface.clone(),
-            state: self.router.state().to_string(),
+            state,
             priority: prio,
             base_priority: self.router.base_priority(),
             priority_override: self.priority_override,
             maintenance: self.maintenance,
-            vips: self.inst.vips.iter().map(|v| v.to_string()).collect(),
+            vips,
             master: master.map(|a| a.to_string()),
             version: match self.inst.version {
                 crate::proto::Version::V2 => 2,
@@ -687,7 +727,7 @@ impl Driver {
             },
             advert_interval_ms: u32::from(self.inst.advert_interval.0) * 10,
             since_unix_ms: Some(unix_ms(self.entered_state_at)),
-            in_state_ms: None,
+            in_state_ms: None, // counted when read (BoardEntry::snapshot)
             last_transition: self.last_transition.clone(),
             tracks,
             sync_group: None, // filled in by the supervisor, which knows the groups
@@ -697,6 +737,12 @@ impl Driver {
             .board
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(self.inst.name.clone(), st);
+            .insert(
+                self.inst.name.clone(),
+                BoardEntry {
+                    status: st,
+                    entered: self.entered_state_mono,
+                },
+            );
     }
 }

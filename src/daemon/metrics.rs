@@ -3,40 +3,65 @@
 //! The exposition is prometheus-client's; the HTTP side is the smallest server that
 //! answers `GET /metrics` (anything else gets 404), with a read timeout so that a
 //! silent client costs nothing.
+//!
+//! Layout: [`Metrics`] holds one struct per subject (instance, adverts, takeovers,
+//! checks), each with its own `register` function and recording methods. A new subject
+//! (BFD sessions, the arbiter) adds a struct of its own, a field in [`Metrics`] and a
+//! line in [`Metrics::new`]; nothing else changes. Names are registered without the
+//! `vipd_` prefix (the registry adds it) and counters without `_total` (prometheus-client
+//! appends it, and panics in debug builds when the name already ends in it).
+//!
+//! Every series that names a VRRP instance carries it in the label `instance`. A
+//! Prometheus server scraping with the default `honor_labels: false` renames it
+//! `exported_instance` and puts the scrape target in `instance`: the shipped alert
+//! rules and dashboard (`packaging/monitoring/`) rely on exactly that.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 type Labels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Upper bounds of the takeover histograms, in seconds: 1 ms to 10 s in 1-2-5 steps.
+pub const TAKEOVER_BUCKETS: [f64; 13] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+fn takeover_histogram() -> Histogram {
+    Histogram::new(TAKEOVER_BUCKETS)
+}
+
+fn inst(instance: &str) -> Labels {
+    vec![("instance", instance.to_string())]
+}
+
+const STATES: [&str; 4] = ["init", "backup", "master", "fault"];
 
 /// Every metric vipd exports. Cheap to clone (all handles are shared).
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
-    state: Family<Labels, Gauge>,
-    priority: Family<Labels, Gauge>,
-    transitions: Family<Labels, Counter>,
-    adverts_sent: Family<Labels, Counter>,
-    adverts_received: Family<Labels, Counter>,
-    adverts_dropped: Family<Labels, Counter>,
-    master_changes: Family<Labels, Counter>,
-    takeover_detect: Family<Labels, Gauge<f64, AtomicU64>>,
-    takeover_announce: Family<Labels, Gauge<f64, AtomicU64>>,
-    check_healthy: Family<Labels, Gauge>,
-    check_latency: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Per-instance state, identity and operator settings.
+    pub instance: InstanceMetrics,
+    /// Adverts sent, received and dropped.
+    pub adverts: AdvertMetrics,
+    /// Takeovers: time to detect and time to announce.
+    pub takeover: TakeoverMetrics,
+    /// Health checks.
+    pub checks: CheckMetrics,
 }
-
-const STATES: [&str; 4] = ["init", "backup", "master", "fault"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -48,153 +73,73 @@ impl Metrics {
     /// Creates and registers every metric family.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("vipd");
-        let m = Metrics {
-            registry: Arc::new(Mutex::new(Registry::default())),
-            state: Family::default(),
-            priority: Family::default(),
-            transitions: Family::default(),
-            adverts_sent: Family::default(),
-            adverts_received: Family::default(),
-            adverts_dropped: Family::default(),
-            master_changes: Family::default(),
-            takeover_detect: Family::default(),
-            takeover_announce: Family::default(),
-            check_healthy: Family::default(),
-            check_latency: Family::default(),
-        };
-        registry.register(
-            "instance_state",
-            "1 for the state the instance is in, 0 for the others",
-            m.state.clone(),
-        );
-        registry.register(
-            "instance_priority",
-            "Effective priority now",
-            m.priority.clone(),
-        );
-        registry.register(
-            "transitions",
-            "State transitions by from and to",
-            m.transitions.clone(),
-        );
-        registry.register("adverts_sent", "Adverts sent", m.adverts_sent.clone());
-        registry.register(
-            "adverts_received",
-            "Valid adverts received for this instance",
-            m.adverts_received.clone(),
-        );
-        registry.register(
-            "adverts_dropped",
-            "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)",
-            m.adverts_dropped.clone(),
-        );
-        registry.register(
-            "master_changes_seen",
-            "Times the master address seen on the wire changed",
-            m.master_changes.clone(),
-        );
-        registry.register(
-            "last_takeover_detect_seconds",
-            "Last takeover: time from the last advert heard to declaring the master down",
-            m.takeover_detect.clone(),
-        );
-        registry.register(
-            "last_takeover_announce_seconds",
-            "Last takeover: time from the decision to the VIPs added and announced",
-            m.takeover_announce.clone(),
-        );
-        registry.register(
-            "check_healthy",
-            "1 if the health check is healthy",
-            m.check_healthy.clone(),
-        );
-        registry.register(
-            "check_latency_seconds",
-            "Duration of the last probe of the health check",
-            m.check_latency.clone(),
-        );
-        *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
-        m
-    }
-
-    fn inst(instance: &str) -> Labels {
-        vec![("instance", instance.to_string())]
+        let instance = InstanceMetrics::default();
+        let adverts = AdvertMetrics::default();
+        let takeover = TakeoverMetrics::default();
+        let checks = CheckMetrics::default();
+        instance.register(&mut registry);
+        adverts.register(&mut registry);
+        takeover.register(&mut registry);
+        checks.register(&mut registry);
+        Metrics {
+            registry: Arc::new(Mutex::new(registry)),
+            instance,
+            adverts,
+            takeover,
+            checks,
+        }
     }
 
     /// Records the state the instance is in now.
     pub fn set_state(&self, instance: &str, state: &str) {
-        for s in STATES {
-            let mut l = Self::inst(instance);
-            l.push(("state", s.to_string()));
-            self.state.get_or_create(&l).set(i64::from(s == state));
-        }
+        self.instance.set_state(instance, state);
     }
 
     /// Records the effective priority.
     pub fn set_priority(&self, instance: &str, priority: u8) {
-        self.priority
-            .get_or_create(&Self::inst(instance))
-            .set(i64::from(priority));
+        self.instance.set_priority(instance, priority);
     }
 
     /// Counts a transition.
     pub fn transition(&self, instance: &str, from: &str, to: &str) {
-        let mut l = Self::inst(instance);
-        l.push(("from", from.to_string()));
-        l.push(("to", to.to_string()));
-        self.transitions.get_or_create(&l).inc();
-    }
-
-    /// Counts an advert sent.
-    pub fn advert_sent(&self, instance: &str) {
-        self.adverts_sent.get_or_create(&Self::inst(instance)).inc();
-    }
-
-    /// Counts a valid advert received.
-    pub fn advert_received(&self, instance: &str) {
-        self.adverts_received
-            .get_or_create(&Self::inst(instance))
-            .inc();
-    }
-
-    /// Counts a dropped packet by the receive check that failed.
-    pub fn advert_dropped(&self, interface: &str, reason: &str) {
-        let l = vec![
-            ("interface", interface.to_string()),
-            ("reason", reason.to_string()),
-        ];
-        self.adverts_dropped.get_or_create(&l).inc();
+        self.instance.transition(instance, from, to);
     }
 
     /// Counts a change of the master address seen.
     pub fn master_changed(&self, instance: &str) {
-        self.master_changes
-            .get_or_create(&Self::inst(instance))
-            .inc();
+        self.instance.master_changed(instance);
     }
 
-    /// Records the last takeover's time to detect.
+    /// Counts an advert sent.
+    pub fn advert_sent(&self, instance: &str) {
+        self.adverts.sent(instance);
+    }
+
+    /// Counts a valid advert received.
+    pub fn advert_received(&self, instance: &str) {
+        self.adverts.received(instance);
+    }
+
+    /// Counts a dropped packet by the receive check that failed.
+    pub fn advert_dropped(&self, interface: &str, reason: &str) {
+        self.adverts.dropped(interface, reason);
+    }
+
+    /// Records a takeover's time to detect (last advert heard, or the failure detector's
+    /// verdict, to the decision): the last-value gauge and the histogram.
     pub fn takeover_detect(&self, instance: &str, d: Duration) {
-        self.takeover_detect
-            .get_or_create(&Self::inst(instance))
-            .set(d.as_secs_f64());
+        self.takeover.detect(instance, d);
     }
 
-    /// Records the last takeover's time to announce.
+    /// Records a takeover's time to announce (decision to every VIP added and the first
+    /// announcement sent).
     pub fn takeover_announce(&self, instance: &str, d: Duration) {
-        self.takeover_announce
-            .get_or_create(&Self::inst(instance))
-            .set(d.as_secs_f64());
+        self.takeover.announce(instance, d);
     }
 
     /// Records a health check's verdict and latency.
     pub fn check(&self, instance: &str, check: &str, healthy: bool, latency: Duration) {
-        let mut l = Self::inst(instance);
-        l.push(("check", check.to_string()));
-        self.check_healthy.get_or_create(&l).set(i64::from(healthy));
-        self.check_latency
-            .get_or_create(&l)
-            .set(latency.as_secs_f64());
+        self.checks.record(instance, check, healthy, latency);
     }
 
     /// The text exposition.
@@ -261,9 +206,296 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+// ----- instance -------------------------------------------------------------
+
+/// Per-instance state, identity and operator settings.
+#[derive(Clone, Default)]
+pub struct InstanceMetrics {
+    state: Family<Labels, Gauge>,
+    state_since: Family<Labels, FloatGauge>,
+    priority: Family<Labels, Gauge>,
+    info: Family<Labels, Gauge>,
+    /// The label set of each instance's `info` series, to replace it when it changes.
+    info_labels: Arc<Mutex<std::collections::HashMap<String, Labels>>>,
+    priority_override: Family<Labels, Gauge>,
+    maintenance: Family<Labels, Gauge>,
+    transitions: Family<Labels, Counter>,
+    master_changes: Family<Labels, Counter>,
+}
+
+impl InstanceMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "instance_state",
+            "1 for the state the instance is in, 0 for the others",
+            self.state.clone(),
+        );
+        r.register(
+            "instance_state_since_timestamp_seconds",
+            "When the instance entered its current state, Unix time",
+            self.state_since.clone(),
+        );
+        r.register(
+            "instance_priority",
+            "Effective priority now",
+            self.priority.clone(),
+        );
+        r.register(
+            "instance_info",
+            "Always 1: the instance's virtual router (vrid, address family, VIPs) and interface",
+            self.info.clone(),
+        );
+        r.register(
+            "instance_priority_override",
+            "The operator's priority override (vipctl priority set), 0 when none is set",
+            self.priority_override.clone(),
+        );
+        r.register(
+            "instance_maintenance",
+            "1 while the operator has the instance in maintenance (vipctl maintenance on)",
+            self.maintenance.clone(),
+        );
+        r.register(
+            "transitions",
+            "State transitions by from and to",
+            self.transitions.clone(),
+        );
+        r.register(
+            "master_changes_seen",
+            "Times the master address seen on the wire changed",
+            self.master_changes.clone(),
+        );
+    }
+
+    /// Records the state the instance is in now.
+    pub fn set_state(&self, instance: &str, state: &str) {
+        for s in STATES {
+            let mut l = inst(instance);
+            l.push(("state", s.to_string()));
+            self.state.get_or_create(&l).set(i64::from(s == state));
+        }
+    }
+
+    /// Records when the instance entered its current state.
+    pub fn set_state_since(&self, instance: &str, at: SystemTime) {
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.state_since.get_or_create(&inst(instance)).set(secs);
+    }
+
+    /// Records the effective priority.
+    pub fn set_priority(&self, instance: &str, priority: u8) {
+        self.priority
+            .get_or_create(&inst(instance))
+            .set(i64::from(priority));
+    }
+
+    /// Records which virtual router the instance is: `family` is `"ipv4"` or `"ipv6"`,
+    /// `vips` the configured addresses joined by commas. Replaces an earlier identity
+    /// of the same instance (a reload may change it).
+    pub fn set_identity(
+        &self,
+        instance: &str,
+        interface: &str,
+        vrid: u8,
+        family: &str,
+        vips: &str,
+    ) {
+        let l: Labels = vec![
+            ("instance", instance.to_string()),
+            ("interface", interface.to_string()),
+            ("vrid", vrid.to_string()),
+            ("family", family.to_string()),
+            ("vips", vips.to_string()),
+        ];
+        let mut known = self.info_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = known.get(instance) {
+            if *old == l {
+                return;
+            }
+            self.info.remove(old);
+        }
+        self.info.get_or_create(&l).set(1);
+        known.insert(instance.to_string(), l);
+    }
+
+    /// Records the operator's settings: priority override (None = none) and maintenance.
+    pub fn set_operator(&self, instance: &str, priority_override: Option<u8>, maintenance: bool) {
+        let l = inst(instance);
+        self.priority_override
+            .get_or_create(&l)
+            .set(i64::from(priority_override.unwrap_or(0)));
+        self.maintenance
+            .get_or_create(&l)
+            .set(i64::from(maintenance));
+    }
+
+    /// Counts a transition.
+    pub fn transition(&self, instance: &str, from: &str, to: &str) {
+        let mut l = inst(instance);
+        l.push(("from", from.to_string()));
+        l.push(("to", to.to_string()));
+        self.transitions.get_or_create(&l).inc();
+    }
+
+    /// Counts a change of the master address seen.
+    pub fn master_changed(&self, instance: &str) {
+        self.master_changes.get_or_create(&inst(instance)).inc();
+    }
+}
+
+// ----- adverts --------------------------------------------------------------
+
+/// Adverts sent, received and dropped.
+#[derive(Clone, Default)]
+pub struct AdvertMetrics {
+    sent: Family<Labels, Counter>,
+    received: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
+}
+
+impl AdvertMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register("adverts_sent", "Adverts sent", self.sent.clone());
+        r.register(
+            "adverts_received",
+            "Valid adverts received for this instance",
+            self.received.clone(),
+        );
+        r.register(
+            "adverts_dropped",
+            "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)",
+            self.dropped.clone(),
+        );
+    }
+
+    /// Counts an advert sent.
+    pub fn sent(&self, instance: &str) {
+        self.sent.get_or_create(&inst(instance)).inc();
+    }
+
+    /// Counts a valid advert received.
+    pub fn received(&self, instance: &str) {
+        self.received.get_or_create(&inst(instance)).inc();
+    }
+
+    /// Counts a dropped packet by the receive check that failed.
+    pub fn dropped(&self, interface: &str, reason: &str) {
+        let l = vec![
+            ("interface", interface.to_string()),
+            ("reason", reason.to_string()),
+        ];
+        self.dropped.get_or_create(&l).inc();
+    }
+}
+
+// ----- takeovers ------------------------------------------------------------
+
+/// Takeovers (Backup -> Master): time to detect and time to announce, as the last
+/// value and as histograms over [`TAKEOVER_BUCKETS`].
+#[derive(Clone)]
+pub struct TakeoverMetrics {
+    last_detect: Family<Labels, FloatGauge>,
+    last_announce: Family<Labels, FloatGauge>,
+    detect: HistogramFamily,
+    announce: HistogramFamily,
+}
+
+impl Default for TakeoverMetrics {
+    fn default() -> Self {
+        TakeoverMetrics {
+            last_detect: Family::default(),
+            last_announce: Family::default(),
+            detect: Family::new_with_constructor(takeover_histogram),
+            announce: Family::new_with_constructor(takeover_histogram),
+        }
+    }
+}
+
+impl TakeoverMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "last_takeover_detect_seconds",
+            "Last takeover: time from the last advert heard to declaring the master down",
+            self.last_detect.clone(),
+        );
+        r.register(
+            "last_takeover_announce_seconds",
+            "Last takeover: time from the decision to the VIPs added and announced",
+            self.last_announce.clone(),
+        );
+        r.register(
+            "takeover_detect_seconds",
+            "Takeovers: time from the last advert heard (or the failure detector's verdict) to declaring the master down",
+            self.detect.clone(),
+        );
+        r.register(
+            "takeover_announce_seconds",
+            "Takeovers: time from the decision to every VIP added and announced",
+            self.announce.clone(),
+        );
+    }
+
+    /// Records a takeover's time to detect.
+    pub fn detect(&self, instance: &str, d: Duration) {
+        let l = inst(instance);
+        self.last_detect.get_or_create(&l).set(d.as_secs_f64());
+        self.detect.get_or_create(&l).observe(d.as_secs_f64());
+    }
+
+    /// Records a takeover's time to announce.
+    pub fn announce(&self, instance: &str, d: Duration) {
+        let l = inst(instance);
+        self.last_announce.get_or_create(&l).set(d.as_secs_f64());
+        self.announce.get_or_create(&l).observe(d.as_secs_f64());
+    }
+}
+
+// ----- health checks --------------------------------------------------------
+
+/// Health checks: verdict and latency of the last probe.
+#[derive(Clone, Default)]
+pub struct CheckMetrics {
+    healthy: Family<Labels, Gauge>,
+    latency: Family<Labels, FloatGauge>,
+}
+
+impl CheckMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "check_healthy",
+            "1 if the health check is healthy",
+            self.healthy.clone(),
+        );
+        r.register(
+            "check_latency_seconds",
+            "Duration of the last probe of the health check",
+            self.latency.clone(),
+        );
+    }
+
+    /// Records a health check's verdict and latency.
+    pub fn record(&self, instance: &str, check: &str, healthy: bool, latency: Duration) {
+        let mut l = inst(instance);
+        l.push(("check", check.to_string()));
+        self.healthy.get_or_create(&l).set(i64::from(healthy));
+        self.latency.get_or_create(&l).set(latency.as_secs_f64());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of the series `key` (name and labels exactly as exposed).
+    fn sample(text: &str, key: &str) -> Option<f64> {
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix(key)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+    }
 
     #[test]
     fn exposition_has_counters_with_single_total_suffix() {
@@ -284,5 +516,143 @@ mod tests {
         assert!(text.contains(r#"vipd_instance_state{instance="web",state="master"} 1"#));
         assert!(text.contains(r#"vipd_instance_state{instance="web",state="backup"} 0"#));
         assert!(!text.contains("_total_total"));
+    }
+
+    #[test]
+    fn takeover_histograms_bucket_from_1ms_to_10s() {
+        let m = Metrics::new();
+        m.takeover_detect("web", Duration::from_millis(330));
+        m.takeover_detect("web", Duration::from_millis(3));
+        m.takeover_announce("web", Duration::from_micros(400));
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE vipd_takeover_detect_seconds histogram"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE vipd_takeover_announce_seconds histogram"));
+        let bucket = |name: &str, le: &str| {
+            sample(
+                &text,
+                &format!(r#"vipd_{name}_bucket{{le="{le}",instance="web"}}"#),
+            )
+        };
+        // Cumulative buckets: 3 ms falls in le=0.005, 330 ms in le=0.5.
+        assert_eq!(
+            bucket("takeover_detect_seconds", "0.001"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(bucket("takeover_detect_seconds", "0.002"), Some(0.0));
+        assert_eq!(bucket("takeover_detect_seconds", "0.005"), Some(1.0));
+        assert_eq!(bucket("takeover_detect_seconds", "0.2"), Some(1.0));
+        assert_eq!(bucket("takeover_detect_seconds", "0.5"), Some(2.0));
+        assert_eq!(bucket("takeover_detect_seconds", "10.0"), Some(2.0));
+        assert_eq!(bucket("takeover_detect_seconds", "+Inf"), Some(2.0));
+        assert_eq!(bucket("takeover_announce_seconds", "0.001"), Some(1.0));
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_takeover_detect_seconds_count{instance="web"}"#
+            ),
+            Some(2.0)
+        );
+        let sum =
+            sample(&text, r#"vipd_takeover_detect_seconds_sum{instance="web"}"#).expect("sum");
+        assert!((sum - 0.333).abs() < 1e-9, "{sum}");
+        // Every configured bound is exposed, and nothing below 1 ms or above 10 s.
+        let les: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("vipd_takeover_detect_seconds_bucket"))
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(les.len(), TAKEOVER_BUCKETS.len() + 1, "{les:?}");
+        assert_eq!(les.first(), Some(&"0.001"));
+        assert_eq!(les.last(), Some(&"+Inf"));
+        // The last-value gauges stay beside the histograms.
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_last_takeover_detect_seconds{instance="web"}"#
+            ),
+            Some(0.003)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_last_takeover_announce_seconds{instance="web"}"#
+            ),
+            Some(0.0004)
+        );
+    }
+
+    #[test]
+    fn operator_gauges_follow_override_and_maintenance() {
+        let m = Metrics::new();
+        m.instance.set_operator("web", Some(200), true);
+        let text = m.render();
+        assert_eq!(
+            sample(&text, r#"vipd_instance_priority_override{instance="web"}"#),
+            Some(200.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, r#"vipd_instance_maintenance{instance="web"}"#),
+            Some(1.0)
+        );
+        m.instance.set_operator("web", None, false);
+        let text = m.render();
+        assert_eq!(
+            sample(&text, r#"vipd_instance_priority_override{instance="web"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, r#"vipd_instance_maintenance{instance="web"}"#),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn state_since_is_unix_seconds() {
+        let m = Metrics::new();
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        m.instance.set_state_since("web", at);
+        let text = m.render();
+        assert!(text.contains("# TYPE vipd_instance_state_since_timestamp_seconds gauge"));
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_instance_state_since_timestamp_seconds{instance="web"}"#
+            ),
+            Some(1_700_000_000.25),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn info_series_is_replaced_when_the_identity_changes() {
+        let m = Metrics::new();
+        m.instance
+            .set_identity("web", "eth0", 51, "ipv4", "192.0.2.100/24");
+        m.instance
+            .set_identity("web", "eth0", 51, "ipv4", "192.0.2.100/24");
+        let key51 = r#"vipd_instance_info{instance="web",interface="eth0",vrid="51",family="ipv4",vips="192.0.2.100/24"}"#;
+        assert_eq!(sample(&m.render(), key51), Some(1.0));
+        m.instance
+            .set_identity("web", "eth0", 52, "ipv4", "192.0.2.100/24,192.0.2.101/24");
+        let text = m.render();
+        assert_eq!(sample(&text, key51), None, "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_instance_info{instance="web",interface="eth0",vrid="52",family="ipv4",vips="192.0.2.100/24,192.0.2.101/24"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("vipd_instance_info{"))
+                .count(),
+            1
+        );
     }
 }

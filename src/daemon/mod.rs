@@ -470,7 +470,7 @@ impl Supervisor {
         let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
         let line: Vec<String> = board
             .values()
-            .map(|s| format!("{} {}", s.name, s.state))
+            .map(|e| format!("{} {}", e.status.name, e.status.state))
             .collect();
         let status = if line.is_empty() {
             "no instances".to_string()
@@ -827,7 +827,8 @@ impl Supervisor {
             Request::Status => {
                 let mut instances: Vec<_> = {
                     let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
-                    board.values().cloned().collect()
+                    let now = std::time::Instant::now();
+                    board.values().map(|e| e.snapshot(now)).collect()
                 };
                 // Group membership can change on reload without a rebuild.
                 for i in &mut instances {
