@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the namespace tests, the demo and the benchmark need, on Debian, as root.
-# Debian's own keepalived service is kept from starting: keepalived is only ever run
-# by the tests, inside their own network namespaces.
+# Debian's own keepalived and prometheus services are kept from starting: they are only
+# ever run by the tests, inside their own network namespaces.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux)
+need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux prometheus python3-matplotlib)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,3 +30,8 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet keepalived 2>/
     systemctl stop keepalived || true
 fi
 systemctl disable keepalived >/dev/null 2>&1 || true
+# The same for Prometheus (installed for promtool; the tests start their own).
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+fi
+systemctl disable prometheus >/dev/null 2>&1 || true

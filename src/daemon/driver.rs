@@ -680,6 +680,7 @@ impl Driver {
         m.set_state(&self.inst.name, &state);
         m.set_state_since(&self.inst.name, self.entered_state_at);
         m.set_operator(&self.inst.name, self.priority_override, self.maintenance);
+        self.ctx.metrics.takeover.ensure(&self.inst.name);
         let vips: Vec<String> = self.inst.vips.iter().map(|v| v.to_string()).collect();
         let family = match self.ctx.source {
             IpAddr::V4(_) => "ipv4",

@@ -438,6 +438,14 @@ impl TakeoverMetrics {
         );
     }
 
+    /// Creates the instance's histograms at zero, so that they exist (and `increase()`
+    /// counts the first takeover) before any takeover happened.
+    pub fn ensure(&self, instance: &str) {
+        let l = inst(instance);
+        let _ = self.detect.get_or_create(&l);
+        let _ = self.announce.get_or_create(&l);
+    }
+
     /// Records a takeover's time to detect.
     pub fn detect(&self, instance: &str, d: Duration) {
         let l = inst(instance);
@@ -582,6 +590,35 @@ mod tests {
                 r#"vipd_last_takeover_announce_seconds{instance="web"}"#
             ),
             Some(0.0004)
+        );
+    }
+
+    #[test]
+    fn takeover_histograms_exist_at_zero_before_the_first_takeover() {
+        let m = Metrics::new();
+        m.takeover.ensure("web");
+        let text = m.render();
+        for h in ["detect", "announce"] {
+            assert_eq!(
+                sample(
+                    &text,
+                    &format!(r#"vipd_takeover_{h}_seconds_count{{instance="web"}}"#)
+                ),
+                Some(0.0),
+                "{text}"
+            );
+            assert_eq!(
+                sample(
+                    &text,
+                    &format!(r#"vipd_takeover_{h}_seconds_bucket{{le="+Inf",instance="web"}}"#)
+                ),
+                Some(0.0)
+            );
+        }
+        // The last-value gauges only appear with a takeover.
+        assert!(
+            !text.contains("vipd_last_takeover_detect_seconds{"),
+            "{text}"
         );
     }
 
