@@ -9,6 +9,7 @@
 //! machine is shared); measured figures are printed.
 
 mod harness;
+mod monitoring_common;
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -1377,6 +1378,263 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
         }),
         "{}",
         metrics(&topo, "lb1")
+    );
+}
+
+/// A real Prometheus (Debian's, started here in the client's namespace with its own
+/// config and data directory, 1 s scrape and evaluation) on both vipd of a pair.
+struct Prom {
+    /// The client's namespace, where it runs.
+    ns: String,
+    _proc: harness::Proc,
+}
+
+impl Prom {
+    fn start(topo: &Topology, targets: &[String]) -> Prom {
+        let dir = topo.path("prometheus");
+        std::fs::create_dir_all(dir.join("data")).expect("prometheus dir");
+        let rules = monitoring_common::rules_file();
+        let conf = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: vipd\n    static_configs:\n      - targets: [{}]\n",
+            rules.display(),
+            targets
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let conf_path = dir.join("prometheus.yml");
+        std::fs::write(&conf_path, conf).expect("prometheus.yml");
+        let proc = topo.spawn(
+            "client",
+            &[
+                "prometheus",
+                &format!("--config.file={}", conf_path.display()),
+                &format!("--storage.tsdb.path={}", dir.join("data").display()),
+                "--web.listen-address=127.0.0.1:9090",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            "prometheus.log",
+        );
+        let p = Prom {
+            ns: topo.ns("client"),
+            _proc: proc,
+        };
+        let ready = wait_until(secs(30), ms(200), || {
+            p.get("/-/ready").is_some_and(|b| b.contains("Ready"))
+        });
+        assert!(
+            ready,
+            "prometheus never became ready:\n{}",
+            std::fs::read_to_string(topo.path("prometheus.log")).unwrap_or_default()
+        );
+        p
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        let url = format!("http://127.0.0.1:9090{path}");
+        let out = self.curl(&["-sf", "--max-time", "5", &url]);
+        out.ok().then_some(out.stdout)
+    }
+
+    fn curl(&self, args: &[&str]) -> CmdOutput {
+        let mut argv = vec!["ip", "netns", "exec", self.ns.as_str(), "curl"];
+        argv.extend_from_slice(args);
+        harness::run_cmd(&argv, None, secs(20))
+    }
+
+    /// An instant query's `data.result` (empty on any error, printed).
+    fn query(&self, q: &str) -> Vec<Value> {
+        let out = self.curl(&[
+            "-s",
+            "--max-time",
+            "10",
+            "http://127.0.0.1:9090/api/v1/query",
+            "--data-urlencode",
+            &format!("query={q}"),
+        ]);
+        let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or(Value::Null);
+        if v["status"] != "success" {
+            eprintln!("query {q:?}: {}{}", out.stdout, out.stderr);
+        }
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `(alertname, state, labels)` of every pending or firing alert.
+    fn alerts(&self) -> Vec<(String, String, Value)> {
+        let body = self.get("/api/v1/alerts").unwrap_or_default();
+        let v: Value = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
+        v["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                    a["state"].as_str().unwrap_or("").to_string(),
+                    a["labels"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn firing(&self, name: &str) -> Vec<Value> {
+        self.alerts()
+            .into_iter()
+            .filter(|(n, s, _)| n == name && s == "firing")
+            .map(|(_, _, l)| l)
+            .collect()
+    }
+}
+
+/// The state Prometheus holds for `web` on the target `addr` (the label of the series at 1).
+fn prom_state(p: &Prom, addr: &str) -> Option<String> {
+    let r = p.query(&format!(
+        "vipd_instance_state{{job=\"vipd\",instance=\"{addr}\",exported_instance=\"web\"}} == 1"
+    ));
+    match r.as_slice() {
+        [one] => one["metric"]["state"].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// With a real Prometheus scraping the pair: `up` is 1 for both, the state series match
+/// `vipctl status`, every query of the shipped dashboard returns data, and the shipped
+/// split-brain alert fires during a VRRP partition and resolves after it heals.
+#[test]
+fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() {
+    if !require_netns("prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires")
+    {
+        return;
+    }
+    if harness::which("prometheus").is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is not installed (integration/setup.sh installs it)"
+        );
+        eprintln!("SKIP: prometheus not installed");
+        return;
+    }
+    let _g = serial();
+    let mut topo = Topology::new(TopologyOpts::default());
+    let addr = |h: &str| format!("{}:9638", topo.ip4(h));
+    let (a1, a2) = (addr("lb1"), addr("lb2"));
+    let listen = |a: &str| format!("metrics-listen = \"{a}\"");
+    let _lb1 = start_vipd(
+        &topo,
+        "lb1",
+        &(top(&topo, "lb1", &listen(&a1)) + &web(150, "")),
+    );
+    let _lb2 = start_vipd(
+        &topo,
+        "lb2",
+        &(top(&topo, "lb2", &listen(&a2)) + &web(100, "")),
+    );
+    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    wait_state(&topo, "lb2", "web", "backup", secs(5));
+
+    let prom = Prom::start(&topo, &[a1.clone(), a2.clone()]);
+    let up_both = || {
+        let r = prom.query("up{job=\"vipd\"} == 1");
+        r.len() == 2
+    };
+    assert!(
+        wait_until(secs(30), ms(250), up_both),
+        "up is not 1 for both targets: {:?}",
+        prom.query("up")
+    );
+
+    // The state series match vipctl status, on both hosts.
+    for (h, a) in [("lb1", &a1), ("lb2", &a2)] {
+        let want = state_of(&topo, h, "web").expect("status has web");
+        let ok = wait_until(secs(15), ms(250), || {
+            prom_state(&prom, a).as_deref() == Some(want.as_str())
+        });
+        assert!(
+            ok,
+            "{h}: prometheus says {:?}, vipctl status says {want}",
+            prom_state(&prom, a)
+        );
+        eprintln!("{h}: prometheus and vipctl agree: {want}");
+    }
+    assert!(prom.firing("VipdSplitBrain").is_empty());
+
+    // Adverts the receive checks drop, so the drops panel has something.
+    send_bad_adverts(&topo, 3, 0, 0);
+
+    // Split brain: VRRP blocked between lb1 and lb2 (scrapes still flow).
+    let cut = Instant::now();
+    topo.partition_vrrp("lb1", "lb2");
+    wait_state(&topo, "lb2", "web", "master", secs(10));
+    assert_eq!(state_of(&topo, "lb1", "web").as_deref(), Some("master"));
+    let fired = wait_until(secs(60), ms(500), || {
+        !prom.firing("VipdSplitBrain").is_empty()
+    });
+    assert!(
+        fired,
+        "VipdSplitBrain never fired; alerts: {:?}",
+        prom.alerts()
+    );
+    let labels = prom.firing("VipdSplitBrain");
+    eprintln!(
+        "VipdSplitBrain firing {} after the cut: {labels:?}",
+        fmt_ms(cut.elapsed())
+    );
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert_eq!(labels[0]["vrid"], "51");
+    assert_eq!(labels[0]["vips"], format!("{VIP}/24"));
+
+    // Every dashboard query has data now: a takeover (lb2's) and drops happened.
+    let queries = monitoring_common::dashboard_queries("30s", "10m");
+    let mut empty = Vec::new();
+    for (title, q) in &queries {
+        let has = wait_until(secs(20), ms(500), || !prom.query(q).is_empty());
+        if !has {
+            empty.push(format!("{title}: {q}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data:\n{}",
+        empty.join("\n")
+    );
+    eprintln!("all {} dashboard queries returned data", queries.len());
+    for q in [
+        "vipd_last_takeover_detect_seconds",
+        "histogram_quantile(0.5, sum by (le) (rate(vipd_takeover_detect_seconds_bucket[10m])))",
+    ] {
+        let r: Vec<String> = prom
+            .query(q)
+            .iter()
+            .map(|x| format!("{} {}", x["metric"]["instance"], x["value"][1]))
+            .collect();
+        eprintln!("{q}: {r:?}");
+    }
+
+    // Heal: lb2 hears lb1 again and steps down; the alert resolves.
+    topo.heal();
+    wait_state(&topo, "lb2", "web", "backup", secs(10));
+    let resolved = wait_until(secs(60), ms(500), || {
+        !prom.alerts().iter().any(|(n, _, _)| n == "VipdSplitBrain")
+    });
+    assert!(
+        resolved,
+        "VipdSplitBrain still active after the heal: {:?}",
+        prom.alerts()
+    );
+    let masters = prom.query("sum(vipd_instance_state{state=\"master\"})");
+    eprintln!("after heal: masters {masters:?}");
+    let ok = wait_until(secs(15), ms(250), || {
+        prom_state(&prom, &a1).as_deref() == Some("master")
+            && prom_state(&prom, &a2).as_deref() == Some("backup")
+    });
+    assert!(
+        ok,
+        "after heal prometheus says lb1 {:?}, lb2 {:?}",
+        prom_state(&prom, &a1),
+        prom_state(&prom, &a2)
     );
 }
 
