@@ -2,7 +2,8 @@
 //!
 //! # The determinism contract
 //!
-//! [`proto`] (wire formats) and [`vrrp`] (the RFC 5798 state machine) never perform I/O
+//! [`proto`] (wire formats), [`vrrp`] (the RFC 5798 state machine) and [`bfd`] (the
+//! RFC 5880 session state machine) never perform I/O
 //! and never read a clock. Every input that depends on time carries a `now: Instant`
 //! supplied by the caller, and every output is pulled with `poll_action()` /
 //! `poll_timeout()`. Given the same sequence of inputs, the core produces the same
@@ -12,6 +13,7 @@
 //! Everything that touches the kernel lives in [`net`]; [`daemon`] wires the core to it.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod bfd;
 pub mod config;
 pub mod control;
 pub mod daemon;

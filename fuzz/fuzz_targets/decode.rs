@@ -1,10 +1,11 @@
 //! Feed arbitrary bytes to every decoder: the first byte picks the address family of
-//! the made-up source/destination, the rest is an IPv4 packet and a bare VRRP payload.
+//! the made-up source/destination, the rest is an IPv4 packet, a bare VRRP payload and a BFD Control packet.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
+use vipd::proto::bfd::ControlPacket;
 use vipd::proto::parse_ipv4;
 use vipd::proto::vrrp::{Advert, ChecksumForm, Family, VrrpPacket};
 
@@ -32,6 +33,10 @@ fuzz_target!(|data: &[u8]| {
         // What decodes re-encodes, and decodes to the same advert.
         let bytes = advert.to_bytes(src, dst, form).expect("re-encode");
         assert_eq!(Advert::parse(&bytes, src, dst).map(|r| r.0), Ok(advert));
+    }
+    if let Ok(p) = ControlPacket::parse(rest) {
+        let q = ControlPacket::parse(&p.to_bytes()).expect("re-encoded BFD packet decodes");
+        assert_eq!(q.my_discr, p.my_discr);
     }
     if let Ok(view) = VrrpPacket::new_checked(rest, family) {
         assert_eq!(view.addrs().count(), usize::from(view.addr_count()));

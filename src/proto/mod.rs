@@ -6,6 +6,7 @@
 //! `Ok` or `Err`; none can panic or read out of bounds.
 
 pub mod arp;
+pub mod bfd;
 pub mod ipv4;
 pub mod ndp;
 pub mod vrrp;

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use crate::proto::{Centis, Version};
 
-pub use router::{Router, RELEASE_GRACE};
+pub use router::{Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
 pub use timers::{master_down_interval, skew_time};
 
 /// Static configuration of one virtual router.
@@ -179,6 +179,13 @@ pub enum Reason {
         /// Its (and our) priority.
         priority: u8,
     },
+    /// BFD: the session to the master went Down (detection time expired).
+    BfdDown {
+        /// The master whose session went down.
+        master: IpAddr,
+        /// The BFD detection time.
+        detect: Duration,
+    },
     /// Entered Fault.
     Fault(String),
     /// The fault cleared.
@@ -219,6 +226,11 @@ impl fmt::Display for Reason {
                     "{from} has equal priority {priority} and a higher address"
                 )
             }
+            Reason::BfdDown { master, detect } => write!(
+                f,
+                "BFD session to master {master} down (no packet for {:.1} ms)",
+                detect.as_secs_f64() * 1000.0
+            ),
             Reason::Fault(text) => write!(f, "fault: {text}"),
             Reason::FaultCleared => f.write_str("fault cleared"),
             Reason::Shutdown => f.write_str("shutdown"),

@@ -34,6 +34,10 @@ struct Release {
 /// makes planned handovers lossless.
 pub const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
+/// The shortest hold-down of BFD verdicts after a BFD takeover was undone by adverts
+/// (the hold-down is the larger of this and 3 x Master_Down_Interval).
+pub const BFD_HOLD_DOWN_MIN: Duration = Duration::from_secs(10);
+
 /// The last thing a backup learnt from an advert; names the reason of a takeover.
 #[derive(Debug, Clone, Copy)]
 enum Heard {
@@ -104,6 +108,12 @@ pub struct Router {
     /// When we last re-announced for a healed split brain.
     last_heal: Option<Instant>,
     addr_mismatches: u64,
+    /// BFD said the master died: take over at this instant unless an advert comes first.
+    bfd_pending: Option<(Instant, IpAddr, Duration)>,
+    /// When we last took over because of BFD.
+    bfd_takeover_at: Option<Instant>,
+    /// BFD verdicts are ignored until then (a BFD takeover was undone by adverts).
+    bfd_hold_until: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -133,6 +143,9 @@ impl Router {
             claiming: false,
             last_heal: None,
             addr_mismatches: 0,
+            bfd_pending: None,
+            bfd_takeover_at: None,
+            bfd_hold_until: None,
             actions: VecDeque::new(),
         }
     }
@@ -232,6 +245,13 @@ impl Router {
                 }
             }
             State::Backup => {
+                if let Some((at, master, detect)) = self.bfd_pending {
+                    if now >= at {
+                        // BFD (ours, see `master_down_detected`): the master is dead.
+                        self.become_master(now, Reason::BfdDown { master, detect });
+                        return;
+                    }
+                }
                 if self.master_down_timer.is_some_and(|t| now >= t) {
                     // RFC 5798 §6.4.2: Master_Down_Timer fires: become Master.
                     let reason = self.takeover_reason(now);
@@ -240,6 +260,65 @@ impl Router {
             }
             State::Init | State::Fault => {}
         }
+    }
+
+    /// BFD: the session to `peer` went from Up to Down because its detection time
+    /// (`detect`) passed in silence. If we are Backup and `peer` is the master we follow,
+    /// we take over without waiting for Master_Down_Interval: at once when `peer` is our
+    /// only unicast peer, else after [`Router::bfd_wait`] (a priority-ranked fraction of
+    /// `detect`, as Skew_Time ranks backups for adverts), unless an advert arrives first.
+    ///
+    /// Returns whether the verdict was taken. It is ignored when not Backup, when
+    /// `peer` is not the current master, and during the hold-down that follows a BFD
+    /// takeover undone by adverts within Master_Down_Interval (BFD failing while adverts
+    /// still arrive): see [`Router::bfd_hold_down`]. A verdict during the hold-down
+    /// extends it.
+    pub fn master_down_detected(&mut self, now: Instant, peer: IpAddr, detect: Duration) -> bool {
+        if self.released || self.state != State::Backup || self.master_addr != Some(peer) {
+            return false;
+        }
+        if self.bfd_hold_until.is_some_and(|t| now < t) {
+            // A verdict during the hold-down extends it: a session that keeps flapping
+            // while adverts arrive never triggers a second takeover.
+            self.bfd_hold_until = Some(now + self.bfd_hold_down());
+            return false;
+        }
+        if self.bfd_pending.is_none() {
+            self.bfd_pending = Some((now + self.bfd_wait(detect), peer, detect));
+        }
+        if self.bfd_pending.is_some_and(|(at, _, _)| now >= at) {
+            self.become_master(
+                now,
+                Reason::BfdDown {
+                    master: peer,
+                    detect,
+                },
+            );
+        }
+        true
+    }
+
+    /// How long a backup waits after BFD declared the master dead before taking over:
+    /// zero with a single unicast peer (nobody else can take over); otherwise
+    /// `(255 - priority) * detect / 128`, so a higher-priority backup goes first and its
+    /// advert stops the others.
+    pub fn bfd_wait(&self, detect: Duration) -> Duration {
+        if self.cfg.unicast_peers.len() == 1 {
+            return Duration::ZERO;
+        }
+        let rank = 255 - u32::from(self.effective_priority());
+        detect * rank / 128
+    }
+
+    /// The hold-down of BFD verdicts after a BFD takeover undone by adverts: the larger
+    /// of [`BFD_HOLD_DOWN_MIN`] and 3 x Master_Down_Interval.
+    pub fn bfd_hold_down(&self) -> Duration {
+        BFD_HOLD_DOWN_MIN.max(self.master_down_interval() * 3)
+    }
+
+    /// Whether BFD verdicts are ignored at `now` (hold-down after a false BFD takeover).
+    pub fn bfd_held_down(&self, now: Instant) -> bool {
+        self.bfd_hold_until.is_some_and(|t| now < t)
     }
 
     /// Reload of the base priority (0 is taken as 1). Takes effect in our next
@@ -369,6 +448,7 @@ impl Router {
             self.adver_timer,
             self.master_down_timer,
             self.release.map(|r| r.deadline),
+            self.bfd_pending.map(|(t, _, _)| t),
         ]
         .into_iter()
         .flatten()
@@ -508,6 +588,7 @@ impl Router {
     fn clear_timers(&mut self) {
         self.adver_timer = None;
         self.master_down_timer = None;
+        self.bfd_pending = None;
         self.claiming = false;
     }
 
@@ -539,6 +620,8 @@ impl Router {
     fn become_master(&mut self, now: Instant, reason: Reason) {
         self.watch = None;
         self.master_down_timer = None;
+        self.bfd_pending = None;
+        self.bfd_takeover_at = matches!(reason, Reason::BfdDown { .. }).then_some(now);
         self.master_adver_interval = self.cfg.advert_interval;
         self.master_addr = Some(self.cfg.primary_addr);
         self.master_since = Some(now);
@@ -603,6 +686,9 @@ impl Router {
         let Some(mut watch) = self.watch else {
             return;
         };
+        // An advert while a BFD takeover waits: somebody is master (a higher-priority
+        // backup that took over first, or the master itself): the advert rules decide.
+        self.bfd_pending = None;
         self.master_addr = Some(from);
         if adv.priority == 0 {
             // RFC 5798 §6.4.2: priority 0: set the Master_Down_Timer to Skew_Time.
@@ -667,6 +753,15 @@ impl Router {
             // RFC 9568 rule below and re-announce, so clients that followed us come back
             // at once instead of after their own ARP timeout.
             self.push_advert(eff);
+        }
+        if loses
+            && self
+                .bfd_takeover_at
+                .is_some_and(|t| now.saturating_duration_since(t) < self.master_down_interval())
+        {
+            // A BFD takeover undone by adverts: BFD failed while the master lived. Hold
+            // BFD down so that a flapping session cannot make the pair flap.
+            self.bfd_hold_until = Some(now + self.bfd_hold_down());
         }
         if adv.priority > eff {
             // RFC 5798 §6.4.3: higher priority: step down to Backup.
