@@ -268,7 +268,8 @@ interface = "eth1"
         t[2].kind,
         CheckKind::Exec {
             program: "/usr/lib/vipd/check".into(),
-            args: vec!["-q".into()]
+            args: vec!["-q".into()],
+            keep_capabilities: false,
         }
     );
     assert_eq!(t[2].name, "exec /usr/lib/vipd/check");
@@ -647,6 +648,65 @@ fn track_keys_belong_to_their_kind() {
                 "kind must be \"http\", \"tcp\", \"exec\" or \"interface\", got \"ping\"",
             ),
         ],
+    );
+}
+
+#[test]
+fn keep_capabilities_is_an_opt_in_of_exec_checks_and_notify_tables() {
+    let c = ok(&format!(
+        r#"{BASE}
+[instance.notify]
+master = ["/usr/local/bin/m"]
+keep-capabilities = true
+
+[[instance.track]]
+kind = "exec"
+command = ["/usr/lib/vipd/check"]
+keep-capabilities = true
+
+[[instance.track]]
+kind = "exec"
+command = ["/usr/lib/vipd/check2"]
+
+[[instance]]
+name = "db"
+interface = "eth1"
+vrid = 52
+vips = ["198.51.100.100/24"]
+
+[[sync-group]]
+name = "lb"
+instances = ["web", "db"]
+
+[sync-group.notify]
+master = ["/usr/local/bin/lb-master"]
+keep-capabilities = true
+"#
+    ));
+    let web = &c.instances[0];
+    assert!(web.notify.keep_capabilities);
+    assert!(!c.instances[1].notify.keep_capabilities, "default is off");
+    assert!(c.sync_groups[0].notify.keep_capabilities);
+    let kept = |i: usize| match &web.tracks[i].kind {
+        CheckKind::Exec {
+            keep_capabilities, ..
+        } => *keep_capabilities,
+        other => panic!("{other:?}"),
+    };
+    assert!(kept(0));
+    assert!(!kept(1), "default is off");
+
+    let e = config::parse(
+        &format!(
+            "{BASE}\n[[instance.track]]\nkind = \"tcp\"\naddress = \"192.0.2.10:80\"\nkeep-capabilities = true\n"
+        ),
+        "inline.toml",
+    )
+    .expect_err("keep-capabilities on a tcp check");
+    assert!(
+        e.to_string()
+            .contains("keep-capabilities does not apply to kind = \"tcp\""),
+        "{e}"
     );
 }
 

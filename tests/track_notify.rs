@@ -37,6 +37,7 @@ async fn hooks_run_in_order_with_arguments_and_environment() {
         // sh -c SCRIPT INSTANCE STATE REASON: $0 = INSTANCE, $1 = STATE, $2 = REASON.
         any: Some(sh("echo \"any <$0> <$1> <$2> [$VIPD_REASON]\"", &f, &[])),
         timeout: Duration::from_secs(5),
+        keep_capabilities: false,
     };
     let n = Notifier::new(spec);
     n.notify("web", "master", "no advert from 192.0.2.11 for 3.35 s");
@@ -92,6 +93,7 @@ async fn a_failing_missing_or_hanging_hook_does_not_stop_the_next() {
         fault: Some(sh("sleep 10; echo fault-late", &f, &[])),
         any: Some(sh("echo \"any $1\"", &f, &[])),
         timeout: Duration::from_millis(300),
+        keep_capabilities: false,
     });
     let start = Instant::now();
     n.notify("db", "master", "a");
@@ -175,4 +177,104 @@ async fn a_full_queue_drops_the_oldest_hooks_so_the_latest_state_runs() {
     settle(&n).await;
     let want: Vec<String> = (10..total).map(|i| i.to_string()).collect();
     assert_eq!(lines(&f), want);
+}
+
+/// The `Cap*:` sets a hook wrote (from its own /proc/self/status), as numbers.
+fn cap_sets(file: &Path) -> Vec<(String, u64)> {
+    lines(file)
+        .iter()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+        })
+        .collect()
+}
+
+// The test process is root with every capability: a hook that inherited them would
+// show them all (it did before hooks dropped them).
+#[tokio::test]
+async fn hooks_run_without_the_daemons_capabilities_unless_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (capabilities to drop)");
+        return;
+    }
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        master: Some(sh("grep ^Cap /proc/self/status", &f, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "master", "r");
+    settle(&n).await;
+    let caps = cap_sets(&f);
+    assert_eq!(caps.len(), 5, "{:?}", lines(&f));
+    for (set, value) in &caps {
+        assert_eq!(*value, 0, "{set} of the hook: {caps:?}");
+    }
+
+    let dir2 = TempDir::new();
+    let kept = dir2.file();
+    let n = Notifier::new(NotifySpec {
+        master: Some(sh("grep ^CapEff /proc/self/status", &kept, &[])),
+        timeout: Duration::from_secs(5),
+        keep_capabilities: true,
+        ..NotifySpec::default()
+    });
+    n.notify("web", "master", "r");
+    settle(&n).await;
+    let caps = cap_sets(&kept);
+    assert!(
+        matches!(caps.as_slice(), [(k, v)] if k == "CapEff" && *v != 0),
+        "keep-capabilities: {caps:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_leaves_no_background_process_behind() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        // Backgrounds a long sleep (which also holds the hook's stdout) and exits.
+        master: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("sleep 1000 & echo $! > '{}'", f.display()),
+        ]),
+        timeout: Duration::from_secs(20),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "master", "r");
+    settle(&n).await;
+    let pid: i32 = lines(&f)
+        .first()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the hook wrote the pid of its sleep");
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let mut alive = running();
+    for _ in 0..50 {
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        alive = running();
+    }
+    if alive {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        !alive,
+        "the hook's sleep {pid} is still running after the hook ended"
+    );
 }

@@ -172,6 +172,7 @@ fn exec(program: &str, args: &[&str]) -> CheckKind {
     CheckKind::Exec {
         program: PathBuf::from(program),
         args: args.iter().map(|s| s.to_string()).collect(),
+        keep_capabilities: false,
     }
 }
 
@@ -319,5 +320,29 @@ async fn runner_checks_run_independently_and_stop_when_the_set_is_dropped() {
     assert!(
         closed.is_ok(),
         "events kept coming after the CheckSet was dropped"
+    );
+}
+
+// The test process is root with every capability: a check program that inherited
+// them would see a non-zero CapEff (it did before checks dropped them).
+#[tokio::test]
+async fn exec_checks_run_without_the_daemons_capabilities_unless_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (capabilities to drop)");
+        return;
+    }
+    let no_caps = "grep -Eq '^CapEff:[[:space:]]*0+$' /proc/self/status && grep -Eq '^CapPrm:[[:space:]]*0+$' /proc/self/status";
+    probe(&exec("/bin/sh", &["-c", no_caps]), T)
+        .await
+        .expect("the check program has no capabilities");
+    let kept = CheckKind::Exec {
+        program: PathBuf::from("/bin/sh"),
+        args: vec!["-c".into(), no_caps.into()],
+        keep_capabilities: true,
+    };
+    let r = probe(&kept, T).await;
+    assert!(
+        matches!(r, Err(ProbeError::Exit { .. })),
+        "keep-capabilities = true: the program should see the daemon's: {r:?}"
     );
 }

@@ -56,6 +56,7 @@ pub(super) struct RawNotify {
     pub(super) fault: Option<SList<String>>,
     pub(super) any: Option<SList<String>>,
     pub(super) timeout: Option<S<String>>,
+    pub(super) keep_capabilities: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +68,7 @@ pub(super) struct RawTrack {
     pub(super) expect_status: Option<SList<StatusItem>>,
     pub(super) address: Option<S<String>>,
     pub(super) command: Option<SList<String>>,
+    pub(super) keep_capabilities: Option<S<bool>>,
     pub(super) interface: Option<S<String>>,
     pub(super) interval: Option<S<String>>,
     pub(super) timeout: Option<S<String>>,

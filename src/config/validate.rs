@@ -568,6 +568,7 @@ impl Cx<'_> {
                 None => ok = false,
             }
         }
+        spec.keep_capabilities = r.keep_capabilities.as_ref().is_some_and(|k| *k.get_ref());
         ok.then_some(spec)
     }
 
@@ -1171,7 +1172,7 @@ impl Cx<'_> {
         };
 
         // Keys that belong to one kind only.
-        let specific: [(&str, &str, Option<Range<usize>>); 5] = [
+        let specific: [(&str, &str, Option<Range<usize>>); 6] = [
             ("url", "http", t.url.as_ref().map(|v| v.span())),
             (
                 "expect-status",
@@ -1180,6 +1181,11 @@ impl Cx<'_> {
             ),
             ("address", "tcp", t.address.as_ref().map(|v| v.span())),
             ("command", "exec", t.command.as_ref().map(|v| v.span())),
+            (
+                "keep-capabilities",
+                "exec",
+                t.keep_capabilities.as_ref().map(|v| v.span()),
+            ),
             (
                 "interface",
                 "interface",
@@ -1190,7 +1196,7 @@ impl Cx<'_> {
             let takes = match kind {
                 "http" => "url and expect-status",
                 "tcp" => "address",
-                "exec" => "command",
+                "exec" => "command and keep-capabilities",
                 _ => "interface",
             };
             for (key, owner, span) in &specific {
@@ -1247,7 +1253,14 @@ impl Cx<'_> {
                 }
                 Some(v) => self.command(v, p, "command").map(|mut c| {
                     let program = PathBuf::from(c.remove(0));
-                    CheckKind::Exec { program, args: c }
+                    CheckKind::Exec {
+                        program,
+                        args: c,
+                        keep_capabilities: t
+                            .keep_capabilities
+                            .as_ref()
+                            .is_some_and(|k| *k.get_ref()),
+                    }
                 }),
             },
             Some(_) => match &t.interface {

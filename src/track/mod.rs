@@ -17,6 +17,7 @@ mod probe;
 mod process;
 mod runner;
 mod spec;
+mod sys;
 
 pub use health::{Health, Verdict};
 pub use notify::{Notifier, QUEUE_CAP};

@@ -8,8 +8,10 @@
 //! Each [`Notifier`] (one per instance, one per sync group) owns a queue and a
 //! worker task. [`Notifier::notify`] only pushes onto the queue, so it never
 //! blocks and never fails. The worker runs each hook without a shell, with
-//! `VIPD_INSTANCE`, `VIPD_STATE` and `VIPD_REASON` added to the environment,
-//! kills it (and its process group) after [`NotifySpec::timeout`], and logs a
+//! `VIPD_INSTANCE`, `VIPD_STATE` and `VIPD_REASON` added to the environment and
+//! without the daemon's capabilities (unless [`NotifySpec::keep_capabilities`]),
+//! kills what it left running in its process group when it exits, kills it
+//! (and its process group) after [`NotifySpec::timeout`], and logs a
 //! failure (cannot start, non-zero exit, timeout) at WARN naming the program.
 //!
 //! For one state change the state's own hook runs first, then the `any` hook
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::process::{self, RunError};
+use super::process::{self, Capabilities, RunError};
 use super::spec::NotifySpec;
 
 /// Most hooks waiting to run per notifier.
@@ -87,7 +89,11 @@ impl Notifier {
     /// Start the worker for `spec`. Must be called inside a tokio runtime.
     pub fn new(spec: NotifySpec) -> Self {
         let shared = Arc::new(Shared::default());
-        tokio::spawn(worker(Arc::clone(&shared), spec.timeout));
+        tokio::spawn(worker(
+            Arc::clone(&shared),
+            spec.timeout,
+            Capabilities::keep_if(spec.keep_capabilities),
+        ));
         Notifier { spec, shared }
     }
 
@@ -179,7 +185,7 @@ impl Drop for Notifier {
     }
 }
 
-async fn worker(shared: Arc<Shared>, timeout: std::time::Duration) {
+async fn worker(shared: Arc<Shared>, timeout: std::time::Duration, caps: Capabilities) {
     loop {
         let next = {
             let mut inner = shared.lock();
@@ -194,20 +200,20 @@ async fn worker(shared: Arc<Shared>, timeout: std::time::Duration) {
             job
         };
         match next {
-            Some(job) => run(&job, timeout).await,
+            Some(job) => run(&job, timeout, caps).await,
             None => shared.wake.notified().await,
         }
     }
 }
 
-async fn run(job: &Job, timeout: std::time::Duration) {
+async fn run(job: &Job, timeout: std::time::Duration, caps: Capabilities) {
     let env = [
         ("VIPD_INSTANCE", job.instance.as_str()),
         ("VIPD_STATE", job.state.as_str()),
         ("VIPD_REASON", job.reason.as_str()),
     ];
     let who = format!("{}: notify {} hook {}", job.instance, job.hook, job.program);
-    match process::run(OsStr::new(&job.program), &job.args, &env, timeout).await {
+    match process::run(OsStr::new(&job.program), &job.args, &env, timeout, caps).await {
         Ok(out) => {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,9 @@
 //!   the plain port, or use an `exec` check running `curl`.
 //! - `tcp`: a connect.
 //! - `exec`: the program run without a shell in a process group of its own,
-//!   killed (the whole group) at the timeout; healthy on exit status 0; its
+//!   killed (the whole group) at the timeout, and what it left running in the
+//!   group killed when it exits; without the daemon's capabilities unless
+//!   `keep-capabilities = true`; healthy on exit status 0; its
 //!   stdout and stderr are logged at debug level.
 //! - `interface`: `/sys/class/net/NAME/operstate` is `up`, or it is `unknown`
 //!   (loopback, tun and some virtual drivers never report `up`) and the
@@ -27,7 +29,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::process::{self, RunError};
+use super::process::{self, Capabilities, RunError};
 use super::spec::CheckKind;
 
 /// Longest HTTP status line we read before giving up on the response.
@@ -222,7 +224,14 @@ impl HttpUrl {
 /// reaped, which is immediate after SIGKILL.
 pub async fn probe(kind: &CheckKind, timeout: Duration) -> Result<(), ProbeError> {
     match kind {
-        CheckKind::Exec { program, args } => exec(program.as_os_str(), args, timeout).await,
+        CheckKind::Exec {
+            program,
+            args,
+            keep_capabilities,
+        } => {
+            let caps = Capabilities::keep_if(*keep_capabilities);
+            exec(program.as_os_str(), args, timeout, caps).await
+        }
         CheckKind::Http { url, expect_status } => bounded(timeout, http(url, expect_status)).await,
         CheckKind::Tcp { address } => bounded(timeout, tcp(*address)).await,
         CheckKind::Interface { name } => bounded(timeout, async { interface(name) }).await,
@@ -350,9 +359,10 @@ async fn exec(
     program: &std::ffi::OsStr,
     args: &[String],
     timeout: Duration,
+    caps: Capabilities,
 ) -> Result<(), ProbeError> {
     let name = || program.to_string_lossy().into_owned();
-    let out = process::run(program, args, &[], timeout)
+    let out = process::run(program, args, &[], timeout, caps)
         .await
         .map_err(|e| match e {
             RunError::Spawn(source) => ProbeError::Spawn {

@@ -1,10 +1,19 @@
 //! Running a program without a shell, bounded by a timeout (exec checks and
 //! notify hooks share this).
 //!
-//! The child is put in a process group of its own, and on timeout (or when the
-//! caller's future is dropped) the whole group gets SIGKILL: a check script
-//! that forks `curl` or `sleep` does not leave its grandchildren running or
-//! holding the output pipes open.
+//! - The program starts without the daemon's capabilities unless the caller
+//!   asks to keep them ([`Capabilities`]): the bounding, ambient and inheritable
+//!   sets are emptied in the child before `exec` (see [`super::sys`]), so a hook
+//!   run by a vipd holding CAP_NET_ADMIN and CAP_NET_RAW (or by a root vipd)
+//!   cannot change addresses or send raw packets.
+//! - The child is put in a process group of its own, and when it ends, on
+//!   timeout, or when the caller's future is dropped the whole group gets
+//!   SIGKILL: a check script that backgrounds `curl` or `sleep` does not leave
+//!   its grandchildren running or holding the output pipes open. (A program
+//!   that wants something to outlive it must detach on purpose: `setsid`, or
+//!   better `systemd-run`.) The group is killed while the exited child is still
+//!   unreaped, learned from a pidfd, so its pid (the group id) cannot have been
+//!   reused by then.
 
 use std::ffi::OsStr;
 use std::process::{ExitStatus, Stdio};
@@ -12,10 +21,33 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use super::sys;
+
+/// Whether a program keeps the daemon's capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capabilities {
+    /// Start it with empty bounding, ambient and inheritable sets (the default).
+    Drop,
+    /// Start it with the daemon's sets (`keep-capabilities = true`).
+    Keep,
+}
+
+impl Capabilities {
+    /// `Keep` when `keep` is true.
+    pub(crate) fn keep_if(keep: bool) -> Self {
+        if keep {
+            Capabilities::Keep
+        } else {
+            Capabilities::Drop
+        }
+    }
+}
 
 /// Keep at most this much of each of stdout and stderr (the rest is read and
 /// discarded so the child never blocks on a full pipe).
@@ -110,13 +142,16 @@ async fn collect(h: Option<JoinHandle<Vec<u8>>>, until: Instant) -> Vec<u8> {
 }
 
 /// Run `program args...` (no shell) with `env` added to the inherited
-/// environment and stdin from /dev/null. Returns when it exits; after
-/// `timeout` its process group is killed and [`RunError::Timeout`] returned.
+/// environment and stdin from /dev/null, without the daemon's capabilities unless
+/// `caps` is [`Capabilities::Keep`]. Returns when it exits (its process group is
+/// then killed); after `timeout` the group is killed and [`RunError::Timeout`]
+/// returned.
 pub(crate) async fn run(
     program: &OsStr,
     args: &[String],
     env: &[(&str, &str)],
     timeout: Duration,
+    caps: Capabilities,
 ) -> Result<RunOutput, RunError> {
     let deadline = Instant::now() + timeout;
     let mut cmd = Command::new(program);
@@ -127,29 +162,48 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+    if caps == Capabilities::Drop {
+        sys::drop_capabilities_before_exec(&mut cmd);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.raw_os_error() == Some(libc::EPERM) && caps == Capabilities::Drop {
+            RunError::Spawn(std::io::Error::new(
+                e.kind(),
+                format!("{e}: cannot drop capabilities (a root vipd needs CAP_SETPCAP to empty the bounding set); set keep-capabilities = true to run it with the daemon's capabilities"),
+            ))
+        } else {
+            RunError::Spawn(e)
+        }
+    })?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     // Declared after `child`, so dropped (group killed) before it.
-    let mut group = GroupKill(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw),
-    );
+    let mut group = GroupKill(pid);
+    // Readable once the child has exited, before it is reaped. Without one (a kernel
+    // before 5.3), the group is killed just after reaping instead.
+    let pidfd = pid.and_then(|p| {
+        sys::pidfd_open(p.as_raw())
+            .and_then(sys::register_pidfd)
+            .ok()
+    });
     let out = spawn_reader(child.stdout.take());
     let err = spawn_reader(child.stderr.take());
 
-    let status = tokio::select! {
-        status = child.wait() => {
-            group.disarm();
-            status.map_err(RunError::Wait)
-        }
-        () = tokio::time::sleep_until(deadline) => {
-            group.kill();
+    let ended = tokio::time::timeout_at(deadline, exited(&mut child, pidfd.as_ref())).await;
+    // Whatever the child left behind in its group goes now: on timeout the child
+    // too, after a normal exit its background processes.
+    group.kill();
+    let status = match ended {
+        Ok(Ok(())) => child.wait().await.map_err(RunError::Wait),
+        Ok(Err(e)) => Err(RunError::Wait(e)),
+        Err(_) => {
             let _ = tokio::time::timeout(REAP_GRACE, child.wait()).await;
-            group.disarm();
             Err(RunError::Timeout(timeout))
         }
     };
+    group.disarm();
     let until = Instant::now() + DRAIN_GRACE;
     let (stdout, stderr) = tokio::join!(collect(out, until), collect(err, until));
     Ok(RunOutput {
@@ -157,6 +211,19 @@ pub(crate) async fn run(
         stdout,
         stderr,
     })
+}
+
+/// Returns once `child` has exited: without reaping it when there is a pidfd.
+async fn exited(
+    child: &mut Child,
+    pidfd: Option<&AsyncFd<std::os::fd::OwnedFd>>,
+) -> std::io::Result<()> {
+    if let Some(fd) = pidfd {
+        if fd.readable().await.is_ok() {
+            return Ok(());
+        }
+    }
+    child.wait().await.map(drop)
 }
 
 #[cfg(test)]
@@ -170,6 +237,7 @@ mod tests {
             &["-c".into(), "echo out; echo err >&2; exit 3".into()],
             &[],
             Duration::from_secs(5),
+            Capabilities::Drop,
         )
         .await
         .expect("runs");
@@ -185,6 +253,7 @@ mod tests {
             &["-c".into(), "head -c 100000 /dev/zero".into()],
             &[],
             Duration::from_secs(5),
+            Capabilities::Drop,
         )
         .await
         .expect("runs");
@@ -201,6 +270,7 @@ mod tests {
             &["-c".into(), "sleep 10; echo late".into()],
             &[],
             Duration::from_millis(200),
+            Capabilities::Drop,
         )
         .await;
         assert!(matches!(r, Err(RunError::Timeout(_))), "{r:?}");
@@ -222,6 +292,7 @@ mod tests {
             &["-c".into(), script],
             &[],
             Duration::from_millis(300),
+            Capabilities::Drop,
         )
         .await;
         assert!(matches!(r, Err(RunError::Timeout(_))), "{r:?}");
@@ -253,6 +324,150 @@ mod tests {
         assert!(!running, "background sleep {pid} survived the timeout");
     }
 
+    /// Whether `pid` is still running (gone, or a zombie waiting for its parent, is not).
+    fn running(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => false,
+            Ok(s) => !s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+        }
+    }
+
+    /// The `Cap*:` lines of the program's own /proc/self/status, as numbers.
+    async fn caps_seen_by_a_program(caps: Capabilities) -> Result<Vec<(String, u64)>, RunError> {
+        let out = run(
+            OsStr::new("/bin/sh"),
+            &["-c".into(), "grep ^Cap /proc/self/status".into()],
+            &[],
+            Duration::from_secs(5),
+            caps,
+        )
+        .await?;
+        assert!(out.status.success(), "{out:?}");
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+            })
+            .collect())
+    }
+
+    fn set_of(caps: &[(String, u64)], name: &str) -> u64 {
+        caps.iter()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("no {name} in {caps:?}"))
+            .1
+    }
+
+    const CAP_SETPCAP: u32 = 8;
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_NET_RAW: u32 = 13;
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    // Like the packaged unit (ambient CAP_NET_ADMIN + CAP_NET_RAW), on top of root's
+    // full sets: without the fix the program shows all of them.
+    #[tokio::test]
+    async fn programs_start_without_the_daemons_capabilities() {
+        if !is_root() {
+            eprintln!("skipped: needs root (capabilities to drop)");
+            return;
+        }
+        sys::testing::raise_ambient(&[CAP_NET_ADMIN, CAP_NET_RAW]).expect("raise ambient");
+        let caps = caps_seen_by_a_program(Capabilities::Drop)
+            .await
+            .expect("runs");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(set_of(&caps, set), 0, "{set} in {caps:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_capabilities_passes_them_on() {
+        if !is_root() {
+            eprintln!("skipped: needs root (capabilities to keep)");
+            return;
+        }
+        sys::testing::raise_ambient(&[CAP_NET_ADMIN, CAP_NET_RAW]).expect("raise ambient");
+        let caps = caps_seen_by_a_program(Capabilities::Keep)
+            .await
+            .expect("runs");
+        let net = (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW);
+        assert_eq!(set_of(&caps, "CapAmb") & net, net, "{caps:?}");
+        assert_eq!(set_of(&caps, "CapEff") & net, net, "{caps:?}");
+    }
+
+    // A root daemon without CAP_SETPCAP cannot empty the bounding set, so the program
+    // would get every capability in it: it is not started.
+    #[tokio::test]
+    async fn a_root_daemon_that_cannot_empty_the_bounding_set_starts_nothing() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        sys::testing::lower_effective(CAP_SETPCAP).expect("lower CAP_SETPCAP");
+        let refused = caps_seen_by_a_program(Capabilities::Drop).await;
+        let kept = caps_seen_by_a_program(Capabilities::Keep).await;
+        sys::testing::raise_effective(CAP_SETPCAP).expect("raise CAP_SETPCAP");
+        match refused {
+            Err(RunError::Spawn(e)) => {
+                assert!(e.to_string().contains("keep-capabilities = true"), "{e}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(kept.is_ok(), "{kept:?}");
+    }
+
+    #[tokio::test]
+    async fn background_children_are_killed_when_the_program_exits() {
+        let dir = std::env::temp_dir().join(format!("vipd-track-bg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pidfile = dir.join("pid");
+        // Exits at once, leaving `sleep 1000` behind (holding stdout too).
+        let script = format!("sleep 1000 & echo $! > '{}'", pidfile.display());
+        let start = std::time::Instant::now();
+        let out = run(
+            OsStr::new("/bin/sh"),
+            &["-c".into(), script],
+            &[],
+            Duration::from_secs(20),
+            Capabilities::Drop,
+        )
+        .await
+        .expect("runs");
+        assert!(out.status.success(), "{out:?}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .expect("pid written")
+            .trim()
+            .parse()
+            .expect("a pid");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut alive = running(pid);
+        for _ in 0..50 {
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            alive = running(pid);
+        }
+        if alive {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        assert!(!alive, "background sleep {pid} outlived its parent");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
     #[tokio::test]
     async fn env_is_passed() {
         let out = run(
@@ -260,6 +475,7 @@ mod tests {
             &["-c".into(), "printf %s \"$VIPD_X\"".into()],
             &[("VIPD_X", "a b")],
             Duration::from_secs(5),
+            Capabilities::Drop,
         )
         .await
         .expect("runs");
@@ -273,6 +489,7 @@ mod tests {
             &[],
             &[],
             Duration::from_secs(1),
+            Capabilities::Drop,
         )
         .await;
         assert!(matches!(r, Err(RunError::Spawn(_))), "{r:?}");

@@ -25,6 +25,9 @@ pub enum CheckKind {
         program: PathBuf,
         /// Arguments.
         args: Vec<String>,
+        /// Run it with the daemon's capabilities (`keep-capabilities = true`);
+        /// by default it gets none.
+        keep_capabilities: bool,
     },
     /// Another interface's link is up.
     Interface {
@@ -66,4 +69,7 @@ pub struct NotifySpec {
     pub any: Option<Vec<String>>,
     /// Each hook is killed after this long.
     pub timeout: Duration,
+    /// Run the hooks with the daemon's capabilities (`keep-capabilities = true`);
+    /// by default they get none.
+    pub keep_capabilities: bool,
 }
