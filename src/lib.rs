@@ -13,6 +13,7 @@
 //! Everything that touches the kernel lives in [`net`]; [`daemon`] wires the core to it.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod arbiter;
 pub mod bfd;
 pub mod config;
 pub mod control;

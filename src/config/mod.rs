@@ -22,6 +22,7 @@
 //! - **Track timeout** must be strictly shorter than the interval, so a probe always ends
 //!   before the next one starts.
 
+mod arbiter;
 mod duration;
 mod raw;
 mod validate;
@@ -31,6 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use arbiter::{Arbiter, ArbiterTls, OnLoss, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL};
 pub use duration::{format_duration, parse_duration, DurationError};
 
 use crate::proto::{Centis, Version};
@@ -59,6 +61,8 @@ pub struct Config {
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
     pub sync_groups: Vec<SyncGroup>,
+    /// The etcd lease arbiter (`[arbiter]`); `None` = no arbiter.
+    pub arbiter: Option<Arbiter>,
 }
 
 /// An address family.
@@ -162,6 +166,11 @@ pub struct Instance {
     pub tracks: Vec<CheckSpec>,
     /// Notify hooks.
     pub notify: NotifySpec,
+    /// Hold the VIPs only while holding this instance's key in etcd (`arbiter`, default
+    /// false; needs `[arbiter]`).
+    pub arbiter: bool,
+    /// The etcd key (`arbiter-key`); `None` = `<key-prefix>/<name>`.
+    pub arbiter_key: Option<String>,
 }
 
 /// Instances that change state together (`[[sync-group]]`).
@@ -265,6 +274,23 @@ pub fn check_report(path: &Path) -> (bool, String) {
                     g.name,
                     g.instances.join(", ")
                 ));
+            }
+            if let Some(a) = &config.arbiter {
+                out.push_str(&format!(
+                    "  arbiter: etcd {} lease-ttl {} on-loss {}{}{}\n",
+                    a.etcd_endpoints.join(","),
+                    format_duration(a.lease_ttl),
+                    a.on_loss.as_str(),
+                    if a.tls.is_some() { " tls" } else { "" },
+                    if a.auth.is_some() { " auth" } else { "" },
+                ));
+                for i in config.instances.iter().filter(|i| i.arbiter) {
+                    out.push_str(&format!(
+                        "  arbiter {}: key {}\n",
+                        i.name,
+                        a.key_for(&i.name, i.arbiter_key.as_deref())
+                    ));
+                }
             }
             (true, out)
         }

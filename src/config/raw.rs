@@ -22,6 +22,21 @@ pub(super) struct RawConfig {
     pub(super) instances: Vec<S<RawInstance>>,
     #[serde(default, rename = "sync-group")]
     pub(super) sync_groups: Vec<S<RawSyncGroup>>,
+    pub(super) arbiter: Option<S<RawArbiter>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+pub(super) struct RawArbiter {
+    pub(super) etcd_endpoints: Option<SList<String>>,
+    pub(super) lease_ttl: Option<S<String>>,
+    pub(super) key_prefix: Option<S<String>>,
+    pub(super) on_loss: Option<S<String>>,
+    pub(super) tls_ca: Option<S<String>>,
+    pub(super) tls_cert: Option<S<String>>,
+    pub(super) tls_key: Option<S<String>>,
+    pub(super) username: Option<S<String>>,
+    pub(super) password_file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +59,8 @@ pub(super) struct RawInstance {
     pub(super) announce_spacing: Option<S<String>>,
     pub(super) announce_refresh: Option<S<String>>,
     pub(super) notify: Option<S<RawNotify>>,
+    pub(super) arbiter: Option<S<bool>>,
+    pub(super) arbiter_key: Option<S<String>>,
     #[serde(default, rename = "track")]
     pub(super) tracks: Vec<S<RawTrack>>,
 }

@@ -25,6 +25,8 @@ use crate::track::{CheckKind, CheckSpec, NotifySpec};
 const MAX_VIPS_V4: usize = 255;
 const MAX_VIPS_V6: usize = 90;
 
+mod arbiter;
+
 pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         text,
@@ -336,6 +338,23 @@ impl Cx<'_> {
         }
         self.cross_instance(&seen);
         let sync_groups = self.sync_groups(&raw.sync_groups, &seen);
+        let arbiter = raw.arbiter.as_ref().map(|a| self.arbiter(a));
+        let names: Vec<Option<String>> = seen
+            .iter()
+            .map(|s| s.name.clone().map(|(n, _)| n))
+            .collect();
+        let per_instance = self.instance_arbiters(
+            &raw.instances,
+            &names,
+            arbiter.as_ref().and_then(|a| a.as_ref()),
+            raw.arbiter.is_some(),
+        );
+        if all_ok {
+            for (inst, (on, key)) in instances.iter_mut().zip(per_instance) {
+                inst.arbiter = on;
+                inst.arbiter_key = key;
+            }
+        }
 
         Some(Config {
             control_socket: control_socket?,
@@ -344,6 +363,10 @@ impl Cx<'_> {
             state_dir: state_dir?,
             instances: if all_ok { instances } else { return None },
             sync_groups: sync_groups?,
+            arbiter: match arbiter {
+                None => None,
+                Some(a) => Some(a?),
+            },
         })
     }
 
@@ -829,6 +852,9 @@ impl Cx<'_> {
                 announce: announce?,
                 tracks,
                 notify: notify?,
+                // Filled in by `config` (needs the [arbiter] section).
+                arbiter: false,
+                arbiter_key: None,
             })
         })();
         (built, seen)
