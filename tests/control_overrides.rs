@@ -150,3 +150,169 @@ fn a_corrupt_file_is_reported_with_its_path() {
         }
     }
 }
+
+// ---- one write per group, O_EXCL | O_NOFOLLOW temporary files, crashes --------------------
+
+use vipd::control::overrides::Change;
+
+#[test]
+fn a_group_change_is_saved_all_or_nothing() {
+    let dir = TempDir::new("ov-batch");
+    let mut store = OverrideStore::load(dir.path()).expect("load");
+    let drained = InstanceOverrides {
+        priority: None,
+        maintenance: true,
+    };
+    store
+        .apply(&[
+            ("web", Change::Maintenance(true)),
+            ("api", Change::Maintenance(true)),
+        ])
+        .expect("apply");
+    let again = OverrideStore::load(dir.path()).expect("load");
+    assert_eq!((again.get("web"), again.get("api")), (drained, drained));
+
+    // One bad member: none of the group's changes is kept, in memory or on disk.
+    let before = std::fs::read(dir.path().join(OVERRIDES_FILE)).expect("read");
+    let r = store.apply(&[
+        ("web", Change::Priority(Some(200))),
+        ("api", Change::Priority(Some(0))),
+    ]);
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        r.unwrap_err().to_string().contains("api"),
+        "names the member"
+    );
+    assert_eq!(store.get("web"), drained);
+    assert_eq!(
+        std::fs::read(dir.path().join(OVERRIDES_FILE)).expect("read"),
+        before
+    );
+
+    store
+        .apply(&[("web", Change::Clear), ("api", Change::Maintenance(false))])
+        .expect("apply");
+    assert_eq!(
+        OverrideStore::load(dir.path())
+            .expect("load")
+            .iter()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_symlink_planted_at_the_temporary_path_is_not_followed() {
+    let dir = TempDir::new("ov-symlink");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"do not touch\n").expect("victim");
+    let mut store = OverrideStore::load(dir.path()).expect("load");
+    store.set_priority("web", Some(120)).expect("set");
+    std::os::unix::fs::symlink(&victim, dir.path().join(".overrides.json.tmp")).expect("plant");
+    store.set_maintenance("web", true).expect("set");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"do not touch\n");
+    let file = dir.path().join(OVERRIDES_FILE);
+    let meta = std::fs::symlink_metadata(&file).expect("stat");
+    assert!(meta.file_type().is_file(), "{file:?} is {meta:?}");
+    assert_eq!(
+        OverrideStore::load(dir.path()).expect("load").get("web"),
+        InstanceOverrides {
+            priority: Some(120),
+            maintenance: true
+        }
+    );
+    // Nothing left at the temporary path, and the mode is the owner's only.
+    assert!(std::fs::symlink_metadata(dir.path().join(".overrides.json.tmp")).is_err());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        meta.permissions().mode() & 0o077,
+        0,
+        "{:o}",
+        meta.permissions().mode()
+    );
+}
+
+const CRASH_DIR_ENV: &str = "VIPD_TEST_OVERRIDES_CRASH_DIR";
+const CRASH_MEMBERS: usize = 300;
+
+/// Not a test on its own: the child process of
+/// `a_crash_mid_write_leaves_the_old_or_the_new_state`, re-executed from this test binary
+/// with the environment variable set. It rewrites a 300-member group's priority in a loop
+/// until it is killed.
+#[test]
+fn crash_writer_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
+        return;
+    };
+    let names: Vec<String> = (0..CRASH_MEMBERS)
+        .map(|i| format!("member-{i:03}"))
+        .collect();
+    let mut store = OverrideStore::load(std::path::Path::new(&dir)).expect("load");
+    for p in (1..=254u8).cycle() {
+        let changes: Vec<(&str, Change)> = names
+            .iter()
+            .map(|n| (n.as_str(), Change::Priority(Some(p))))
+            .collect();
+        store.apply(&changes).expect("apply");
+    }
+}
+
+// A SIGKILL at a random moment of a group write (many times over) leaves a file that loads
+// and holds one whole state of the group: every member at the same priority. The
+// temporary file a crash leaves behind does not block the next write.
+#[test]
+fn a_crash_mid_write_leaves_the_old_or_the_new_state() {
+    let dir = TempDir::new("ov-crash");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(1)
+        | 1;
+    let mut leftovers = 0;
+    let mut states = std::collections::BTreeSet::new();
+    for round in 0..12 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_writer_child",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the writer");
+        // xorshift: 20..120 ms, so most kills land inside a write.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        std::thread::sleep(std::time::Duration::from_millis(20 + u64::from(seed % 100)));
+        let _ = child.kill();
+        let _ = child.wait();
+        if dir.path().join(".overrides.json.tmp").exists() {
+            leftovers += 1;
+        }
+        let store = match OverrideStore::load(dir.path()) {
+            Ok(s) => s,
+            Err(e) => panic!("round {round}: the file does not load after a crash: {e}"),
+        };
+        let prios: std::collections::BTreeSet<Option<u8>> =
+            store.iter().map(|(_, o)| o.priority).collect();
+        let members = store.iter().count();
+        assert!(
+            members == 0 || (members == CRASH_MEMBERS && prios.len() == 1),
+            "round {round}: {members} members with priorities {prios:?}: a crash left a mix"
+        );
+        states.extend(prios);
+    }
+    eprintln!(
+        "12 crashes: {leftovers} left a temporary file behind; states seen: {}",
+        states.len()
+    );
+    assert!(
+        !states.is_empty(),
+        "the writer never completed a write: nothing was tested"
+    );
+}

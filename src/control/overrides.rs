@@ -9,12 +9,20 @@
 //!
 //! Every change is written atomically (temporary file, `fsync`, `rename`, `fsync` of the
 //! directory): after a crash the file holds either the old or the new state, never a mix.
+//! A change to several instances at once (a sync group's members, [`OverrideStore::apply`])
+//! is one such write, so a crash cannot leave half a group drained.
 //! A missing file (or state directory) is an empty store; a corrupt file is reported as
 //! [`OverrideError::Corrupt`] and the caller decides what to do.
+//!
+//! The temporary file is created with `O_CREAT | O_EXCL | O_NOFOLLOW`: whatever sits at its
+//! path (a stale temporary file from a crash, or a symlink planted by someone who can write
+//! to the state directory) is unlinked first, never opened, and if something reappears there
+//! before the exclusive create, the write fails instead of following it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +57,17 @@ struct FileForm {
     version: u32,
     #[serde(default)]
     instances: BTreeMap<String, InstanceOverrides>,
+}
+
+/// One change to one instance's overrides, for [`OverrideStore::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Set (1..=254) or clear the priority override.
+    Priority(Option<u8>),
+    /// Turn maintenance on or off.
+    Maintenance(bool),
+    /// Forget every override of the instance.
+    Clear,
 }
 
 /// Why the override store could not be loaded.
@@ -140,37 +159,51 @@ impl OverrideStore {
     ///
     /// On error nothing changes, in memory or on disk.
     pub fn set_priority(&mut self, instance: &str, priority: Option<u8>) -> io::Result<()> {
-        if let Some(p) = priority {
-            if !(MIN_OPERATOR_PRIORITY..=MAX_OPERATOR_PRIORITY).contains(&p) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("priority {p} out of range (1..254)"),
-                ));
-            }
-        }
-        self.update(instance, |o| o.priority = priority)
+        self.apply(&[(instance, Change::Priority(priority))])
     }
 
     /// Turns maintenance of `instance` on or off and saves.
     ///
     /// On error nothing changes, in memory or on disk.
     pub fn set_maintenance(&mut self, instance: &str, on: bool) -> io::Result<()> {
-        self.update(instance, |o| o.maintenance = on)
+        self.apply(&[(instance, Change::Maintenance(on))])
     }
 
     /// Forgets every override of `instance` (e.g. after it left the configuration) and saves.
     pub fn remove(&mut self, instance: &str) -> io::Result<()> {
-        self.update(instance, |o| *o = InstanceOverrides::default())
+        self.apply(&[(instance, Change::Clear)])
     }
 
-    fn update(&mut self, instance: &str, f: impl FnOnce(&mut InstanceOverrides)) -> io::Result<()> {
+    /// Applies every change, in order, and saves them in one atomic write: after a crash
+    /// the file holds all of them or none. Used for a sync group, whose members must not
+    /// end up half drained.
+    ///
+    /// On error (a priority out of range anywhere in `changes`, or a failed write) nothing
+    /// changes, in memory or on disk.
+    pub fn apply(&mut self, changes: &[(&str, Change)]) -> io::Result<()> {
         let mut next = self.instances.clone();
-        let mut entry = next.get(instance).copied().unwrap_or_default();
-        f(&mut entry);
-        if entry.is_empty() {
-            next.remove(instance);
-        } else {
-            next.insert(instance.to_string(), entry);
+        for (instance, change) in changes {
+            let mut entry = next.get(*instance).copied().unwrap_or_default();
+            match *change {
+                Change::Priority(priority) => {
+                    if let Some(p) = priority {
+                        if !(MIN_OPERATOR_PRIORITY..=MAX_OPERATOR_PRIORITY).contains(&p) {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!("{instance}: priority {p} out of range (1..254)"),
+                            ));
+                        }
+                    }
+                    entry.priority = priority;
+                }
+                Change::Maintenance(on) => entry.maintenance = on,
+                Change::Clear => entry = InstanceOverrides::default(),
+            }
+            if entry.is_empty() {
+                next.remove(*instance);
+            } else {
+                next.insert(instance.to_string(), entry);
+            }
         }
         if next == self.instances && self.path().exists() {
             return Ok(());
@@ -190,11 +223,7 @@ impl OverrideStore {
         bytes.push(b'\n');
         let tmp = self.dir.join(TEMP_FILE);
         let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
+            let mut f = create_temp(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             drop(f);
@@ -202,16 +231,77 @@ impl OverrideStore {
             // Make the rename itself durable.
             File::open(&self.dir)?.sync_all()
         })();
-        if result.is_err() && tmp.is_file() {
+        if result.is_err() && fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
             let _ = fs::remove_file(&tmp);
         }
         result
     }
 }
 
+/// Creates the temporary file at `tmp`, mode 0600, never through a symlink: a leftover
+/// at the path (a stale file from a crash, a planted symlink; unlinking a symlink does
+/// not touch its target) is removed first, then the file is created with
+/// `O_CREAT | O_EXCL | O_NOFOLLOW`, which fails rather than open anything that
+/// reappeared there in between.
+fn create_temp(tmp: &Path) -> io::Result<File> {
+    match fs::symlink_metadata(tmp) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is a directory", tmp.display()),
+            ))
+        }
+        Ok(_) => fs::remove_file(tmp)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    open_exclusive(tmp)
+}
+
+/// `open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)`.
+fn open_exclusive(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vipd-ov-unit-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    // The exclusive create itself: a symlink (or anything) already at the path is an
+    // error, never followed, whatever it points to.
+    #[test]
+    fn the_temporary_file_is_never_opened_through_a_symlink() {
+        let d = temp_dir("nofollow");
+        let victim = d.join("victim");
+        fs::write(&victim, b"keep").expect("victim");
+        let link = d.join(TEMP_FILE);
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        let r = open_exclusive(&link);
+        assert_eq!(
+            r.as_ref().map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::AlreadyExists),
+            "{r:?}"
+        );
+        // A dangling symlink is not followed to create its target either.
+        let dangling = d.join("dangling");
+        std::os::unix::fs::symlink(d.join("created-through-link"), &dangling).expect("symlink");
+        assert!(open_exclusive(&dangling).is_err());
+        assert!(!d.join("created-through-link").exists());
+        assert_eq!(fs::read(&victim).expect("victim"), b"keep");
+        let _ = fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn empty_entries_are_not_kept() {

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigErrors, Instance};
 use crate::control::message::{Event, Request, Response, Status};
-use crate::control::overrides::OverrideStore;
+use crate::control::overrides::{Change, OverrideStore};
 use crate::control::server::{serve, ControlCall, ControlListener};
 use crate::net::{FrameSender, LinkEvent, LinkWatcher, NetError, Netlink, VrrpSocket};
 use crate::track::Notifier;
@@ -891,20 +891,20 @@ impl Supervisor {
             }
             OperatorChange::Maintenance(false) => format!("{names}: maintenance off"),
         };
-        // Saved before anything is applied: a failed write applies nothing.
-        for t in &targets {
-            let saved = match change {
-                OperatorChange::Priority(p) => self.store.set_priority(t, p),
-                OperatorChange::Maintenance(on) => self.store.set_maintenance(t, on),
+        // Saved before anything is applied, in one atomic write for the whole group: a
+        // failed write applies nothing, and a crash cannot leave half a group changed.
+        let stored = match change {
+            OperatorChange::Priority(p) => Change::Priority(p),
+            OperatorChange::Maintenance(on) => Change::Maintenance(on),
+        };
+        let changes: Vec<(&str, Change)> = targets.iter().map(|t| (t.as_str(), stored)).collect();
+        if let Err(e) = self.store.apply(&changes) {
+            return Response::Error {
+                message: format!(
+                    "cannot save the change under {}: {e}; not applied",
+                    self.config.state_dir.display()
+                ),
             };
-            if let Err(e) = saved {
-                return Response::Error {
-                    message: format!(
-                        "cannot save the change under {}: {e}; not applied",
-                        self.config.state_dir.display()
-                    ),
-                };
-            }
         }
         tracing::info!("operator: {msg}");
         for t in &targets {
