@@ -10,17 +10,29 @@
 //!                                                                  oneshot reply ◀────────────┘
 //! ```
 //!
+//! Connections are limited in two pools, so that neither can starve the other:
+//! [`ServerOptions::max_connections`] connections that are sending a request or waiting
+//! for its answer, and [`ServerOptions::max_followers`] `events` followers. A connection
+//! moves from the first pool to the second when its request turns out to be `events`,
+//! so followers never hold a command's slot. When the command pool is full, the oldest
+//! connection that has not sent its request yet is dropped to make room (a client that
+//! connects and says nothing cannot keep `vipctl status` out); when every slot is a
+//! request being handled (each bounded by the handler timeout), the newcomer is told
+//! "busy" with one non-blocking write, without a task. Every read and write has a timeout.
+//!
 //! The server validates what it can on its own (JSON, version, command, priority range);
 //! everything that needs the daemon's knowledge (unknown instance, reload errors) comes
 //! from the daemon's reply. No client input can crash the server: each connection is its
 //! own task, and a bad request only costs that client an `error` line.
 
 use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +40,8 @@ use nix::unistd::{Gid, Group, Uid, User};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::unix::UCred;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::message::{Event, Request, Response, MAX_REQUEST_LEN};
 
@@ -188,8 +200,13 @@ pub struct ServerOptions {
     pub handler_timeout: Duration,
     /// The longest request line accepted, in bytes.
     pub max_request_len: usize,
-    /// Connections served at once; more are refused with an error line.
+    /// Connections sending a request or waiting for its answer at once. When full, the
+    /// oldest one still sending its request is dropped for a newcomer; when none is, the
+    /// newcomer gets a "busy" error line.
     pub max_connections: usize,
+    /// `events` followers at once (a separate pool: followers never take a command's
+    /// slot); more get an error line.
+    pub max_followers: usize,
 }
 
 impl Default for ServerOptions {
@@ -200,6 +217,7 @@ impl Default for ServerOptions {
             handler_timeout: Duration::from_secs(10),
             max_request_len: MAX_REQUEST_LEN,
             max_connections: 64,
+            max_followers: 32,
         }
     }
 }
@@ -210,6 +228,23 @@ struct Ctx {
     group: Option<(String, Gid)>,
     own_uid: u32,
     opts: ServerOptions,
+    followers: Arc<Semaphore>,
+}
+
+/// Where a connection is; shared between its task and the accept loop.
+const WAITING: u8 = 0;
+/// Its request was read: it is being handled, or is about to follow events.
+const HANDLING: u8 = 1;
+/// It follows events (counted against `max_followers`, not `max_connections`).
+const FOLLOWING: u8 = 2;
+/// Evicted by the accept loop (no longer counted).
+const EVICTED: u8 = 3;
+
+/// One live connection task, in accept order.
+struct Slot {
+    id: tokio::task::Id,
+    abort: AbortHandle,
+    phase: Arc<AtomicU8>,
 }
 
 /// Serves the control socket with the default limits until the future is dropped.
@@ -243,39 +278,76 @@ pub async fn serve_with(
             return;
         }
     };
+    let followers = Arc::new(Semaphore::new(opts.max_followers));
     let ctx = Arc::new(Ctx {
         calls,
         events,
         group: listener.group.clone(),
         own_uid: Uid::effective().as_raw(),
         opts,
+        followers,
     });
     let mut tasks = JoinSet::new();
+    let mut live: VecDeque<Slot> = VecDeque::new();
     loop {
         tokio::select! {
             accepted = accept.accept() => match accepted {
                 Ok((stream, _)) => {
-                    if tasks.len() >= ctx.opts.max_connections {
-                        let opts = ctx.opts.clone();
-                        // Refuse in a task too, bounded by the write timeout.
-                        tasks.spawn(async move {
-                            let mut stream = stream;
-                            let _ = send(&mut stream, &Response::error(
-                                "vipd is busy: too many control connections", ), &opts).await;
-                        });
+                    if !make_room(&mut live, ctx.opts.max_connections) {
+                        refuse(&stream, "vipd is busy: too many control connections");
                         continue;
                     }
-                    let ctx = Arc::clone(&ctx);
-                    tasks.spawn(async move { connection(stream, ctx).await });
+                    let phase = Arc::new(AtomicU8::new(WAITING));
+                    let conn = connection(stream, Arc::clone(&ctx), Arc::clone(&phase));
+                    let abort = tasks.spawn(conn);
+                    live.push_back(Slot { id: abort.id(), abort, phase });
                 }
                 Err(e) => {
                     tracing::warn!("control socket accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                live.retain(|slot| slot.id != id);
+            }
         }
     }
+}
+
+/// Whether a new connection may start: fewer than `max` connections are waiting for or
+/// handling a request, or the oldest one still waiting for its request was dropped.
+fn make_room(live: &mut VecDeque<Slot>, max: usize) -> bool {
+    let busy = live
+        .iter()
+        .filter(|s| matches!(s.phase.load(Ordering::Acquire), WAITING | HANDLING))
+        .count();
+    if busy < max {
+        return true;
+    }
+    for slot in live.iter() {
+        if slot
+            .phase
+            .compare_exchange(WAITING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::debug!("control: dropping the oldest connection that sent no request");
+            slot.abort.abort();
+            return true;
+        }
+    }
+    false
+}
+
+/// Tells a client it cannot be served, with one non-blocking write (a new socket's
+/// buffer is empty, so the line fits), then drops the connection. No task, no wait.
+fn refuse(stream: &UnixStream, message: &str) {
+    let mut line = Response::error(message).to_line();
+    line.push('\n');
+    let _ = stream.try_write(line.as_bytes());
 }
 
 async fn send<W: AsyncWrite + Unpin>(
@@ -296,7 +368,7 @@ async fn send<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
+async fn connection(stream: UnixStream, ctx: Arc<Ctx>, phase: Arc<AtomicU8>) {
     let cred = stream.peer_cred();
     let (rd, mut wr) = stream.into_split();
     let verdict = match cred {
@@ -347,7 +419,24 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
             return;
         }
     };
+    // Evicted meanwhile: the accept loop no longer counts this connection.
+    if phase
+        .compare_exchange(WAITING, HANDLING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
     if request == Request::Events {
+        let Ok(_permit) = Arc::clone(&ctx.followers).try_acquire_owned() else {
+            let msg = format!(
+                "too many event followers (limit {}); commands still work",
+                ctx.opts.max_followers
+            );
+            let _ = send(&mut wr, &Response::error(msg), &ctx.opts).await;
+            return;
+        };
+        // From here on this connection counts as a follower, not as a command.
+        phase.store(FOLLOWING, Ordering::Release);
         follow_events(reader, wr, &ctx).await;
         return;
     }

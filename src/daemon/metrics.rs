@@ -1,8 +1,9 @@
 //! Prometheus metrics, exposed on `metrics-listen` at `/metrics`.
 //!
-//! The exposition is prometheus-client's; the HTTP side is the smallest server that
-//! answers `GET /metrics` (anything else gets 404), with a read timeout so that a
-//! silent client costs nothing.
+//! The exposition is prometheus-client's; the HTTP side ([`http`]) is the smallest server
+//! that answers `GET /metrics` (anything else gets 404), with a bounded number of
+//! connections and a deadline on every read and write, so that a silent client, or one
+//! that never reads, costs nothing.
 //!
 //! Layout: [`Metrics`] holds one struct per subject (instance, adverts, takeovers,
 //! checks), each with its own `register` function and recording methods. A new subject
@@ -27,8 +28,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+pub mod http;
+pub use http::ServeOptions;
 
 type Labels = Vec<(&'static str, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -151,53 +154,16 @@ impl Metrics {
         out
     }
 
-    /// Serves `GET /metrics` on `listener` until the task is aborted.
+    /// Serves `GET /metrics` on `listener` with the default limits until the task is
+    /// aborted.
     pub async fn serve(self, listener: TcpListener) {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let metrics = self.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut n = 0;
-                let read = tokio::time::timeout(Duration::from_secs(5), async {
-                    while n < buf.len() {
-                        let got = stream.read(&mut buf[n..]).await?;
-                        if got == 0 {
-                            break;
-                        }
-                        n += got;
-                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                    Ok::<_, std::io::Error>(())
-                })
-                .await;
-                if !matches!(read, Ok(Ok(()))) {
-                    return;
-                }
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let mut words = head.split_whitespace();
-                let (method, path) = (words.next(), words.next());
-                let response = if method == Some("GET")
-                    && matches!(path, Some("/metrics") | Some("/metrics/"))
-                {
-                    let body = metrics.render();
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                        body.len(),
-                        body
-                    )
-                } else {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n".to_string()
-                };
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
+        self.serve_with(listener, ServeOptions::default()).await
+    }
+
+    /// Serves `GET /metrics` on `listener` with the given limits (see [`http`]) until the
+    /// task is aborted.
+    pub async fn serve_with(self, listener: TcpListener, opts: ServeOptions) {
+        http::serve(listener, move || self.render(), opts).await
     }
 }
 
