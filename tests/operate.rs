@@ -863,6 +863,92 @@ fn notify_hooks_run_in_order_with_their_arguments() {
     );
 }
 
+/// The `Cap*:` lines a program wrote from its own /proc/self/status, as numbers.
+fn cap_lines(file: &std::path::Path) -> Vec<(String, u64)> {
+    hook_lines(file)
+        .iter()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+        })
+        .collect()
+}
+
+/// A running vipd (root here, with every capability) starts its notify hooks and exec
+/// checks without any capability, except a check with `keep-capabilities = true`; the
+/// `sleep` a hook leaves in the background dies when the hook ends (issue 12, item 12).
+#[test]
+fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_behind() {
+    if !require_netns(
+        "hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_behind",
+    ) {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let hook_caps = topo.path("lb1-hook-caps.txt");
+    let bg_pid = topo.path("lb1-hook-bg.pid");
+    let check_caps = topo.path("lb1-check-caps.txt");
+    let kept_caps = topo.path("lb1-kept-caps.txt");
+    let extra = format!(
+        "[instance.notify]\n\
+         master = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'; sleep 1000 & echo $! > '{}'\"]\n\
+         [[instance.track]]\nkind = \"exec\"\nname = \"caps\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+         command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
+         [[instance.track]]\nkind = \"exec\"\nname = \"kept\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+         keep-capabilities = true\n\
+         command = [\"/bin/sh\", \"-c\", \"grep ^CapEff /proc/self/status > '{}'\"]\n",
+        hook_caps.display(),
+        bg_pid.display(),
+        check_caps.display(),
+        kept_caps.display()
+    );
+    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, &extra)));
+    wait_state(&topo, "lb1", "web", "master", secs(15));
+    let written = wait_until(secs(10), ms(50), || {
+        cap_lines(&hook_caps).len() == 5
+            && cap_lines(&check_caps).len() == 5
+            && cap_lines(&kept_caps).len() == 1
+            && !hook_lines(&bg_pid).is_empty()
+    });
+    assert!(
+        written,
+        "hooks and checks did not write their capabilities\n{}",
+        lb1.log()
+    );
+    for (what, file) in [("master hook", &hook_caps), ("exec check", &check_caps)] {
+        let caps = cap_lines(file);
+        eprintln!("{what}: {caps:?}");
+        for (set, value) in &caps {
+            assert_eq!(*value, 0, "{what}: {set} is {value:x}: {caps:?}");
+        }
+    }
+    let kept = cap_lines(&kept_caps);
+    eprintln!("exec check with keep-capabilities = true: {kept:?}");
+    assert!(kept[0].1 != 0, "keep-capabilities = true: {kept:?}");
+
+    let pid: i32 = hook_lines(&bg_pid)[0].trim().parse().expect("a pid");
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let gone = wait_until(secs(5), ms(20), || !running());
+    if !gone {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        gone,
+        "the master hook's background sleep {pid} outlived the hook"
+    );
+}
+
 // ---- 6. status and the control socket -------------------------------------------------------
 
 /// `status --json` of `host` agrees with its addresses: state master exactly when it
