@@ -949,6 +949,103 @@ fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_beh
     );
 }
 
+/// As the packaged unit runs it: vipd as an unprivileged user (nobody here) with
+/// CAP_NET_ADMIN and CAP_NET_RAW as ambient (and inheritable) capabilities, started with
+/// setpriv. Its hook and exec check start with none of them (before the fix they got both,
+/// as ambient capabilities); `keep-capabilities = true` passes them on.
+#[test]
+fn hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none() {
+    if !require_netns("hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        panic!("/usr/bin/setpriv (util-linux) is needed");
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    use std::os::unix::fs::PermissionsExt;
+    let dir = topo.path("unprivileged");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let hook_caps = dir.join("hook-caps.txt");
+    let check_caps = dir.join("check-caps.txt");
+    let kept_caps = dir.join("kept-caps.txt");
+    let socket = dir.join("vipd.sock");
+    let conf = format!(
+        "control-socket = \"{}\"\nstate-dir = \"{}\"\n{}",
+        socket.display(),
+        dir.join("state").display(),
+        web(
+            150,
+            &format!(
+                "[instance.notify]\n\
+                 master = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
+                 [[instance.track]]\nkind = \"exec\"\nname = \"caps\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+                 command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
+                 [[instance.track]]\nkind = \"exec\"\nname = \"kept\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+                 keep-capabilities = true\n\
+                 command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n",
+                hook_caps.display(),
+                check_caps.display(),
+                kept_caps.display()
+            )
+        )
+    );
+    let conf_path = dir.join("vipd.toml");
+    std::fs::write(&conf_path, conf).expect("write config");
+    let bin = env!("CARGO_BIN_EXE_vipd");
+    let conf_arg = conf_path.display().to_string();
+    let proc_ = topo.spawn(
+        "lb1",
+        &[
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all,+net_admin,+net_raw",
+            "--ambient-caps=+net_admin,+net_raw",
+            "--bounding-set=-all,+net_admin,+net_raw",
+            bin,
+            "-c",
+            &conf_arg,
+        ],
+        "lb1-unprivileged-vipd.log",
+    );
+    let written = wait_until(secs(20), ms(50), || {
+        cap_lines(&hook_caps).len() == 5
+            && cap_lines(&check_caps).len() == 5
+            && cap_lines(&kept_caps).len() == 5
+    });
+    assert!(
+        written,
+        "the unprivileged vipd's hook and checks did not report\n{}",
+        proc_.log()
+    );
+    let net = (1u64 << 12) | (1 << 13);
+    for (what, file) in [("master hook", &hook_caps), ("exec check", &check_caps)] {
+        let caps = cap_lines(file);
+        eprintln!("{what} of an unprivileged vipd: {caps:?}");
+        for (set, value) in &caps {
+            // The bounding set cannot be emptied without CAP_SETPCAP; it grants nothing
+            // to a non-root program (only file capabilities would draw on it).
+            if set != "CapBnd" {
+                assert_eq!(*value, 0, "{what}: {set} is {value:x}: {caps:?}");
+            }
+        }
+    }
+    let kept = cap_lines(&kept_caps);
+    eprintln!("keep-capabilities = true: {kept:?}");
+    for set in ["CapEff", "CapAmb"] {
+        let v = kept.iter().find(|(k, _)| k == set).map(|(_, v)| *v);
+        assert_eq!(
+            v,
+            Some(net),
+            "{set} with keep-capabilities = true: {kept:?}"
+        );
+    }
+    let _ = proc_.signal(nix::sys::signal::Signal::SIGTERM);
+}
+
 // ---- 6. status and the control socket -------------------------------------------------------
 
 /// `status --json` of `host` agrees with its addresses: state master exactly when it
