@@ -460,6 +460,13 @@ impl Driver {
                             self.inst.name
                         );
                     }
+                    if reason == AnnounceReason::PeerLeft {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: another router sent priority 0 while we are MASTER: re-announcing VIPs",
+                            self.inst.name
+                        );
+                    }
                     if reason == AnnounceReason::SplitBrainHealed {
                         tracing::info!(
                             instance = %self.inst.name,

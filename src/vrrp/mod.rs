@@ -45,6 +45,7 @@
 //! announces the VIPs at once, and sends its first advert [`RELEASE_GRACE`] later; the
 //! old master, which drops the VIPs when it hears that advert, answers until then.
 
+mod filter;
 mod router;
 mod timers;
 
@@ -57,6 +58,7 @@ use std::time::Duration;
 
 use crate::proto::{Centis, Version};
 
+pub use filter::RecvFilter;
 pub use router::{Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
 pub use timers::{master_down_interval, skew_time};
 
@@ -127,6 +129,10 @@ pub enum AnnounceReason {
     /// A maintenance handover was cancelled while we were still master: announce
     /// again, since a backup may already have taken over and pulled the clients.
     HandoverCancelled,
+    /// Another router sent priority 0 while we are master: it may have claimed and
+    /// announced the VIPs (a preemption stopped before its first advert), so clients
+    /// may point at it; announce again so they come back.
+    PeerLeft,
 }
 
 impl fmt::Display for AnnounceReason {
@@ -135,6 +141,7 @@ impl fmt::Display for AnnounceReason {
             AnnounceReason::Takeover => "takeover",
             AnnounceReason::SplitBrainHealed => "split brain healed",
             AnnounceReason::HandoverCancelled => "handover cancelled",
+            AnnounceReason::PeerLeft => "another router left",
         })
     }
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::timers;
-use super::{Action, AnnounceReason, Reason, RecvDrop, RouterConfig, State};
+use super::{Action, AnnounceReason, Reason, RecvDrop, RecvFilter, RouterConfig, State};
 use crate::proto::{Advert, Centis, Version};
 
 /// What a make-before-break release ends in.
@@ -86,6 +86,7 @@ struct Watch {
 #[derive(Debug)]
 pub struct Router {
     cfg: RouterConfig,
+    filter: RecvFilter,
     state: State,
     started: bool,
     released: bool,
@@ -107,6 +108,12 @@ pub struct Router {
     claiming: bool,
     /// When we last re-announced for a healed split brain.
     last_heal: Option<Instant>,
+    /// When we last answered another router's advert out of turn (a lower priority or
+    /// priority 0 heard while master): at most once per advert interval.
+    last_answer: Option<Instant>,
+    /// When we last re-announced because another router sent priority 0 while we
+    /// were master: at most once per Master_Down_Interval.
+    last_zero_announce: Option<Instant>,
     addr_mismatches: u64,
     /// BFD said the master died: take over at this instant unless an advert comes first.
     bfd_pending: Option<(Instant, IpAddr, Duration)>,
@@ -123,6 +130,7 @@ impl Router {
         let base = cfg.priority.max(1);
         let interval = cfg.advert_interval;
         Router {
+            filter: RecvFilter::new(&cfg),
             cfg,
             state: State::Init,
             started: false,
@@ -142,6 +150,8 @@ impl Router {
             master_since: None,
             claiming: false,
             last_heal: None,
+            last_answer: None,
+            last_zero_announce: None,
             addr_mismatches: 0,
             bfd_pending: None,
             bfd_takeover_at: None,
@@ -175,39 +185,7 @@ impl Router {
         ttl: u8,
         adv: &Advert,
     ) -> Result<(), RecvDrop> {
-        // RFC 5798 §7.1: MUST verify that the TTL / hop limit is 255.
-        if ttl != 255 {
-            return Err(RecvDrop::TtlNot255 { ttl });
-        }
-        // RFC 5798 §7.1: MUST verify that the VRID is configured on this interface.
-        if adv.vrid != self.cfg.vrid {
-            return Err(RecvDrop::OtherVrid { vrid: adv.vrid });
-        }
-        // RFC 5798 §7.1: MUST verify the VRRP version.
-        if adv.version != self.cfg.version {
-            return Err(RecvDrop::VersionMismatch);
-        }
-        if from.is_ipv4() != self.cfg.primary_addr.is_ipv4() {
-            return Err(RecvDrop::FamilyMismatch);
-        }
-        if from == self.cfg.primary_addr {
-            return Err(RecvDrop::FromSelf);
-        }
-        // Unicast mode: only the configured peers take part (a source check multicast
-        // VRRP cannot make; see docs/security.md).
-        if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&from) {
-            return Err(RecvDrop::UnknownPeer);
-        }
-        // RFC 3768 §7.1: MUST verify that the Adver Interval is the locally configured one.
-        if self.cfg.version == Version::V2 && adv.interval != self.cfg.advert_interval {
-            return Err(RecvDrop::IntervalMismatch {
-                ours: self.cfg.advert_interval,
-                theirs: adv.interval,
-            });
-        }
-        if adv.interval.0 == 0 {
-            return Err(RecvDrop::ZeroInterval);
-        }
+        self.filter.check(from, ttl, adv)?;
         if self.released {
             return Ok(());
         }
@@ -577,6 +555,22 @@ impl Router {
         self.adver_timer = Some(now + self.cfg.advert_interval.as_duration());
     }
 
+    /// An advert sent because of one we heard, not because the Adver_Timer fired: at
+    /// most one per advert interval, so that a flood of lower-priority or priority-0
+    /// adverts (from a stranger, or a peer stuck in a loop) costs one advert per
+    /// interval, not one per packet.
+    fn answer_out_of_turn(&mut self, now: Instant) {
+        let interval = self.cfg.advert_interval.as_duration();
+        if self
+            .last_answer
+            .is_some_and(|t| now.saturating_duration_since(t) < interval)
+        {
+            return;
+        }
+        self.last_answer = Some(now);
+        self.send_advert(now);
+    }
+
     fn transition(&mut self, to: State, reason: Reason) {
         if self.state != to {
             let from = self.state;
@@ -739,8 +733,24 @@ impl Router {
 
     fn master_rx(&mut self, now: Instant, from: IpAddr, adv: &Advert) {
         if adv.priority == 0 {
-            // RFC 5798 §6.4.3: priority 0: send an ADVERTISEMENT, reset the Adver_Timer.
-            self.send_advert(now);
+            // RFC 5798 §6.4.3: priority 0: send an ADVERTISEMENT, reset the Adver_Timer
+            // (at most one such answer per advert interval: a stranger's flood must not
+            // become ours).
+            let claiming = self.claiming;
+            self.answer_out_of_turn(now);
+            // Ours: another router leaving while we are master may be a preempting
+            // backup stopped between its claim and its first advert; clients followed
+            // its announcement to a host that drops the VIPs a moment later. Re-announce
+            // (at most once per Master_Down_Interval) so they come back.
+            let quiet = self
+                .last_zero_announce
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+            if quiet && !claiming {
+                self.last_zero_announce = Some(now);
+                self.push(Action::Announce {
+                    reason: AnnounceReason::PeerLeft,
+                });
+            }
             return;
         }
         let eff = self.effective_priority();
@@ -782,8 +792,9 @@ impl Router {
             // (sent when the claim's grace is over): expected, nothing to do.
         } else {
             // RFC 9568 §6.4.3: discard, but advertise at once so the other master
-            // steps down; re-announce so clients that followed it come back.
-            self.send_advert(now);
+            // steps down (at most once per advert interval); re-announce so clients
+            // that followed it come back.
+            self.answer_out_of_turn(now);
             // Only a master of some standing is healing a split brain. Right after a
             // takeover (preemption), a lower priority is the old master's last advert
             // as it steps down, and our takeover announcement has just gone out.

@@ -450,15 +450,86 @@ fn rfc5798_6_4_3_master_priority_zero_sends_advert_at_once() {
     let (mut r, tm) = master(100, t0);
     let t1 = tm + ms(300);
     r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC)).expect("ok");
+    // The advert at once (§6.4.3), and (ours) a re-announcement: the router that left
+    // may have claimed the VIPs without ever advertising (a preemption stopped between
+    // its claim and its first advert), pulling clients to a host that drops them.
     assert_eq!(
         drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 100,
-            interval: SEC
-        }]
+        vec![
+            Action::SendAdvert {
+                priority: 100,
+                interval: SEC
+            },
+            Action::Announce {
+                reason: AnnounceReason::PeerLeft
+            }
+        ]
     );
     assert_eq!(r.poll_timeout(), Some(t1 + ms(1000)));
     assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn master_answers_a_flood_of_priority_zero_once_per_advert_interval() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(100, t0);
+    let t1 = tm + ms(300);
+    let mut adverts = 0;
+    let mut announces = 0;
+    // 65,000 packets a second for 5 s, as a stranger's flood would be.
+    for k in 0..325_000u64 {
+        let t = t1 + us(k * 1_000_000 / 65_000);
+        r.handle_advert(t, PEER_HI, 255, &adv(0, SEC)).expect("ok");
+        for a in drain(&mut r) {
+            match a {
+                Action::SendAdvert { .. } => adverts += 1,
+                Action::Announce { .. } => announces += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // One answer per advert interval (1 s) over 5 s; the Adver_Timer (not fired here)
+    // would add its own. One re-announcement per Master_Down_Interval (3.6 s).
+    assert_eq!(adverts, 5, "out-of-turn adverts");
+    assert_eq!(announces, 2, "re-announcements");
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn master_answers_a_flood_of_lower_priority_once_per_advert_interval() {
+    let t0 = Instant::now();
+    let (mut r, tm) = master(200, t0);
+    let t1 = tm + r.master_down_interval() + ms(1);
+    let mut adverts = 0;
+    for k in 0..65_000u64 {
+        let t = t1 + us(k * 1_000_000 / 65_000);
+        r.handle_advert(t, PEER_HI, 255, &adv(100, SEC))
+            .expect("ok");
+        adverts += drain(&mut r)
+            .iter()
+            .filter(|a| matches!(a, Action::SendAdvert { .. }))
+            .count();
+    }
+    assert_eq!(adverts, 1, "one answer in one advert interval");
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn master_hearing_priority_zero_while_claiming_does_not_reannounce() {
+    // Preempting a live master: its last adverts before it hears ours are expected, and
+    // so is its priority 0 if it is stopping; our own takeover announcement just went out.
+    let t0 = Instant::now();
+    let mut r = backup(200, t0);
+    r.handle_advert(t0, PEER_LO, 255, &adv(100, SEC))
+        .expect("ok");
+    let due = r.poll_timeout().expect("timer");
+    r.handle_timeout(due);
+    let _ = drain(&mut r);
+    r.handle_advert(due + ms(10), PEER_LO, 255, &adv(0, SEC))
+        .expect("ok");
+    assert!(!drain(&mut r)
+        .iter()
+        .any(|a| matches!(a, Action::Announce { .. })));
 }
 
 #[test]
@@ -572,10 +643,14 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     );
     assert_eq!(r.state(), State::Master);
     assert_eq!(r.poll_timeout(), Some(t1 + ms(1000)));
-    // One-way loss: the other master keeps advertising. An advert at once each time,
-    // but at most one re-announcement per Master_Down_Interval.
+    // One-way loss: the other master keeps advertising. At most one advert out of
+    // turn per advert interval, and one re-announcement per Master_Down_Interval.
     let t2 = t1 + ms(100);
     r.handle_advert(t2, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    assert_eq!(drain(&mut r), vec![]);
+    let t2b = t1 + ms(1000);
+    r.handle_advert(t2b, PEER_HI, 255, &adv(100, SEC))
         .expect("ok");
     assert_eq!(
         drain(&mut r),
