@@ -25,10 +25,37 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Remove every address vipd added in this network namespace (marked `proto 86`),
+    /// and no other; refused while vipd runs. The systemd unit runs it after vipd
+    /// stopped (ExecStopPost), so a killed vipd leaves no VIP behind.
+    Cleanup,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Cleanup) = cli.command {
+        return match vipd::daemon::cleanup() {
+            Ok(removed) => {
+                if removed.is_empty() {
+                    println!("no address of vipd's left");
+                }
+                for r in removed {
+                    println!("removed {r}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check {
         let (ok, report) = vipd::config::check_report(&cli.config);
         if ok {

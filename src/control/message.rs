@@ -362,6 +362,9 @@ pub struct InstanceStatus {
     /// Why the instance is in fault, if it is.
     #[serde(default)]
     pub fault: Option<String>,
+    /// How often the instance was restarted after its driver panicked.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// A past state change of an instance.

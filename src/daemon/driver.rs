@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -56,9 +57,29 @@ pub enum Input {
     GroupFault(Option<String>),
     /// The penalty imposed by failing checks of other sync-group members.
     GroupPenalty(u32),
+    /// An address was removed from the instance's interface (netlink event).
+    AddressRemoved(ipnet::IpNet),
+    /// Address events were lost: check that every VIP the router holds is there.
+    CheckVips,
+    /// The supervisor's liveness probe: answer by storing the number in
+    /// [`DriverHandle::alive`] (the systemd watchdog is fed only while every driver does).
+    Ping(u64),
     /// Hand over (make-before-break) and stop.
     Shutdown,
 }
+
+/// A driver that ended without being asked to (a panic): its VIPs were removed.
+#[derive(Debug, Clone)]
+pub struct Crash {
+    /// Instance name.
+    pub instance: String,
+    /// The panic message.
+    pub message: String,
+}
+
+/// How long a VIP that could not be added keeps the instance in fault before it tries
+/// again.
+pub const VIP_RETRY: Duration = Duration::from_secs(1);
 
 /// How long a stopping driver waits, at most, for the hooks of its last transitions.
 pub const HOOK_WAIT_ON_STOP: Duration = Duration::from_secs(10);
@@ -131,23 +152,75 @@ pub struct DriverContext {
 
 /// Handle to a running driver.
 pub struct DriverHandle {
-    /// Inputs to the driver.
+    /// Adverts from the receivers (bounded: a flood is dropped and counted, never
+    /// queued without limit).
     pub tx: mpsc::Sender<Input>,
+    /// Everything else, from the supervisor: few, trusted, and never blocking the
+    /// supervisor on a driver whose advert queue is full.
+    pub ctl: mpsc::UnboundedSender<Input>,
     /// The task; it ends after the router is released.
     pub task: JoinHandle<()>,
     /// The configuration it runs.
     pub instance: Instance,
+    /// The last [`Input::Ping`] the driver answered.
+    pub alive: Arc<AtomicU64>,
 }
 
-/// Starts the driver task of `inst`.
-pub fn spawn(inst: Instance, ctx: DriverContext) -> DriverHandle {
+/// Starts the driver task of `inst`. A panic inside it is caught: the VIPs it may hold
+/// are removed and `crashed` hears of it (the supervisor restarts the instance); the
+/// other instances are not touched.
+pub fn spawn(
+    inst: Instance,
+    ctx: DriverContext,
+    crashed: mpsc::UnboundedSender<Crash>,
+) -> DriverHandle {
     let (tx, rx) = mpsc::channel(1024);
+    let (ctl, ctl_rx) = mpsc::unbounded_channel();
     let instance = inst.clone();
+    let alive = Arc::new(AtomicU64::new(0));
+    let answered = alive.clone();
     let task = tokio::spawn(async move {
-        let mut d = Driver::new(inst, ctx);
-        d.run(rx).await;
+        let mut d = Driver::new(inst, ctx, answered);
+        let run = std::panic::AssertUnwindSafe(d.run(ctl_rx, rx));
+        if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
+            let message = panic_message(&panic);
+            tracing::error!(
+                instance = %d.inst.name,
+                "{}: driver panicked ({message}): removing its VIPs; the supervisor restarts it",
+                d.inst.name
+            );
+            d.stop_announcing();
+            if !d.inst.address_owner {
+                for vip in &d.inst.vips {
+                    let _ = d.ctx.netlink.del_address(d.ctx.ifindex, *vip).await;
+                }
+            }
+            d.ctx
+                .board
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&d.inst.name);
+            let _ = crashed.send(Crash {
+                instance: d.inst.name.clone(),
+                message,
+            });
+        }
     });
-    DriverHandle { tx, task, instance }
+    DriverHandle {
+        tx,
+        ctl,
+        task,
+        instance,
+        alive,
+    }
+}
+
+/// The text of a panic payload.
+pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic".to_string())
 }
 
 struct Driver {
@@ -179,6 +252,49 @@ struct Driver {
     last_transition: Option<Transition>,
     released: bool,
     log_limiter: super::ratelimit::LogLimiter,
+    /// A VIP could not be added: the instance is in fault until `vip_retry_at`.
+    vip_fault: Option<String>,
+    vip_retry_at: Option<Instant>,
+    /// A VIP may have disappeared while the router holds them: check and re-add.
+    check_vips: bool,
+    /// Where the answer to the supervisor's [`Input::Ping`] goes.
+    alive: Arc<AtomicU64>,
+}
+
+/// Fault injection for the namespace tests, compiled into debug builds only: with
+/// `VIPD_TEST_PANIC_DRIVER=<instance>` the driver panics on a maintenance command; with
+/// `VIPD_TEST_HANG_DRIVER=<instance>` it stops answering the supervisor's pings (it
+/// blocks its thread) once maintenance is on. Release builds ignore both.
+#[cfg(debug_assertions)]
+fn test_fault_injection(instance: &str, on_ping: bool) {
+    use std::sync::atomic::AtomicBool;
+    static HANG: AtomicBool = AtomicBool::new(false);
+    let is = |var: &str| std::env::var(var).ok().as_deref() == Some(instance);
+    if on_ping {
+        if HANG.load(Ordering::Relaxed) && is("VIPD_TEST_HANG_DRIVER") {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        return;
+    }
+    if is("VIPD_TEST_PANIC_DRIVER") {
+        panic!("test-induced panic in {instance}");
+    }
+    if is("VIPD_TEST_HANG_DRIVER") {
+        HANG.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_fault_injection(_instance: &str, _on_ping: bool) {}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -187,19 +303,24 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The router configuration of `inst`, sending from `source`.
+pub fn router_config(inst: &Instance, source: IpAddr) -> RouterConfig {
+    RouterConfig {
+        vrid: inst.vrid,
+        version: inst.version,
+        priority: inst.priority,
+        advert_interval: inst.advert_interval,
+        preempt: inst.preempt,
+        preempt_delay: inst.preempt_delay,
+        primary_addr: source,
+        vips: inst.vips.iter().map(|n| n.addr()).collect(),
+        unicast_peers: inst.unicast_peers.clone(),
+    }
+}
+
 impl Driver {
-    fn new(inst: Instance, ctx: DriverContext) -> Self {
-        let cfg = RouterConfig {
-            vrid: inst.vrid,
-            version: inst.version,
-            priority: inst.priority,
-            advert_interval: inst.advert_interval,
-            preempt: inst.preempt,
-            preempt_delay: inst.preempt_delay,
-            primary_addr: ctx.source,
-            vips: inst.vips.iter().map(|n| n.addr()).collect(),
-            unicast_peers: inst.unicast_peers.clone(),
-        };
+    fn new(inst: Instance, ctx: DriverContext, alive: Arc<AtomicU64>) -> Self {
+        let cfg = router_config(&inst, ctx.source);
         let (track_tx, track_rx) = mpsc::channel(256);
         let checks = if inst.tracks.is_empty() {
             None
@@ -235,12 +356,20 @@ impl Driver {
             last_transition: None,
             released: false,
             log_limiter: super::ratelimit::LogLimiter::new(Duration::from_secs(10)),
+            vip_fault: None,
+            vip_retry_at: None,
+            check_vips: false,
+            alive,
             inst,
             ctx,
         }
     }
 
-    async fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
+    async fn run(
+        &mut self,
+        mut ctl: mpsc::UnboundedReceiver<Input>,
+        mut adverts: mpsc::Receiver<Input>,
+    ) {
         let now = Instant::now();
         if let Some(p) = self.priority_override {
             self.router.set_override(now, Some(p));
@@ -259,26 +388,34 @@ impl Driver {
         self.execute().await;
         self.publish();
         let mut track_open = self.checks.is_some();
-        let mut inbox_open = true;
+        let mut ctl_open = true;
+        let mut adverts_open = true;
         loop {
             if self.released {
                 break;
             }
             let deadline = self.router.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(deadline);
+            let retry = sleep_until(self.vip_retry_at);
+            // In this order: timers that are due, the supervisor, checks, then adverts.
+            // However many packets wait, an advert or a takeover that is due goes first.
             tokio::select! {
                 biased;
-                input = rx.recv(), if inbox_open => {
+                _ = sleep => {
+                    self.router.handle_timeout(Instant::now());
+                }
+                _ = retry => {
+                    // The VIP that could not be added gets another chance.
+                    self.vip_retry_at = None;
+                    self.vip_fault = None;
+                    self.recompute_fault(Instant::now());
+                }
+                input = ctl.recv(), if ctl_open => {
                     match input {
                         Some(input) => self.handle_input(input),
                         // The supervisor is gone: release as on shutdown.
                         None => {
-                            inbox_open = false;
+                            ctl_open = false;
                             self.router.shutdown(Instant::now());
                         }
                     }
@@ -289,11 +426,19 @@ impl Driver {
                         None => track_open = false,
                     }
                 }
-                _ = sleep => {
-                    self.router.handle_timeout(Instant::now());
+                input = adverts.recv(), if adverts_open => {
+                    match input {
+                        Some(input) => self.handle_input(input),
+                        None => adverts_open = false,
+                    }
                 }
             }
             self.execute().await;
+            if self.check_vips {
+                self.check_vips = false;
+                self.restore_vips().await;
+                self.execute().await;
+            }
             self.publish();
         }
         self.stop_announcing();
@@ -349,6 +494,7 @@ impl Driver {
                 self.router.set_override(now, p);
             }
             Input::Maintenance(on) => {
+                test_fault_injection(&self.inst.name, false);
                 self.maintenance = on;
                 self.router.set_maintenance(now, on);
             }
@@ -361,8 +507,64 @@ impl Driver {
                 self.router
                     .set_penalty(now, self.own_penalty.max(self.group_penalty));
             }
+            Input::AddressRemoved(addr) => {
+                if self.router.holds_vips()
+                    && self.inst.vips.iter().any(|v| v.addr() == addr.addr())
+                {
+                    self.check_vips = true;
+                }
+            }
+            Input::CheckVips => self.check_vips = self.router.holds_vips(),
+            Input::Ping(n) => {
+                test_fault_injection(&self.inst.name, true);
+                self.alive.store(n, Ordering::Relaxed);
+            }
             Input::Shutdown => self.router.shutdown(now),
         }
+    }
+
+    /// The router holds the VIPs but one may be gone (deleted by hand, by another tool,
+    /// or with its primary address): put back what is missing.
+    async fn restore_vips(&mut self) {
+        if !self.router.holds_vips() || self.inst.address_owner {
+            return;
+        }
+        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
+        for vip in self.inst.vips.clone() {
+            match nl.address_owner(ifindex, vip.addr()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %self.inst.name, "{}: cannot check {vip}: {e}", self.inst.name);
+                    continue;
+                }
+            }
+            tracing::warn!(
+                instance = %self.inst.name,
+                "{}: {vip} disappeared from {} while MASTER: adding it again",
+                self.inst.name,
+                self.inst.interface
+            );
+            self.ctx.metrics.vip_restored(&self.inst.name);
+            if let Err(e) = nl.add_address(ifindex, vip).await {
+                self.vip_add_failed(vip, &e);
+            }
+        }
+    }
+
+    /// A VIP could not be added: the router must not believe it holds it. The instance
+    /// is in fault (a backup takes over) and tries again after [`VIP_RETRY`].
+    fn vip_add_failed(&mut self, vip: ipnet::IpNet, e: &crate::net::NetError) {
+        tracing::error!(
+            instance = %self.inst.name,
+            "{}: cannot add {vip}: {e}; in fault, retrying in {} s",
+            self.inst.name,
+            VIP_RETRY.as_secs()
+        );
+        let now = Instant::now();
+        self.vip_fault = Some(format!("cannot add {vip}: {e}"));
+        self.vip_retry_at = Some(now + VIP_RETRY);
+        self.recompute_fault(now);
     }
 
     fn dropped(&mut self, reason: &str, from: IpAddr) {
@@ -411,7 +613,9 @@ impl Driver {
     fn recompute_fault(&mut self, now: Instant) {
         let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
         let (_, track_fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
-        self.own_fault = link_fault.or(track_fault);
+        self.own_fault = link_fault
+            .or(track_fault)
+            .or_else(|| self.vip_fault.clone());
         let fault = self.own_fault.clone().or_else(|| self.group_fault.clone());
         self.router.set_fault(now, fault);
         self.report_group();
@@ -544,7 +748,7 @@ impl Driver {
 
     /// Adds (or removes) every VIP, all netlink requests in flight at once: with many
     /// VIPs the takeover waits for one round trip to the kernel, not one per VIP.
-    async fn change_vips(&self, add: bool) {
+    async fn change_vips(&mut self, add: bool) {
         if self.inst.address_owner {
             // The owner's VIPs are the host's own addresses: never added or removed here.
             return;
@@ -559,10 +763,16 @@ impl Driver {
             (vip, r)
         }))
         .await;
-        for (vip, r) in results {
-            if let Err(e) = r {
-                let what = if add { "add" } else { "remove" };
-                tracing::error!(instance = %self.inst.name, "{}: cannot {what} {vip}: {e}", self.inst.name);
+        let failed: Vec<(ipnet::IpNet, crate::net::NetError)> = results
+            .into_iter()
+            .filter_map(|(vip, r)| r.err().map(|e| (*vip, e)))
+            .collect();
+        for (vip, e) in failed {
+            if add {
+                self.vip_add_failed(vip, &e);
+            } else {
+                // Not ours (the operator's own address) or a netlink failure: left alone.
+                tracing::error!(instance = %self.inst.name, "{}: not removing {vip}: {e}", self.inst.name);
             }
         }
     }
@@ -740,6 +950,7 @@ impl Driver {
             tracks,
             sync_group: None, // filled in by the supervisor, which knows the groups
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+            restarts: 0, // filled in by the supervisor
         };
         self.ctx
             .board

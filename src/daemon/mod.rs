@@ -15,6 +15,7 @@
 //! touches an address itself except to clean up after a crashed earlier run.
 
 pub mod driver;
+pub mod lock;
 pub mod metrics;
 mod ratelimit;
 mod receiver;
@@ -30,12 +31,15 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigErrors, Instance};
-use crate::control::message::{Event, Request, Response, Status};
+use crate::control::message::{Event, InstanceStatus, Request, Response, Status};
 use crate::control::overrides::{Change, OverrideStore};
 use crate::control::server::{serve, ControlCall, ControlListener};
-use crate::net::{FrameSender, LinkEvent, LinkWatcher, NetError, Netlink, VrrpSocket};
+use crate::net::{
+    AddressChange, AddressWatcher, FrameSender, LinkEvent, LinkWatcher, NetError, Netlink,
+    VrrpSocket,
+};
 use crate::track::Notifier;
-use crate::vrrp::State;
+use crate::vrrp::{RecvFilter, State};
 
 use driver::{DriverContext, DriverHandle, Input, MemberReport, StatusBoard};
 use metrics::Metrics;
@@ -61,6 +65,9 @@ pub enum DaemonError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Another vipd runs here: nothing was changed.
+    #[error("{0}")]
+    Lock(#[from] lock::LockError),
     /// Anything else at start-up.
     #[error("{0}")]
     Startup(String),
@@ -69,12 +76,15 @@ pub enum DaemonError {
 /// Loads the configuration at `path` and runs the daemon until SIGTERM/SIGINT.
 pub fn run(path: &Path) -> Result<(), DaemonError> {
     let config = config::load(path).map_err(DaemonError::Config)?;
+    // Before any change to the kernel: a second vipd started by mistake must exit
+    // having touched nothing.
+    let lock = lock::InstanceLock::acquire(Some(&config.state_dir))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Startup(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let mut sup = Supervisor::start(path.to_path_buf(), config).await?;
+        let mut sup = Supervisor::start(path.to_path_buf(), config, lock).await?;
         sup.run().await;
         Ok(())
     })
@@ -111,42 +121,42 @@ struct Supervisor {
     pending: HashMap<String, Instance>,
     /// Rebuilt instances whose interface or address is missing, retried every second.
     waiting: HashMap<String, Instance>,
+    /// Why each instance that is not running could not start (shown in status).
+    not_started: HashMap<String, String>,
+    /// Drivers that panicked, and how often each instance was restarted for it.
+    crashed_tx: mpsc::UnboundedSender<driver::Crash>,
+    crashed_rx: mpsc::UnboundedReceiver<driver::Crash>,
+    restarts: HashMap<String, u32>,
+    /// The liveness probe last sent to every driver (see `feed_watchdog`).
+    ping: u64,
     /// Instances handing over before they stop (by name), until their driver ends.
     stopping: HashMap<String, Instance>,
     /// ifindex of each interface in use, to notice an interface that was re-created.
     ifindex: HashMap<String, u32>,
     calls_rx: mpsc::Receiver<ControlCall>,
     link_rx: mpsc::Receiver<LinkEvent>,
+    addr_rx: mpsc::Receiver<AddressChange>,
     background: Vec<JoinHandle<()>>,
+    /// The single-instance lock, held until the process ends.
+    _lock: lock::InstanceLock,
 }
 
 impl Supervisor {
-    async fn start(path: PathBuf, config: Config) -> Result<Self, DaemonError> {
+    async fn start(
+        path: PathBuf,
+        config: Config,
+        lock: lock::InstanceLock,
+    ) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect().await?;
         let metrics = Metrics::new();
         let (events, _) = broadcast::channel(1024);
         let board: StatusBoard = Arc::new(Mutex::new(BTreeMap::new()));
 
-        // Before anything else: a crashed earlier run may have left VIPs behind; a
-        // restarted host must never answer for a VIP it does not own.
-        for inst in &config.instances {
-            let link = netlink.link(&inst.interface).await?;
-            let present = netlink.addresses(link.index).await?;
-            if inst.address_owner {
-                // The owner's VIPs are the host's own addresses (checked in start_instance).
-                continue;
-            }
-            for vip in &inst.vips {
-                if present.iter().any(|a| a.addr() == vip.addr()) {
-                    tracing::warn!(
-                        "{}: removing {vip} from {}, left there by an earlier run",
-                        inst.name,
-                        inst.interface
-                    );
-                    netlink.del_address(link.index, *vip).await?;
-                }
-            }
-        }
+        // Before anything else (and only now that we hold the lock): a crashed or
+        // killed earlier run may have left addresses behind, also of instances no longer
+        // configured. A restarted host must never answer for a VIP it does not hold.
+        // Only addresses that carry vipd's mark are removed.
+        remove_marked_addresses(&netlink, "left there by an earlier run").await?;
 
         let store = match OverrideStore::load(&config.state_dir) {
             Ok(s) => s,
@@ -181,6 +191,17 @@ impl Supervisor {
             }
         }));
 
+        let mut addr_watcher = AddressWatcher::open()?;
+        let (addr_tx, addr_rx) = mpsc::channel(1024);
+        background.push(tokio::spawn(async move {
+            while let Some(ev) = addr_watcher.next().await {
+                if addr_tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        }));
+
+        let (crashed_tx, crashed_rx) = mpsc::unbounded_channel();
         let (group_tx, group_rx) = mpsc::unbounded_channel();
         let (released_tx, released_rx) = mpsc::unbounded_channel();
         let mut sup = Supervisor {
@@ -205,14 +226,37 @@ impl Supervisor {
             released_rx,
             pending: HashMap::new(),
             waiting: HashMap::new(),
+            not_started: HashMap::new(),
+            crashed_tx,
+            crashed_rx,
+            restarts: HashMap::new(),
+            ping: 0,
             stopping: HashMap::new(),
             ifindex: HashMap::new(),
             calls_rx,
             link_rx,
+            addr_rx,
             background,
+            _lock: lock,
         };
+        // Start-up is not all-or-nothing: an instance that cannot start yet (missing
+        // interface, an operator's address in the way) waits and is retried every
+        // second; the others run.
         for inst in config.instances {
-            sup.start_instance(inst).await?;
+            match sup.start_instance(inst.clone()).await {
+                Ok(()) => {}
+                // Missing privileges will not fix themselves: exit with the reason.
+                Err(e @ DaemonError::Net(NetError::NeedsCapNetAdmin { .. }))
+                | Err(e @ DaemonError::Net(NetError::NeedsCapNetRaw { .. })) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: cannot start yet: {e}; retrying every second",
+                        inst.name
+                    );
+                    sup.not_started.insert(inst.name.clone(), e.to_string());
+                    sup.waiting.insert(inst.name.clone(), inst);
+                }
+            }
         }
         Ok(sup)
     }
@@ -239,40 +283,10 @@ impl Supervisor {
         // A new driver starts without a group's fault or penalty: send them again.
         self.group_sent.remove(&inst.name);
         let link = self.netlink.link(&inst.interface).await?;
-        if inst.address_owner {
-            // An address owner's VIPs are the interface's own addresses (RFC 5798 §1):
-            // vipd neither adds nor removes them, and they must be there.
-            let present = self.netlink.addresses(link.index).await?;
-            if let Some(vip) = inst
-                .vips
-                .iter()
-                .find(|v| !present.iter().any(|a| a.addr() == v.addr()))
-            {
-                return Err(DaemonError::Startup(format!(
-                    "{}: address-owner = true but {} is not an address of {}; an owner's VIPs must be the interface's own addresses",
-                    inst.name,
-                    vip.addr(),
-                    inst.interface
-                )));
-            }
-        }
+        self.check_vip_addresses(&inst, link.index).await?;
+        warn_promote_secondaries(&inst);
         self.ifindex.insert(inst.interface.clone(), link.index);
-        let v6 = matches!(inst.family, config::Family::V6);
-        let source = match inst.source_address {
-            Some(a) => a,
-            None => self
-                .netlink
-                .primary_address(link.index, v6)
-                .await?
-                .ok_or_else(|| {
-                    DaemonError::Startup(format!(
-                        "{}: interface {} has no {} address to send adverts from; add one or set source-address",
-                        inst.name,
-                        inst.interface,
-                        if v6 { "IPv6 link-local" } else { "IPv4" }
-                    ))
-                })?,
-        };
+        let source = self.source_address(&inst, link.index).await?;
         let key = (inst.interface.clone(), source);
         if !self.sockets.contains_key(&key) {
             let socket = Arc::new(open_socket(&inst.interface, link.index, source).await?);
@@ -329,14 +343,80 @@ impl Supervisor {
         }
         let vrid = inst.vrid;
         let name = inst.name.clone();
-        let handle = driver::spawn(inst, ctx);
+        let filter = Arc::new(RecvFilter::new(&driver::router_config(&inst, source)));
+        let handle = driver::spawn(inst, ctx, self.crashed_tx.clone());
         entry
             .dispatch
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(vrid, handle.tx.clone());
+            .insert(
+                vrid,
+                receiver::Route {
+                    tx: handle.tx.clone(),
+                    filter,
+                },
+            );
         self.drivers.insert(name, handle);
         Ok(())
+    }
+
+    /// An address owner's VIPs must be the interface's own addresses; anyone else's
+    /// VIPs must not be addresses vipd did not add (the operator's own).
+    async fn check_vip_addresses(&self, inst: &Instance, ifindex: u32) -> Result<(), DaemonError> {
+        let present = self.netlink.addresses(ifindex).await?;
+        if inst.address_owner {
+            // An address owner's VIPs are the interface's own addresses (RFC 5798 §1):
+            // vipd neither adds nor removes them, and they must be there.
+            if let Some(vip) = inst
+                .vips
+                .iter()
+                .find(|v| !present.iter().any(|a| a.addr() == v.addr()))
+            {
+                return Err(DaemonError::Startup(format!(
+                    "{}: address-owner = true but {} is not an address of {}; an owner's VIPs must be the interface's own addresses",
+                    inst.name,
+                    vip.addr(),
+                    inst.interface
+                )));
+            }
+            return Ok(());
+        }
+        // An address equal to a VIP that vipd did not add is the operator's: vipd would
+        // remove it when it leaves Master. Refuse the instance until it is gone.
+        for vip in inst
+            .vips
+            .iter()
+            .filter(|v| present.iter().any(|a| a.addr() == v.addr()))
+        {
+            if self.netlink.address_owner(ifindex, vip.addr()).await? == Some(false) {
+                return Err(DaemonError::Net(NetError::AddressNotOurs {
+                    ifindex,
+                    addr: *vip,
+                    proto: crate::net::ADDRESS_PROTO,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address `inst` sends adverts from.
+    async fn source_address(&self, inst: &Instance, ifindex: u32) -> Result<IpAddr, DaemonError> {
+        let v6 = matches!(inst.family, config::Family::V6);
+        match inst.source_address {
+            Some(a) => Ok(a),
+            None => self
+                .netlink
+                .primary_address(ifindex, v6)
+                .await?
+                .ok_or_else(|| {
+                    DaemonError::Startup(format!(
+                        "{}: interface {} has no {} address to send adverts from; add one or set source-address",
+                        inst.name,
+                        inst.interface,
+                        if v6 { "IPv6 link-local" } else { "IPv4" }
+                    ))
+                }),
+        }
     }
 
     /// Asks the driver of `name` to hand over and stop; the supervisor hears about it
@@ -348,16 +428,17 @@ impl Supervisor {
         self.stopping
             .insert(name.to_string(), handle.instance.clone());
         let tx = handle.tx.clone();
+        let ctl = handle.ctl.clone();
         let released = self.released_tx.clone();
         let name = name.to_string();
         let sockets: Vec<Dispatch> = self.sockets.values().map(|s| s.dispatch.clone()).collect();
         let vrid = handle.instance.vrid;
         tokio::spawn(async move {
-            let _ = tx.send(Input::Shutdown).await;
+            let _ = ctl.send(Input::Shutdown);
             let _ = handle.task.await;
             for d in sockets {
                 let mut d = d.write().unwrap_or_else(|e| e.into_inner());
-                if d.get(&vrid).is_some_and(|t| t.same_channel(&tx)) {
+                if d.get(&vrid).is_some_and(|r| r.tx.same_channel(&tx)) {
                     d.remove(&vrid);
                 }
             }
@@ -376,7 +457,12 @@ impl Supervisor {
             self.drivers.len(),
             self.path.display()
         );
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // systemd's watchdog (WatchdogSec=): fed from this loop, at least twice per period.
+        let watchdog = sd_notify::watchdog_enabled();
+        let period = watchdog
+            .map(|w| (w / 2).clamp(Duration::from_millis(100), Duration::from_secs(1)))
+            .unwrap_or(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -391,6 +477,8 @@ impl Supervisor {
                     let _ = call.reply.send(resp);
                 }
                 Some(ev) = self.link_rx.recv() => self.handle_link(ev).await,
+                Some(ev) = self.addr_rx.recv() => self.handle_address(ev),
+                Some(crash) = self.crashed_rx.recv() => self.handle_crash(crash),
                 Some(report) = self.group_rx.recv() => self.handle_member(report),
                 Some(name) = self.released_rx.recv() => {
                     self.stopping.remove(&name);
@@ -412,10 +500,11 @@ impl Supervisor {
                     self.send_group_inputs();
                     self.watch_group_splits();
                     self.notify_status();
+                    self.feed_watchdog(watchdog);
                 }
             }
         }
-        self.shutdown().await;
+        self.shutdown(&mut term, &mut int).await;
     }
 
     /// Closes the VRRP sockets (leaving their multicast groups) and packet sockets that
@@ -457,12 +546,17 @@ impl Supervisor {
     async fn restart_instance(&mut self, inst: Instance, first: bool) {
         let name = inst.name.clone();
         if let Err(e) = self.start_instance(inst.clone()).await {
-            if first {
-                tracing::warn!("{name}: cannot start yet: {e}; retrying every second");
+            let why = e.to_string();
+            if first || self.not_started.get(&name) != Some(&why) {
+                tracing::warn!("{name}: cannot start yet: {why}; retrying every second");
             }
+            self.not_started.insert(name.clone(), why);
             self.waiting.insert(name, inst);
-        } else if !first {
-            tracing::info!("{name}: started");
+        } else {
+            if !first {
+                tracing::info!("{name}: started");
+            }
+            self.not_started.remove(&name);
         }
     }
 
@@ -480,7 +574,13 @@ impl Supervisor {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
     }
 
-    async fn shutdown(&mut self) {
+    /// Hands over every master and waits for the handovers; a second SIGTERM or
+    /// SIGINT stops waiting (the VIPs still held are removed before exiting).
+    async fn shutdown(
+        &mut self,
+        term: &mut Option<tokio::signal::unix::Signal>,
+        int: &mut Option<tokio::signal::unix::Signal>,
+    ) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: handing over every master");
         let names: Vec<String> = self.drivers.keys().cloned().collect();
@@ -501,20 +601,32 @@ impl Supervisor {
             .unwrap_or_default()
             + Duration::from_secs(1);
         let deadline = Instant::now() + limit;
+        let mut hurried = false;
         while !self.stopping.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.released_rx.recv()).await {
-                Ok(Some(name)) => {
-                    self.stopping.remove(&name);
-                }
-                _ => break,
+            tokio::select! {
+                got = tokio::time::timeout(left, self.released_rx.recv()) => match got {
+                    Ok(Some(name)) => {
+                        self.stopping.remove(&name);
+                    }
+                    _ => break,
+                },
+                _ = recv_signal(term) => { hurried = true; break; }
+                _ = recv_signal(int) => { hurried = true; break; }
             }
         }
         if !self.stopping.is_empty() {
-            tracing::warn!(
-                "{} instance(s) did not finish their handover in time; removing their VIPs",
-                self.stopping.len()
-            );
+            if hurried {
+                tracing::warn!(
+                    "second stop signal: not waiting for {} handover(s); removing their VIPs and exiting",
+                    self.stopping.len()
+                );
+            } else {
+                tracing::warn!(
+                    "{} instance(s) did not finish their handover in time; removing their VIPs",
+                    self.stopping.len()
+                );
+            }
             let left: Vec<Instance> = self.stopping.drain().map(|(_, i)| i).collect();
             for inst in left.iter().filter(|i| !i.address_owner) {
                 if let Ok(link) = self.netlink.link(&inst.interface).await {
@@ -560,6 +672,9 @@ impl Supervisor {
             .iter()
             .map(|i| (i.name.clone(), i.clone()))
             .collect();
+        let mut new = new;
+        let mut failed: Vec<String> = Vec::new();
+        let mut kept_old: Vec<String> = Vec::new();
         let mut kept = 0;
         let mut changed = 0;
         let mut added = 0;
@@ -570,6 +685,7 @@ impl Supervisor {
                 self.stop_instance(name);
                 self.pending.remove(name);
                 self.waiting.remove(name);
+                self.not_started.remove(name);
                 removed += 1;
             }
         }
@@ -591,7 +707,7 @@ impl Supervisor {
                 {
                     // Only the priority changed: no rebuild, no transition of its own.
                     if let Some(d) = self.drivers.get_mut(&inst.name) {
-                        let _ = d.tx.send(Input::BasePriority(inst.priority)).await;
+                        let _ = d.ctl.send(Input::BasePriority(inst.priority));
                         d.instance = inst.clone();
                     } else {
                         self.replace_not_running(inst);
@@ -599,8 +715,19 @@ impl Supervisor {
                     changed += 1;
                 }
                 Some(_) => {
-                    tracing::info!("{}: settings changed: rebuilding the instance", inst.name);
                     if self.drivers.contains_key(&inst.name) {
+                        // Pre-flight before anything stops: a change that cannot start
+                        // leaves the running instance as it is.
+                        if let Err(e) = self.preflight(inst).await {
+                            tracing::error!(
+                                "{}: reload: the new settings cannot start ({e}); the running instance is kept",
+                                inst.name
+                            );
+                            failed.push(format!("{}: {e} (running instance kept)", inst.name));
+                            kept_old.push(inst.name.clone());
+                            continue;
+                        }
+                        tracing::info!("{}: settings changed: rebuilding the instance", inst.name);
                         self.stop_instance(&inst.name);
                         self.pending.insert(inst.name.clone(), inst.clone());
                     } else {
@@ -609,9 +736,25 @@ impl Supervisor {
                     changed += 1;
                 }
                 None => {
+                    if let Err(e) = self.preflight(inst).await {
+                        failed.push(format!(
+                            "{}: {e} (not started; retried every second)",
+                            inst.name
+                        ));
+                    }
                     self.restart_instance(inst.clone(), true).await;
                     added += 1;
                 }
+            }
+        }
+        // What runs is what the configuration says, except where the new settings
+        // could not start: those keep their old ones.
+        for name in &kept_old {
+            if let (Some(slot), Some(o)) = (
+                new.instances.iter_mut().find(|i| &i.name == name),
+                old.get(name),
+            ) {
+                *slot = o.clone();
             }
         }
         let (cs, cg, ml, sd) = (
@@ -631,7 +774,23 @@ impl Supervisor {
             "reloaded: {kept} unchanged, {changed} changed, {added} added, {removed} removed"
         );
         tracing::info!("{msg}");
-        Ok(msg)
+        if failed.is_empty() {
+            Ok(msg)
+        } else {
+            Err(format!("{msg}; failed: {}", failed.join("; ")))
+        }
+    }
+
+    /// Checks that `inst` can start here and now (interface, addresses, source address,
+    /// socket), without stopping or starting anything.
+    async fn preflight(&mut self, inst: &Instance) -> Result<(), DaemonError> {
+        let link = self.netlink.link(&inst.interface).await?;
+        self.check_vip_addresses(inst, link.index).await?;
+        let source = self.source_address(inst, link.index).await?;
+        if !self.sockets.contains_key(&(inst.interface.clone(), source)) {
+            drop(open_socket(&inst.interface, link.index, source).await?);
+        }
+        Ok(())
     }
 
     async fn handle_link(&mut self, ev: LinkEvent) {
@@ -671,8 +830,92 @@ impl Supervisor {
         let up = ev.up && !ev.removed;
         for d in self.drivers.values() {
             if d.instance.interface == ev.name {
-                let _ = d.tx.send(Input::Link { up }).await;
+                let _ = d.ctl.send(Input::Link { up });
             }
+        }
+    }
+
+    /// A driver panicked (and removed its VIPs): forget it, and start the instance again
+    /// from the waiting list (at the next tick, so a driver that panics at once does not
+    /// spin). The other instances are not touched.
+    fn handle_crash(&mut self, crash: driver::Crash) {
+        let Some(handle) = self.drivers.remove(&crash.instance) else {
+            return;
+        };
+        for s in self.sockets.values() {
+            let mut d = s.dispatch.write().unwrap_or_else(|e| e.into_inner());
+            if d.get(&handle.instance.vrid)
+                .is_some_and(|r| r.tx.same_channel(&handle.tx))
+            {
+                d.remove(&handle.instance.vrid);
+            }
+        }
+        let n = self.restarts.entry(crash.instance.clone()).or_insert(0);
+        *n += 1;
+        self.metrics.instance_restarted(&crash.instance);
+        tracing::error!(
+            "{}: restarting the instance after a panic ({}); restart {n}",
+            crash.instance,
+            crash.message
+        );
+        self.members.remove(&crash.instance);
+        self.not_started.insert(
+            crash.instance.clone(),
+            format!("restarting after a panic: {}", crash.message),
+        );
+        self.waiting.insert(crash.instance, handle.instance);
+    }
+
+    /// Feeds systemd's watchdog only while every driver answers: each tick sends a
+    /// numbered ping to every driver and checks that each answered the previous one. A
+    /// hung driver (or a hung supervisor, which then sends nothing) stops the feeding,
+    /// and systemd restarts the daemon.
+    fn feed_watchdog(&mut self, watchdog: Option<Duration>) {
+        if watchdog.is_none() {
+            return;
+        }
+        let last = self.ping;
+        let stuck: Vec<&str> = self
+            .drivers
+            .values()
+            .filter(|d| d.alive.load(std::sync::atomic::Ordering::Relaxed) < last)
+            .map(|d| d.instance.name.as_str())
+            .collect();
+        if stuck.is_empty() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!(
+                "driver(s) not answering: {}; not feeding the watchdog",
+                stuck.join(", ")
+            );
+        }
+        self.ping += 1;
+        for d in self.drivers.values() {
+            let _ = d.ctl.send(Input::Ping(self.ping));
+        }
+    }
+
+    /// An address was removed: the drivers on that interface check their VIPs (a master
+    /// puts back one that was deleted under it). Lost events: every driver checks.
+    fn handle_address(&mut self, change: AddressChange) {
+        let (ifindex, addr) = match change {
+            AddressChange::Event(ev) if ev.removed => (Some(ev.ifindex), Some(ev.addr)),
+            AddressChange::Event(_) => return,
+            AddressChange::Overrun => (None, None),
+        };
+        for d in self.drivers.values() {
+            let on_it = match ifindex {
+                Some(i) => self.ifindex.get(&d.instance.interface) == Some(&i),
+                None => true,
+            };
+            if !on_it {
+                continue;
+            }
+            let input = match addr {
+                Some(a) => Input::AddressRemoved(a),
+                None => Input::CheckVips,
+            };
+            let _ = d.ctl.send(input);
         }
     }
 
@@ -722,8 +965,8 @@ impl Supervisor {
                 continue;
             }
             if let Some(d) = self.drivers.get(&name) {
-                let ok1 = d.tx.try_send(Input::GroupFault(want.0.clone())).is_ok();
-                let ok2 = d.tx.try_send(Input::GroupPenalty(want.1)).is_ok();
+                let ok1 = d.ctl.send(Input::GroupFault(want.0.clone())).is_ok();
+                let ok2 = d.ctl.send(Input::GroupPenalty(want.1)).is_ok();
                 if ok1 && ok2 {
                     self.group_sent.insert(name, want);
                 }
@@ -830,6 +1073,33 @@ impl Supervisor {
                     let now = std::time::Instant::now();
                     board.values().map(|e| e.snapshot(now)).collect()
                 };
+                // Instances that could not start yet are shown too, with the reason.
+                for inst in self.waiting.values() {
+                    if instances.iter().any(|i| i.name == inst.name) {
+                        continue;
+                    }
+                    instances.push(InstanceStatus {
+                        name: inst.name.clone(),
+                        vrid: inst.vrid,
+                        interface: inst.interface.clone(),
+                        state: State::Init.to_string(),
+                        priority: inst.priority,
+                        base_priority: inst.priority,
+                        vips: inst.vips.iter().map(|v| v.to_string()).collect(),
+                        fault: Some(format!(
+                            "not started: {}",
+                            self.not_started
+                                .get(&inst.name)
+                                .map(String::as_str)
+                                .unwrap_or("waiting for its previous driver")
+                        )),
+                        ..InstanceStatus::default()
+                    });
+                }
+                instances.sort_by(|a, b| a.name.cmp(&b.name));
+                for i in &mut instances {
+                    i.restarts = self.restarts.get(&i.name).copied().unwrap_or(0);
+                }
                 // Group membership can change on reload without a rebuild.
                 for i in &mut instances {
                     i.sync_group = self.group_of(&i.name).map(|g| g.name.clone());
@@ -913,7 +1183,7 @@ impl Supervisor {
                 OperatorChange::Maintenance(on) => Input::Maintenance(on),
             };
             let sent = match self.drivers.get(t) {
-                Some(d) => d.tx.send(input).await.is_ok(),
+                Some(d) => d.ctl.send(input).is_ok(),
                 None => false,
             };
             if !sent {
@@ -946,6 +1216,64 @@ async fn open_socket(ifname: &str, ifindex: u32, source: IpAddr) -> Result<VrrpS
             other => return other,
         }
     }
+}
+
+/// IPv4 VIPs in the subnet of the interface's primary address are secondaries: with
+/// `promote_secondaries` off (the kernel default), deleting the primary deletes them too.
+/// vipd puts them back (address events), but a moment without the VIP is avoidable:
+/// say so. vipd does not write sysctls itself (the unit forbids it).
+fn warn_promote_secondaries(inst: &Instance) {
+    if inst.family != config::Family::V4 {
+        return;
+    }
+    let path = format!(
+        "/proc/sys/net/ipv4/conf/{}/promote_secondaries",
+        inst.interface
+    );
+    if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "0") {
+        tracing::warn!(
+            "{}: net.ipv4.conf.{}.promote_secondaries is 0: deleting the interface's primary address would delete the VIPs in its subnet with it (vipd adds them back); set it to 1 (docs/operations.md)",
+            inst.name,
+            inst.interface
+        );
+    }
+}
+
+/// Removes every address that carries vipd's mark, logging each with `why`.
+async fn remove_marked_addresses(netlink: &Netlink, why: &str) -> Result<usize, NetError> {
+    let owned = netlink.owned_addresses().await?;
+    for a in &owned {
+        tracing::warn!(
+            "removing {} from interface index {}, {why}",
+            a.addr,
+            a.ifindex
+        );
+        netlink.del_marked_address(a.ifindex, a.addr).await?;
+    }
+    Ok(owned.len())
+}
+
+/// `vipd cleanup`: removes every address vipd added in this network namespace (those
+/// marked `proto 86`) and no other. Refused while a vipd runs here: a running daemon
+/// removes its own addresses when it stops. The systemd unit runs it as
+/// `ExecStopPost=`, so that a killed daemon leaves no VIP behind for longer than
+/// systemd takes to notice.
+pub fn cleanup() -> Result<Vec<String>, DaemonError> {
+    let _lock = lock::InstanceLock::acquire(None)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Startup(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let netlink = Netlink::connect().await?;
+        let owned = netlink.owned_addresses().await?;
+        let mut removed = Vec::new();
+        for a in owned {
+            netlink.del_marked_address(a.ifindex, a.addr).await?;
+            removed.push(format!("{} (interface index {})", a.addr, a.ifindex));
+        }
+        Ok(removed)
+    })
 }
 
 async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::net::{Received, VrrpSocket};
 use crate::proto::{ipv4::parse_ipv4, Advert};
+use crate::vrrp::RecvFilter;
 
 use super::driver::Input;
 use super::metrics::Metrics;
@@ -18,8 +19,19 @@ use super::ratelimit::LogLimiter;
 /// IP protocol number of VRRP.
 const IPPROTO_VRRP: u8 = 112;
 
-/// Which driver takes adverts of which (version, VRID) on this socket.
-pub(super) type Dispatch = Arc<RwLock<HashMap<u8, mpsc::Sender<Input>>>>;
+/// Which driver takes adverts of which VRID on this socket, and the stateless receive
+/// checks (RFC 5798 §7.1) its router would apply, so that a packet it would drop never
+/// takes a slot in its queue.
+pub(super) type Dispatch = Arc<RwLock<HashMap<u8, Route>>>;
+
+/// Where the adverts of one VRID go.
+#[derive(Clone)]
+pub(super) struct Route {
+    /// The driver's advert queue.
+    pub(super) tx: mpsc::Sender<Input>,
+    /// The router's stateless checks.
+    pub(super) filter: Arc<RecvFilter>,
+}
 
 /// Reads `socket` until the task is aborted.
 pub(super) async fn run(
@@ -96,8 +108,13 @@ pub(super) async fn run(
             .cloned();
         match target {
             None => drop("other_vrid", Some(src), &mut limiter),
-            Some(tx) => {
-                if tx
+            Some(route) => {
+                if let Err(e) = route.filter.check(src, ttl, &advert) {
+                    drop(e.label(), Some(src), &mut limiter);
+                    continue;
+                }
+                if route
+                    .tx
                     .try_send(Input::Advert {
                         from: src,
                         ttl,

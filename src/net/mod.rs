@@ -8,7 +8,7 @@
 //! | piece | kernel interface |
 //! | --- | --- |
 //! | [`VrrpSocket`] | raw IP sockets, protocol 112, one for receiving and one for sending |
-//! | [`Netlink`] | rtnetlink requests: link lookup, address dump / add / delete |
+//! | [`Netlink`] | rtnetlink requests: link lookup, address dump / add / delete (vipd's own addresses carry the `IFA_PROTO` mark [`ADDRESS_PROTO`]) |
 //! | [`LinkWatcher`] | rtnetlink multicast group `RTNLGRP_LINK` (kernel events, not polling) |
 //! | [`FrameSender`] | an `AF_PACKET` socket bound to one interface (gratuitous ARP, unsolicited NA) |
 
@@ -20,7 +20,10 @@ mod packet;
 mod sys;
 mod vrrp_socket;
 
-pub use netlink::{LinkEvent, LinkInfo, LinkWatcher, Netlink};
+pub use netlink::{
+    AddressChange, AddressEvent, AddressWatcher, LinkEvent, LinkInfo, LinkWatcher, Netlink,
+    OwnedAddress, ADDRESS_PROTO,
+};
 pub use packet::FrameSender;
 pub use vrrp_socket::{Received, VrrpSocket, VRRP_PROTO, VRRP_V4_GROUP, VRRP_V6_GROUP};
 
@@ -74,6 +77,21 @@ pub enum NetError {
         /// The error the kernel (or the netlink library) reported.
         #[source]
         source: io::Error,
+    },
+    /// An address equal to a VIP is on the interface but vipd did not add it (it lacks
+    /// vipd's address protocol mark): it is the operator's, and vipd never removes it.
+    #[error(
+        "{addr} is already on interface index {ifindex} and was not added by vipd \
+         (no `proto {proto}` mark): it is the operator's own address; remove it or drop \
+         it from the instance's vips"
+    )]
+    AddressNotOurs {
+        /// Interface index.
+        ifindex: u32,
+        /// The address.
+        addr: ipnet::IpNet,
+        /// vipd's mark, for the message.
+        proto: u8,
     },
     /// The call has to be made from inside a tokio runtime (it spawns or registers I/O).
     #[error("{what} must be called from inside a tokio runtime")]

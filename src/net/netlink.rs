@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -17,6 +17,20 @@ use rtnetlink::sys::SocketAddr as NlSocketAddr;
 use rtnetlink::{Handle, MulticastGroup};
 
 use super::{require_runtime, NetError};
+
+/// The address protocol (`IFA_PROTO`, Linux 6.0+) vipd marks every address it adds
+/// with: `ip address show` prints it as `proto 86`. vipd removes only addresses that
+/// carry it, so an address the operator added by hand is never touched.
+pub const ADDRESS_PROTO: u8 = 86;
+
+/// An address that carries vipd's mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedAddress {
+    /// Interface index.
+    pub ifindex: u32,
+    /// The address with its prefix length.
+    pub addr: IpNet,
+}
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ` minus the NUL).
 const IFNAME_MAX: usize = 15;
@@ -109,8 +123,17 @@ pub struct Netlink {
 
 /// One address of an interface, with what vipd needs of its flags.
 struct AddrEntry {
+    ifindex: u32,
     net: IpNet,
     flags: AddressFlags,
+    /// `IFA_PROTO`, when the kernel reported one.
+    proto: Option<u8>,
+}
+
+impl AddrEntry {
+    fn is_ours(&self) -> bool {
+        self.proto == Some(ADDRESS_PROTO)
+    }
 }
 
 fn addr_entry(m: &AddressMessage) -> Option<AddrEntry> {
@@ -118,11 +141,13 @@ fn addr_entry(m: &AddressMessage) -> Option<AddrEntry> {
     let mut address = None;
     // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
     let mut flags = AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
+    let mut proto = None;
     for a in &m.attributes {
         match a {
             AddressAttribute::Local(ip) => local = Some(*ip),
             AddressAttribute::Address(ip) => address = Some(*ip),
             AddressAttribute::Flags(f) => flags = *f,
+            AddressAttribute::Protocol(p) => proto = Some(u8::from(*p)),
             _ => {}
         }
     }
@@ -130,7 +155,12 @@ fn addr_entry(m: &AddressMessage) -> Option<AddrEntry> {
     // point-to-point links, and the only one IPv6 normally sends.
     let ip = local.or(address)?;
     let net = IpNet::new(ip, m.header.prefix_len).ok()?;
-    Some(AddrEntry { net, flags })
+    Some(AddrEntry {
+        ifindex: m.header.index,
+        net,
+        flags,
+        proto,
+    })
 }
 
 impl Netlink {
@@ -171,7 +201,49 @@ impl Netlink {
             .try_collect()
             .await
             .map_err(|e| nl_error(format!("list addresses of interface index {ifindex}"), e))?;
-        Ok(msgs.iter().filter_map(addr_entry).collect())
+        // The kernel filters by index only when asked strictly; filter here too.
+        Ok(msgs
+            .iter()
+            .filter_map(addr_entry)
+            .filter(|e| e.ifindex == ifindex)
+            .collect())
+    }
+
+    /// Every address in this network namespace that carries vipd's mark
+    /// ([`ADDRESS_PROTO`]): what an earlier run (crashed or killed) may have left.
+    pub async fn owned_addresses(&self) -> Result<Vec<OwnedAddress>, NetError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error("list addresses".to_owned(), e))?;
+        Ok(msgs
+            .iter()
+            .filter_map(addr_entry)
+            .filter(AddrEntry::is_ours)
+            .map(|e| OwnedAddress {
+                ifindex: e.ifindex,
+                addr: e.net,
+            })
+            .collect())
+    }
+
+    /// Whether `addr` is on the interface, and if so whether vipd added it:
+    /// `None` absent, `Some(true)` ours, `Some(false)` someone else's.
+    pub async fn address_owner(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+    ) -> Result<Option<bool>, NetError> {
+        Ok(self
+            .entries(ifindex)
+            .await?
+            .iter()
+            .find(|e| e.net.addr() == addr)
+            .map(AddrEntry::is_ours))
     }
 
     /// Every address (IPv4 and IPv6) on the interface, with its prefix length.
@@ -215,23 +287,39 @@ impl Netlink {
         Ok(usable.or(link_local.first()).map(|e| e.net.addr()))
     }
 
-    /// Adds `addr` to the interface. An address that is already there is success
-    /// (`EEXIST`). IPv6 addresses are added with `IFA_F_NODAD`, so they are usable at
-    /// once instead of sitting tentative during duplicate address detection.
+    /// Adds `addr` to the interface, marked as vipd's ([`ADDRESS_PROTO`]). An address
+    /// that is already there is success if it carries the mark (`EEXIST`), and
+    /// [`NetError::AddressNotOurs`] if it does not: then it is the operator's, and
+    /// vipd must not later remove it as if it were a VIP. IPv6 addresses are added with
+    /// `IFA_F_NODAD`, so they are usable at once instead of sitting tentative during
+    /// duplicate address detection.
     pub async fn add_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
         let mut req = self
             .handle
             .address()
             .add(ifindex, addr.addr(), addr.prefix_len());
+        let m = req.message_mut();
+        m.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(
+                ADDRESS_PROTO,
+            )));
         if addr.addr().is_ipv6() {
-            let m = req.message_mut();
             m.header.flags |= AddressHeaderFlags::Nodad;
             m.attributes
                 .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match req.execute().await {
             Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                match self.address_owner(ifindex, addr.addr()).await? {
+                    Some(false) => Err(NetError::AddressNotOurs {
+                        ifindex,
+                        addr,
+                        proto: ADDRESS_PROTO,
+                    }),
+                    _ => Ok(()),
+                }
+            }
             Err(e) if errno(&e) == Some(libc::ENODEV) => {
                 Err(NetError::NoSuchInterface(format!("with index {ifindex}")))
             }
@@ -242,12 +330,33 @@ impl Netlink {
         }
     }
 
-    /// Removes `addr` from the interface. An address that is not there (or an interface
-    /// that is gone, taking its addresses with it) is success.
+    /// Removes `addr` from the interface if vipd added it (it carries the
+    /// [`ADDRESS_PROTO`] mark). An address that is not there (or an interface that is
+    /// gone, taking its addresses with it) is success; one without the mark is left
+    /// alone and reported as [`NetError::AddressNotOurs`].
     ///
     /// Note: removing a primary IPv4 address also removes its secondaries unless
     /// `net.ipv4.conf.*.promote_secondaries` is set.
     pub async fn del_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
+        match self.address_owner(ifindex, addr.addr()).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => {
+                return Err(NetError::AddressNotOurs {
+                    ifindex,
+                    addr,
+                    proto: ADDRESS_PROTO,
+                })
+            }
+            Err(NetError::NoSuchInterface(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.del_marked_address(ifindex, addr).await
+    }
+
+    /// Deletes an address known to carry vipd's mark (as listed by
+    /// [`Netlink::owned_addresses`]).
+    pub async fn del_marked_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
         let msg = match addr.addr() {
             IpAddr::V4(a) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
                 .index(ifindex)
@@ -265,6 +374,74 @@ impl Netlink {
                 format!("delete address {addr} from interface index {ifindex}"),
                 e,
             )),
+        }
+    }
+}
+
+/// An address that was added or removed, as announced by the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressEvent {
+    /// Interface index.
+    pub ifindex: u32,
+    /// The address.
+    pub addr: IpNet,
+    /// Removed (`RTM_DELADDR`) rather than added.
+    pub removed: bool,
+}
+
+/// Address events from `RTNLGRP_IPV4_IFADDR` and `RTNLGRP_IPV6_IFADDR` (no polling):
+/// how a master learns that one of its VIPs was deleted under it (by hand, by another
+/// tool, or with its primary address when `promote_secondaries` is off).
+///
+/// When the socket's buffer overflowed, events were lost: [`AddressWatcher::next`]
+/// reports [`AddressChange::Overrun`] so the consumer can check what it holds.
+#[derive(Debug)]
+pub struct AddressWatcher {
+    messages: Unsolicited,
+}
+
+/// What [`AddressWatcher::next`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChange {
+    /// One address event.
+    Event(AddressEvent),
+    /// Events were lost (buffer overflow): check every address you care about.
+    Overrun,
+}
+
+impl AddressWatcher {
+    /// Subscribes to address events. Must be called from inside a tokio runtime.
+    pub fn open() -> Result<Self, NetError> {
+        require_runtime("AddressWatcher::open")?;
+        let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&[
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
+        ])
+        .map_err(|source| NetError::Netlink {
+            op: "subscribe to address events (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR)".to_owned(),
+            source,
+        })?;
+        tokio::spawn(conn);
+        Ok(AddressWatcher { messages })
+    }
+
+    /// The next address change; `None` when the netlink socket has closed.
+    pub async fn next(&mut self) -> Option<AddressChange> {
+        loop {
+            let (msg, _) = self.messages.next().await?;
+            let (m, removed) = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => (m, false),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) => (m, true),
+                NetlinkPayload::Overrun(_) => return Some(AddressChange::Overrun),
+                _ => continue,
+            };
+            if let Some(e) = addr_entry(&m) {
+                return Some(AddressChange::Event(AddressEvent {
+                    ifindex: e.ifindex,
+                    addr: e.net,
+                    removed,
+                }));
+            }
         }
     }
 }

@@ -498,6 +498,12 @@ impl Router {
         self.addr_mismatches
     }
 
+    /// Whether the router holds the VIPs now (it asked for them to be added and not yet
+    /// removed): a VIP that disappears now must be put back.
+    pub fn holds_vips(&self) -> bool {
+        self.vips_held
+    }
+
     /// The current master as last seen: ourselves when Master, `None` when unknown.
     pub fn master_addr(&self) -> Option<IpAddr> {
         self.master_addr

@@ -75,6 +75,7 @@ pub fn table() -> Vec<InstanceStatus> {
             }],
             sync_group: None,
             fault: None,
+            restarts: 0,
         },
         InstanceStatus {
             name: "api".into(),
