@@ -65,6 +65,10 @@ pub enum DaemonError {
         /// Cause.
         source: std::io::Error,
     },
+    /// An address owner whose VIPs are not the interface's own addresses: a
+    /// configuration mistake that waiting will not fix.
+    #[error("{0}")]
+    OwnerWithoutAddress(String),
     /// Another vipd runs here: nothing was changed.
     #[error("{0}")]
     Lock(#[from] lock::LockError),
@@ -245,9 +249,11 @@ impl Supervisor {
         for inst in config.instances {
             match sup.start_instance(inst.clone()).await {
                 Ok(()) => {}
-                // Missing privileges will not fix themselves: exit with the reason.
+                // Missing privileges and an owner without its address will not fix
+                // themselves: exit with the reason.
                 Err(e @ DaemonError::Net(NetError::NeedsCapNetAdmin { .. }))
-                | Err(e @ DaemonError::Net(NetError::NeedsCapNetRaw { .. })) => return Err(e),
+                | Err(e @ DaemonError::Net(NetError::NeedsCapNetRaw { .. }))
+                | Err(e @ DaemonError::OwnerWithoutAddress(_)) => return Err(e),
                 Err(e) => {
                     tracing::warn!(
                         "{}: cannot start yet: {e}; retrying every second",
@@ -372,7 +378,7 @@ impl Supervisor {
                 .iter()
                 .find(|v| !present.iter().any(|a| a.addr() == v.addr()))
             {
-                return Err(DaemonError::Startup(format!(
+                return Err(DaemonError::OwnerWithoutAddress(format!(
                     "{}: address-owner = true but {} is not an address of {}; an owner's VIPs must be the interface's own addresses",
                     inst.name,
                     vip.addr(),

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::net::{Received, VrrpSocket};
 use crate::proto::{ipv4::parse_ipv4, Advert};
-use crate::vrrp::RecvFilter;
+use crate::vrrp::{RecvDrop, RecvFilter};
 
 use super::driver::Input;
 use super::metrics::Metrics;
@@ -33,18 +33,23 @@ pub(super) struct Route {
     pub(super) filter: Arc<RecvFilter>,
 }
 
-/// Reads `socket` until the task is aborted.
-pub(super) async fn run(
-    socket: Arc<VrrpSocket>,
-    interface: String,
-    dispatch: Dispatch,
+/// How often drop counts gathered by a receiver reach the metrics: counting each
+/// packet of a flood in the shared registry would cost more than dropping it.
+const DROP_FLUSH: Duration = Duration::from_millis(50);
+
+/// Drops seen by one receiver since the last flush, by reason.
+struct DropCounts {
+    pending: HashMap<&'static str, u64>,
     metrics: Metrics,
-) {
-    let mut buf = vec![0u8; 65536];
-    let mut limiter = LogLimiter::new(Duration::from_secs(10));
-    let drop = |reason: &str, from: Option<IpAddr>, limiter: &mut LogLimiter| {
-        metrics.advert_dropped(&interface, reason);
-        if let Some(n) = limiter.hit(reason, Instant::now()) {
+    interface: String,
+    limiter: LogLimiter,
+}
+
+impl DropCounts {
+    fn drop(&mut self, reason: &'static str, from: Option<IpAddr>) {
+        *self.pending.entry(reason).or_insert(0) += 1;
+        if let Some(n) = self.limiter.hit(reason, Instant::now()) {
+            let interface = &self.interface;
             let from = from.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
             tracing::warn!(
                 interface = %interface,
@@ -52,13 +57,62 @@ pub(super) async fn run(
                 "{interface}: dropped packet from {from}: {reason} ({n} since the last such line)"
             );
         }
+    }
+
+    fn flush(&mut self) {
+        for (reason, n) in self.pending.drain() {
+            self.metrics.adverts_dropped(&self.interface, reason, n);
+        }
+    }
+}
+
+/// Reads `socket` until the task is aborted. A panic while handling a packet is caught
+/// and logged, and the receiver goes on with the next one.
+pub(super) async fn run(
+    socket: Arc<VrrpSocket>,
+    interface: String,
+    dispatch: Dispatch,
+    metrics: Metrics,
+) {
+    let mut drops = DropCounts {
+        pending: HashMap::new(),
+        metrics,
+        interface,
+        limiter: LogLimiter::new(Duration::from_secs(10)),
     };
     loop {
-        let got = match socket.recv(&mut buf).await {
+        let pass = std::panic::AssertUnwindSafe(receive(&socket, &dispatch, &mut drops));
+        match futures::FutureExt::catch_unwind(pass).await {
+            Ok(()) => return,
+            Err(p) => {
+                tracing::error!(
+                    "{}: receiver panicked ({}); going on with the next packet",
+                    drops.interface,
+                    super::driver::panic_message(&p)
+                );
+                drops.drop("receiver_panic", None);
+            }
+        }
+    }
+}
+
+async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCounts) {
+    let mut buf = vec![0u8; 65536];
+    let mut flush = tokio::time::interval(DROP_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let got = tokio::select! {
+            got = socket.recv(&mut buf) => got,
+            _ = flush.tick() => {
+                drops.flush();
+                continue;
+            }
+        };
+        let got = match got {
             Ok(r) => r,
             Err(e) => {
-                if limiter.hit("recv_error", Instant::now()).is_some() {
-                    tracing::warn!("{interface}: receive error: {e}");
+                if drops.limiter.hit("recv_error", Instant::now()).is_some() {
+                    tracing::warn!("{}: receive error: {e}", drops.interface);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
@@ -77,7 +131,7 @@ pub(super) async fn run(
                         (h.src.into(), h.dst.into(), h.ttl, payload)
                     }
                     Err(e) => {
-                        drop(e.label(), None, &mut limiter);
+                        drops.drop(e.label(), None);
                         continue;
                     }
                 }
@@ -94,10 +148,16 @@ pub(super) async fn run(
                 (src.into(), dst.into(), hop_limit, bytes)
             }
         };
+        // RFC 5798 §7.1: TTL / hop limit 255, checked first: it is the cheapest check
+        // and the one every virtual router on the socket shares.
+        if ttl != 255 {
+            drops.drop(RecvDrop::TtlNot255 { ttl }.label(), Some(src));
+            continue;
+        }
         let advert = match Advert::parse(payload, src, dst) {
             Ok((a, _form)) => a,
             Err(e) => {
-                drop(e.label(), Some(src), &mut limiter);
+                drops.drop(e.label(), Some(src));
                 continue;
             }
         };
@@ -107,10 +167,10 @@ pub(super) async fn run(
             .get(&advert.vrid)
             .cloned();
         match target {
-            None => drop("other_vrid", Some(src), &mut limiter),
+            None => drops.drop("other_vrid", Some(src)),
             Some(route) => {
                 if let Err(e) = route.filter.check(src, ttl, &advert) {
-                    drop(e.label(), Some(src), &mut limiter);
+                    drops.drop(e.label(), Some(src));
                     continue;
                 }
                 if route
@@ -122,7 +182,7 @@ pub(super) async fn run(
                     })
                     .is_err()
                 {
-                    drop("queue_full", Some(src), &mut limiter);
+                    drops.drop("queue_full", Some(src));
                 }
             }
         }

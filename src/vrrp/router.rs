@@ -193,6 +193,15 @@ impl Router {
         if !same_addr_set(&adv.addrs, &self.cfg.vips) {
             self.addr_mismatches = self.addr_mismatches.saturating_add(1);
         }
+        if self.state == State::Backup && adv.priority == 0 {
+            // Ours: only the master we follow can leave. A priority 0 from anyone else
+            // (a stranger, or a router that was never master) would make us take over
+            // after Skew_Time while the master still advertises.
+            // Not a receive-check failure (it is a valid advert), so not a drop.
+            if self.master_addr.is_some_and(|m| m != from) {
+                return Ok(());
+            }
+        }
         match self.state {
             State::Init | State::Fault => {}
             State::Backup => self.backup_rx(now, from, adv),
@@ -689,9 +698,9 @@ impl Router {
         // An advert while a BFD takeover waits: somebody is master (a higher-priority
         // backup that took over first, or the master itself): the advert rules decide.
         self.bfd_pending = None;
-        self.master_addr = Some(from);
         if adv.priority == 0 {
             // RFC 5798 §6.4.2: priority 0: set the Master_Down_Timer to Skew_Time.
+            self.master_addr = Some(from);
             self.master_down_timer = Some(now + self.skew_time());
             watch.heard = Heard::Zero(from);
         } else {
@@ -703,6 +712,7 @@ impl Router {
                 if self.cfg.version == Version::V3 {
                     self.master_adver_interval = adv.interval;
                 }
+                self.master_addr = Some(from);
                 self.master_down_timer = Some(now + self.master_down_interval());
                 watch.last_accepted = Some((now, from));
                 watch.heard = Heard::Accepted;

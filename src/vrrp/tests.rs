@@ -1207,4 +1207,24 @@ fn bfd_genuine_takeover_does_not_hold_bfd_down() {
     assert!(!r.bfd_held_down(back + ms(1)));
     assert!(r.master_down_detected(back + ms(500), PEER_HI, ms(30)));
     assert_eq!(r.state(), State::Master);
+#[test]
+fn backup_ignores_priority_zero_from_a_router_that_is_not_its_master() {
+    let t0 = Instant::now();
+    let mut r = backup(100, t0);
+    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC))
+        .expect("ok");
+    let due = r.poll_timeout();
+    // A stranger's priority 0 neither moves the timer nor the master.
+    r.handle_advert(t0 + ms(10), PEER_LO, 255, &adv(0, SEC))
+        .expect("valid, ignored");
+    assert_eq!(r.poll_timeout(), due);
+    assert_eq!(r.master_addr(), Some(PEER_HI));
+    // A lower-priority stranger we ignore (preempt) does not become "the master" either.
+    r.handle_advert(t0 + ms(20), PEER_LO, 255, &adv(50, SEC))
+        .expect("ok");
+    assert_eq!(r.master_addr(), Some(PEER_HI));
+    // The master's own priority 0 still counts (§6.4.2).
+    r.handle_advert(t0 + ms(30), PEER_HI, 255, &adv(0, SEC))
+        .expect("ok");
+    assert_eq!(r.poll_timeout(), Some(t0 + ms(30) + r.skew_time()));
 }
