@@ -348,6 +348,12 @@ fn second_sigterm_during_a_long_handover_exits_at_once() {
     assert!(lb1.log().contains("second stop signal"), "{}", lb1.log());
 }
 
+/// Seconds between flood packets: about 5,000 a second. At the line rate of the crafting
+/// script (250,000-480,000 a second here) a debug-build vipd pair and the script share two
+/// cores, and the master itself is starved of CPU (it sent 5 adverts in 8 s): that run
+/// measures the machine, not vipd (see the closing note of issue 12).
+const FLOOD_GAP: &str = "0.0002";
+
 fn adverts_sent(topo: &Topology, host: &str) -> f64 {
     metric_sum(
         &metrics_text(topo, host),
@@ -371,18 +377,23 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
     // 1 s adverts (the common setting): on a 2-core machine whose other core runs the
     // flood generator, a line-rate flood overflows the receive socket now and then, and at
     // 100 ms three lost adverts in a row are only 300 ms of overflow (see the closing note).
-    let lb1 = start(&topo, "lb1", &[web(150).interval("1s")]);
+    // Unicast peers: a stranger's valid-looking adverts are then dropped by the receiver's
+    // stateless checks (unknown_peer) like bad ones. In multicast mode every valid advert
+    // from anyone is the protocol's to process (see docs/security.md).
+    let (ip1, ip2): (IpAddr, IpAddr) = (topo.ip4("lb1").into(), topo.ip4("lb2").into());
+    let lb1 = start(&topo, "lb1", &[web(150).interval("1s").unicast(&[ip2])]);
     assert!(
         wait_vipd_state(&topo, "lb1", "web", "master", secs(20)),
         "{}",
         lb1.log()
     );
-    let lb2 = start(&topo, "lb2", &[web(100).interval("1s")]);
+    let lb2 = start(&topo, "lb2", &[web(100).interval("1s").unicast(&[ip1])]);
     assert!(wait_vipd_state(&topo, "lb2", "web", "backup", secs(20)));
     let rogue = topo.ip4("rogue").to_string();
     // 8 s each: more than two Master_Down_Intervals of lb2 (3.61 s).
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         ("ttl254", &["--prio", "200"]),
+        ("valid", &["--prio", "200", "--ttl", "64"]),
         ("bad_checksum", &["--prio", "200"]),
         ("valid", &["--prio", "50"]),
         ("valid", &["--prio", "0"]),
@@ -399,7 +410,7 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
             "--count",
             "1000000",
             "--gap",
-            "0",
+            FLOOD_GAP,
             "--duration",
             "8",
         ];
@@ -446,7 +457,7 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
             "--count",
             "1000000",
             "--gap",
-            "0",
+            FLOOD_GAP,
             "--duration",
             "10",
         ],

@@ -77,6 +77,10 @@ pub struct Crash {
     pub message: String,
 }
 
+/// Adverts handled in one go before the driver executes the router's actions, publishes
+/// its status and looks at its timers again.
+const ADVERT_BATCH: usize = 64;
+
 /// How long a VIP that could not be added keeps the instance in fault before it tries
 /// again.
 pub const VIP_RETRY: Duration = Duration::from_secs(1);
@@ -428,7 +432,18 @@ impl Driver {
                 }
                 input = adverts.recv(), if adverts_open => {
                     match input {
-                        Some(input) => self.handle_input(input),
+                        Some(input) => {
+                            self.handle_input(input);
+                            // Take what else is queued (bounded) before executing and
+                            // publishing once: under a flood, status and metrics are
+                            // rebuilt once per batch, not once per packet.
+                            for _ in 0..ADVERT_BATCH {
+                                match adverts.try_recv() {
+                                    Ok(more) => self.handle_input(more),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
                         None => adverts_open = false,
                     }
                 }
