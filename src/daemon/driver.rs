@@ -560,7 +560,7 @@ impl Driver {
                 self.inst.name,
                 self.inst.interface
             );
-            self.ctx.metrics.vip_restored(&self.inst.name);
+            self.ctx.metrics.repairs.vip_restored(&self.inst.name);
             if let Err(e) = nl.add_address(ifindex, vip).await {
                 self.vip_add_failed(vip, &e);
             }

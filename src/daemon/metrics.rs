@@ -64,6 +64,8 @@ pub struct Metrics {
     pub takeover: TakeoverMetrics,
     /// Health checks.
     pub checks: CheckMetrics,
+    /// Self-repair: VIPs put back, drivers restarted.
+    pub repairs: RepairMetrics,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,8 @@ impl Metrics {
         let adverts = AdvertMetrics::default();
         let takeover = TakeoverMetrics::default();
         let checks = CheckMetrics::default();
+        let repairs = RepairMetrics::default();
+        repairs.register(&mut registry);
         instance.register(&mut registry);
         adverts.register(&mut registry);
         takeover.register(&mut registry);
@@ -90,6 +94,7 @@ impl Metrics {
             adverts,
             takeover,
             checks,
+            repairs,
         }
     }
 
@@ -349,11 +354,51 @@ impl AdvertMetrics {
 
     /// Counts a dropped packet by the receive check that failed.
     pub fn dropped(&self, interface: &str, reason: &str) {
+        self.dropped_n(interface, reason, 1);
+    }
+
+    /// Counts `n` received packets dropped for `reason` (receivers count in batches).
+    pub fn dropped_n(&self, interface: &str, reason: &str, n: u64) {
         let l = vec![
             ("interface", interface.to_string()),
             ("reason", reason.to_string()),
         ];
-        self.dropped.get_or_create(&l).inc();
+        self.dropped.get_or_create(&l).inc_by(n);
+    }
+}
+
+// ----- self-repair ----------------------------------------------------------
+
+/// What vipd repaired by itself (issue 12): VIPs deleted under a master, drivers that
+/// panicked.
+#[derive(Clone, Default)]
+pub struct RepairMetrics {
+    vips_restored: Family<Labels, Counter>,
+    instance_restarts: Family<Labels, Counter>,
+}
+
+impl RepairMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "vips_restored",
+            "VIPs that disappeared from the interface while master and were added again",
+            self.vips_restored.clone(),
+        );
+        r.register(
+            "instance_restarts",
+            "Times the instance's driver ended unexpectedly (a panic) and was restarted",
+            self.instance_restarts.clone(),
+        );
+    }
+
+    /// Counts a VIP put back after it disappeared under a master.
+    pub fn vip_restored(&self, instance: &str) {
+        self.vips_restored.get_or_create(&inst(instance)).inc();
+    }
+
+    /// Counts a restart of the instance after its driver ended unexpectedly.
+    pub fn instance_restarted(&self, instance: &str) {
+        self.instance_restarts.get_or_create(&inst(instance)).inc();
     }
 }
 

@@ -858,7 +858,7 @@ impl Supervisor {
         }
         let n = self.restarts.entry(crash.instance.clone()).or_insert(0);
         *n += 1;
-        self.metrics.instance_restarted(&crash.instance);
+        self.metrics.repairs.instance_restarted(&crash.instance);
         tracing::error!(
             "{}: restarting the instance after a panic ({}); restart {n}",
             crash.instance,

@@ -61,7 +61,7 @@ impl DropCounts {
 
     fn flush(&mut self) {
         for (reason, n) in self.pending.drain() {
-            self.metrics.adverts_dropped(&self.interface, reason, n);
+            self.metrics.adverts.dropped_n(&self.interface, reason, n);
         }
     }
 }

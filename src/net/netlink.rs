@@ -119,6 +119,9 @@ impl LinkInfo {
 #[derive(Clone, Debug)]
 pub struct Netlink {
     handle: Handle,
+    /// Address dumps one at a time: the kernel answers a second dump on the same socket
+    /// while one is in progress with `EBUSY`.
+    dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One address of an interface, with what vipd needs of its flags.
@@ -172,7 +175,10 @@ impl Netlink {
                 source,
             })?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            dumps: Default::default(),
+        })
     }
 
     /// Looks up an interface by name; [`NetError::NoSuchInterface`] when there is none.
@@ -191,16 +197,35 @@ impl Netlink {
         }
     }
 
+    /// Every address message of the namespace (`ifindex`: of that interface), one dump at a
+    /// time, retried a few times if the kernel says a dump is in progress (`EBUSY`).
+    async fn dump(&self, ifindex: Option<u32>) -> Result<Vec<AddressMessage>, NetError> {
+        let _one = self.dumps.lock().await;
+        let mut tries = 0;
+        loop {
+            let mut req = self.handle.address().get();
+            if let Some(i) = ifindex {
+                req = req.set_link_index_filter(i);
+            }
+            match req.execute().try_collect::<Vec<AddressMessage>>().await {
+                Ok(m) => return Ok(m),
+                Err(e) if errno(&e) == Some(libc::EBUSY) && tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                Err(e) => {
+                    let what = match ifindex {
+                        Some(i) => format!("list addresses of interface index {i}"),
+                        None => "list addresses".to_owned(),
+                    };
+                    return Err(nl_error(what, e));
+                }
+            }
+        }
+    }
+
     async fn entries(&self, ifindex: u32) -> Result<Vec<AddrEntry>, NetError> {
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| nl_error(format!("list addresses of interface index {ifindex}"), e))?;
+        let msgs = self.dump(Some(ifindex)).await?;
         // The kernel filters by index only when asked strictly; filter here too.
         Ok(msgs
             .iter()
@@ -212,14 +237,7 @@ impl Netlink {
     /// Every address in this network namespace that carries vipd's mark
     /// ([`ADDRESS_PROTO`]): what an earlier run (crashed or killed) may have left.
     pub async fn owned_addresses(&self) -> Result<Vec<OwnedAddress>, NetError> {
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| nl_error("list addresses".to_owned(), e))?;
+        let msgs = self.dump(None).await?;
         Ok(msgs
             .iter()
             .filter_map(addr_entry)

@@ -1207,6 +1207,8 @@ fn bfd_genuine_takeover_does_not_hold_bfd_down() {
     assert!(!r.bfd_held_down(back + ms(1)));
     assert!(r.master_down_detected(back + ms(500), PEER_HI, ms(30)));
     assert_eq!(r.state(), State::Master);
+}
+
 #[test]
 fn backup_ignores_priority_zero_from_a_router_that_is_not_its_master() {
     let t0 = Instant::now();
