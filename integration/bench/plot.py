@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Draws the failover benchmark's pictures from the records of one run.
 
     integration/bench/plot.py RECORDS_DIR OUT_DIR [--run K]
@@ -12,7 +12,8 @@ SCENARIO-INTERVAL.png: the client's view, vipd and keepalived side by side from 
 the same bench run (default 1), one mark per request at its send time, in the row and
 colour of the host that answered; lost requests are red marks in the "lost" row, so an
 outage is a gap in the host rows. The counted outage is shaded, the event is the line at
-0. summary.png is the outage table as bars (median, whiskers min..max) per scenario.
+0. summary.png is the outage table as bars (median, whiskers min..max): one small chart
+per interval and scenario, each on its own scale.
 
 Needs python3-matplotlib (Debian). Draws nothing it did not read.
 """
@@ -73,13 +74,13 @@ def draw_panel(ax, head, recs):
     ax.axvline(0, color="black", lw=0.8, ls="--")
     ax.set_yticks([0, 1, 2])
     ax.set_yticklabels(["lost", "lb2", "lb1"])
-    ax.set_ylim(-0.6, 2.6)
+    ax.set_ylim(-0.6, 3.2)  # room for the legend above the lb1 row
     ax.set_xlabel("ms since the event (request send time)")
     outage = head.get("outage_len_ms", 0.0)
     ax.set_title(f"{head['agent']}: outage {outage:.1f} ms, {head.get('lost', 0)} lost",
                  fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
+    ax.legend(loc="upper center", ncol=3, fontsize=7, framealpha=0.9, markerscale=0.8)
 
 
 def scenario_pictures(records, out, run):
@@ -95,7 +96,7 @@ def scenario_pictures(records, out, run):
     written = []
     for (scenario, interval), per_agent in sorted(found.items()):
         agents = [a for a in AGENTS if a in per_agent]
-        fig, axes = plt.subplots(1, len(agents), figsize=(6.2 * len(agents), 3.2),
+        fig, axes = plt.subplots(1, len(agents), figsize=(6.2 * len(agents), 3.4),
                                  sharex=True, squeeze=False)
         lo = min(min(r["sent_ms"] for r in per_agent[a][1]) for a in agents)
         hi = max(max(r["sent_ms"] for r in per_agent[a][1]) for a in agents)
@@ -122,6 +123,8 @@ def median(v):
 
 
 def summary_picture(records, out):
+    """The outage table: one small chart per (interval, scenario), each on its own scale
+    (a 1 s master death and a 10 ms one differ a hundredfold), vipd beside keepalived."""
     with open(os.path.join(records, "summary.json")) as f:
         rows = json.load(f)
     cells = collections.defaultdict(list)
@@ -131,39 +134,38 @@ def summary_picture(records, out):
             order.append(r["scenario"])
         cells[(r["scenario"], r["interval"], r["agent"])].append(r["outage_len_ms"])
     names = {r["scenario"]: r.get("scenario_name", r["scenario"]) for r in rows}
-    fig, axes = plt.subplots(1, len(order), figsize=(3.6 * len(order), 3.6), squeeze=False)
-    width = 0.38
-    for ax, scenario in zip(axes[0], order):
-        intervals = sorted({i for (s, i, _) in cells if s == scenario}, key=interval_key)
-        for k, agent in enumerate(AGENTS):
-            xs, meds, los, his, ns = [], [], [], [], []
-            for j, iv in enumerate(intervals):
+    intervals = sorted({i for (_, i, _) in cells}, key=interval_key, reverse=True)
+    fig, axes = plt.subplots(len(intervals), len(order),
+                             figsize=(2.7 * len(order), 2.1 * len(intervals) + 0.6),
+                             squeeze=False)
+    colours = ["#4c72b0", "#dd8452"]
+    for i, iv in enumerate(intervals):
+        for j, scenario in enumerate(order):
+            ax = axes[i][j]
+            top = 0.0
+            for k, agent in enumerate(AGENTS):
                 v = cells.get((scenario, iv, agent))
                 if not v:
                     continue
                 m = median(v)
-                xs.append(j + (k - 0.5) * width)
-                meds.append(m)
-                los.append(m - min(v))
-                his.append(max(v) - m)
-                ns.append(len(v))
-            if not xs:
-                continue
-            ax.bar(xs, meds, width, yerr=[los, his], capsize=3, label=agent,
-                   color=["#4c72b0", "#dd8452"][k])
-            for x, m in zip(xs, meds):
-                ax.annotate(f"{m:.0f}", (x, m), ha="center", va="bottom", fontsize=7,
-                            xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(intervals)))
-        ax.set_xticklabels(intervals)
-        ax.set_xlabel("advert interval")
-        ax.set_title(names[scenario], fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("client-side outage, ms\n(median; whiskers min..max)")
-    axes[0][0].legend(fontsize=8)
+                top = max(top, max(v))
+                ax.bar([k], [m], 0.6, yerr=[[m - min(v)], [max(v) - m]], capsize=3,
+                       color=colours[k], label=agent)
+                ax.annotate(f"{m:.0f}" if m >= 10 or m == 0 else f"{m:.1f}", (k, max(v)),
+                            ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                            textcoords="offset points")
+            ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+            ax.set_xticks(range(len(AGENTS)))
+            ax.set_xticklabels(AGENTS, fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(axis="y", alpha=0.3)
+            if i == 0:
+                ax.set_title(names[scenario], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{iv} adverts\noutage, ms", fontsize=8)
     n = max((len(v) for v in cells.values()), default=0)
-    fig.suptitle(f"Failover benchmark: outage the client saw, vipd vs keepalived "
-                 f"(up to {n} runs per bar)", fontsize=11)
+    fig.suptitle("Failover benchmark: the outage the client saw (median of up to "
+                 f"{n} runs; whiskers min..max), vipd vs keepalived", fontsize=10)
     fig.tight_layout()
     path = os.path.join(out, "summary.png")
     fig.savefig(path, dpi=110)
