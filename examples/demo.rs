@@ -190,7 +190,9 @@ fn strip_ts(line: &str) -> &str {
 
 fn main() -> ExitCode {
     if !harness::require_netns("demo") {
-        eprintln!("demo: needs root: run integration/demo.sh from a root shell or as a user with sudo");
+        eprintln!(
+            "demo: needs root: run integration/demo.sh from a root shell or as a user with sudo"
+        );
         return ExitCode::FAILURE;
     }
     if let Err(e) = harness::cleanup_on_sigint() {
