@@ -645,7 +645,7 @@ fn track_keys_belong_to_their_kind() {
             (
                 13,
                 8,
-                "kind must be \"http\", \"tcp\", \"exec\" or \"interface\", got \"ping\"",
+                "kind must be \"http\", \"tcp\", \"exec\", \"interface\"",
             ),
         ],
     );

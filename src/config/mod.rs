@@ -57,6 +57,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Directory for persisted operator overrides (`state-dir`, default `/var/lib/vipd`).
     pub state_dir: PathBuf,
+    /// Instances take no part in elections until this long after vipd started
+    /// (`startup-delay`, default 0; keepalived `vrrp_startup_delay`).
+    pub startup_delay: Duration,
     /// The virtual routers, in file order. May be empty.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.

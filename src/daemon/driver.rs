@@ -127,6 +127,9 @@ pub struct DriverContext {
     pub priority_override: Option<u8>,
     /// Maintenance restored from the state dir.
     pub maintenance: bool,
+    /// Take part in elections (RFC 5798 §6.4.1 Startup) only from this instant on
+    /// (`startup-delay` after vipd started; `None` or past = at once).
+    pub start_at: Option<Instant>,
 }
 
 /// Handle to a running driver.
@@ -157,6 +160,8 @@ struct Driver {
     checks: Option<CheckSet>,
     track_rx: mpsc::Receiver<TrackEvent>,
     track_healthy: Vec<bool>,
+    /// Values of `file` checks (0 for other kinds).
+    track_value: Vec<i64>,
     track_latency: Vec<Option<Duration>>,
     track_error: Vec<Option<String>>,
     link_up: bool,
@@ -218,6 +223,7 @@ impl Driver {
             // A check counts as unhealthy until `rise` successes (track::health), so a
             // restarting host cannot preempt on checks it has not run yet.
             track_healthy: vec![false; n],
+            track_value: vec![0; n],
             track_latency: vec![None; n],
             track_error: vec![None; n],
             own_fault: None,
@@ -250,12 +256,22 @@ impl Driver {
         }
         // Checks start unhealthy until they rise (track::health): start at the reduced
         // priority rather than preempting on checks that have not run yet.
-        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
         self.router.set_penalty(now, penalty);
         self.recompute_fault(now);
-        // Held in Fault if the link is down at start: startup runs when it clears.
-        self.router.start(now);
+        // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
+        let mut start_at = self.ctx.start_at.filter(|t| *t > now);
+        match start_at {
+            Some(t) => tracing::info!(
+                instance = %self.inst.name,
+                "{}: waiting {:.1} s (startup-delay) before taking part",
+                self.inst.name,
+                t.duration_since(now).as_secs_f64()
+            ),
+            // Held in Fault if the link is down at start: startup runs when it clears.
+            None => self.router.start(now),
+        }
         self.execute().await;
         self.publish();
         let mut track_open = self.checks.is_some();
@@ -264,7 +280,10 @@ impl Driver {
             if self.released {
                 break;
             }
-            let deadline = self.router.poll_timeout();
+            let deadline = match (self.router.poll_timeout(), start_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -290,7 +309,13 @@ impl Driver {
                     }
                 }
                 _ = sleep => {
-                    self.router.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    if start_at.is_some_and(|t| t <= now) {
+                        start_at = None;
+                        tracing::info!(instance = %self.inst.name, "{}: startup-delay over: starting", self.inst.name);
+                        self.router.start(now);
+                    }
+                    self.router.handle_timeout(now);
                 }
             }
             self.execute().await;
@@ -298,6 +323,9 @@ impl Driver {
         }
         self.stop_announcing();
         self.checks = None;
+        // keepalived notify_stop: after the handover and the hooks of the last transition.
+        self.notifier
+            .notify(&self.inst.name, "stop", "instance stopped");
         // Let the hooks of the last transitions run before the runtime goes away.
         let _ = tokio::time::timeout(
             self.inst.notify.timeout.min(HOOK_WAIT_ON_STOP),
@@ -383,6 +411,9 @@ impl Driver {
         if let Some(h) = self.track_healthy.get_mut(ev.check) {
             *h = ev.healthy;
         }
+        if let Some(v) = self.track_value.get_mut(ev.check) {
+            *v = ev.value;
+        }
         if let Some(l) = self.track_latency.get_mut(ev.check) {
             *l = Some(ev.latency);
         }
@@ -401,16 +432,21 @@ impl Driver {
                 if ev.healthy { "healthy" } else { "failing" }
             );
         }
-        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
         self.router
             .set_penalty(now, self.own_penalty.max(self.group_penalty));
         self.recompute_fault(now);
     }
 
+    /// Penalty and fault reason of the instance's checks (track::penalty_with_values).
+    fn track_penalty(&self) -> (u32, Option<String>) {
+        track::penalty_with_values(&self.inst.tracks, &self.track_healthy, &self.track_value)
+    }
+
     fn recompute_fault(&mut self, now: Instant) {
         let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
-        let (_, track_fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (_, track_fault) = self.track_penalty();
         self.own_fault = link_fault.or(track_fault);
         let fault = self.own_fault.clone().or_else(|| self.group_fault.clone());
         self.router.set_fault(now, fault);
@@ -708,7 +744,10 @@ impl Driver {
                     .copied()
                     .flatten()
                     .map(|d| d.as_millis() as u64),
-                detail: self.track_error.get(i).cloned().flatten(),
+                detail: self.track_error.get(i).cloned().flatten().or_else(|| {
+                    matches!(spec.kind, track::CheckKind::File { .. })
+                        .then(|| format!("value {}", self.track_value.get(i).copied().unwrap_or(0)))
+                }),
             })
             .collect();
         let st = InstanceStatus {

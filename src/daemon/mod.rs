@@ -118,10 +118,13 @@ struct Supervisor {
     calls_rx: mpsc::Receiver<ControlCall>,
     link_rx: mpsc::Receiver<LinkEvent>,
     background: Vec<JoinHandle<()>>,
+    /// When this vipd started (`startup-delay` counts from here).
+    started_at: Instant,
 }
 
 impl Supervisor {
     async fn start(path: PathBuf, config: Config) -> Result<Self, DaemonError> {
+        let started_at = Instant::now();
         let netlink = Netlink::connect().await?;
         let metrics = Metrics::new();
         let (events, _) = broadcast::channel(1024);
@@ -210,6 +213,7 @@ impl Supervisor {
             calls_rx,
             link_rx,
             background,
+            started_at,
         };
         for inst in config.instances {
             sup.start_instance(inst).await?;
@@ -318,6 +322,7 @@ impl Supervisor {
             reports: self.group_tx.clone(),
             priority_override: saved.priority,
             maintenance: saved.maintenance,
+            start_at: Some(self.started_at + self.config.startup_delay),
         };
         if saved.priority.is_some() || saved.maintenance {
             tracing::info!(
