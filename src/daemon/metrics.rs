@@ -145,6 +145,19 @@ impl Metrics {
         self.checks.record(instance, check, healthy, latency);
     }
 
+    /// Removes the series that describe an instance as it is now (state, priority,
+    /// identity, operator settings, last takeover, its checks' verdicts), once its driver
+    /// has ended (removed by a reload, or renamed): a gone instance must not look like a
+    /// backup forever (the no-master alert would fire). Counters and histograms stay:
+    /// they count what happened.
+    pub fn forget_instance(&self, instance: &str, checks: &[String]) {
+        self.instance.forget(instance);
+        self.takeover.forget(instance);
+        for c in checks {
+            self.checks.forget(instance, c);
+        }
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -298,6 +311,24 @@ impl InstanceMetrics {
             .set(i64::from(maintenance));
     }
 
+    /// Removes the instance's gauges (see [`Metrics::forget_instance`]).
+    pub fn forget(&self, instance: &str) {
+        let l = inst(instance);
+        for s in STATES {
+            let mut ls = l.clone();
+            ls.push(("state", s.to_string()));
+            self.state.remove(&ls);
+        }
+        self.state_since.remove(&l);
+        self.priority.remove(&l);
+        self.priority_override.remove(&l);
+        self.maintenance.remove(&l);
+        let mut known = self.info_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = known.remove(instance) {
+            self.info.remove(&old);
+        }
+    }
+
     /// Counts a transition.
     pub fn transition(&self, instance: &str, from: &str, to: &str) {
         let mut l = inst(instance);
@@ -412,6 +443,13 @@ impl TakeoverMetrics {
         let _ = self.announce.get_or_create(&l);
     }
 
+    /// Removes the last-value gauges (the histograms stay).
+    pub fn forget(&self, instance: &str) {
+        let l = inst(instance);
+        self.last_detect.remove(&l);
+        self.last_announce.remove(&l);
+    }
+
     /// Records a takeover's time to detect.
     pub fn detect(&self, instance: &str, d: Duration) {
         let l = inst(instance);
@@ -448,6 +486,14 @@ impl CheckMetrics {
             "Duration of the last probe of the health check",
             self.latency.clone(),
         );
+    }
+
+    /// Removes one check's series.
+    pub fn forget(&self, instance: &str, check: &str) {
+        let mut l = inst(instance);
+        l.push(("check", check.to_string()));
+        self.healthy.remove(&l);
+        self.latency.remove(&l);
     }
 
     /// Records a health check's verdict and latency.
@@ -586,6 +632,50 @@ mod tests {
             !text.contains("vipd_last_takeover_detect_seconds{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_forgotten_instance_leaves_only_its_counters_and_histograms() {
+        let m = Metrics::new();
+        for name in ["web", "api"] {
+            m.set_state(name, "backup");
+            m.set_priority(name, 100);
+            m.transition(name, "init", "backup");
+            m.instance.set_state_since(name, UNIX_EPOCH);
+            m.instance.set_operator(name, Some(120), true);
+            m.instance
+                .set_identity(name, "eth0", 51, "ipv4", "192.0.2.100/24");
+            m.takeover_detect(name, Duration::from_millis(300));
+            m.check(name, "http", true, Duration::from_millis(1));
+        }
+        m.forget_instance("web", &["http".to_string()]);
+        let text = m.render();
+        let web: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#"instance="web""#))
+            .collect();
+        assert!(
+            web.iter().all(|l| l.starts_with("vipd_transitions_total")
+                || l.starts_with("vipd_takeover_")),
+            "{web:#?}"
+        );
+        assert!(web.iter().any(|l| l.starts_with("vipd_transitions_total")));
+        assert!(web
+            .iter()
+            .any(|l| l.starts_with("vipd_takeover_detect_seconds_count")));
+        // The other instance keeps everything.
+        for key in [
+            r#"vipd_instance_state{instance="api",state="backup"}"#,
+            r#"vipd_instance_priority{instance="api"}"#,
+            r#"vipd_instance_maintenance{instance="api"}"#,
+            r#"vipd_instance_priority_override{instance="api"}"#,
+            r#"vipd_instance_state_since_timestamp_seconds{instance="api"}"#,
+            r#"vipd_last_takeover_detect_seconds{instance="api"}"#,
+            r#"vipd_check_healthy{instance="api",check="http"}"#,
+        ] {
+            assert!(sample(&text, key).is_some(), "{key} missing:\n{text}");
+        }
+        assert!(text.contains(r#"vipd_instance_info{instance="api""#));
     }
 
     #[test]
