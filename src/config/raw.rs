@@ -64,6 +64,15 @@ pub(super) struct RawInstance {
     pub(super) arbiter_key: Option<S<String>>,
     #[serde(default, rename = "track")]
     pub(super) tracks: Vec<S<RawTrack>>,
+    pub(super) bfd: Option<S<RawBfd>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+pub(super) struct RawBfd {
+    pub(super) peers: Option<SList<String>>,
+    pub(super) interval: Option<S<String>>,
+    pub(super) multiplier: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,9 @@ use crate::track::{ArgsMatch, CheckKind, CheckSpec, NotifySpec, ProcessMatch};
 /// Largest number of VIPs: Count IPvX Addrs is 8 bits (RFC 5798 §5.2.6), and an IPv6
 /// advert must fit a 1500-byte MTU (40 + 8 + 16 * 90 = 1488).
 const MAX_VIPS_V4: usize = 255;
+
+#[path = "validate_bfd.rs"]
+mod bfd;
 const MAX_VIPS_V6: usize = 90;
 
 mod arbiter;
@@ -825,6 +828,7 @@ impl Cx<'_> {
 
         let announce = self.announce(r, &p);
         let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"), true);
+        let bfd = self.bfd(r, &p, family, &vip_addrs, unicast_peers.as_deref());
 
         let mut tracks = Vec::new();
         let mut track_names: HashMap<String, usize> = HashMap::new();
@@ -882,6 +886,7 @@ impl Cx<'_> {
                 // Filled in by `config` (needs the [arbiter] section).
                 arbiter: false,
                 arbiter_key: None,
+                bfd: bfd?,
             })
         })();
         (built, seen)

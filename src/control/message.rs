@@ -362,6 +362,20 @@ pub struct InstanceStatus {
     /// Why the instance is in fault, if it is.
     #[serde(default)]
     pub fault: Option<String>,
+    /// Peer BFD sessions (`[instance.bfd]`), one per peer.
+    #[serde(default)]
+    pub bfd: Vec<BfdPeerStatus>,
+}
+
+/// One BFD session of an instance, as `vipctl status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdPeerStatus {
+    /// The peer's address.
+    pub peer: String,
+    /// `"admin_down"`, `"down"`, `"init"` or `"up"`.
+    pub state: String,
+    /// The detection time in milliseconds (rounded up), once the peer has been heard.
+    pub detect_ms: Option<u64>,
 }
 
 /// A past state change of an instance.

@@ -6,6 +6,7 @@
 //!   supervisor (control, reload) ---Input::*---------+--> [ driver task ] --> VrrpSocket::send (adverts)
 //!   health checks ------------------TrackEvent-------+        |   Router       --> Netlink add/del VIPs
 //!   sync group coordinator ---------Input::Group*----+        |   (sans-IO)    --> FrameSender (GARP / NA)
+//!   BFD engine thread (daemon::bfd) -BfdEvent---------+        |
 //!                                                             +--> status board, events, metrics, notify hooks
 //! ```
 //!
@@ -184,6 +185,9 @@ struct Driver {
     last_transition: Option<Transition>,
     released: bool,
     log_limiter: super::ratelimit::LogLimiter,
+    /// Peer BFD (`[instance.bfd]`): the sessions and their state changes.
+    bfd: Option<super::bfd::Subscription>,
+    bfd_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -241,6 +245,8 @@ impl Driver {
             last_transition: None,
             released: false,
             log_limiter: super::ratelimit::LogLimiter::new(Duration::from_secs(10)),
+            bfd: None,
+            bfd_rx: None,
             inst,
             ctx,
         }
@@ -260,6 +266,7 @@ impl Driver {
         self.own_penalty = penalty;
         self.router.set_penalty(now, penalty);
         self.recompute_fault(now);
+        self.start_bfd();
         // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
         let mut start_at = self.ctx.start_at.filter(|t| *t > now);
         match start_at {
@@ -301,6 +308,9 @@ impl Driver {
                             self.router.shutdown(Instant::now());
                         }
                     }
+                }
+                Some(ev) = super::bfd::next_event(&mut self.bfd_rx) => {
+                    self.handle_bfd(ev);
                 }
                 ev = self.track_rx.recv(), if track_open => {
                     match ev {
@@ -776,6 +786,7 @@ impl Driver {
             tracks,
             sync_group: None, // filled in by the supervisor, which knows the groups
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+            bfd: self.bfd.as_ref().map(|b| b.status()).unwrap_or_default(),
         };
         self.ctx
             .board
@@ -788,5 +799,60 @@ impl Driver {
                     entered: self.entered_state_mono,
                 },
             );
+    }
+}
+
+// ----- peer BFD (the logic is in daemon::bfd and Router::master_down_detected) --------
+
+impl Driver {
+    fn start_bfd(&mut self) {
+        let Some(spec) = &self.inst.bfd else {
+            return;
+        };
+        match super::bfd::engine(&self.ctx.metrics) {
+            Ok(engine) => {
+                let peers = super::bfd::peer_specs(
+                    spec,
+                    &self.inst.interface,
+                    self.ctx.ifindex,
+                    self.ctx.source,
+                );
+                let mut sub = engine.subscribe(&self.inst.name, peers);
+                self.bfd_rx = sub.events.take();
+                self.bfd = Some(sub);
+            }
+            Err(e) => {
+                tracing::error!(instance = %self.inst.name, "{}: {e}; running without BFD", self.inst.name);
+            }
+        }
+    }
+
+    fn handle_bfd(&mut self, ev: super::bfd::BfdEvent) {
+        let now = Instant::now();
+        if !super::bfd::is_failure(&ev) {
+            return;
+        }
+        let detect = ev.detect.unwrap_or_default();
+        let follows =
+            self.router.state() == State::Backup && self.router.master_addr() == Some(ev.peer);
+        if self.router.master_down_detected(now, ev.peer, detect) {
+            let wait = self.router.bfd_wait(detect);
+            if !wait.is_zero() && self.router.state() == State::Backup {
+                tracing::info!(
+                    instance = %self.inst.name,
+                    "{}: BFD says master {} is down: taking over in {:.1} ms unless another backup does",
+                    self.inst.name,
+                    ev.peer,
+                    wait.as_secs_f64() * 1000.0
+                );
+            }
+        } else if follows && self.router.bfd_held_down(now) {
+            tracing::info!(
+                instance = %self.inst.name,
+                "{}: BFD session to master {} down, ignored: BFD is held down after a takeover that adverts undid",
+                self.inst.name,
+                ev.peer
+            );
+        }
     }
 }

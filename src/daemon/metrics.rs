@@ -64,6 +64,8 @@ pub struct Metrics {
     pub takeover: TakeoverMetrics,
     /// Health checks.
     pub checks: CheckMetrics,
+    /// BFD sessions.
+    pub bfd: BfdMetrics,
 }
 
 impl Default for Metrics {
@@ -84,7 +86,10 @@ impl Metrics {
         adverts.register(&mut registry);
         takeover.register(&mut registry);
         checks.register(&mut registry);
+        let bfd = BfdMetrics::default();
+        bfd.register(&mut registry);
         Metrics {
+            bfd,
             registry: Arc::new(Mutex::new(registry)),
             instance,
             adverts,
@@ -502,6 +507,98 @@ impl CheckMetrics {
         l.push(("check", check.to_string()));
         self.healthy.get_or_create(&l).set(i64::from(healthy));
         self.latency.get_or_create(&l).set(latency.as_secs_f64());
+    }
+}
+
+// ----- BFD -------------------------------------------------------------------
+
+/// BFD sessions (RFC 5880): state, transitions, packets, drops by receive check.
+#[derive(Clone, Default)]
+pub struct BfdMetrics {
+    state: Family<Labels, Gauge>,
+    transitions: Family<Labels, Counter>,
+    sent: Family<Labels, Counter>,
+    received: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
+}
+
+fn session(interface: &str, peer: &str) -> Labels {
+    vec![
+        ("interface", interface.to_string()),
+        ("peer", peer.to_string()),
+    ]
+}
+
+impl BfdMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "bfd_session_state",
+            "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)",
+            self.state.clone(),
+        );
+        r.register(
+            "bfd_transitions",
+            "BFD session state changes",
+            self.transitions.clone(),
+        );
+        r.register(
+            "bfd_packets_sent",
+            "BFD Control packets sent",
+            self.sent.clone(),
+        );
+        r.register(
+            "bfd_packets_received",
+            "BFD Control packets accepted by a session",
+            self.received.clone(),
+        );
+        r.register(
+            "bfd_packets_dropped",
+            "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)",
+            self.dropped.clone(),
+        );
+    }
+
+    /// Records a session's state.
+    pub fn set_state(&self, interface: &str, peer: &str, state: crate::bfd::SessionState) {
+        self.state
+            .get_or_create(&session(interface, peer))
+            .set(i64::from(state.bits()));
+    }
+
+    /// Forgets a session that ended.
+    pub fn remove(&self, interface: &str, peer: &str) {
+        self.state.remove(&session(interface, peer));
+    }
+
+    /// Counts a state change.
+    pub fn transition(&self, interface: &str, peer: &str, from: &str, to: &str) {
+        let mut l = session(interface, peer);
+        l.push(("from", from.to_string()));
+        l.push(("to", to.to_string()));
+        self.transitions.get_or_create(&l).inc();
+    }
+
+    /// Counts a packet sent.
+    pub fn sent(&self, interface: &str) {
+        self.sent
+            .get_or_create(&vec![("interface", interface.to_string())])
+            .inc();
+    }
+
+    /// Counts a packet accepted.
+    pub fn received(&self, interface: &str) {
+        self.received
+            .get_or_create(&vec![("interface", interface.to_string())])
+            .inc();
+    }
+
+    /// Counts a dropped packet by the receive check that failed.
+    pub fn dropped(&self, interface: &str, reason: &str) {
+        let l = vec![
+            ("interface", interface.to_string()),
+            ("reason", reason.to_string()),
+        ];
+        self.dropped.get_or_create(&l).inc();
     }
 }
 

@@ -14,6 +14,7 @@
 //! packet sockets, the netlink handle) and routes events to drivers; it never
 //! touches an address itself except to clean up after a crashed earlier run.
 
+pub mod bfd;
 pub mod driver;
 pub mod metrics;
 mod ratelimit;

@@ -75,6 +75,7 @@ pub fn table() -> Vec<InstanceStatus> {
             }],
             sync_group: None,
             fault: None,
+            bfd: Vec::new(),
         },
         InstanceStatus {
             name: "api".into(),
