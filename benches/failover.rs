@@ -74,6 +74,10 @@ struct Args {
     /// Skip the 100-instance / 1,000-VIP figures.
     #[arg(long)]
     no_scale: bool,
+    /// Write what the client saw in every measured event (JSON lines) and the outage
+    /// table (summary.json) to this directory, for integration/bench/plot.py.
+    #[arg(long)]
+    records: Option<PathBuf>,
     /// Passed by `cargo bench` to every bench binary; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -103,6 +107,17 @@ impl Scenario {
             Scenario::Graceful => "graceful stop",
             Scenario::Failback => "failback",
             Scenario::Partition => "partition heal",
+            Scenario::Maintenance => "maintenance",
+        }
+    }
+
+    /// The scenario's command-line name (file names of `--records`).
+    fn slug(self) -> &'static str {
+        match self {
+            Scenario::Death => "death",
+            Scenario::Graceful => "graceful",
+            Scenario::Failback => "failback",
+            Scenario::Partition => "partition",
             Scenario::Maintenance => "maintenance",
         }
     }
@@ -270,6 +285,51 @@ struct Sample {
     outage: Duration,
     lost: usize,
     note: String,
+    /// What the client saw, for the pictures (`--records DIR`).
+    trace: Option<Trace>,
+}
+
+/// One measured event as the client saw it: every request, the event's time and the
+/// outage that was counted (all `CLOCK_MONOTONIC`).
+#[derive(Debug, Clone)]
+struct Trace {
+    event: Duration,
+    records: Vec<harness::Record>,
+    outage: Option<(Duration, Duration)>,
+}
+
+impl Trace {
+    fn new(rep: harness::ProbeReport, event: Duration, outage: Option<&harness::Outage>) -> Trace {
+        Trace {
+            event,
+            records: rep.records,
+            outage: outage.map(|o| (o.start, o.end)),
+        }
+    }
+
+    /// JSON lines: a header, then one line per request; times in ms relative to the event.
+    fn to_jsonl(&self, head: &serde_json::Value) -> String {
+        let rel = |t: Duration| (t.as_secs_f64() - self.event.as_secs_f64()) * 1000.0;
+        let mut out = String::new();
+        let mut h = head.clone();
+        h["outage_ms"] = match self.outage {
+            Some((a, b)) => serde_json::json!([rel(a), rel(b)]),
+            None => serde_json::Value::Null,
+        };
+        out.push_str(&h.to_string());
+        out.push('\n');
+        for r in &self.records {
+            let line = serde_json::json!({
+                "seq": r.seq,
+                "sent_ms": rel(r.sent),
+                "reply_ms": r.reply.map(rel),
+                "name": r.name,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        out
+    }
 }
 
 fn vip() -> IpAddr {
@@ -331,7 +391,8 @@ fn measure(
             rep.summary()
         ));
     }
-    let (outage, lost, mut note) = match rep.outage_around(event, slack) {
+    let found = rep.outage_around(event, slack);
+    let (outage, lost, mut note) = match &found {
         Some(o) => (
             o.duration,
             o.lost,
@@ -344,7 +405,13 @@ fn measure(
         None => (Duration::ZERO, 0, "no loss".to_string()),
     };
     let _ = write!(note, ", end state after {:.0} ms", fms(took));
-    Ok(Sample { outage, lost, note })
+    let trace = Some(Trace::new(rep, event, found.as_ref()));
+    Ok(Sample {
+        outage,
+        lost,
+        note,
+        trace,
+    })
 }
 
 // ---- one (agent, interval) cell --------------------------------------------------------------
@@ -502,10 +569,12 @@ impl Cell<'_> {
                     rep.summary()
                 ));
             }
-            let (outage, lost) = rep
-                .outage_around(event, iv * 2 + ms(500))
+            let found = rep.outage_around(event, iv * 2 + ms(500));
+            let (outage, lost) = found
+                .as_ref()
                 .map(|o| (o.duration, o.lost))
                 .unwrap_or((Duration::ZERO, 0));
+            let trace = Some(Trace::new(rep, event, found.as_ref()));
             record(
                 Scenario::Partition,
                 Sample {
@@ -515,6 +584,7 @@ impl Cell<'_> {
                         "client on {on} during the split, end state after {:.0} ms",
                         fms(took)
                     ),
+                    trace,
                 },
             );
         }
@@ -743,6 +813,44 @@ fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
             println!("  {f}");
         }
     }
+}
+
+/// Writes every sample's probe trace as `SCENARIO-INTERVAL-AGENT-runN.jsonl` and the
+/// outage table as `summary.json` into `dir`; returns the number of traces.
+fn write_records(dir: &std::path::Path, res: &Results) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut n = 0;
+    let mut summary = Vec::new();
+    for ((s, iv, ag), samples) in res {
+        for (k, x) in samples.iter().enumerate() {
+            let head = serde_json::json!({
+                "scenario": s.slug(),
+                "scenario_name": s.name(),
+                "interval": interval_label(*iv),
+                "agent": ag.name(),
+                "run": k + 1,
+                "outage_len_ms": fms(x.outage),
+                "lost": x.lost,
+                "note": x.note,
+            });
+            if let Some(t) = &x.trace {
+                let name = format!(
+                    "{}-{}-{}-run{}.jsonl",
+                    s.slug(),
+                    interval_label(*iv),
+                    ag.name(),
+                    k + 1
+                );
+                std::fs::write(dir.join(name), t.to_jsonl(&head))?;
+                n += 1;
+            }
+            summary.push(head);
+        }
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Array(summary))
+        .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), text + "\n")?;
+    Ok(n)
 }
 
 // ---- resources ----------------------------------------------------------------------------------
@@ -1251,6 +1359,15 @@ fn main() {
         }
     }
     print_table(&plan, &res, &failures);
+    if let Some(dir) = &args.records {
+        match write_records(dir, &res) {
+            Ok(n) => println!(
+                "\nrecords: {n} probe traces and summary.json in {}",
+                dir.display()
+            ),
+            Err(e) => println!("\nrecords: cannot write to {}: {e}", dir.display()),
+        }
+    }
     if plan.resources {
         println!(
             "\n== resources, one instance (RSS from VmRSS; CPU = utime+stime over a {:?} idle window; keepalived = parent + VRRP child) ==",

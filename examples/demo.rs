@@ -1,8 +1,8 @@
 //! The vipd demo: two load balancers share a virtual IP; a client keeps talking to it while
 //! the master crashes, comes back, and is later stopped for maintenance.
 //!
-//! Run it with `sudo integration/demo.sh` (it builds this example and vipd, then runs this as
-//! root). Everything happens inside network namespaces this program creates and deletes again,
+//! Run it with `integration/demo.sh`, from a root shell or as a user with sudo (it builds this
+//! example and vipd, then runs this as root). Everything happens inside network namespaces this program creates and deletes again,
 //! also on Ctrl-C; only documentation addresses are used.
 //!
 //! ```text
@@ -190,7 +190,9 @@ fn strip_ts(line: &str) -> &str {
 
 fn main() -> ExitCode {
     if !harness::require_netns("demo") {
-        eprintln!("demo: run it as root: sudo integration/demo.sh");
+        eprintln!(
+            "demo: needs root: run integration/demo.sh from a root shell or as a user with sudo"
+        );
         return ExitCode::FAILURE;
     }
     if let Err(e) = harness::cleanup_on_sigint() {

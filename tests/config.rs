@@ -645,7 +645,7 @@ fn track_keys_belong_to_their_kind() {
             (
                 13,
                 8,
-                "kind must be \"http\", \"tcp\", \"exec\" or \"interface\", got \"ping\"",
+                "kind must be \"http\", \"tcp\", \"exec\", \"interface\"",
             ),
         ],
     );
@@ -916,4 +916,65 @@ fn documentation_examples_parse() {
             }
         }
     }
+}
+
+// ---- [instance.bfd] -----------------------------------------------------------------
+
+#[test]
+fn bfd_defaults_to_unicast_peers_10ms_x3() {
+    let c = ok(&format!(
+        "{BASE}unicast-peers = [\"192.0.2.12\"]\n[instance.bfd]\n"
+    ));
+    let b = c.instances[0].bfd.as_ref().expect("bfd");
+    assert_eq!(
+        b.peers,
+        vec!["192.0.2.12".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(b.interval, std::time::Duration::from_millis(10));
+    assert_eq!(b.multiplier, 3);
+    assert!(ok(BASE).instances[0].bfd.is_none());
+}
+
+#[test]
+fn bfd_every_key() {
+    let c = ok(&format!(
+        "{BASE}[instance.bfd]\npeers = [\"192.0.2.12\", \"192.0.2.13\"]\ninterval = \"3ms\"\nmultiplier = 5\n"
+    ));
+    let b = c.instances[0].bfd.as_ref().expect("bfd");
+    assert_eq!(b.peers.len(), 2);
+    assert_eq!(b.interval, std::time::Duration::from_millis(3));
+    assert_eq!(b.multiplier, 5);
+}
+
+fn bfd_err(body: &str) -> String {
+    match config::parse(&format!("{BASE}{body}"), "inline.toml") {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bfd_bad_values_are_rejected_with_their_place() {
+    let e = bfd_err("[instance.bfd]\n");
+    assert!(
+        e.contains("missing key `peers`") && e.contains("multicast"),
+        "{e}"
+    );
+    let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.12\"]\ninterval = \"0.5ms\"\n");
+    assert!(
+        e.contains("inline.toml:9:") && e.contains("interval must be"),
+        "{e}"
+    );
+    let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.12\"]\nmultiplier = 0\n");
+    assert!(e.contains("multiplier must be 1..=255"), "{e}");
+    let e = bfd_err("[instance.bfd]\npeers = [\"2001:db8::1\"]\n");
+    assert!(e.contains("address family"), "{e}");
+    let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.100\"]\n");
+    assert!(e.contains("VIPs"), "{e}");
+    let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.12\", \"192.0.2.12\"]\n");
+    assert!(e.contains("twice"), "{e}");
+    let e = bfd_err("[instance.bfd]\npeers = [\"nope\"]\n");
+    assert!(e.contains("not an IP address"), "{e}");
+    let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.12\"]\ncolour = 1\n");
+    assert!(e.contains("colour"), "{e}");
 }

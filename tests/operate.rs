@@ -1564,6 +1564,65 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
     );
 }
 
+/// An instance removed by a reload leaves no state, priority, info or operator series
+/// behind (a gone instance would look like a backup forever, and the no-master alert
+/// would fire); its counters stay. The instance added in the same reload has its own.
+#[test]
+fn metrics_forget_an_instance_removed_by_reload() {
+    if !require_netns("metrics_forget_an_instance_removed_by_reload") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
+    wait_state(&topo, "lb1", "web", "master", secs(10));
+    let t = metrics(&topo, "lb1");
+    assert_eq!(
+        sample(&t, "vipd_instance_state{instance=\"web\",state=\"master\"}"),
+        Some(1.0),
+        "{t}"
+    );
+    let api = format!(
+        "[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\n\
+         advert-interval = \"100ms\"\nvips = [\"{VIP2}/24\"]\n"
+    );
+    std::fs::write(lb1.conf_path(), top(&topo, "lb1", m) + &api).expect("rewrite config");
+    lb1.reload();
+    wait_state(&topo, "lb1", "api", "master", secs(10));
+    let gone = wait_until(secs(10), ms(100), || {
+        !metrics(&topo, "lb1")
+            .lines()
+            .any(|l| l.starts_with("vipd_instance_") && l.contains("instance=\"web\""))
+    });
+    let t = metrics(&topo, "lb1");
+    assert!(
+        gone,
+        "series of the removed instance web are still exposed:\n{}",
+        t.lines()
+            .filter(|l| l.contains("instance=\"web\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        sample(
+            &t,
+            "vipd_transitions_total{instance=\"web\",from=\"backup\",to=\"master\"}"
+        )
+        .is_some(),
+        "web's counters should stay:\n{t}"
+    );
+    assert_eq!(
+        sample(&t, "vipd_instance_state{instance=\"api\",state=\"master\"}"),
+        Some(1.0),
+        "{t}"
+    );
+    assert!(
+        t.contains("vipd_instance_info{instance=\"api\",interface=\"eth0\",vrid=\"52\""),
+        "{t}"
+    );
+}
+
 /// A real Prometheus (Debian's, started here in the client's namespace with its own
 /// config and data directory, 1 s scrape and evaluation) on both vipd of a pair.
 struct Prom {

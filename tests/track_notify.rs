@@ -36,6 +36,7 @@ async fn hooks_run_in_order_with_arguments_and_environment() {
         fault: Some(sh("echo \"$0\"", &f, &["fault-hook"])),
         // sh -c SCRIPT INSTANCE STATE REASON: $0 = INSTANCE, $1 = STATE, $2 = REASON.
         any: Some(sh("echo \"any <$0> <$1> <$2> [$VIPD_REASON]\"", &f, &[])),
+        stop: None,
         timeout: Duration::from_secs(5),
         keep_capabilities: false,
     };
@@ -92,6 +93,7 @@ async fn a_failing_missing_or_hanging_hook_does_not_stop_the_next() {
         // Hangs past the timeout and is killed before it writes.
         fault: Some(sh("sleep 10; echo fault-late", &f, &[])),
         any: Some(sh("echo \"any $1\"", &f, &[])),
+        stop: None,
         timeout: Duration::from_millis(300),
         keep_capabilities: false,
     });
@@ -277,4 +279,38 @@ async fn a_hook_leaves_no_background_process_behind() {
         !alive,
         "the hook's sleep {pid} is still running after the hook ended"
     );
+}
+
+#[tokio::test]
+async fn stop_runs_only_the_stop_hook_with_its_environment() {
+    let dir = TempDir::new();
+    let f = dir.file();
+    let n = Notifier::new(NotifySpec {
+        backup: Some(sh("echo backup", &f, &[])),
+        any: Some(sh("echo \"any $1\"", &f, &[])),
+        stop: Some(sh(
+            "echo \"$0 [$VIPD_INSTANCE|$VIPD_STATE|$VIPD_REASON]\"",
+            &f,
+            &["stop-hook"],
+        )),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "init", "shutdown");
+    n.notify("web", "stop", "instance stopped");
+    settle(&n).await;
+    assert_eq!(
+        lines(&f),
+        vec!["any init", "stop-hook [web|stop|instance stopped]"]
+    );
+    // Without a stop hook, stopping runs nothing (not even `any`).
+    let g = dir.file().with_file_name("log2");
+    let n = Notifier::new(NotifySpec {
+        any: Some(sh("echo \"any $1\"", &g, &[])),
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    });
+    n.notify("web", "stop", "instance stopped");
+    settle(&n).await;
+    assert!(lines(&g).is_empty(), "{:?}", lines(&g));
 }

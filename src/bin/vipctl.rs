@@ -357,6 +357,16 @@ fn render_status(status: &Status, now_ms: u64) -> String {
         if let Some(g) = &i.sync_group {
             out.push_str(&format!("  sync group: {g}\n"));
         }
+        for b in &i.bfd {
+            let detect = b
+                .detect_ms
+                .map_or_else(|| "-".to_owned(), |d| format!("{d} ms"));
+            out.push_str(&format!(
+                "  bfd {}: {}, detect {detect}\n",
+                b.peer,
+                b.state.to_uppercase()
+            ));
+        }
     }
     out
 }

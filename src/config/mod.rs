@@ -57,6 +57,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Directory for persisted operator overrides (`state-dir`, default `/var/lib/vipd`).
     pub state_dir: PathBuf,
+    /// Instances take no part in elections until this long after vipd started
+    /// (`startup-delay`, default 0; keepalived `vrrp_startup_delay`).
+    pub startup_delay: Duration,
     /// The virtual routers, in file order. May be empty.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
@@ -171,6 +174,21 @@ pub struct Instance {
     pub arbiter: bool,
     /// The etcd key (`arbiter-key`); `None` = `<key-prefix>/<name>`.
     pub arbiter_key: Option<String>,
+    /// Peer BFD (`[instance.bfd]`): a backup whose session to the master goes down
+    /// takes over at once.
+    pub bfd: Option<BfdSpec>,
+}
+
+/// `[instance.bfd]`: BFD sessions (RFC 5880 / 5881) to the other routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdSpec {
+    /// The routers to run sessions with (default: `unicast-peers`; required with
+    /// multicast). Addresses the adverts come from (IPv6: link-local).
+    pub peers: Vec<IpAddr>,
+    /// Desired Min TX = Required Min RX (`interval`, default 10 ms, at least 1 ms).
+    pub interval: Duration,
+    /// Detect Mult (`multiplier`, default 3, 1..=255).
+    pub multiplier: u8,
 }
 
 /// Instances that change state together (`[[sync-group]]`).

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) control_group: Option<S<String>>,
     pub(super) metrics_listen: Option<S<String>>,
     pub(super) state_dir: Option<S<String>>,
+    pub(super) startup_delay: Option<S<String>>,
     #[serde(default, rename = "instance")]
     pub(super) instances: Vec<S<RawInstance>>,
     #[serde(default, rename = "sync-group")]
@@ -63,6 +64,15 @@ pub(super) struct RawInstance {
     pub(super) arbiter_key: Option<S<String>>,
     #[serde(default, rename = "track")]
     pub(super) tracks: Vec<S<RawTrack>>,
+    pub(super) bfd: Option<S<RawBfd>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+pub(super) struct RawBfd {
+    pub(super) peers: Option<SList<String>>,
+    pub(super) interval: Option<S<String>>,
+    pub(super) multiplier: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +82,7 @@ pub(super) struct RawNotify {
     pub(super) backup: Option<SList<String>>,
     pub(super) fault: Option<SList<String>>,
     pub(super) any: Option<SList<String>>,
+    pub(super) stop: Option<SList<String>>,
     pub(super) timeout: Option<S<String>>,
     pub(super) keep_capabilities: Option<S<bool>>,
 }
@@ -87,6 +98,12 @@ pub(super) struct RawTrack {
     pub(super) command: Option<SList<String>>,
     pub(super) keep_capabilities: Option<S<bool>>,
     pub(super) interface: Option<S<String>>,
+    pub(super) process: Option<S<String>>,
+    pub(super) args: Option<SList<String>>,
+    pub(super) args_match: Option<S<String>>,
+    pub(super) min_count: Option<S<i64>>,
+    pub(super) max_count: Option<S<i64>>,
+    pub(super) path: Option<S<String>>,
     pub(super) interval: Option<S<String>>,
     pub(super) timeout: Option<S<String>>,
     pub(super) rise: Option<S<i64>>,

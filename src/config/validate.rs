@@ -18,11 +18,14 @@ use super::{
     DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
 };
 use crate::proto::{Centis, Version};
-use crate::track::{CheckKind, CheckSpec, NotifySpec};
+use crate::track::{ArgsMatch, CheckKind, CheckSpec, NotifySpec, ProcessMatch};
 
 /// Largest number of VIPs: Count IPvX Addrs is 8 bits (RFC 5798 §5.2.6), and an IPv6
 /// advert must fit a 1500-byte MTU (40 + 8 + 16 * 90 = 1488).
 const MAX_VIPS_V4: usize = 255;
+
+#[path = "validate_bfd.rs"]
+mod bfd;
 const MAX_VIPS_V6: usize = 90;
 
 mod arbiter;
@@ -325,6 +328,17 @@ impl Cx<'_> {
             },
         };
 
+        let startup_delay = match &raw.startup_delay {
+            None => Some(Duration::ZERO),
+            Some(v) => self.duration_in(
+                v,
+                "",
+                "startup-delay",
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            ),
+        };
+
         let mut instances = Vec::new();
         let mut seen = Vec::new();
         let mut all_ok = true;
@@ -361,6 +375,7 @@ impl Cx<'_> {
             control_group: control_group?,
             metrics_listen: metrics_listen?,
             state_dir: state_dir?,
+            startup_delay: startup_delay?,
             instances: if all_ok { instances } else { return None },
             sync_groups: sync_groups?,
             arbiter: match arbiter {
@@ -520,7 +535,7 @@ impl Cx<'_> {
                     }
                 }
             }
-            let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"));
+            let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"), false);
             if self.errors.len() > before {
                 ok = false;
                 continue;
@@ -556,7 +571,13 @@ impl Cx<'_> {
         Some(s.clone())
     }
 
-    fn notify(&mut self, raw: Option<&S<RawNotify>>, p: &str) -> Option<NotifySpec> {
+    /// `instance`: the hooks of an instance (which may have a `stop` hook), not a group.
+    fn notify(
+        &mut self,
+        raw: Option<&S<RawNotify>>,
+        p: &str,
+        instance: bool,
+    ) -> Option<NotifySpec> {
         let mut spec = NotifySpec {
             timeout: Duration::from_secs(10),
             ..NotifySpec::default()
@@ -571,6 +592,7 @@ impl Cx<'_> {
             ("backup", &r.backup, &mut spec.backup),
             ("fault", &r.fault, &mut spec.fault),
             ("any", &r.any, &mut spec.any),
+            ("stop", &r.stop, &mut spec.stop),
         ] {
             if let Some(v) = src {
                 match self.command(v, p, key) {
@@ -578,6 +600,14 @@ impl Cx<'_> {
                     None => ok = false,
                 }
             }
+        }
+        if let (Some(v), false) = (&r.stop, instance) {
+            self.err(
+                v.span(),
+                join(p, "stop"),
+                "a sync group has no stop hook (its members stop one by one): put stop in each [instance.notify]".to_owned(),
+            );
+            ok = false;
         }
         if let Some(t) = &r.timeout {
             match self.duration_in(
@@ -797,7 +827,8 @@ impl Cx<'_> {
         };
 
         let announce = self.announce(r, &p);
-        let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"));
+        let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"), true);
+        let bfd = self.bfd(r, &p, family, &vip_addrs, unicast_peers.as_deref());
 
         let mut tracks = Vec::new();
         let mut track_names: HashMap<String, usize> = HashMap::new();
@@ -855,6 +886,7 @@ impl Cx<'_> {
                 // Filled in by `config` (needs the [arbiter] section).
                 arbiter: false,
                 arbiter_key: None,
+                bfd: bfd?,
             })
         })();
         (built, seen)
@@ -1178,14 +1210,16 @@ impl Cx<'_> {
         let t = raw.get_ref();
         let table = raw.span();
         let before = self.errors.len();
-        const KINDS: &str = "\"http\", \"tcp\", \"exec\" or \"interface\"";
+        const KINDS: &str = "\"http\", \"tcp\", \"exec\", \"interface\", \"process\" or \"file\"";
         let kind_name = match &t.kind {
             None => {
                 self.missing(&table, p, "kind", &format!("a track needs kind = {KINDS}"));
                 None
             }
             Some(k) => match k.get_ref().as_str() {
-                "http" | "tcp" | "exec" | "interface" => Some(k.get_ref().as_str()),
+                "http" | "tcp" | "exec" | "interface" | "process" | "file" => {
+                    Some(k.get_ref().as_str())
+                }
                 other => {
                     self.err(
                         k.span(),
@@ -1198,7 +1232,7 @@ impl Cx<'_> {
         };
 
         // Keys that belong to one kind only.
-        let specific: [(&str, &str, Option<Range<usize>>); 6] = [
+        let specific: [(&str, &str, Option<Range<usize>>); 12] = [
             ("url", "http", t.url.as_ref().map(|v| v.span())),
             (
                 "expect-status",
@@ -1217,12 +1251,32 @@ impl Cx<'_> {
                 "interface",
                 t.interface.as_ref().map(|v| v.span()),
             ),
+            ("process", "process", t.process.as_ref().map(|v| v.span())),
+            ("args", "process", t.args.as_ref().map(|v| v.span())),
+            (
+                "args-match",
+                "process",
+                t.args_match.as_ref().map(|v| v.span()),
+            ),
+            (
+                "min-count",
+                "process",
+                t.min_count.as_ref().map(|v| v.span()),
+            ),
+            (
+                "max-count",
+                "process",
+                t.max_count.as_ref().map(|v| v.span()),
+            ),
+            ("path", "file", t.path.as_ref().map(|v| v.span())),
         ];
         if let Some(kind) = kind_name {
             let takes = match kind {
                 "http" => "url and expect-status",
                 "tcp" => "address",
                 "exec" => "command and keep-capabilities",
+                "process" => "process, args, args-match, min-count and max-count",
+                "file" => "path",
                 _ => "interface",
             };
             for (key, owner, span) in &specific {
@@ -1289,6 +1343,21 @@ impl Cx<'_> {
                     }
                 }),
             },
+            Some("process") => self.track_process(t, &table, p),
+            Some("file") => match &t.path {
+                None => {
+                    self.missing(
+                        &table,
+                        p,
+                        "path",
+                        "a file track reads an integer from path = \"/absolute/file\"",
+                    );
+                    None
+                }
+                Some(v) => self
+                    .abs_path(v, &join(p, "path"))
+                    .map(|path| CheckKind::File { path }),
+            },
             Some(_) => match &t.interface {
                 None => {
                     self.missing(
@@ -1345,12 +1414,14 @@ impl Cx<'_> {
                 );
             }
         }
+        // A file's value is taken as written (keepalived reads it on every change).
+        let default_rise_fall = if kind_name == Some("file") { 1 } else { 2 };
         let rise = match &t.rise {
-            None => Some(2),
+            None => Some(default_rise_fall),
             Some(v) => self.int_in(v, p, "rise", 1, 1000),
         };
         let fall = match &t.fall {
-            None => Some(2),
+            None => Some(default_rise_fall),
             Some(v) => self.int_in(v, p, "fall", 1, 1000),
         };
         let weight = match &t.weight {
@@ -1385,6 +1456,103 @@ impl Cx<'_> {
             fall: u32::try_from(fall?).ok()?,
             weight: u8::try_from(weight?).ok()?,
         })
+    }
+
+    fn track_process(&mut self, t: &RawTrack, table: &Range<usize>, p: &str) -> Option<CheckKind> {
+        let name = match &t.process {
+            None => {
+                self.missing(
+                    table,
+                    p,
+                    "process",
+                    "a process track counts processes named process = \"haproxy\"",
+                );
+                None
+            }
+            Some(v) => {
+                let n = v.get_ref();
+                if n.is_empty() || n.len() > 4096 || n.contains('\0') {
+                    self.err(
+                        v.span(),
+                        join(p, "process"),
+                        format!("process must be an executable name like \"haproxy\" or a path like \"/usr/sbin/haproxy\", got {n:?}"),
+                    );
+                    None
+                } else {
+                    Some(n.clone())
+                }
+            }
+        };
+        let args = match &t.args {
+            None => Some(None),
+            Some(list) => {
+                if let Some(bad) = list.get_ref().iter().find(|a| a.get_ref().contains('\0')) {
+                    self.err(
+                        bad.span(),
+                        join(p, "args"),
+                        "args cannot contain NUL characters".to_owned(),
+                    );
+                    None
+                } else {
+                    Some(Some(
+                        list.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+                    ))
+                }
+            }
+        };
+        let args_match = match &t.args_match {
+            None => Some(ArgsMatch::Exact),
+            Some(v) => {
+                if t.args.is_none() {
+                    self.err(
+                        v.span(),
+                        join(p, "args-match"),
+                        "args-match compares args: give args too (args = [] for a process with no arguments)".to_owned(),
+                    );
+                }
+                match v.get_ref().as_str() {
+                    "exact" => Some(ArgsMatch::Exact),
+                    "partial" => Some(ArgsMatch::Partial),
+                    "initial" => Some(ArgsMatch::Initial),
+                    other => {
+                        self.err(
+                            v.span(),
+                            join(p, "args-match"),
+                            format!("args-match must be \"exact\", \"partial\" (the first arguments are these) or \"initial\" (and the last may be longer), got {other:?}"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let min_count = match &t.min_count {
+            None => Some(1),
+            Some(v) => self.int_in(v, p, "min-count", 0, 1_000_000),
+        };
+        let max_count = match &t.max_count {
+            None => Some(None),
+            Some(v) => self.int_in(v, p, "max-count", 0, 1_000_000).map(Some),
+        };
+        if let (Some(lo), Some(Some(hi)), Some(v)) = (min_count, max_count, &t.max_count) {
+            if hi < lo {
+                self.err(
+                    v.span(),
+                    join(p, "max-count"),
+                    format!("max-count ({hi}) must not be below min-count ({lo})"),
+                );
+                return None;
+            }
+        }
+        Some(CheckKind::Process(ProcessMatch {
+            name: name?,
+            args: args?,
+            args_match: args_match?,
+            min_count: u32::try_from(min_count?).ok()?,
+            max_count: match max_count? {
+                None => None,
+                Some(n) => Some(u32::try_from(n).ok()?),
+            },
+        }))
     }
 
     fn track_http(&mut self, t: &RawTrack, table: &Range<usize>, p: &str) -> Option<CheckKind> {
@@ -1452,6 +1620,8 @@ fn default_track_name(kind: &CheckKind) -> String {
         CheckKind::Tcp { address } => format!("tcp {address}"),
         CheckKind::Exec { program, .. } => format!("exec {}", program.display()),
         CheckKind::Interface { name } => format!("interface {name}"),
+        CheckKind::Process(m) => format!("process {}", m.name),
+        CheckKind::File { path } => format!("file {}", path.display()),
     }
 }
 

@@ -365,6 +365,20 @@ pub struct InstanceStatus {
     /// How often the instance was restarted after its driver panicked.
     #[serde(default)]
     pub restarts: u32,
+    /// Peer BFD sessions (`[instance.bfd]`), one per peer.
+    #[serde(default)]
+    pub bfd: Vec<BfdPeerStatus>,
+}
+
+/// One BFD session of an instance, as `vipctl status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdPeerStatus {
+    /// The peer's address.
+    pub peer: String,
+    /// `"admin_down"`, `"down"`, `"init"` or `"up"`.
+    pub state: String,
+    /// The detection time in milliseconds (rounded up), once the peer has been heard.
+    pub detect_ms: Option<u64>,
 }
 
 /// A past state change of an instance.

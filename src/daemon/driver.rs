@@ -6,6 +6,7 @@
 //!   supervisor (control, reload) ---Input::*---------+--> [ driver task ] --> VrrpSocket::send (adverts)
 //!   health checks ------------------TrackEvent-------+        |   Router       --> Netlink add/del VIPs
 //!   sync group coordinator ---------Input::Group*----+        |   (sans-IO)    --> FrameSender (GARP / NA)
+//!   BFD engine thread (daemon::bfd) -BfdEvent---------+        |
 //!                                                             +--> status board, events, metrics, notify hooks
 //! ```
 //!
@@ -152,6 +153,9 @@ pub struct DriverContext {
     pub priority_override: Option<u8>,
     /// Maintenance restored from the state dir.
     pub maintenance: bool,
+    /// Take part in elections (RFC 5798 §6.4.1 Startup) only from this instant on
+    /// (`startup-delay` after vipd started; `None` or past = at once).
+    pub start_at: Option<Instant>,
 }
 
 /// Handle to a running driver.
@@ -234,6 +238,8 @@ struct Driver {
     checks: Option<CheckSet>,
     track_rx: mpsc::Receiver<TrackEvent>,
     track_healthy: Vec<bool>,
+    /// Values of `file` checks (0 for other kinds).
+    track_value: Vec<i64>,
     track_latency: Vec<Option<Duration>>,
     track_error: Vec<Option<String>>,
     link_up: bool,
@@ -263,6 +269,9 @@ struct Driver {
     check_vips: bool,
     /// Where the answer to the supervisor's [`Input::Ping`] goes.
     alive: Arc<AtomicU64>,
+    /// Peer BFD (`[instance.bfd]`): the sessions and their state changes.
+    bfd: Option<super::bfd::Subscription>,
+    bfd_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
 }
 
 /// Fault injection for the namespace tests, compiled into debug builds only: with
@@ -343,6 +352,7 @@ impl Driver {
             // A check counts as unhealthy until `rise` successes (track::health), so a
             // restarting host cannot preempt on checks it has not run yet.
             track_healthy: vec![false; n],
+            track_value: vec![0; n],
             track_latency: vec![None; n],
             track_error: vec![None; n],
             own_fault: None,
@@ -364,6 +374,8 @@ impl Driver {
             vip_retry_at: None,
             check_vips: false,
             alive,
+            bfd: None,
+            bfd_rx: None,
             inst,
             ctx,
         }
@@ -383,12 +395,23 @@ impl Driver {
         }
         // Checks start unhealthy until they rise (track::health): start at the reduced
         // priority rather than preempting on checks that have not run yet.
-        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
         self.router.set_penalty(now, penalty);
         self.recompute_fault(now);
-        // Held in Fault if the link is down at start: startup runs when it clears.
-        self.router.start(now);
+        self.start_bfd();
+        // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
+        let mut start_at = self.ctx.start_at.filter(|t| *t > now);
+        match start_at {
+            Some(t) => tracing::info!(
+                instance = %self.inst.name,
+                "{}: waiting {:.1} s (startup-delay) before taking part",
+                self.inst.name,
+                t.duration_since(now).as_secs_f64()
+            ),
+            // Held in Fault if the link is down at start: startup runs when it clears.
+            None => self.router.start(now),
+        }
         self.execute().await;
         self.publish();
         let mut track_open = self.checks.is_some();
@@ -398,15 +421,25 @@ impl Driver {
             if self.released {
                 break;
             }
-            let deadline = self.router.poll_timeout();
+            let deadline = match (self.router.poll_timeout(), start_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = sleep_until(deadline);
             let retry = sleep_until(self.vip_retry_at);
-            // In this order: timers that are due, the supervisor, checks, then adverts.
-            // However many packets wait, an advert or a takeover that is due goes first.
+            // In this order: timers that are due, the supervisor, BFD, checks, then
+            // adverts. However many packets wait, an advert or a takeover that is due
+            // goes first.
             tokio::select! {
                 biased;
                 _ = sleep => {
-                    self.router.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    if start_at.is_some_and(|t| t <= now) {
+                        start_at = None;
+                        tracing::info!(instance = %self.inst.name, "{}: startup-delay over: starting", self.inst.name);
+                        self.router.start(now);
+                    }
+                    self.router.handle_timeout(now);
                 }
                 _ = retry => {
                     // The VIP that could not be added gets another chance.
@@ -423,6 +456,9 @@ impl Driver {
                             self.router.shutdown(Instant::now());
                         }
                     }
+                }
+                Some(ev) = super::bfd::next_event(&mut self.bfd_rx) => {
+                    self.handle_bfd(ev);
                 }
                 ev = self.track_rx.recv(), if track_open => {
                     match ev {
@@ -458,6 +494,9 @@ impl Driver {
         }
         self.stop_announcing();
         self.checks = None;
+        // keepalived notify_stop: after the handover and the hooks of the last transition.
+        self.notifier
+            .notify(&self.inst.name, "stop", "instance stopped");
         // Let the hooks of the last transitions run before the runtime goes away.
         let _ = tokio::time::timeout(
             self.inst.notify.timeout.min(HOOK_WAIT_ON_STOP),
@@ -469,6 +508,10 @@ impl Driver {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.inst.name);
+        // A driver of the same name starts only after this one ended (the supervisor's
+        // `pending`), so nothing of a successor is removed here.
+        let checks: Vec<String> = self.inst.tracks.iter().map(|t| t.name.clone()).collect();
+        self.ctx.metrics.forget_instance(&self.inst.name, &checks);
     }
 
     fn handle_input(&mut self, input: Input) {
@@ -600,6 +643,9 @@ impl Driver {
         if let Some(h) = self.track_healthy.get_mut(ev.check) {
             *h = ev.healthy;
         }
+        if let Some(v) = self.track_value.get_mut(ev.check) {
+            *v = ev.value;
+        }
         if let Some(l) = self.track_latency.get_mut(ev.check) {
             *l = Some(ev.latency);
         }
@@ -618,16 +664,21 @@ impl Driver {
                 if ev.healthy { "healthy" } else { "failing" }
             );
         }
-        let (penalty, _) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
         self.router
             .set_penalty(now, self.own_penalty.max(self.group_penalty));
         self.recompute_fault(now);
     }
 
+    /// Penalty and fault reason of the instance's checks (track::penalty_with_values).
+    fn track_penalty(&self) -> (u32, Option<String>) {
+        track::penalty_with_values(&self.inst.tracks, &self.track_healthy, &self.track_value)
+    }
+
     fn recompute_fault(&mut self, now: Instant) {
         let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
-        let (_, track_fault) = track::penalty(&self.inst.tracks, &self.track_healthy);
+        let (_, track_fault) = self.track_penalty();
         self.own_fault = link_fault
             .or(track_fault)
             .or_else(|| self.vip_fault.clone());
@@ -940,7 +991,10 @@ impl Driver {
                     .copied()
                     .flatten()
                     .map(|d| d.as_millis() as u64),
-                detail: self.track_error.get(i).cloned().flatten(),
+                detail: self.track_error.get(i).cloned().flatten().or_else(|| {
+                    matches!(spec.kind, track::CheckKind::File { .. })
+                        .then(|| format!("value {}", self.track_value.get(i).copied().unwrap_or(0)))
+                }),
             })
             .collect();
         let st = InstanceStatus {
@@ -966,6 +1020,7 @@ impl Driver {
             sync_group: None, // filled in by the supervisor, which knows the groups
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
             restarts: 0, // filled in by the supervisor
+            bfd: self.bfd.as_ref().map(|b| b.status()).unwrap_or_default(),
         };
         self.ctx
             .board
@@ -978,5 +1033,60 @@ impl Driver {
                     entered: self.entered_state_mono,
                 },
             );
+    }
+}
+
+// ----- peer BFD (the logic is in daemon::bfd and Router::master_down_detected) --------
+
+impl Driver {
+    fn start_bfd(&mut self) {
+        let Some(spec) = &self.inst.bfd else {
+            return;
+        };
+        match super::bfd::engine(&self.ctx.metrics) {
+            Ok(engine) => {
+                let peers = super::bfd::peer_specs(
+                    spec,
+                    &self.inst.interface,
+                    self.ctx.ifindex,
+                    self.ctx.source,
+                );
+                let mut sub = engine.subscribe(&self.inst.name, peers);
+                self.bfd_rx = sub.events.take();
+                self.bfd = Some(sub);
+            }
+            Err(e) => {
+                tracing::error!(instance = %self.inst.name, "{}: {e}; running without BFD", self.inst.name);
+            }
+        }
+    }
+
+    fn handle_bfd(&mut self, ev: super::bfd::BfdEvent) {
+        let now = Instant::now();
+        if !super::bfd::is_failure(&ev) {
+            return;
+        }
+        let detect = ev.detect.unwrap_or_default();
+        let follows =
+            self.router.state() == State::Backup && self.router.master_addr() == Some(ev.peer);
+        if self.router.master_down_detected(now, ev.peer, detect) {
+            let wait = self.router.bfd_wait(detect);
+            if !wait.is_zero() && self.router.state() == State::Backup {
+                tracing::info!(
+                    instance = %self.inst.name,
+                    "{}: BFD says master {} is down: taking over in {:.1} ms unless another backup does",
+                    self.inst.name,
+                    ev.peer,
+                    wait.as_secs_f64() * 1000.0
+                );
+            }
+        } else if follows && self.router.bfd_held_down(now) {
+            tracing::info!(
+                instance = %self.inst.name,
+                "{}: BFD session to master {} down, ignored: BFD is held down after a takeover that adverts undid",
+                self.inst.name,
+                ev.peer
+            );
+        }
     }
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub checks: CheckMetrics,
     /// Self-repair: VIPs put back, drivers restarted.
     pub repairs: RepairMetrics,
+    /// BFD sessions.
+    pub bfd: BfdMetrics,
 }
 
 impl Default for Metrics {
@@ -88,7 +90,10 @@ impl Metrics {
         adverts.register(&mut registry);
         takeover.register(&mut registry);
         checks.register(&mut registry);
+        let bfd = BfdMetrics::default();
+        bfd.register(&mut registry);
         Metrics {
+            bfd,
             registry: Arc::new(Mutex::new(registry)),
             instance,
             adverts,
@@ -148,6 +153,19 @@ impl Metrics {
     /// Records a health check's verdict and latency.
     pub fn check(&self, instance: &str, check: &str, healthy: bool, latency: Duration) {
         self.checks.record(instance, check, healthy, latency);
+    }
+
+    /// Removes the series that describe an instance as it is now (state, priority,
+    /// identity, operator settings, last takeover, its checks' verdicts), once its driver
+    /// has ended (removed by a reload, or renamed): a gone instance must not look like a
+    /// backup forever (the no-master alert would fire). Counters and histograms stay:
+    /// they count what happened.
+    pub fn forget_instance(&self, instance: &str, checks: &[String]) {
+        self.instance.forget(instance);
+        self.takeover.forget(instance);
+        for c in checks {
+            self.checks.forget(instance, c);
+        }
     }
 
     /// The text exposition.
@@ -301,6 +319,24 @@ impl InstanceMetrics {
         self.maintenance
             .get_or_create(&l)
             .set(i64::from(maintenance));
+    }
+
+    /// Removes the instance's gauges (see [`Metrics::forget_instance`]).
+    pub fn forget(&self, instance: &str) {
+        let l = inst(instance);
+        for s in STATES {
+            let mut ls = l.clone();
+            ls.push(("state", s.to_string()));
+            self.state.remove(&ls);
+        }
+        self.state_since.remove(&l);
+        self.priority.remove(&l);
+        self.priority_override.remove(&l);
+        self.maintenance.remove(&l);
+        let mut known = self.info_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = known.remove(instance) {
+            self.info.remove(&old);
+        }
     }
 
     /// Counts a transition.
@@ -457,6 +493,13 @@ impl TakeoverMetrics {
         let _ = self.announce.get_or_create(&l);
     }
 
+    /// Removes the last-value gauges (the histograms stay).
+    pub fn forget(&self, instance: &str) {
+        let l = inst(instance);
+        self.last_detect.remove(&l);
+        self.last_announce.remove(&l);
+    }
+
     /// Records a takeover's time to detect.
     pub fn detect(&self, instance: &str, d: Duration) {
         let l = inst(instance);
@@ -495,12 +538,112 @@ impl CheckMetrics {
         );
     }
 
+    /// Removes one check's series.
+    pub fn forget(&self, instance: &str, check: &str) {
+        let mut l = inst(instance);
+        l.push(("check", check.to_string()));
+        self.healthy.remove(&l);
+        self.latency.remove(&l);
+    }
+
     /// Records a health check's verdict and latency.
     pub fn record(&self, instance: &str, check: &str, healthy: bool, latency: Duration) {
         let mut l = inst(instance);
         l.push(("check", check.to_string()));
         self.healthy.get_or_create(&l).set(i64::from(healthy));
         self.latency.get_or_create(&l).set(latency.as_secs_f64());
+    }
+}
+
+// ----- BFD -------------------------------------------------------------------
+
+/// BFD sessions (RFC 5880): state, transitions, packets, drops by receive check.
+#[derive(Clone, Default)]
+pub struct BfdMetrics {
+    state: Family<Labels, Gauge>,
+    transitions: Family<Labels, Counter>,
+    sent: Family<Labels, Counter>,
+    received: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
+}
+
+fn session(interface: &str, peer: &str) -> Labels {
+    vec![
+        ("interface", interface.to_string()),
+        ("peer", peer.to_string()),
+    ]
+}
+
+impl BfdMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "bfd_session_state",
+            "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)",
+            self.state.clone(),
+        );
+        r.register(
+            "bfd_transitions",
+            "BFD session state changes",
+            self.transitions.clone(),
+        );
+        r.register(
+            "bfd_packets_sent",
+            "BFD Control packets sent",
+            self.sent.clone(),
+        );
+        r.register(
+            "bfd_packets_received",
+            "BFD Control packets accepted by a session",
+            self.received.clone(),
+        );
+        r.register(
+            "bfd_packets_dropped",
+            "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)",
+            self.dropped.clone(),
+        );
+    }
+
+    /// Records a session's state.
+    pub fn set_state(&self, interface: &str, peer: &str, state: crate::bfd::SessionState) {
+        self.state
+            .get_or_create(&session(interface, peer))
+            .set(i64::from(state.bits()));
+    }
+
+    /// Forgets a session that ended.
+    pub fn remove(&self, interface: &str, peer: &str) {
+        self.state.remove(&session(interface, peer));
+    }
+
+    /// Counts a state change.
+    pub fn transition(&self, interface: &str, peer: &str, from: &str, to: &str) {
+        let mut l = session(interface, peer);
+        l.push(("from", from.to_string()));
+        l.push(("to", to.to_string()));
+        self.transitions.get_or_create(&l).inc();
+    }
+
+    /// Counts a packet sent.
+    pub fn sent(&self, interface: &str) {
+        self.sent
+            .get_or_create(&vec![("interface", interface.to_string())])
+            .inc();
+    }
+
+    /// Counts a packet accepted.
+    pub fn received(&self, interface: &str) {
+        self.received
+            .get_or_create(&vec![("interface", interface.to_string())])
+            .inc();
+    }
+
+    /// Counts a dropped packet by the receive check that failed.
+    pub fn dropped(&self, interface: &str, reason: &str) {
+        let l = vec![
+            ("interface", interface.to_string()),
+            ("reason", reason.to_string()),
+        ];
+        self.dropped.get_or_create(&l).inc();
     }
 }
 
@@ -631,6 +774,50 @@ mod tests {
             !text.contains("vipd_last_takeover_detect_seconds{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_forgotten_instance_leaves_only_its_counters_and_histograms() {
+        let m = Metrics::new();
+        for name in ["web", "api"] {
+            m.set_state(name, "backup");
+            m.set_priority(name, 100);
+            m.transition(name, "init", "backup");
+            m.instance.set_state_since(name, UNIX_EPOCH);
+            m.instance.set_operator(name, Some(120), true);
+            m.instance
+                .set_identity(name, "eth0", 51, "ipv4", "192.0.2.100/24");
+            m.takeover_detect(name, Duration::from_millis(300));
+            m.check(name, "http", true, Duration::from_millis(1));
+        }
+        m.forget_instance("web", &["http".to_string()]);
+        let text = m.render();
+        let web: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#"instance="web""#))
+            .collect();
+        assert!(
+            web.iter().all(|l| l.starts_with("vipd_transitions_total")
+                || l.starts_with("vipd_takeover_")),
+            "{web:#?}"
+        );
+        assert!(web.iter().any(|l| l.starts_with("vipd_transitions_total")));
+        assert!(web
+            .iter()
+            .any(|l| l.starts_with("vipd_takeover_detect_seconds_count")));
+        // The other instance keeps everything.
+        for key in [
+            r#"vipd_instance_state{instance="api",state="backup"}"#,
+            r#"vipd_instance_priority{instance="api"}"#,
+            r#"vipd_instance_maintenance{instance="api"}"#,
+            r#"vipd_instance_priority_override{instance="api"}"#,
+            r#"vipd_instance_state_since_timestamp_seconds{instance="api"}"#,
+            r#"vipd_last_takeover_detect_seconds{instance="api"}"#,
+            r#"vipd_check_healthy{instance="api",check="http"}"#,
+        ] {
+            assert!(sample(&text, key).is_some(), "{key} missing:\n{text}");
+        }
+        assert!(text.contains(r#"vipd_instance_info{instance="api""#));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! packet sockets, the netlink handle) and routes events to drivers; it never
 //! touches an address itself except to clean up after a crashed earlier run.
 
+pub mod bfd;
 pub mod driver;
 pub mod lock;
 pub mod metrics;
@@ -143,6 +144,8 @@ struct Supervisor {
     background: Vec<JoinHandle<()>>,
     /// The single-instance lock, held until the process ends.
     _lock: lock::InstanceLock,
+    /// When this vipd started (`startup-delay` counts from here).
+    started_at: Instant,
 }
 
 impl Supervisor {
@@ -151,6 +154,7 @@ impl Supervisor {
         config: Config,
         lock: lock::InstanceLock,
     ) -> Result<Self, DaemonError> {
+        let started_at = Instant::now();
         let netlink = Netlink::connect().await?;
         let metrics = Metrics::new();
         let (events, _) = broadcast::channel(1024);
@@ -242,6 +246,7 @@ impl Supervisor {
             addr_rx,
             background,
             _lock: lock,
+            started_at,
         };
         // Start-up is not all-or-nothing: an instance that cannot start yet (missing
         // interface, an operator's address in the way) waits and is retried every
@@ -338,6 +343,7 @@ impl Supervisor {
             reports: self.group_tx.clone(),
             priority_override: saved.priority,
             maintenance: saved.maintenance,
+            start_at: Some(self.started_at + self.config.startup_delay),
         };
         if saved.priority.is_some() || saved.maintenance {
             tracing::info!(

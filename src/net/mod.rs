@@ -10,16 +10,19 @@
 //! | [`VrrpSocket`] | raw IP sockets, protocol 112, one for receiving and one for sending |
 //! | [`Netlink`] | rtnetlink requests: link lookup, address dump / add / delete (vipd's own addresses carry the `IFA_PROTO` mark [`ADDRESS_PROTO`]) |
 //! | [`LinkWatcher`] | rtnetlink multicast group `RTNLGRP_LINK` (kernel events, not polling) |
+//! | [`BfdRxSocket`], [`BfdTxSocket`] | UDP sockets of single-hop BFD (port 3784, TTL 255, bound to one interface) |
 //! | [`FrameSender`] | an `AF_PACKET` socket bound to one interface (gratuitous ARP, unsolicited NA) |
 
 use std::io;
 use std::net::IpAddr;
 
+mod bfd_socket;
 mod netlink;
 mod packet;
 mod sys;
 mod vrrp_socket;
 
+pub use bfd_socket::{BfdDatagram, BfdRxSocket, BfdTxSocket};
 pub use netlink::{
     AddressChange, AddressEvent, AddressWatcher, LinkEvent, LinkInfo, LinkWatcher, Netlink,
     OwnedAddress, ADDRESS_PROTO,

@@ -1,4 +1,4 @@
-//! Health checks (http, tcp, exec, interface) and notify hooks.
+//! Health checks (http, tcp, exec, interface, process, file) and notify hooks.
 //!
 //! Checks run on their own tasks and only ever produce events for the router;
 //! they never touch addresses themselves. A check that hangs never stalls the
@@ -15,12 +15,15 @@ pub mod health;
 mod notify;
 mod probe;
 mod process;
+pub mod procscan;
 mod runner;
 mod spec;
 mod sys;
 
 pub use health::{Health, Verdict};
 pub use notify::{Notifier, QUEUE_CAP};
-pub use probe::{probe, HttpUrl, ProbeError, UrlError};
-pub use runner::{penalty, spawn_checks, CheckSet, TrackEvent};
-pub use spec::{CheckKind, CheckSpec, NotifySpec};
+pub use probe::{probe, probe_value, read_value_file, HttpUrl, ProbeError, UrlError};
+pub use runner::{
+    penalty, penalty_with_values, spawn_checks, CheckSet, TrackEvent, MAX_FILE_PENALTY,
+};
+pub use spec::{ArgsMatch, CheckKind, CheckSpec, NotifySpec, ProcessMatch};

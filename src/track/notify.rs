@@ -15,7 +15,8 @@
 //! failure (cannot start, non-zero exit, timeout) at WARN naming the program.
 //!
 //! For one state change the state's own hook runs first, then the `any` hook
-//! with `INSTANCE STATE REASON` appended to its arguments.
+//! with `INSTANCE STATE REASON` appended to its arguments. When an instance
+//! stops, its `stop` hook runs (last, after the hooks of its final transition).
 //!
 //! The queue holds at most [`QUEUE_CAP`] hooks; when hooks are slower than
 //! state changes for that long, the *oldest* pending hook is dropped (with a
@@ -104,7 +105,8 @@ impl Notifier {
 
     /// Queue the hooks for `state` (`"master"`, `"backup"` or `"fault"`; any
     /// other state runs only the `any` hook): the state's hook, then `any` with
-    /// `instance state reason` appended. Returns at once.
+    /// `instance state reason` appended. Returns at once. `"stop"` (the instance
+    /// stops) runs only the `stop` hook, with `VIPD_STATE=stop`.
     ///
     /// When a split brain heals and this node stays master, call it again with
     /// `"master"` and a reason that says so (e.g. `"split brain healed: still
@@ -114,6 +116,7 @@ impl Notifier {
             "master" => self.spec.master.as_ref().map(|h| ("master", h)),
             "backup" => self.spec.backup.as_ref().map(|h| ("backup", h)),
             "fault" => self.spec.fault.as_ref().map(|h| ("fault", h)),
+            "stop" => self.spec.stop.as_ref().map(|h| ("stop", h)),
             _ => None,
         };
         let mut jobs = Vec::with_capacity(2);
@@ -134,7 +137,8 @@ impl Notifier {
         if let Some((hook, cmd)) = own {
             job(hook, cmd, &[]);
         }
-        if let Some(cmd) = &self.spec.any {
+        // Stopping is not a state change: `any` does not run for it.
+        if let (Some(cmd), false) = (&self.spec.any, state == "stop") {
             job("any", cmd, &[instance, state, reason]);
         }
         if jobs.is_empty() {

@@ -114,6 +114,36 @@ pub enum ProbeError {
         /// What the kernel reports in operstate (`down`, `lowerlayerdown`, ...).
         operstate: String,
     },
+    /// A `process` check counted a number of processes outside its bounds.
+    #[error("{count} process(es) named {name:?} running, want {want}")]
+    ProcessCount {
+        /// The executable name.
+        name: String,
+        /// How many matched.
+        count: u32,
+        /// The bounds, e.g. `at least 1` or `1..=2`.
+        want: String,
+    },
+    /// `/proc` could not be read.
+    #[error("cannot read /proc: {0}")]
+    Proc(#[source] io::Error),
+    /// A `file` check's file could not be read.
+    #[error("cannot read {path}: {source}", path = .path.display())]
+    FileRead {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A `file` check's file does not hold an integer.
+    #[error("{path} does not hold an integer: {content:?}", path = .path.display())]
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+        /// Its first bytes.
+        content: String,
+    },
     /// Reading the interface state from sysfs failed.
     #[error("read {path}: {source}", path = .path.display())]
     Sysfs {
@@ -223,7 +253,13 @@ impl HttpUrl {
 /// than `timeout`: exec probes additionally wait for the killed program to be
 /// reaped, which is immediate after SIGKILL.
 pub async fn probe(kind: &CheckKind, timeout: Duration) -> Result<(), ProbeError> {
-    match kind {
+    probe_value(kind, timeout).await.map(drop)
+}
+
+/// Like [`probe`], and a success carries the check's value: the integer a `file`
+/// check read (0 for every other kind).
+pub async fn probe_value(kind: &CheckKind, timeout: Duration) -> Result<i64, ProbeError> {
+    let done = match kind {
         CheckKind::Exec {
             program,
             args,
@@ -235,7 +271,74 @@ pub async fn probe(kind: &CheckKind, timeout: Duration) -> Result<(), ProbeError
         CheckKind::Http { url, expect_status } => bounded(timeout, http(url, expect_status)).await,
         CheckKind::Tcp { address } => bounded(timeout, tcp(*address)).await,
         CheckKind::Interface { name } => bounded(timeout, async { interface(name) }).await,
+        CheckKind::Process(m) => {
+            let m = m.clone();
+            bounded(timeout, async move {
+                tokio::task::spawn_blocking(move || process_check(&m))
+                    .await
+                    .unwrap_or_else(|e| Err(ProbeError::Proc(io::Error::other(e.to_string()))))
+            })
+            .await
+        }
+        CheckKind::File { path } => {
+            let path = path.clone();
+            return tokio::time::timeout(timeout, async move {
+                tokio::task::spawn_blocking(move || read_value_file(&path))
+                    .await
+                    .unwrap_or_else(|e| Err(ProbeError::Proc(io::Error::other(e.to_string()))))
+            })
+            .await
+            .unwrap_or(Err(ProbeError::Timeout(timeout)));
+        }
+    };
+    done.map(|()| 0)
+}
+
+fn process_check(m: &super::spec::ProcessMatch) -> Result<(), ProbeError> {
+    let count =
+        super::procscan::count(m, std::path::Path::new("/proc")).map_err(ProbeError::Proc)?;
+    if super::procscan::count_ok(m, count) {
+        return Ok(());
     }
+    let want = match m.max_count {
+        None => format!("at least {}", m.min_count),
+        Some(max) => format!("{}..={max}", m.min_count),
+    };
+    Err(ProbeError::ProcessCount {
+        name: m.name.clone(),
+        count,
+        want,
+    })
+}
+
+/// Most bytes of a `file` check's file that are read.
+const MAX_VALUE_FILE: u64 = 4096;
+
+/// Reads the integer a `file` check's file holds (surrounding whitespace allowed).
+pub fn read_value_file(path: &std::path::Path) -> Result<i64, ProbeError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_VALUE_FILE).read_to_string(&mut text))
+        .map_err(|source| ProbeError::FileRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_value(&text).ok_or_else(|| ProbeError::NotANumber {
+        path: path.to_path_buf(),
+        content: text.chars().take(40).collect(),
+    })
+}
+
+/// The integer in a `file` check's text: optional sign, decimal digits, surrounded
+/// by whitespace only.
+pub(crate) fn parse_value(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
 }
 
 async fn bounded<F>(timeout: Duration, f: F) -> Result<(), ProbeError>
@@ -527,5 +630,45 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn value_file_text() {
+        assert_eq!(parse_value("0\n"), Some(0));
+        assert_eq!(parse_value("  42 \n"), Some(42));
+        assert_eq!(parse_value("-3"), Some(-3));
+        assert_eq!(parse_value("+7"), Some(7));
+        for bad in [
+            "",
+            " \n",
+            "abc",
+            "4 2",
+            "1.5",
+            "0x10",
+            "-",
+            "12abc",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_value(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn value_file_read() {
+        let dir = std::env::temp_dir().join(format!("vipd-valuefile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("v");
+        std::fs::write(&f, "5\n").expect("write");
+        assert_eq!(read_value_file(&f).expect("reads"), 5);
+        std::fs::write(&f, "down\n").expect("write");
+        assert!(matches!(
+            read_value_file(&f),
+            Err(ProbeError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            read_value_file(&dir.join("missing")),
+            Err(ProbeError::FileRead { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::health::Health;
-use super::probe::probe;
-use super::spec::CheckSpec;
+use super::probe::probe_value;
+use super::spec::{CheckKind, CheckSpec};
 
 /// Probes never start closer together than this, whatever the config says.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -45,8 +45,12 @@ pub struct TrackEvent {
     pub error: Option<String>,
     /// How long the probe took (the timeout, when it timed out).
     pub latency: Duration,
-    /// `true` when this probe flipped the verdict (including the first verdict).
+    /// `true` when this probe flipped the verdict (including the first verdict), or
+    /// changed a `file` check's value.
     pub changed: bool,
+    /// The value a `file` check read on its last successful probe (0 for other kinds,
+    /// and while the check is unhealthy).
+    pub value: i64,
 }
 
 /// The running check tasks of one instance. Dropping it aborts them (an exec
@@ -92,13 +96,28 @@ pub fn spawn_checks(instance: &str, specs: &[CheckSpec], tx: mpsc::Sender<TrackE
 async fn run_check(instance: String, index: usize, spec: CheckSpec, tx: mpsc::Sender<TrackEvent>) {
     let mut health = Health::new(spec.rise, spec.fall);
     let interval = spec.interval.max(MIN_INTERVAL);
+    let mut value = 0i64;
     loop {
         let start = Instant::now();
-        let result = probe(&spec.kind, spec.timeout).await;
+        let result = probe_value(&spec.kind, spec.timeout).await;
         let latency = start.elapsed();
         let probe_ok = result.is_ok();
+        let read = *result.as_ref().unwrap_or(&0);
         let error = result.err().map(|e| e.to_string());
         let flip = health.record(probe_ok);
+        // A file check's value counts while the check is healthy.
+        let new_value = if health.is_healthy() && probe_ok {
+            read
+        } else if health.is_healthy() {
+            value
+        } else {
+            0
+        };
+        let value_changed = new_value != value;
+        if value_changed && flip.is_none() {
+            tracing::info!("{instance}: check {} now reads {new_value}", spec.name);
+        }
+        value = new_value;
         match (&flip, &error) {
             (Some(true), _) => tracing::info!(
                 "{instance}: check {} is now healthy ({} consecutive successes)",
@@ -121,9 +140,10 @@ async fn run_check(instance: String, index: usize, spec: CheckSpec, tx: mpsc::Se
             probe_ok,
             error,
             latency,
-            changed: flip.is_some(),
+            changed: flip.is_some() || value_changed,
+            value,
         };
-        if flip.is_some() {
+        if flip.is_some() || value_changed {
             if tx.send(event).await.is_err() {
                 return;
             }
@@ -145,13 +165,42 @@ async fn run_check(instance: String, index: usize, spec: CheckSpec, tx: mpsc::Se
 /// Fault (naming every such check). Clamping the effective priority (at least
 /// 1; an address owner at 255 is not moved by trackers) is the caller's job.
 pub fn penalty(specs: &[CheckSpec], healthy: &[bool]) -> (u32, Option<String>) {
+    penalty_with_values(specs, healthy, &[])
+}
+
+/// Largest penalty one `file` check may impose; beyond it the instance goes to Fault
+/// (keepalived: a track_file result below -253 is a fault).
+pub const MAX_FILE_PENALTY: i64 = 253;
+
+/// [`penalty`] with the values of `file` checks (`values[i]` for `specs[i]`; missing
+/// entries are 0). A healthy `file` check with value `v` costs `weight * v` (a
+/// negative `v` costs nothing: vipd never raises a priority above `priority`); with
+/// weight 0 any non-zero value is a Fault, as is a cost above [`MAX_FILE_PENALTY`].
+/// An unhealthy `file` check (unreadable, not a number) is a Fault whatever its
+/// weight.
+pub fn penalty_with_values(
+    specs: &[CheckSpec],
+    healthy: &[bool],
+    values: &[i64],
+) -> (u32, Option<String>) {
     let mut sum = 0u32;
     let mut faults = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
+        let is_file = matches!(spec.kind, CheckKind::File { .. });
         if healthy.get(i).copied().unwrap_or(false) {
+            let v = values.get(i).copied().unwrap_or(0);
+            if !is_file || v <= 0 {
+                continue;
+            }
+            let cost = i64::from(spec.weight).saturating_mul(v);
+            if spec.weight == 0 || cost > MAX_FILE_PENALTY {
+                faults.push(format!("'{}'", spec.name));
+            } else {
+                sum = sum.saturating_add(u32::try_from(cost).unwrap_or(u32::MAX));
+            }
             continue;
         }
-        if spec.weight == 0 {
+        if spec.weight == 0 || is_file {
             faults.push(format!("'{}'", spec.name));
         } else {
             sum = sum.saturating_add(u32::from(spec.weight));
@@ -223,6 +272,61 @@ mod tests {
     fn penalty_does_not_overflow() {
         let specs: Vec<CheckSpec> = (0..100).map(|i| spec(&i.to_string(), 255)).collect();
         assert_eq!(penalty(&specs, &[]).0, 25_500);
+    }
+
+    fn file(name: &str, weight: u8) -> CheckSpec {
+        CheckSpec {
+            kind: CheckKind::File {
+                path: "/run/x".into(),
+            },
+            ..spec(name, weight)
+        }
+    }
+
+    #[test]
+    fn file_value_times_weight_is_the_penalty() {
+        let specs = [file("f", 10), spec("a", 5)];
+        assert_eq!(
+            penalty_with_values(&specs, &[true, true], &[0, 0]),
+            (0, None)
+        );
+        assert_eq!(
+            penalty_with_values(&specs, &[true, true], &[3, 0]),
+            (30, None)
+        );
+        assert_eq!(
+            penalty_with_values(&specs, &[true, false], &[3, 0]),
+            (35, None)
+        );
+        // A value never raises the priority.
+        assert_eq!(
+            penalty_with_values(&specs, &[true, true], &[-4, 0]),
+            (0, None)
+        );
+        // Values only count for file checks.
+        assert_eq!(
+            penalty_with_values(&specs, &[true, true], &[0, 9]),
+            (0, None)
+        );
+    }
+
+    #[test]
+    fn file_not_a_number_is_a_fault_whatever_the_weight() {
+        let specs = [file("f", 10)];
+        let (sum, reason) = penalty_with_values(&specs, &[false], &[0]);
+        assert_eq!(sum, 0);
+        assert_eq!(reason.as_deref(), Some("track check 'f' is unhealthy"));
+    }
+
+    #[test]
+    fn file_weight_zero_faults_on_non_zero_and_big_costs_fault() {
+        let zero = [file("f", 0)];
+        assert_eq!(penalty_with_values(&zero, &[true], &[0]), (0, None));
+        assert!(penalty_with_values(&zero, &[true], &[1]).1.is_some());
+        let ten = [file("f", 10)];
+        assert_eq!(penalty_with_values(&ten, &[true], &[25]), (250, None));
+        assert!(penalty_with_values(&ten, &[true], &[26]).1.is_some());
+        assert!(penalty_with_values(&ten, &[true], &[i64::MAX]).1.is_some());
     }
 
     #[test]

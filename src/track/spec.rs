@@ -34,6 +34,46 @@ pub enum CheckKind {
         /// Interface name.
         name: String,
     },
+    /// Running processes (keepalived `track_process`): healthy while the number of
+    /// processes that match is within `min_count..=max_count`.
+    Process(ProcessMatch),
+    /// A file holding an integer (keepalived `track_file`): the value times the
+    /// check's weight is subtracted from the priority; a file that does not hold a
+    /// number puts the instance in Fault.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Which processes a `process` check counts (see [`crate::track::procscan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessMatch {
+    /// Executable name: matches the process name (`/proc/PID/comm`), `argv[0]`, or the
+    /// file name of `argv[0]`.
+    pub name: String,
+    /// Arguments to match after `argv[0]` (`None`: any arguments).
+    pub args: Option<Vec<String>>,
+    /// How `args` are compared.
+    pub args_match: ArgsMatch,
+    /// Fewest matching processes for a healthy verdict (keepalived `quorum`).
+    pub min_count: u32,
+    /// Most matching processes for a healthy verdict (keepalived `quorum_max`);
+    /// `None` = no upper bound.
+    pub max_count: Option<u32>,
+}
+
+/// How the arguments of a `process` check are compared (keepalived `param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArgsMatch {
+    /// The process has exactly these arguments.
+    #[default]
+    Exact,
+    /// The process's first arguments are these (it may have more).
+    Partial,
+    /// Like `Partial`, and the last configured argument may be a prefix of the
+    /// process's argument at that place.
+    Initial,
 }
 
 /// One `[[instance.track]]` entry.
@@ -67,6 +107,9 @@ pub struct NotifySpec {
     pub fault: Option<Vec<String>>,
     /// Run on every state change with arguments `INSTANCE STATE REASON` appended.
     pub any: Option<Vec<String>>,
+    /// Run once when the instance stops (vipd shuts down, or a reload removes or
+    /// rebuilds it), after it handed over (keepalived `notify_stop`). Instances only.
+    pub stop: Option<Vec<String>>,
     /// Each hook is killed after this long.
     pub timeout: Duration,
     /// Run the hooks with the daemon's capabilities (`keep-capabilities = true`);

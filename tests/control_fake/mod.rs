@@ -76,6 +76,7 @@ pub fn table() -> Vec<InstanceStatus> {
             sync_group: None,
             fault: None,
             restarts: 0,
+            bfd: Vec::new(),
         },
         InstanceStatus {
             name: "api".into(),

@@ -83,6 +83,8 @@ pub struct Topology {
     run_dir: PathBuf,
     procs: Procs,
     partitions: Vec<(String, String)>,
+    /// UDP destination ports dropped between two hosts' switch ports (both directions).
+    udp_partitions: Vec<(String, String, u16)>,
     loss_percent: u8,
     second_lan: bool,
 }
@@ -260,6 +262,7 @@ impl Topology {
             run_dir,
             procs: Procs::default(),
             partitions: Vec::new(),
+            udp_partitions: Vec::new(),
             loss_percent: 0,
             second_lan: opts.second_lan,
         };
@@ -519,9 +522,20 @@ impl Topology {
         self.apply_nft();
     }
 
-    /// Removes every VRRP partition (random loss stays as set).
+    /// Drops UDP to destination `port` (IPv4 and IPv6) between the switch ports of `a` and
+    /// `b`, both directions (e.g. 3784: BFD only). Cumulative until [`Topology::heal`].
+    pub fn partition_udp(&mut self, a: &str, b: &str, port: u16) {
+        self.host(a);
+        self.host(b);
+        self.udp_partitions
+            .push((a.to_string(), b.to_string(), port));
+        self.apply_nft();
+    }
+
+    /// Removes every VRRP and UDP partition (random loss stays as set).
     pub fn heal(&mut self) {
         self.partitions.clear();
+        self.udp_partitions.clear();
         self.apply_nft();
     }
 
@@ -546,6 +560,14 @@ impl Topology {
                 ));
                 rules.push_str(&format!(
                     "    iifname \"{pi}\" oifname \"{po}\" ip6 nexthdr 112 counter drop\n"
+                ));
+            }
+        }
+        for (a, b, port) in &self.udp_partitions {
+            for (i, o) in [(a, b), (b, a)] {
+                let (pi, po) = (port_name(i, Lan::First), port_name(o, Lan::First));
+                rules.push_str(&format!(
+                    "    iifname \"{pi}\" oifname \"{po}\" udp dport {port} counter drop\n"
                 ));
             }
         }
