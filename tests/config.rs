@@ -978,3 +978,46 @@ fn bfd_bad_values_are_rejected_with_their_place() {
     let e = bfd_err("[instance.bfd]\npeers = [\"192.0.2.12\"]\ncolour = 1\n");
     assert!(e.contains("colour"), "{e}");
 }
+
+#[test]
+fn track_bfd_defaults_and_keys() {
+    let c = ok(&format!(
+        "{BASE}[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\nweight = 40\n"
+    ));
+    let t = &c.instances[0].tracks[0];
+    assert_eq!(t.name, "bfd 192.0.2.1");
+    assert_eq!(t.interval, std::time::Duration::from_millis(10));
+    assert_eq!(
+        t.kind,
+        vipd::track::CheckKind::Bfd {
+            peer: "192.0.2.1".parse().unwrap(),
+            multiplier: 3
+        }
+    );
+    let c = ok(&format!(
+        "{BASE}[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\ninterval = \"3ms\"\nmultiplier = 5\nweight = 0\n"
+    ));
+    let t = &c.instances[0].tracks[0];
+    assert_eq!(t.interval, std::time::Duration::from_millis(3));
+    assert!(matches!(
+        t.kind,
+        vipd::track::CheckKind::Bfd { multiplier: 5, .. }
+    ));
+}
+
+#[test]
+fn track_bfd_bad_values() {
+    let e = bfd_err("[[instance.track]]\nkind = \"bfd\"\n");
+    assert!(e.contains("missing key `peer`"), "{e}");
+    let e = bfd_err("[[instance.track]]\nkind = \"bfd\"\npeer = \"224.0.0.5\"\n");
+    assert!(e.contains("not a unicast address"), "{e}");
+    let e =
+        bfd_err("[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\ninterval = \"0.5ms\"\n");
+    assert!(e.contains("interval must be"), "{e}");
+    let e = bfd_err(
+        "[[instance.track]]\nkind = \"tcp\"\naddress = \"192.0.2.1:80\"\npeer = \"192.0.2.1\"\n",
+    );
+    assert!(e.contains("peer does not apply to kind = \"tcp\""), "{e}");
+    let e = bfd_err("[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\nmultiplier = 300\n");
+    assert!(e.contains("multiplier must be 1..=255"), "{e}");
+}

@@ -109,6 +109,8 @@ pub(super) struct RawTrack {
     pub(super) rise: Option<S<i64>>,
     pub(super) fall: Option<S<i64>>,
     pub(super) weight: Option<S<i64>>,
+    pub(super) peer: Option<S<String>>,
+    pub(super) multiplier: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1210,14 +1210,15 @@ impl Cx<'_> {
         let t = raw.get_ref();
         let table = raw.span();
         let before = self.errors.len();
-        const KINDS: &str = "\"http\", \"tcp\", \"exec\", \"interface\", \"process\" or \"file\"";
+        const KINDS: &str =
+            "\"http\", \"tcp\", \"exec\", \"interface\", \"process\", \"file\" or \"bfd\"";
         let kind_name = match &t.kind {
             None => {
                 self.missing(&table, p, "kind", &format!("a track needs kind = {KINDS}"));
                 None
             }
             Some(k) => match k.get_ref().as_str() {
-                "http" | "tcp" | "exec" | "interface" | "process" | "file" => {
+                "http" | "tcp" | "exec" | "interface" | "process" | "file" | "bfd" => {
                     Some(k.get_ref().as_str())
                 }
                 other => {
@@ -1232,7 +1233,9 @@ impl Cx<'_> {
         };
 
         // Keys that belong to one kind only.
-        let specific: [(&str, &str, Option<Range<usize>>); 12] = [
+        let specific: [(&str, &str, Option<Range<usize>>); 14] = [
+            ("peer", "bfd", t.peer.as_ref().map(|v| v.span())),
+            ("multiplier", "bfd", t.multiplier.as_ref().map(|v| v.span())),
             ("url", "http", t.url.as_ref().map(|v| v.span())),
             (
                 "expect-status",
@@ -1277,6 +1280,7 @@ impl Cx<'_> {
                 "exec" => "command and keep-capabilities",
                 "process" => "process, args, args-match, min-count and max-count",
                 "file" => "path",
+                "bfd" => "peer and multiplier; interval is the BFD interval",
                 _ => "interface",
             };
             for (key, owner, span) in &specific {
@@ -1344,6 +1348,7 @@ impl Cx<'_> {
                 }),
             },
             Some("process") => self.track_process(t, &table, p),
+            Some("bfd") => self.track_bfd(t, &table, p),
             Some("file") => match &t.path {
                 None => {
                     self.missing(
@@ -1375,7 +1380,12 @@ impl Cx<'_> {
             None => None,
         };
 
+        let is_bfd = kind_name == Some("bfd");
         let interval = match &t.interval {
+            None if is_bfd => Some(bfd::DEFAULT_INTERVAL),
+            Some(v) if is_bfd => {
+                self.duration_in(v, p, "interval", bfd::MIN_INTERVAL, bfd::MAX_INTERVAL)
+            }
             None => Some(Duration::from_secs(2)),
             Some(v) => self.duration_in(
                 v,
@@ -1395,7 +1405,7 @@ impl Cx<'_> {
                 Duration::from_secs(86_400),
             ),
         };
-        if let (Some(i), Some(to)) = (interval, timeout) {
+        if let (Some(i), Some(to), false) = (interval, timeout, is_bfd) {
             if to >= i {
                 // Point at whichever the operator wrote (timeout if both or neither).
                 let (span, key) = match (&t.timeout, &t.interval) {
@@ -1622,6 +1632,7 @@ fn default_track_name(kind: &CheckKind) -> String {
         CheckKind::Interface { name } => format!("interface {name}"),
         CheckKind::Process(m) => format!("process {}", m.name),
         CheckKind::File { path } => format!("file {}", path.display()),
+        CheckKind::Bfd { peer, .. } => format!("bfd {peer}"),
     }
 }
 

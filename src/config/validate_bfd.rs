@@ -4,17 +4,20 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::super::raw::{RawInstance, S};
+use std::ops::Range;
+
+use super::super::raw::{RawInstance, RawTrack, S};
 use super::super::{BfdSpec, Family};
 use super::{join, unusable_address, Cx};
+use crate::track::CheckKind;
 
 /// Default `interval`.
 pub(in crate::config) const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 /// Shortest `interval`.
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
+pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Longest `interval` (Desired Min TX is 32 bits of microseconds; beyond a minute BFD
 /// detects nothing VRRP would not).
-const MAX_INTERVAL: Duration = Duration::from_secs(60);
+pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// Default `multiplier`.
 pub(in crate::config) const DEFAULT_MULTIPLIER: u8 = 3;
 
@@ -69,6 +72,54 @@ impl Cx<'_> {
             interval: interval?,
             multiplier: multiplier?,
         }))
+    }
+
+    /// `kind = "bfd"` in `[[instance.track]]`: `peer` (required) and `multiplier`.
+    pub(super) fn track_bfd(
+        &mut self,
+        t: &RawTrack,
+        table: &Range<usize>,
+        p: &str,
+    ) -> Option<CheckKind> {
+        let multiplier = match &t.multiplier {
+            Some(v) => self
+                .int_in(v, p, "multiplier", 1, 255)
+                .and_then(|n| u8::try_from(n).ok()),
+            None => Some(DEFAULT_MULTIPLIER),
+        };
+        let Some(v) = &t.peer else {
+            self.missing(
+                table,
+                p,
+                "peer",
+                "a bfd track runs a session to peer = \"IP\" (a gateway or backend on the instance's interface)",
+            );
+            return None;
+        };
+        let s = v.get_ref();
+        let peer = match IpAddr::from_str(s) {
+            Ok(a) if unusable_address(&a).is_none() && !a.is_multicast() => Some(a),
+            Ok(a) => {
+                self.err(
+                    v.span(),
+                    join(p, "peer"),
+                    format!("peer: {a} cannot be a BFD peer (not a unicast address)"),
+                );
+                None
+            }
+            Err(_) => {
+                self.err(
+                    v.span(),
+                    join(p, "peer"),
+                    format!("peer: {s:?} is not an IP address (no prefix, no port)"),
+                );
+                None
+            }
+        };
+        Some(CheckKind::Bfd {
+            peer: peer?,
+            multiplier: multiplier?,
+        })
     }
 
     fn bfd_peers(

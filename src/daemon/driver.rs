@@ -272,6 +272,9 @@ struct Driver {
     /// Peer BFD (`[instance.bfd]`): the sessions and their state changes.
     bfd: Option<super::bfd::Subscription>,
     bfd_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
+    /// `kind = "bfd"` tracks: their sessions and state changes.
+    bfd_track: Option<super::bfd::Subscription>,
+    bfd_track_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
 }
 
 /// Fault injection for the namespace tests, compiled into debug builds only: with
@@ -376,6 +379,8 @@ impl Driver {
             alive,
             bfd: None,
             bfd_rx: None,
+            bfd_track: None,
+            bfd_track_rx: None,
             inst,
             ctx,
         }
@@ -459,6 +464,9 @@ impl Driver {
                 }
                 Some(ev) = super::bfd::next_event(&mut self.bfd_rx) => {
                     self.handle_bfd(ev);
+                }
+                Some(ev) = super::bfd::next_event(&mut self.bfd_track_rx) => {
+                    self.handle_bfd_track(ev);
                 }
                 ev = self.track_rx.recv(), if track_open => {
                     match ev {
@@ -1040,6 +1048,34 @@ impl Driver {
 
 impl Driver {
     fn start_bfd(&mut self) {
+        let tracks: Vec<super::bfd::PeerSpec> = self
+            .inst
+            .tracks
+            .iter()
+            .filter_map(|t| match t.kind {
+                track::CheckKind::Bfd { peer, multiplier } => Some(super::bfd::PeerSpec {
+                    ifname: self.inst.interface.clone(),
+                    ifindex: self.ctx.ifindex,
+                    source: self.ctx.source.is_ipv4().then_some(self.ctx.source),
+                    peer,
+                    interval: t.interval,
+                    multiplier,
+                }),
+                _ => None,
+            })
+            .collect();
+        if !tracks.is_empty() {
+            match super::bfd::engine(&self.ctx.metrics) {
+                Ok(engine) => {
+                    let mut sub = engine.subscribe(&self.inst.name, tracks);
+                    self.bfd_track_rx = sub.events.take();
+                    self.bfd_track = Some(sub);
+                }
+                Err(e) => {
+                    tracing::error!(instance = %self.inst.name, "{}: {e}; bfd tracks stay unhealthy", self.inst.name);
+                }
+            }
+        }
         let Some(spec) = &self.inst.bfd else {
             return;
         };
@@ -1058,6 +1094,36 @@ impl Driver {
             Err(e) => {
                 tracing::error!(instance = %self.inst.name, "{}: {e}; running without BFD", self.inst.name);
             }
+        }
+    }
+
+    /// A `kind = "bfd"` track's session changed state: healthy while Up.
+    fn handle_bfd_track(&mut self, ev: super::bfd::BfdEvent) {
+        let checks: Vec<usize> = self
+            .inst
+            .tracks
+            .iter()
+            .enumerate()
+            .filter(
+                |(_, t)| matches!(t.kind, track::CheckKind::Bfd { peer, .. } if peer == ev.peer),
+            )
+            .map(|(i, _)| i)
+            .collect();
+        for check in checks {
+            let healthy = ev.to == crate::bfd::SessionState::Up;
+            let was = self.track_healthy.get(check).copied().unwrap_or(false);
+            let event = TrackEvent {
+                instance: self.inst.name.clone(),
+                check,
+                name: self.inst.tracks[check].name.clone(),
+                healthy,
+                probe_ok: healthy,
+                error: (!healthy).then(|| format!("BFD session {} ({})", ev.to, ev.diag)),
+                latency: Duration::ZERO,
+                changed: healthy != was,
+                value: 0,
+            };
+            self.handle_track(event);
         }
     }
 

@@ -271,6 +271,8 @@ pub async fn probe_value(kind: &CheckKind, timeout: Duration) -> Result<i64, Pro
         CheckKind::Http { url, expect_status } => bounded(timeout, http(url, expect_status)).await,
         CheckKind::Tcp { address } => bounded(timeout, tcp(*address)).await,
         CheckKind::Interface { name } => bounded(timeout, async { interface(name) }).await,
+        // Never probed: the BFD engine reports the session state (see track::runner).
+        CheckKind::Bfd { .. } => Ok(()),
         CheckKind::Process(m) => {
             let m = m.clone();
             bounded(timeout, async move {

@@ -85,6 +85,10 @@ impl Drop for CheckSet {
 pub fn spawn_checks(instance: &str, specs: &[CheckSpec], tx: mpsc::Sender<TrackEvent>) -> CheckSet {
     let mut tasks = JoinSet::new();
     for (index, spec) in specs.iter().enumerate() {
+        if matches!(spec.kind, CheckKind::Bfd { .. }) {
+            // Its verdict is the BFD session's state, reported by the BFD engine.
+            continue;
+        }
         let span = tracing::info_span!("check", instance = %instance, check = %spec.name);
         tasks.spawn(
             run_check(instance.to_string(), index, spec.clone(), tx.clone()).instrument(span),

@@ -1,6 +1,6 @@
 //! Validated descriptions of health checks and notify hooks (built by `config`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +43,15 @@ pub enum CheckKind {
     File {
         /// The file.
         path: PathBuf,
+    },
+    /// A BFD session (RFC 5880 / 5881) to `peer` on the instance's interface, at the
+    /// check's `interval` (the BFD interval): healthy while the session is Up. Run by
+    /// the BFD engine (`daemon::bfd`), not probed: rise, fall and timeout do not apply.
+    Bfd {
+        /// The gateway or backend.
+        peer: IpAddr,
+        /// Detect Mult.
+        multiplier: u8,
     },
 }
 
