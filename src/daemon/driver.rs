@@ -30,6 +30,8 @@ use crate::vrrp::{Action, AnnounceReason, Router, RouterConfig, State};
 
 use super::metrics::Metrics;
 
+mod arb;
+
 /// Something that happened that the instance's router must hear about.
 #[derive(Debug)]
 pub enum Input {
@@ -131,6 +133,8 @@ pub struct DriverContext {
     /// Take part in elections (RFC 5798 §6.4.1 Startup) only from this instant on
     /// (`startup-delay` after vipd started; `None` or past = at once).
     pub start_at: Option<Instant>,
+    /// The `[arbiter]` section when the instance has `arbiter = true`.
+    pub arbiter: Option<crate::config::Arbiter>,
 }
 
 /// Handle to a running driver.
@@ -191,6 +195,8 @@ struct Driver {
     /// `kind = "bfd"` tracks: their sessions and state changes.
     bfd_track: Option<super::bfd::Subscription>,
     bfd_track_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
+    /// The etcd arbiter (`arbiter = true`).
+    arb: Option<arb::Arb>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -252,6 +258,14 @@ impl Driver {
             bfd_rx: None,
             bfd_track: None,
             bfd_track_rx: None,
+            arb: ctx.arbiter.as_ref().map(|a| {
+                let key = a.key_for(&inst.name, inst.arbiter_key.as_deref());
+                let identity = format!("{} {}", hostname(), ctx.source);
+                arb::Arb::new(
+                    crate::arbiter::ArbiterHandle::spawn(a, &inst.name, key, identity),
+                    a.on_loss,
+                )
+            }),
             inst,
             ctx,
         }
@@ -269,7 +283,7 @@ impl Driver {
         // priority rather than preempting on checks that have not run yet.
         let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
-        self.router.set_penalty(now, penalty);
+        self.router.set_penalty(now, self.penalty_now());
         self.recompute_fault(now);
         self.start_bfd();
         // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
@@ -285,6 +299,9 @@ impl Driver {
             None => self.router.start(now),
         }
         self.execute().await;
+        if self.arbiter_reconcile().await {
+            self.execute().await;
+        }
         self.publish();
         let mut track_open = self.checks.is_some();
         let mut inbox_open = true;
@@ -292,9 +309,16 @@ impl Driver {
             if self.released {
                 break;
             }
-            let deadline = match (self.router.poll_timeout(), start_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let arb_deadline = self.arbiter_timeout();
+            let deadline = [self.router.poll_timeout(), start_at, arb_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let arb_changed = async {
+                match self.arb.as_mut() {
+                    Some(a) => a.handle.changed().await,
+                    None => std::future::pending().await,
+                }
             };
             let sleep = async {
                 match deadline {
@@ -335,11 +359,18 @@ impl Driver {
                     }
                     self.router.handle_timeout(now);
                 }
+                _ = arb_changed => {}
             }
             self.execute().await;
+            if self.arbiter_reconcile().await {
+                // The arbiter changed our priority: the router may act on it.
+                self.execute().await;
+                self.arbiter_reconcile().await;
+            }
             self.publish();
         }
         self.stop_announcing();
+        self.arbiter_stop().await;
         self.checks = None;
         // keepalived notify_stop: after the handover and the hooks of the last transition.
         self.notifier
@@ -408,8 +439,7 @@ impl Driver {
             }
             Input::GroupPenalty(p) => {
                 self.group_penalty = p;
-                self.router
-                    .set_penalty(now, self.own_penalty.max(self.group_penalty));
+                self.router.set_penalty(now, self.penalty_now());
             }
             Input::Shutdown => self.router.shutdown(now),
         }
@@ -456,8 +486,7 @@ impl Driver {
         }
         let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
-        self.router
-            .set_penalty(now, self.own_penalty.max(self.group_penalty));
+        self.router.set_penalty(now, self.penalty_now());
         self.recompute_fault(now);
     }
 
@@ -507,8 +536,16 @@ impl Driver {
                 Action::SendAdvert { priority, interval } => {
                     self.send_advert(priority, interval).await;
                 }
-                Action::AddVips => self.change_vips(true).await,
+                Action::AddVips => {
+                    if !self.arbiter_router_add() {
+                        self.change_vips(true).await;
+                    }
+                }
                 Action::Announce { reason } => {
+                    if !self.arbiter_allows_announce() {
+                        // Master-elect: announced when the arbiter key is held.
+                        continue;
+                    }
                     self.announce(reason);
                     announced = Some(Instant::now());
                     if reason == AnnounceReason::HandoverCancelled {
@@ -534,7 +571,9 @@ impl Driver {
                 Action::StopAnnouncing => self.stop_announcing(),
                 Action::RemoveVips => {
                     self.stop_announcing();
-                    self.change_vips(false).await;
+                    if !self.arbiter_router_remove() {
+                        self.change_vips(false).await;
+                    }
                 }
                 Action::StateChanged { from, to, reason } => {
                     tracing::info!(
@@ -581,9 +620,12 @@ impl Driver {
                         reason: reason.to_string(),
                         at_unix_ms: unix_ms(at),
                     });
-                    // Init runs only the `any` hook (there is no init hook).
-                    self.notifier
-                        .notify(&self.inst.name, &t, &reason.to_string());
+                    // Init runs only the `any` hook (there is no init hook). A master-elect's
+                    // `master` hook waits for the arbiter key.
+                    if self.arbiter_hook_now(to, &reason.to_string()) {
+                        self.notifier
+                            .notify(&self.inst.name, &t, &reason.to_string());
+                    }
                     self.report_group();
                 }
                 Action::Released => {
@@ -795,6 +837,7 @@ impl Driver {
             sync_group: None, // filled in by the supervisor, which knows the groups
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
             bfd: self.bfd.as_ref().map(|b| b.status()).unwrap_or_default(),
+            arbiter: self.arbiter_status(),
         };
         self.ctx
             .board
@@ -921,4 +964,11 @@ impl Driver {
             );
         }
     }
+}
+
+/// The host name, for the arbiter key's value (who holds it).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned())
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub checks: CheckMetrics,
     /// BFD sessions.
     pub bfd: BfdMetrics,
+    /// The etcd arbiter.
+    pub arbiter: ArbiterMetrics,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,8 @@ impl Metrics {
         let adverts = AdvertMetrics::default();
         let takeover = TakeoverMetrics::default();
         let checks = CheckMetrics::default();
+        let arbiter = ArbiterMetrics::default();
+        arbiter.register(&mut registry);
         instance.register(&mut registry);
         adverts.register(&mut registry);
         takeover.register(&mut registry);
@@ -95,6 +99,7 @@ impl Metrics {
             adverts,
             takeover,
             checks,
+            arbiter,
         }
     }
 
@@ -188,6 +193,72 @@ impl Metrics {
 /// Binds the metrics listener (a start-up error if the address is taken).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+// ----- arbiter --------------------------------------------------------------
+
+/// The etcd arbiter of instances with `arbiter = true`.
+#[derive(Clone, Default)]
+pub struct ArbiterMetrics {
+    holder: Family<Labels, Gauge>,
+    reachable: Family<Labels, Gauge>,
+    master_elect: Family<Labels, Gauge>,
+    fencing_token: Family<Labels, Gauge>,
+    lease_losses: Family<Labels, Counter>,
+}
+
+impl ArbiterMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "arbiter_holder",
+            "1 while this host holds the instance's etcd key under a live lease",
+            self.holder.clone(),
+        );
+        r.register(
+            "arbiter_reachable",
+            "1 while the instance's etcd lease is kept alive in time",
+            self.reachable.clone(),
+        );
+        r.register(
+            "arbiter_master_elect",
+            "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)",
+            self.master_elect.clone(),
+        );
+        r.register(
+            "arbiter_fencing_token",
+            "The held key's create revision (fencing token), 0 when not holding",
+            self.fencing_token.clone(),
+        );
+        r.register(
+            "arbiter_vips_dropped",
+            "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost",
+            self.lease_losses.clone(),
+        );
+    }
+
+    /// Records what the arbiter says now.
+    pub fn set(
+        &self,
+        instance: &str,
+        holder: bool,
+        reachable: bool,
+        master_elect: bool,
+        token: Option<i64>,
+    ) {
+        let l = inst(instance);
+        self.holder.get_or_create(&l).set(i64::from(holder));
+        self.reachable.get_or_create(&l).set(i64::from(reachable));
+        self.master_elect
+            .get_or_create(&l)
+            .set(i64::from(master_elect));
+        self.fencing_token.get_or_create(&l).set(token.unwrap_or(0));
+        let _ = self.lease_losses.get_or_create(&l);
+    }
+
+    /// Counts VIPs dropped for the arbiter (lease not renewed, key lost).
+    pub fn vips_dropped(&self, instance: &str) {
+        self.lease_losses.get_or_create(&inst(instance)).inc();
+    }
 }
 
 // ----- instance -------------------------------------------------------------
