@@ -272,6 +272,7 @@ impl Driver {
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Input>) {
+        self.ctx.metrics.ensure_instance(&self.inst.name);
         let now = Instant::now();
         if let Some(p) = self.priority_override {
             self.router.set_override(now, Some(p));
@@ -780,7 +781,6 @@ impl Driver {
         m.set_state(&self.inst.name, &state);
         m.set_state_since(&self.inst.name, self.entered_state_at);
         m.set_operator(&self.inst.name, self.priority_override, self.maintenance);
-        self.ctx.metrics.takeover.ensure(&self.inst.name);
         let vips: Vec<String> = self.inst.vips.iter().map(|v| v.to_string()).collect();
         let family = match self.ctx.source {
             IpAddr::V4(_) => "ipv4",

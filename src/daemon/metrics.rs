@@ -155,6 +155,13 @@ impl Metrics {
         self.checks.record(instance, check, healthy, latency);
     }
 
+    /// Creates an instance's counters and histograms at zero (transitions by pair of
+    /// states, takeover histograms), once, when its driver starts.
+    pub fn ensure_instance(&self, instance: &str) {
+        self.instance.ensure(instance);
+        self.takeover.ensure(instance);
+    }
+
     /// Removes the series that describe an instance as it is now (state, priority,
     /// identity, operator settings, last takeover, its checks' verdicts), once its driver
     /// has ended (removed by a reload, or renamed): a gone instance must not look like a
@@ -385,6 +392,22 @@ impl InstanceMetrics {
         self.maintenance
             .get_or_create(&l)
             .set(i64::from(maintenance));
+    }
+
+    /// Creates the instance's transition counters at zero for every pair of states, so
+    /// that `increase()` sees the first takeover of a host (a counter series that appears
+    /// at 1 has no earlier sample to count from).
+    pub fn ensure(&self, instance: &str) {
+        for from in STATES {
+            for to in STATES {
+                if from != to {
+                    let mut l = inst(instance);
+                    l.push(("from", from.to_string()));
+                    l.push(("to", to.to_string()));
+                    let _ = self.transitions.get_or_create(&l);
+                }
+            }
+        }
     }
 
     /// Removes the instance's gauges (see [`Metrics::forget_instance`]).
@@ -844,6 +867,40 @@ mod tests {
             assert!(sample(&text, key).is_some(), "{key} missing:\n{text}");
         }
         assert!(text.contains(r#"vipd_instance_info{instance="api""#));
+    }
+
+    #[test]
+    fn transitions_exist_at_zero_for_every_pair_of_states() {
+        let m = Metrics::new();
+        m.ensure_instance("web");
+        m.transition("web", "backup", "master");
+        let text = m.render();
+        let pairs: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(r#"vipd_transitions_total{instance="web""#))
+            .collect();
+        assert_eq!(pairs.len(), 12, "{pairs:#?}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_transitions_total{instance="web",from="backup",to="master"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_transitions_total{instance="web",from="master",to="backup"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_takeover_detect_seconds_count{instance="web"}"#
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]
