@@ -5,7 +5,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux prometheus python3-matplotlib)
+need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux prometheus python3-matplotlib etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,3 +35,8 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
     systemctl stop prometheus || true
 fi
 systemctl disable prometheus >/dev/null 2>&1 || true
+# And etcd (the arbiter tests start their own three-member cluster in namespaces).
+if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
+    systemctl stop etcd || true
+fi
+systemctl disable etcd >/dev/null 2>&1 || true

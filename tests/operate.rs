@@ -1778,6 +1778,7 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
     wait_state(&topo, "lb2", "web", "backup", secs(5));
 
     let prom = Prom::start(&topo, &[a1.clone(), a2.clone()]);
+    let prom_started = unix_now();
     let up_both = || {
         let r = prom.query("up{job=\"vipd\"} == 1");
         r.len() == 2
@@ -1819,6 +1820,8 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
         "VipdSplitBrain never fired; alerts: {:?}",
         prom.alerts()
     );
+    // More spoiled adverts: the drops panel shows a rate only once its series exists.
+    send_bad_adverts(&topo, 5, 0, 0);
     let labels = prom.firing("VipdSplitBrain");
     eprintln!(
         "VipdSplitBrain firing {} after the cut: {labels:?}",
@@ -1878,6 +1881,70 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
         prom_state(&prom, &a1),
         prom_state(&prom, &a2)
     );
+    // The dashboard's panels drawn from this run (integration/render_dashboard.py, run in
+    // the client's namespace against this Prometheus); VIPD_DASHBOARD_PNG=FILE keeps it.
+    std::thread::sleep(secs(3));
+    render_dashboard(&topo, prom_started, unix_now());
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Draws every panel of the shipped dashboard from the test's Prometheus over
+/// [start, end]; every panel must have data. Skipped without Debian's python3-matplotlib
+/// (a failure under CI, which installs it).
+fn render_dashboard(topo: &Topology, start: f64, end: f64) {
+    let py = "/usr/bin/python3";
+    if !harness::run_cmd(&[py, "-c", "import matplotlib"], None, secs(20)).ok() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3-matplotlib is not installed (integration/setup.sh installs it)"
+        );
+        eprintln!("SKIP rendering the dashboard: no python3-matplotlib");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("integration/render_dashboard.py");
+    let dash = root.join("packaging/monitoring/vipd-dashboard.json");
+    let out = topo.path("dashboard.png");
+    let (s, e) = (format!("{start:.0}"), format!("{end:.0}"));
+    let r = topo.exec(
+        "client",
+        &[
+            py,
+            &script.to_string_lossy(),
+            "http://127.0.0.1:9090",
+            &dash.to_string_lossy(),
+            &out.to_string_lossy(),
+            "--start",
+            &s,
+            "--end",
+            &e,
+            "--title",
+            "vipd dashboard, namespace test: lb1 (150) and lb2 (100), VRRP partitioned, then healed",
+        ],
+    );
+    assert!(
+        r.ok(),
+        "render_dashboard.py failed: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    eprintln!("{}", r.stdout.trim());
+    assert!(
+        !r.stdout.contains("without data"),
+        "dashboard panels without data: {}",
+        r.stdout
+    );
+    assert!(out.is_file(), "no {}", out.display());
+    if let Ok(keep) = std::env::var("VIPD_DASHBOARD_PNG") {
+        std::fs::copy(&out, &keep).unwrap_or_else(|e| panic!("copy to {keep}: {e}"));
+        eprintln!("dashboard picture saved to {keep}");
+    }
 }
 
 // ---- 8. reload ------------------------------------------------------------------------------

@@ -285,7 +285,10 @@ fn render_status(status: &Status, now_ms: u64) -> String {
         .map(|i| {
             [
                 i.name.clone(),
-                i.state.to_uppercase(),
+                match &i.arbiter {
+                    Some(a) if a.master_elect => "MASTER-ELECT".to_owned(),
+                    _ => i.state.to_uppercase(),
+                },
                 format!("{}/{}", i.priority, i.base_priority),
                 i.priority_override
                     .map(|p| p.to_string())
@@ -366,6 +369,31 @@ fn render_status(status: &Status, now_ms: u64) -> String {
                 b.peer,
                 b.state.to_uppercase()
             ));
+        }
+        if let Some(a) = &i.arbiter {
+            let mut s = format!(
+                "  arbiter: key {}, {}, etcd {}",
+                a.key,
+                match a.fencing_token {
+                    Some(t) if a.holder => format!("holder (fencing token {t})"),
+                    _ => "not holder".to_owned(),
+                },
+                if a.reachable {
+                    "reachable"
+                } else {
+                    "UNREACHABLE"
+                }
+            );
+            if let Some(o) = &a.other_holder {
+                s.push_str(&format!(", held by {o}"));
+            }
+            if let Some(d) = &a.detail {
+                if !a.holder {
+                    s.push_str(&format!(" ({d})"));
+                }
+            }
+            out.push_str(&s);
+            out.push('\n');
         }
     }
     out

@@ -368,6 +368,9 @@ pub struct InstanceStatus {
     /// Peer BFD sessions (`[instance.bfd]`), one per peer.
     #[serde(default)]
     pub bfd: Vec<BfdPeerStatus>,
+    /// The etcd arbiter of the instance; null when it has none (`arbiter = false`).
+    #[serde(default)]
+    pub arbiter: Option<ArbiterStatus>,
 }
 
 /// One BFD session of an instance, as `vipctl status` shows it.
@@ -379,6 +382,35 @@ pub struct BfdPeerStatus {
     pub state: String,
     /// The detection time in milliseconds (rounded up), once the peer has been heard.
     pub detect_ms: Option<u64>,
+}
+
+/// What the etcd arbiter says about an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArbiterStatus {
+    /// We hold the instance's key under a live lease (we may hold the VIPs).
+    pub holder: bool,
+    /// Our etcd lease is alive (etcd answers in time).
+    pub reachable: bool,
+    /// The key's create revision while we hold it: strictly increasing over holders.
+    pub fencing_token: Option<i64>,
+    /// The etcd key.
+    #[serde(default)]
+    pub key: String,
+    /// VRRP made us master but we do not hold the key: advertising, no VIPs.
+    #[serde(default)]
+    pub master_elect: bool,
+    /// Whether the VIPs are on this host now.
+    #[serde(default)]
+    pub vips_held: bool,
+    /// Who holds the key, when someone else does (the key's value).
+    #[serde(default)]
+    pub other_holder: Option<String>,
+    /// Why we do not hold the key, or the last etcd error.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The lease TTL etcd granted, in milliseconds.
+    #[serde(default)]
+    pub lease_ttl_ms: Option<u64>,
 }
 
 /// A past state change of an instance.

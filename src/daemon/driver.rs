@@ -31,6 +31,8 @@ use crate::vrrp::{Action, AnnounceReason, Router, RouterConfig, State};
 
 use super::metrics::Metrics;
 
+mod arb;
+
 /// Something that happened that the instance's router must hear about.
 #[derive(Debug)]
 pub enum Input {
@@ -156,6 +158,8 @@ pub struct DriverContext {
     /// Take part in elections (RFC 5798 §6.4.1 Startup) only from this instant on
     /// (`startup-delay` after vipd started; `None` or past = at once).
     pub start_at: Option<Instant>,
+    /// The `[arbiter]` section when the instance has `arbiter = true`.
+    pub arbiter: Option<crate::config::Arbiter>,
 }
 
 /// Handle to a running driver.
@@ -275,6 +279,8 @@ struct Driver {
     /// `kind = "bfd"` tracks: their sessions and state changes.
     bfd_track: Option<super::bfd::Subscription>,
     bfd_track_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
+    /// The etcd arbiter (`arbiter = true`).
+    arb: Option<arb::Arb>,
 }
 
 /// Fault injection for the namespace tests, compiled into debug builds only: with
@@ -381,6 +387,14 @@ impl Driver {
             bfd_rx: None,
             bfd_track: None,
             bfd_track_rx: None,
+            arb: ctx.arbiter.as_ref().map(|a| {
+                let key = a.key_for(&inst.name, inst.arbiter_key.as_deref());
+                let identity = format!("{} {}", hostname(), ctx.source);
+                arb::Arb::new(
+                    crate::arbiter::ArbiterHandle::spawn(a, &inst.name, key, identity),
+                    a.on_loss,
+                )
+            }),
             inst,
             ctx,
         }
@@ -391,6 +405,7 @@ impl Driver {
         mut ctl: mpsc::UnboundedReceiver<Input>,
         mut adverts: mpsc::Receiver<Input>,
     ) {
+        self.ctx.metrics.ensure_instance(&self.inst.name);
         let now = Instant::now();
         if let Some(p) = self.priority_override {
             self.router.set_override(now, Some(p));
@@ -402,7 +417,7 @@ impl Driver {
         // priority rather than preempting on checks that have not run yet.
         let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
-        self.router.set_penalty(now, penalty);
+        self.router.set_penalty(now, self.penalty_now());
         self.recompute_fault(now);
         self.start_bfd();
         // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
@@ -418,6 +433,9 @@ impl Driver {
             None => self.router.start(now),
         }
         self.execute().await;
+        if self.arbiter_reconcile().await {
+            self.execute().await;
+        }
         self.publish();
         let mut track_open = self.checks.is_some();
         let mut ctl_open = true;
@@ -426,9 +444,16 @@ impl Driver {
             if self.released {
                 break;
             }
-            let deadline = match (self.router.poll_timeout(), start_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let arb_deadline = self.arbiter_timeout();
+            let deadline = [self.router.poll_timeout(), start_at, arb_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let arb_changed = async {
+                match self.arb.as_mut() {
+                    Some(a) => a.handle.changed().await,
+                    None => std::future::pending().await,
+                }
             };
             let sleep = sleep_until(deadline);
             let retry = sleep_until(self.vip_retry_at);
@@ -491,6 +516,7 @@ impl Driver {
                         None => adverts_open = false,
                     }
                 }
+                _ = arb_changed => {}
             }
             self.execute().await;
             if self.check_vips {
@@ -498,9 +524,15 @@ impl Driver {
                 self.restore_vips().await;
                 self.execute().await;
             }
+            if self.arbiter_reconcile().await {
+                // The arbiter changed our priority: the router may act on it.
+                self.execute().await;
+                self.arbiter_reconcile().await;
+            }
             self.publish();
         }
         self.stop_announcing();
+        self.arbiter_stop().await;
         self.checks = None;
         // keepalived notify_stop: after the handover and the hooks of the last transition.
         self.notifier
@@ -570,17 +602,16 @@ impl Driver {
             }
             Input::GroupPenalty(p) => {
                 self.group_penalty = p;
-                self.router
-                    .set_penalty(now, self.own_penalty.max(self.group_penalty));
+                self.router.set_penalty(now, self.penalty_now());
             }
             Input::AddressRemoved(addr) => {
-                if self.router.holds_vips()
+                if self.vips_should_be_on()
                     && self.inst.vips.iter().any(|v| v.addr() == addr.addr())
                 {
                     self.check_vips = true;
                 }
             }
-            Input::CheckVips => self.check_vips = self.router.holds_vips(),
+            Input::CheckVips => self.check_vips = self.vips_should_be_on(),
             Input::Ping(n) => {
                 test_fault_injection(&self.inst.name, true);
                 self.alive.store(n, Ordering::Relaxed);
@@ -589,10 +620,16 @@ impl Driver {
         }
     }
 
+    /// Whether the VIPs should be on the interface now: the router holds them and, with
+    /// the arbiter, the arbiter key is held too.
+    fn vips_should_be_on(&self) -> bool {
+        self.router.holds_vips() && self.arb.as_ref().is_none_or(|a| a.gate.vips_on())
+    }
+
     /// The router holds the VIPs but one may be gone (deleted by hand, by another tool,
     /// or with its primary address): put back what is missing.
     async fn restore_vips(&mut self) {
-        if !self.router.holds_vips() || self.inst.address_owner {
+        if !self.vips_should_be_on() || self.inst.address_owner {
             return;
         }
         let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
@@ -674,8 +711,7 @@ impl Driver {
         }
         let (penalty, _) = self.track_penalty();
         self.own_penalty = penalty;
-        self.router
-            .set_penalty(now, self.own_penalty.max(self.group_penalty));
+        self.router.set_penalty(now, self.penalty_now());
         self.recompute_fault(now);
     }
 
@@ -727,8 +763,16 @@ impl Driver {
                 Action::SendAdvert { priority, interval } => {
                     self.send_advert(priority, interval).await;
                 }
-                Action::AddVips => self.change_vips(true).await,
+                Action::AddVips => {
+                    if !self.arbiter_router_add() {
+                        self.change_vips(true).await;
+                    }
+                }
                 Action::Announce { reason } => {
+                    if !self.arbiter_allows_announce() {
+                        // Master-elect: announced when the arbiter key is held.
+                        continue;
+                    }
                     self.announce(reason);
                     announced = Some(Instant::now());
                     if reason == AnnounceReason::HandoverCancelled {
@@ -761,7 +805,9 @@ impl Driver {
                 Action::StopAnnouncing => self.stop_announcing(),
                 Action::RemoveVips => {
                     self.stop_announcing();
-                    self.change_vips(false).await;
+                    if !self.arbiter_router_remove() {
+                        self.change_vips(false).await;
+                    }
                 }
                 Action::StateChanged { from, to, reason } => {
                     tracing::info!(
@@ -808,9 +854,12 @@ impl Driver {
                         reason: reason.to_string(),
                         at_unix_ms: unix_ms(at),
                     });
-                    // Init runs only the `any` hook (there is no init hook).
-                    self.notifier
-                        .notify(&self.inst.name, &t, &reason.to_string());
+                    // Init runs only the `any` hook (there is no init hook). A master-elect's
+                    // `master` hook waits for the arbiter key.
+                    if self.arbiter_hook_now(to, &reason.to_string()) {
+                        self.notifier
+                            .notify(&self.inst.name, &t, &reason.to_string());
+                    }
                     self.report_group();
                 }
                 Action::Released => {
@@ -971,7 +1020,6 @@ impl Driver {
         m.set_state(&self.inst.name, &state);
         m.set_state_since(&self.inst.name, self.entered_state_at);
         m.set_operator(&self.inst.name, self.priority_override, self.maintenance);
-        self.ctx.metrics.takeover.ensure(&self.inst.name);
         let vips: Vec<String> = self.inst.vips.iter().map(|v| v.to_string()).collect();
         let family = match self.ctx.source {
             IpAddr::V4(_) => "ipv4",
@@ -1029,6 +1077,7 @@ impl Driver {
             fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
             restarts: 0, // filled in by the supervisor
             bfd: self.bfd.as_ref().map(|b| b.status()).unwrap_or_default(),
+            arbiter: self.arbiter_status(),
         };
         self.ctx
             .board
@@ -1155,4 +1204,11 @@ impl Driver {
             );
         }
     }
+}
+
+/// The host name, for the arbiter key's value (who holds it).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned())
 }

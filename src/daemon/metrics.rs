@@ -68,6 +68,8 @@ pub struct Metrics {
     pub repairs: RepairMetrics,
     /// BFD sessions.
     pub bfd: BfdMetrics,
+    /// The etcd arbiter.
+    pub arbiter: ArbiterMetrics,
 }
 
 impl Default for Metrics {
@@ -86,6 +88,8 @@ impl Metrics {
         let checks = CheckMetrics::default();
         let repairs = RepairMetrics::default();
         repairs.register(&mut registry);
+        let arbiter = ArbiterMetrics::default();
+        arbiter.register(&mut registry);
         instance.register(&mut registry);
         adverts.register(&mut registry);
         takeover.register(&mut registry);
@@ -100,6 +104,7 @@ impl Metrics {
             takeover,
             checks,
             repairs,
+            arbiter,
         }
     }
 
@@ -155,6 +160,13 @@ impl Metrics {
         self.checks.record(instance, check, healthy, latency);
     }
 
+    /// Creates an instance's counters and histograms at zero (transitions by pair of
+    /// states, takeover histograms), once, when its driver starts.
+    pub fn ensure_instance(&self, instance: &str) {
+        self.instance.ensure(instance);
+        self.takeover.ensure(instance);
+    }
+
     /// Removes the series that describe an instance as it is now (state, priority,
     /// identity, operator settings, last takeover, its checks' verdicts), once its driver
     /// has ended (removed by a reload, or renamed): a gone instance must not look like a
@@ -193,6 +205,72 @@ impl Metrics {
 /// Binds the metrics listener (a start-up error if the address is taken).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+// ----- arbiter --------------------------------------------------------------
+
+/// The etcd arbiter of instances with `arbiter = true`.
+#[derive(Clone, Default)]
+pub struct ArbiterMetrics {
+    holder: Family<Labels, Gauge>,
+    reachable: Family<Labels, Gauge>,
+    master_elect: Family<Labels, Gauge>,
+    fencing_token: Family<Labels, Gauge>,
+    lease_losses: Family<Labels, Counter>,
+}
+
+impl ArbiterMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "arbiter_holder",
+            "1 while this host holds the instance's etcd key under a live lease",
+            self.holder.clone(),
+        );
+        r.register(
+            "arbiter_reachable",
+            "1 while the instance's etcd lease is kept alive in time",
+            self.reachable.clone(),
+        );
+        r.register(
+            "arbiter_master_elect",
+            "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)",
+            self.master_elect.clone(),
+        );
+        r.register(
+            "arbiter_fencing_token",
+            "The held key's create revision (fencing token), 0 when not holding",
+            self.fencing_token.clone(),
+        );
+        r.register(
+            "arbiter_vips_dropped",
+            "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost",
+            self.lease_losses.clone(),
+        );
+    }
+
+    /// Records what the arbiter says now.
+    pub fn set(
+        &self,
+        instance: &str,
+        holder: bool,
+        reachable: bool,
+        master_elect: bool,
+        token: Option<i64>,
+    ) {
+        let l = inst(instance);
+        self.holder.get_or_create(&l).set(i64::from(holder));
+        self.reachable.get_or_create(&l).set(i64::from(reachable));
+        self.master_elect
+            .get_or_create(&l)
+            .set(i64::from(master_elect));
+        self.fencing_token.get_or_create(&l).set(token.unwrap_or(0));
+        let _ = self.lease_losses.get_or_create(&l);
+    }
+
+    /// Counts VIPs dropped for the arbiter (lease not renewed, key lost).
+    pub fn vips_dropped(&self, instance: &str) {
+        self.lease_losses.get_or_create(&inst(instance)).inc();
+    }
 }
 
 // ----- instance -------------------------------------------------------------
@@ -319,6 +397,22 @@ impl InstanceMetrics {
         self.maintenance
             .get_or_create(&l)
             .set(i64::from(maintenance));
+    }
+
+    /// Creates the instance's transition counters at zero for every pair of states, so
+    /// that `increase()` sees the first takeover of a host (a counter series that appears
+    /// at 1 has no earlier sample to count from).
+    pub fn ensure(&self, instance: &str) {
+        for from in STATES {
+            for to in STATES {
+                if from != to {
+                    let mut l = inst(instance);
+                    l.push(("from", from.to_string()));
+                    l.push(("to", to.to_string()));
+                    let _ = self.transitions.get_or_create(&l);
+                }
+            }
+        }
     }
 
     /// Removes the instance's gauges (see [`Metrics::forget_instance`]).
@@ -818,6 +912,40 @@ mod tests {
             assert!(sample(&text, key).is_some(), "{key} missing:\n{text}");
         }
         assert!(text.contains(r#"vipd_instance_info{instance="api""#));
+    }
+
+    #[test]
+    fn transitions_exist_at_zero_for_every_pair_of_states() {
+        let m = Metrics::new();
+        m.ensure_instance("web");
+        m.transition("web", "backup", "master");
+        let text = m.render();
+        let pairs: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(r#"vipd_transitions_total{instance="web""#))
+            .collect();
+        assert_eq!(pairs.len(), 12, "{pairs:#?}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_transitions_total{instance="web",from="backup",to="master"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_transitions_total{instance="web",from="master",to="backup"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"vipd_takeover_detect_seconds_count{instance="web"}"#
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]

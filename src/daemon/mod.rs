@@ -344,6 +344,11 @@ impl Supervisor {
             priority_override: saved.priority,
             maintenance: saved.maintenance,
             start_at: Some(self.started_at + self.config.startup_delay),
+            arbiter: if inst.arbiter {
+                self.config.arbiter.clone()
+            } else {
+                None
+            },
         };
         if saved.priority.is_some() || saved.maintenance {
             tracing::info!(
@@ -708,14 +713,18 @@ impl Supervisor {
         self.config.sync_groups = new.sync_groups.clone();
         self.members
             .retain(|name, _| new.instances.iter().any(|i| &i.name == name));
+        // A changed [arbiter] section rebuilds the instances that use it.
+        let arbiter_changed = self.config.arbiter != new.arbiter;
         for inst in &new.instances {
+            let rebuild_arbiter = inst.arbiter && arbiter_changed;
             match old.get(&inst.name) {
-                Some(o) if o == inst => kept += 1,
+                Some(o) if o == inst && !rebuild_arbiter => kept += 1,
                 Some(o)
-                    if Instance {
-                        priority: inst.priority,
-                        ..o.clone()
-                    } == *inst =>
+                    if !rebuild_arbiter
+                        && Instance {
+                            priority: inst.priority,
+                            ..o.clone()
+                        } == *inst =>
                 {
                     // Only the priority changed: no rebuild, no transition of its own.
                     if let Some(d) = self.drivers.get_mut(&inst.name) {

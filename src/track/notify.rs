@@ -45,11 +45,14 @@ struct Job {
     instance: String,
     state: String,
     reason: String,
+    /// `VIPD_FENCING_TOKEN` (arbiter instances).
+    fencing_token: Option<i64>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Job>,
+    fencing_token: Option<i64>,
     running: bool,
     closed: bool,
 }
@@ -119,6 +122,7 @@ impl Notifier {
             "stop" => self.spec.stop.as_ref().map(|h| ("stop", h)),
             _ => None,
         };
+        let fencing_token = self.shared.lock().fencing_token;
         let mut jobs = Vec::with_capacity(2);
         let mut job = |hook: &'static str, cmd: &[String], extra: &[&str]| {
             if let Some((program, args)) = cmd.split_first() {
@@ -131,6 +135,7 @@ impl Notifier {
                     instance: instance.to_string(),
                     state: state.to_string(),
                     reason: reason.to_string(),
+                    fencing_token,
                 });
             }
         };
@@ -162,6 +167,12 @@ impl Notifier {
             }
         }
         self.shared.wake.notify_one();
+    }
+
+    /// The arbiter's fencing token, passed to hooks queued from now on as
+    /// `VIPD_FENCING_TOKEN` (None: not set).
+    pub fn set_fencing_token(&self, token: Option<i64>) {
+        self.shared.lock().fencing_token = token;
     }
 
     /// Wait until every queued hook has finished. Bound it with a timeout on
@@ -211,11 +222,15 @@ async fn worker(shared: Arc<Shared>, timeout: std::time::Duration, caps: Capabil
 }
 
 async fn run(job: &Job, timeout: std::time::Duration, caps: Capabilities) {
-    let env = [
+    let token = job.fencing_token.map(|t| t.to_string());
+    let mut env = vec![
         ("VIPD_INSTANCE", job.instance.as_str()),
         ("VIPD_STATE", job.state.as_str()),
         ("VIPD_REASON", job.reason.as_str()),
     ];
+    if let Some(t) = &token {
+        env.push(("VIPD_FENCING_TOKEN", t.as_str()));
+    }
     let who = format!("{}: notify {} hook {}", job.instance, job.hook, job.program);
     match process::run(OsStr::new(&job.program), &job.args, &env, timeout, caps).await {
         Ok(out) => {

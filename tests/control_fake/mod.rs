@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use vipd::control::message::{
-    Event, InstanceStatus, Request, Response, Status, TrackStatus, Transition,
+    ArbiterStatus, Event, InstanceStatus, Request, Response, Status, TrackStatus, Transition,
 };
 use vipd::control::server::{serve_with, ControlCall, ControlListener, ServerOptions};
 
@@ -77,6 +77,17 @@ pub fn table() -> Vec<InstanceStatus> {
             fault: None,
             restarts: 0,
             bfd: Vec::new(),
+            arbiter: Some(ArbiterStatus {
+                holder: true,
+                reachable: true,
+                fencing_token: Some(42),
+                key: "/vipd/web".into(),
+                master_elect: false,
+                vips_held: true,
+                other_holder: None,
+                detail: None,
+                lease_ttl_ms: Some(2000),
+            }),
         },
         InstanceStatus {
             name: "api".into(),

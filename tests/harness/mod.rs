@@ -23,6 +23,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod etcd;
 pub mod keepalived;
 pub mod probe;
 pub mod process;

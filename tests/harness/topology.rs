@@ -85,6 +85,8 @@ pub struct Topology {
     partitions: Vec<(String, String)>,
     /// UDP destination ports dropped between two hosts' switch ports (both directions).
     udp_partitions: Vec<(String, String, u16)>,
+    /// Pairs of hosts between which nothing crosses the switch ([`Topology::block`]).
+    blocks: Vec<(String, String)>,
     loss_percent: u8,
     second_lan: bool,
 }
@@ -103,6 +105,10 @@ fn octet_for(name: &str, extra_index: usize) -> u8 {
         "lb2" => 12,
         "client" => 50,
         "rogue" => 66,
+        // etcd members of the arbiter tests (harness::etcd).
+        "etcd1" => 31,
+        "etcd2" => 32,
+        "etcd3" => 33,
         _ => 70u8.saturating_add(extra_index as u8),
     }
 }
@@ -263,6 +269,7 @@ impl Topology {
             procs: Procs::default(),
             partitions: Vec::new(),
             udp_partitions: Vec::new(),
+            blocks: Vec::new(),
             loss_percent: 0,
             second_lan: opts.second_lan,
         };
@@ -539,6 +546,22 @@ impl Topology {
         self.apply_nft();
     }
 
+    /// Drops all traffic between the switch ports of `a` and `b`, both directions
+    /// (e.g. cut a load balancer off from the etcd members but not from its peer).
+    /// Cumulative until [`Topology::unblock_all`].
+    pub fn block(&mut self, a: &str, b: &str) {
+        self.host(a);
+        self.host(b);
+        self.blocks.push((a.to_string(), b.to_string()));
+        self.apply_nft();
+    }
+
+    /// Removes every [`Topology::block`].
+    pub fn unblock_all(&mut self) {
+        self.blocks.clear();
+        self.apply_nft();
+    }
+
     /// Drops `percent`% of all frames crossing the switch at random (0 turns it off).
     pub fn random_loss(&mut self, percent: u8) {
         assert!(
@@ -568,6 +591,14 @@ impl Topology {
                 let (pi, po) = (port_name(i, Lan::First), port_name(o, Lan::First));
                 rules.push_str(&format!(
                     "    iifname \"{pi}\" oifname \"{po}\" udp dport {port} counter drop\n"
+                ));
+            }
+        }
+        for (a, b) in &self.blocks {
+            for (i, o) in [(a, b), (b, a)] {
+                let (pi, po) = (port_name(i, Lan::First), port_name(o, Lan::First));
+                rules.push_str(&format!(
+                    "    iifname \"{pi}\" oifname \"{po}\" counter drop\n"
                 ));
             }
         }

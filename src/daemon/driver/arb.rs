@@ -1,0 +1,218 @@
+//! The driver's side of the etcd arbiter: the [`Gate`] between the router's VIP actions
+//! and the kernel, fed by the instance's etcd task (src/arbiter).
+
+use std::time::{Duration, Instant};
+
+use crate::arbiter::{ArbiterHandle, Gate, GateAction, View};
+use crate::config::OnLoss;
+use crate::control::message::ArbiterStatus;
+use crate::vrrp::{AnnounceReason, State};
+
+use super::Driver;
+
+/// How long a stopping driver waits for etcd to confirm the release and the revoke.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// Priority penalty while our etcd lease is not alive: we advertise priority 1, so a peer
+/// that reaches etcd takes over VRRP mastership and can claim the key once our lease has
+/// expired. Not applied while `on-loss = hold` keeps our VIPs.
+pub(super) const UNREACHABLE_PENALTY: u32 = 254;
+
+/// The arbiter of one instance, as the driver holds it.
+pub(super) struct Arb {
+    pub(super) handle: ArbiterHandle,
+    pub(super) gate: Gate,
+    /// The master-elect episode has been logged.
+    elect_logged: bool,
+    /// The penalty applied now ([`UNREACHABLE_PENALTY`] or 0).
+    penalty: u32,
+    on_loss: crate::config::OnLoss,
+}
+
+impl Arb {
+    pub(super) fn new(handle: ArbiterHandle, on_loss: crate::config::OnLoss) -> Self {
+        Arb {
+            handle,
+            gate: Gate::new(on_loss),
+            elect_logged: false,
+            // Until the first lease is granted.
+            penalty: UNREACHABLE_PENALTY,
+            on_loss,
+        }
+    }
+}
+
+impl Driver {
+    /// The priority penalty for the router: checks (own or sync group) plus the arbiter's.
+    pub(super) fn penalty_now(&self) -> u32 {
+        self.own_penalty.max(self.group_penalty) + self.arb.as_ref().map_or(0, |a| a.penalty)
+    }
+
+    /// After the router's actions: tell the etcd task whether to campaign, and bring the
+    /// VIPs in line with what the gate says. Returns whether the router's priority
+    /// changed (the caller runs the router's actions again).
+    pub(super) async fn arbiter_reconcile(&mut self) -> bool {
+        let releasing = self.router.is_releasing();
+        let now = Instant::now();
+        let Some(a) = self.arb.as_mut() else {
+            return false;
+        };
+        a.handle.set_want(a.gate.want_key(releasing));
+        let view = a.handle.view();
+        let actions = a.gate.update(now, &view, releasing);
+        let key = a.handle.key().to_owned();
+        let elect = a.gate.master_elect();
+        let log_elect = elect && !a.elect_logged;
+        a.elect_logged = elect;
+        self.notifier.set_fencing_token(view.holds(now));
+        if log_elect {
+            tracing::info!(
+                instance = %self.inst.name,
+                "{}: MASTER-ELECT: VRRP master, VIPs not added until the arbiter key {key} is held ({})",
+                self.inst.name,
+                view.detail.as_deref().unwrap_or("claiming")
+            );
+        }
+        let penalty = if view.reachable || (a.on_loss == OnLoss::Hold && a.gate.vips_on()) {
+            0
+        } else {
+            UNREACHABLE_PENALTY
+        };
+        let penalty_changed = penalty != a.penalty;
+        if penalty_changed {
+            a.penalty = penalty;
+            if penalty > 0 {
+                tracing::warn!(
+                    instance = %self.inst.name,
+                    "{}: arbiter: no live etcd lease ({}): advertising priority 1 so that a peer reaching etcd takes over",
+                    self.inst.name,
+                    view.detail.as_deref().unwrap_or("unreachable")
+                );
+            } else {
+                tracing::info!(
+                    instance = %self.inst.name,
+                    "{}: arbiter: etcd lease alive: advertising our own priority again",
+                    self.inst.name
+                );
+            }
+            let p = self.penalty_now();
+            self.router.set_penalty(now, p);
+        }
+        for act in actions {
+            match act {
+                GateAction::AddVips { token } => {
+                    tracing::info!(
+                        instance = %self.inst.name,
+                        "{}: arbiter key {key} held (fencing token {}): adding VIPs",
+                        self.inst.name,
+                        token.map_or("-".to_owned(), |t| t.to_string())
+                    );
+                    self.change_vips(true).await;
+                }
+                GateAction::Announce => self.announce(AnnounceReason::Takeover),
+                GateAction::MasterHook { reason, token } => {
+                    self.notifier.set_fencing_token(token);
+                    self.notifier.notify(&self.inst.name, "master", &reason);
+                }
+                GateAction::RemoveVips { why } => {
+                    tracing::warn!(
+                        instance = %self.inst.name,
+                        "{}: removing VIPs: {why}",
+                        self.inst.name
+                    );
+                    if self.router.state() == State::Master {
+                        self.ctx.metrics.arbiter.vips_dropped(&self.inst.name);
+                    }
+                    self.stop_announcing();
+                    self.change_vips(false).await;
+                }
+            }
+        }
+        penalty_changed
+    }
+
+    /// When the arbiter needs the driver to look again (lease deadline, step-down hold).
+    pub(super) fn arbiter_timeout(&self) -> Option<Instant> {
+        let a = self.arb.as_ref()?;
+        a.gate.poll_timeout(&a.handle.view())
+    }
+
+    /// The router said AddVips.
+    pub(super) fn arbiter_router_add(&mut self) -> bool {
+        match self.arb.as_mut() {
+            Some(a) => {
+                a.gate.router_add();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The router said RemoveVips.
+    pub(super) fn arbiter_router_remove(&mut self) -> bool {
+        // Stepping down on hearing a better master (not a fault, not a shutdown's end).
+        let stepping_down = self.router.state() == State::Backup && self.router.fault().is_none();
+        match self.arb.as_mut() {
+            Some(a) => {
+                a.gate.router_remove(Instant::now(), stepping_down);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the router's Announce goes out now (without the arbiter: always).
+    pub(super) fn arbiter_allows_announce(&self) -> bool {
+        self.arb.as_ref().is_none_or(|a| a.gate.router_announce())
+    }
+
+    /// The router entered `to`: whether its hook runs now (a `master` hook waits for the
+    /// key while master-elect).
+    pub(super) fn arbiter_hook_now(&mut self, to: State, reason: &str) -> bool {
+        let now = Instant::now();
+        let Some(a) = self.arb.as_mut() else {
+            return true;
+        };
+        self.notifier.set_fencing_token(a.handle.view().holds(now));
+        if to == State::Master {
+            a.gate.router_master(reason)
+        } else {
+            a.gate.router_not_master();
+            true
+        }
+    }
+
+    /// For `vipctl status`, and the metrics.
+    pub(super) fn arbiter_status(&self) -> Option<ArbiterStatus> {
+        let a = self.arb.as_ref()?;
+        let now = Instant::now();
+        let view: View = a.handle.view();
+        let token = view.holds(now);
+        let st = ArbiterStatus {
+            holder: token.is_some(),
+            reachable: view.reachable,
+            fencing_token: token,
+            key: a.handle.key().to_owned(),
+            master_elect: a.gate.master_elect(),
+            vips_held: a.gate.vips_on(),
+            other_holder: view.other_holder.clone(),
+            detail: view.detail.clone(),
+            lease_ttl_ms: view.ttl.map(|d| d.as_millis() as u64),
+        };
+        self.ctx.metrics.arbiter.set(
+            &self.inst.name,
+            st.holder,
+            st.reachable,
+            st.master_elect,
+            st.fencing_token,
+        );
+        Some(st)
+    }
+
+    /// On stop: give the key up and revoke the lease (bounded).
+    pub(super) async fn arbiter_stop(&mut self) {
+        if let Some(a) = self.arb.take() {
+            a.handle.stop(STOP_WAIT).await;
+        }
+    }
+}
