@@ -791,7 +791,7 @@ impl Driver {
             &self.inst.interface,
             self.inst.vrid,
             family,
-            &vips.join(","),
+            &super::metrics::vips_label(&vips),
         );
         let tracks = self
             .inst
