@@ -65,7 +65,8 @@ struct Args {
     /// Scenarios, comma-separated: death, graceful, failback, partition, maintenance.
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
-    /// Agents, comma-separated: vipd, keepalived.
+    /// Agents, comma-separated: vipd, keepalived, vipd-bfd10, vipd-bfd3 (vipd with unicast
+    /// peers and `[instance.bfd]` at 10 ms x 3 / 3 ms x 3).
     #[arg(long, value_delimiter = ',', default_value = "vipd,keepalived")]
     agents: Vec<String>,
     /// Skip the one-instance RSS/CPU figures.
@@ -137,6 +138,10 @@ impl Scenario {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ag {
     Vipd,
+    /// vipd with unicast peers and `[instance.bfd]` at 10 ms x 3.
+    VipdBfd10,
+    /// vipd with unicast peers and `[instance.bfd]` at 3 ms x 3.
+    VipdBfd3,
     Keepalived,
 }
 
@@ -144,13 +149,24 @@ impl Ag {
     fn name(self) -> &'static str {
         match self {
             Ag::Vipd => "vipd",
+            Ag::VipdBfd10 => "vipd-bfd10",
+            Ag::VipdBfd3 => "vipd-bfd3",
             Ag::Keepalived => "keepalived",
+        }
+    }
+
+    /// The BFD interval of a BFD agent.
+    fn bfd(self) -> Option<Duration> {
+        match self {
+            Ag::VipdBfd10 => Some(ms(10)),
+            Ag::VipdBfd3 => Some(ms(3)),
+            Ag::Vipd | Ag::Keepalived => None,
         }
     }
 
     fn kind(self) -> AgentKind {
         match self {
-            Ag::Vipd => AgentKind::vipd(),
+            Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 => AgentKind::vipd(),
             Ag::Keepalived => AgentKind::Keepalived,
         }
     }
@@ -212,6 +228,8 @@ fn plan(a: &Args) -> Result<Plan, String> {
         .iter()
         .map(|s| match s.trim() {
             "vipd" => Ok(Ag::Vipd),
+            "vipd-bfd10" => Ok(Ag::VipdBfd10),
+            "vipd-bfd3" => Ok(Ag::VipdBfd3),
             "keepalived" => Ok(Ag::Keepalived),
             o => Err(format!("unknown agent {o:?}")),
         })
@@ -273,6 +291,16 @@ fn keepalived_cfg(topo: &Topology, host: &str, prio: u8, iv: Duration) -> String
 fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, iv: Duration) -> Agent {
     let conf = match ag {
         Ag::Vipd => vipd_conf(topo, host, prio, iv, false),
+        Ag::VipdBfd10 | Ag::VipdBfd3 => {
+            let other = if host == "lb1" { "lb2" } else { "lb1" };
+            let bfd = ag.bfd().unwrap_or(ms(10));
+            format!(
+                "{}unicast-peers = [\"{}\"]\n[instance.bfd]\ninterval = \"{}ms\"\nmultiplier = 3\n",
+                vipd_conf(topo, host, prio, iv, false),
+                topo.ip4(other),
+                bfd.as_millis()
+            )
+        }
         Ag::Keepalived => keepalived_cfg(topo, host, prio, iv),
     };
     topo.start_agent(host, ag.kind(), &conf)
@@ -362,6 +390,36 @@ fn settle_on_lb1(topo: &Topology, iv: Duration) -> Result<(), String> {
     // Let the backup see a few adverts and the announcements finish.
     std::thread::sleep((iv * 3).max(ms(400)));
     Ok(())
+}
+
+/// Waits until `host`'s vipd reports its BFD session Up and follows lb1 as master.
+fn wait_bfd_up(topo: &Topology, host: &str) -> Result<(), String> {
+    let sock = topo.path(&format!("{host}-vipd.sock"));
+    let sock = sock.to_string_lossy().into_owned();
+    let lb1 = topo.ip4("lb1").to_string();
+    let ok = wait_until(Duration::from_secs(20), ms(50), || {
+        let out = topo.exec(
+            host,
+            &[
+                env!("CARGO_BIN_EXE_vipctl"),
+                "-s",
+                &sock,
+                "status",
+                "--json",
+            ],
+        );
+        serde_json::from_str::<serde_json::Value>(&out.stdout).is_ok_and(|v| {
+            let i = &v["instances"][0];
+            i["bfd"][0]["state"] == "up" && i["master"] == lb1.as_str()
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "BFD on {host} never came Up (or {host} never heard lb1)"
+        ))
+    }
 }
 
 /// Runs `action` under a probe and measures the outage around it. `done` is the end state
@@ -467,6 +525,9 @@ impl Cell<'_> {
 
         if self.wants(Scenario::Death) || self.wants(Scenario::Failback) {
             settle_on_lb1(&self.topo, iv)?;
+            if ag.bfd().is_some() {
+                wait_bfd_up(&self.topo, "lb2")?;
+            }
             let (topo, lb1) = (&self.topo, &self.lb1);
             let s = measure(
                 topo,
@@ -609,7 +670,7 @@ impl Cell<'_> {
 
 fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Result<(), String> {
     match ag {
-        Ag::Vipd => {
+        Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 => {
             let sock = topo.path("lb1-vipd.sock");
             let sock = sock.to_string_lossy();
             let out = harness::run_cmd(
@@ -769,10 +830,11 @@ fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
                 let lost: Vec<f64> = v.iter().map(|x| x.lost as f64).collect();
                 let min = o.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = o.iter().copied().fold(0.0, f64::max);
-                let ratio = match (ag, med_of(Ag::Vipd), med_of(Ag::Keepalived)) {
-                    (Ag::Vipd, Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                    (Ag::Vipd, Some(a), Some(_)) if a > 0.0 => "inf".into(),
-                    (Ag::Vipd, Some(_), Some(_)) => "0/0".into(),
+                let vipd_like = *ag != Ag::Keepalived;
+                let ratio = match (vipd_like, med_of(*ag), med_of(Ag::Keepalived)) {
+                    (true, Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+                    (true, Some(a), Some(_)) if a > 0.0 => "inf".into(),
+                    (true, Some(_), Some(_)) => "0/0".into(),
                     _ => String::new(),
                 };
                 let bound = match s {
@@ -780,9 +842,27 @@ fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
                     Scenario::Graceful => format!("{:.1} ms", fms(rfc_skew(*iv, PRIO_LB2))),
                     _ => "-".into(),
                 };
-                let g = if *ag == Ag::Vipd { goal(s, *iv) } else { "" };
+                let g = match ag {
+                    Ag::Vipd => goal(s, *iv),
+                    Ag::VipdBfd10 if s == Scenario::Death => "BFD 10ms x3: median < 40 ms",
+                    Ag::VipdBfd3 if s == Scenario::Death => "BFD 3ms x3: median < 20 ms",
+                    _ => "",
+                };
+                let bfd_goal = match ag {
+                    Ag::VipdBfd10 => Some(40.0),
+                    Ag::VipdBfd3 => Some(20.0),
+                    _ => None,
+                };
                 let verdict = match (g, s) {
                     ("", _) => String::new(),
+                    (g, Scenario::Death) if bfd_goal.is_some() => format!(
+                        "{g}: {}",
+                        if bfd_goal.is_some_and(|b| median(&o) < b) {
+                            "met"
+                        } else {
+                            "NOT met"
+                        }
+                    ),
                     (g, Scenario::Death) => {
                         format!("{g}: {}", if median(&o) < 60.0 { "met" } else { "NOT met" })
                     }

@@ -122,7 +122,7 @@ def main():
     for j in range(len(panels), rows * cols):
         axes[j // cols][j % cols].axis("off")
     fig.suptitle(a.title or dash.get("title", ""), fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
     fig.savefig(a.out, dpi=90)
     print(f"{a.out}: {len(panels)} panels" + (f", without data: {empty}" if empty else ""))
 

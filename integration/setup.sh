@@ -5,7 +5,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux prometheus python3-matplotlib etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+need=(iproute2 nftables keepalived tshark tcpdump arping python3 python3-scapy procps curl util-linux prometheus python3-matplotlib etcd-server etcd-client protobuf-compiler libprotobuf-dev frr)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,6 +18,7 @@ pub mod bfd;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod import;
 pub mod net;
 pub mod proto;
 pub mod track;

@@ -433,3 +433,241 @@ fn planned_handovers_lose_nothing_and_the_token_increases() {
         "lb2 hook log: {hooks:?}"
     );
 }
+
+/// Spans of `host` holding the VIP (from the watcher).
+fn spans_of(lan: &Lan, host: &str) -> Vec<(f64, Option<f64>)> {
+    lan.watch.spans().get(host).cloned().unwrap_or_default()
+}
+
+// ---- 3. lb1 reaches only an etcd member cut off from the other two -----------------
+
+#[test]
+fn holder_reaching_only_a_minority_member_drops_and_backup_claims() {
+    if !require_netns("holder_reaching_only_a_minority_member_drops_and_backup_claims") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan(&Opts::default());
+    // lb1 still reaches etcd1, but etcd1 is cut from etcd2 and etcd3: it has no leader,
+    // so lb1's keep-alives fail there as they do at the two members it cannot reach.
+    lan.topo.block("lb1", "etcd2");
+    lan.topo.block("lb1", "etcd3");
+    lan.topo.block("etcd1", "etcd2");
+    lan.topo.block("etcd1", "etcd3");
+    let cut = mono_now();
+    let claimed = wait_until(Duration::from_secs(10), ms(5), || {
+        lan.topo.vip_holders(vip()) == ["lb2"]
+    });
+    assert!(claimed, "lb2 never claimed\n{}", lan.context());
+    println!(
+        "measure: lb1 reaching only a minority member: lb2 holds {:.0} ms after the cut",
+        (mono_now() - cut).as_secs_f64() * 1000.0
+    );
+    std::thread::sleep(ms(300));
+    let (overlap, list) = lan.watch.overlap_ms();
+    assert_eq!(overlap, 0.0, "two holders at {list:?}\n{}", lan.context());
+    lan.topo.unblock_all();
+    let _ = lan.lost();
+}
+
+// ---- 4. etcd member faults must not move the VIP -----------------------------------
+
+#[test]
+fn etcd_leader_kill_and_member_loss_move_no_vip() {
+    if !require_netns("etcd_leader_kill_and_member_loss_move_no_vip") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan(&Opts {
+        ttl: "2s",
+        ..Opts::default()
+    });
+    let t1 = token(&lan.topo, "lb1");
+    let leader = lan.etcd.leader(&lan.topo).expect("an etcd leader");
+    lan.etcd.kill(leader);
+    std::thread::sleep(Duration::from_secs(3));
+    // Back, then the new leader goes too.
+    lan.etcd.restart(&lan.topo, leader);
+    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(20));
+    let second = lan.etcd.leader(&lan.topo).expect("an etcd leader");
+    lan.etcd.kill(second);
+    std::thread::sleep(Duration::from_secs(3));
+    let lost = lan.lost();
+    println!("measure: etcd leader killed twice (TTL 2 s): {lost} requests lost");
+    assert_eq!(
+        spans_of(&lan, "lb1").len(),
+        1,
+        "lb1's VIP moved\n{}",
+        lan.context()
+    );
+    assert!(
+        spans_of(&lan, "lb2").is_empty(),
+        "lb2 held the VIP\n{}",
+        lan.context()
+    );
+    assert_eq!(lost, 0, "{}", lan.context());
+    assert_eq!(token(&lan.topo, "lb1"), t1, "lb1 kept its key");
+}
+
+// ---- 5. master host death ----------------------------------------------------------
+
+#[test]
+fn master_death_backup_takes_over_after_the_lease() {
+    if !require_netns("master_death_backup_takes_over_after_the_lease") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan(&Opts::default());
+    let ttl = arbiter_field(&lan.topo, "lb1", "lease_ttl_ms")
+        .and_then(|v| v.as_u64())
+        .map(Duration::from_millis)
+        .expect("granted TTL");
+    lan.lb1.kill();
+    lan.topo.cut_link("lb1");
+    let dead = mono_now();
+    let took = wait_until(Duration::from_secs(10), ms(2), || {
+        lan.topo.vip_holders(vip()).contains(&"lb2".to_string())
+    });
+    let after = mono_now() - dead;
+    assert!(took, "lb2 never took over\n{}", lan.context());
+    // RFC 5798 §6.1 for lb2 (priority 100, 100 ms adverts): 300 + 60.9 ms.
+    let mdi = ms(361);
+    let bound = mdi.max(ttl) + ms(200);
+    println!(
+        "measure: master death with the arbiter (TTL {} s): lb2 holds the VIP after {:.0} ms (max(MDI, TTL) + 200 ms = {:.0} ms)",
+        ttl.as_secs(),
+        after.as_secs_f64() * 1000.0,
+        bound.as_secs_f64() * 1000.0
+    );
+    // etcd 3.4 checks for expired leases every 500 ms: allow that and a busy machine.
+    assert!(
+        after < bound + ms(1500),
+        "took {after:?}\n{}",
+        lan.context()
+    );
+    let _ = lan.lost();
+    lan.topo.restore_link("lb1");
+}
+
+// ---- 7. all etcd members down ------------------------------------------------------
+
+fn all_etcd_down(on_loss: &'static str) {
+    let mut lan = lan(&Opts {
+        on_loss,
+        ..Opts::default()
+    });
+    lan.etcd.kill_all();
+    let down = mono_now();
+    let gone = wait_until(Duration::from_secs(4), ms(5), || {
+        lan.topo.vip_holders(vip()).is_empty()
+    });
+    let dropped_after = mono_now() - down;
+    if on_loss == "release" {
+        assert!(
+            gone,
+            "the master kept the VIP with on-loss = release\n{}",
+            lan.context()
+        );
+        println!(
+            "measure: all etcd down, release: VIP dropped after {:.0} ms",
+            dropped_after.as_secs_f64() * 1000.0
+        );
+        assert!(dropped_after < Duration::from_secs(2), "{dropped_after:?}");
+    } else {
+        assert!(
+            !gone,
+            "the master dropped the VIP with on-loss = hold\n{}",
+            lan.context()
+        );
+        assert_eq!(lan.topo.vip_holders(vip()), ["lb1"]);
+    }
+    // etcd back: both recover by themselves, lb1 the holder again.
+    for i in 0..MEMBERS.len() {
+        lan.etcd.restart(&lan.topo, i);
+    }
+    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(30));
+    let back = wait_until(Duration::from_secs(20), ms(20), || {
+        lan.topo.vip_holders(vip()) == ["lb1"] && holder(&lan.topo, "lb1")
+    });
+    assert!(back, "no recovery after etcd returned\n{}", lan.context());
+    std::thread::sleep(ms(300));
+    let lost = lan.lost();
+    let (overlap, list) = lan.watch.overlap_ms();
+    println!(
+        "measure: all etcd down, {on_loss}: {lost} requests lost, two holders for {overlap:.1} ms"
+    );
+    assert_eq!(overlap, 0.0, "two holders at {list:?}\n{}", lan.context());
+    if on_loss == "hold" {
+        assert_eq!(
+            spans_of(&lan, "lb1").len(),
+            1,
+            "lb1 dropped the VIP\n{}",
+            lan.context()
+        );
+        assert_eq!(lost, 0, "{}", lan.context());
+    }
+}
+
+#[test]
+fn all_etcd_down_release_drops_within_the_ttl_and_recovers() {
+    if !require_netns("all_etcd_down_release_drops_within_the_ttl_and_recovers") {
+        return;
+    }
+    let _g = serial();
+    all_etcd_down("release");
+}
+
+#[test]
+fn all_etcd_down_hold_keeps_the_vip_and_recovers() {
+    if !require_netns("all_etcd_down_hold_keeps_the_vip_and_recovers") {
+        return;
+    }
+    let _g = serial();
+    all_etcd_down("hold");
+}
+
+// ---- 8. a restarted holder does not assume its old key -----------------------------
+
+#[test]
+fn restarted_holder_does_not_claim_while_the_key_is_held() {
+    if !require_netns("restarted_holder_does_not_claim_while_the_key_is_held") {
+        return;
+    }
+    let _g = serial();
+    let mut lan = lan(&Opts {
+        ttl: "2s",
+        ..Opts::default()
+    });
+    let t1 = token(&lan.topo, "lb1").expect("lb1 token");
+    let (value, rev) = lan.etcd.get(&lan.topo, "/vipd/web").expect("key in etcd");
+    assert_eq!(
+        rev, t1,
+        "status token = the key's create revision ({value})"
+    );
+    // SIGKILL: the key stays under lb1's old lease until it expires (TTL 2 s).
+    lan.lb1.kill();
+    let killed = mono_now();
+    lan.lb1.restart(&lan.topo);
+    // lb1 is back within the TTL: it must not take the VIP while the old key lives.
+    let first_add = wait_until(Duration::from_secs(15), ms(5), || {
+        holder(&lan.topo, "lb1") || holder(&lan.topo, "lb2")
+    });
+    assert!(first_add, "nobody claimed\n{}", lan.context());
+    let claimed_after = mono_now() - killed;
+    println!(
+        "measure: restart within the TTL: first claim {:.0} ms after the kill (TTL 2 s)",
+        claimed_after.as_secs_f64() * 1000.0
+    );
+    assert!(
+        claimed_after > ms(1000),
+        "claimed {claimed_after:?} after the kill: the old lease cannot have expired\n{}",
+        lan.context()
+    );
+    let back = wait_until(Duration::from_secs(10), ms(10), || {
+        lan.topo.vip_holders(vip()) == ["lb1"] && holder(&lan.topo, "lb1")
+    });
+    assert!(back, "{}", lan.context());
+    assert!(token(&lan.topo, "lb1").expect("token") > t1);
+    assert!(lan.lb1.log().contains("held by"), "{}", lan.lb1.log());
+    let _ = lan.lost();
+}

@@ -330,3 +330,77 @@ fn bfd_hostile_packets_from_a_third_host_change_nothing_and_are_counted() {
         .count();
     assert!(lines < 40, "{lines} drop lines");
 }
+
+/// `host`'s link-local address on eth0 (the source of its IPv6 adverts).
+fn link_local(topo: &Topology, host: &str) -> String {
+    topo.addresses(host)
+        .into_iter()
+        .find_map(|(dev, a)| match a {
+            IpAddr::V6(v6) if dev == "eth0" && (v6.segments()[0] & 0xffc0) == 0xfe80 => {
+                Some(v6.to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{host} has no link-local address on eth0"))
+}
+
+#[test]
+fn bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms() {
+    if !require_netns("bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let vips = ["fe80::100/64", "2001:db8::100/64"];
+    let (ll1, ll2) = (link_local(&topo, "lb1"), link_local(&topo, "lb2"));
+    let mk = |prio: u8, peer: &str| {
+        VipdInstance::new(NAME, VRID, prio, &vips)
+            .interval("1s")
+            .line("[instance.bfd]")
+            .line(&format!("peers = [\"{peer}\"]"))
+            .line("interval = \"10ms\"")
+    };
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb1", &[mk(150, &ll2)]),
+    );
+    assert!(
+        wait_vipd_state(&topo, "lb1", NAME, "master", Duration::from_secs(20)),
+        "lb1 never master\n{}",
+        lb1.log()
+    );
+    let lb2 = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb2", &[mk(100, &ll1)]),
+    );
+    let ready = wait_until(Duration::from_secs(20), ms(50), || {
+        vipd_status(&topo, "lb2").is_some_and(|s| {
+            let i = &s["instances"][0];
+            i["bfd"][0]["state"] == "up" && i["master"] == ll1.as_str()
+        })
+    });
+    assert!(
+        ready,
+        "lb2: BFD not Up or lb1 not followed: {:?}\n{}\n{}",
+        vipd_status(&topo, "lb2"),
+        lb2.log(),
+        lb1.log()
+    );
+    let vip6: IpAddr = "2001:db8::100".parse().expect("literal");
+    let event = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(2), || {
+        topo.holds_vip("lb2", vip6)
+    });
+    let t = mono_now() - event;
+    assert!(took, "lb2 never took the VIP\n{}", lb2.log());
+    println!(
+        "measure: IPv6 BFD 10ms x3 (multicast: waits (255-100)*30/128 = 36.3 ms), adverts 1 s: lb2 held the VIP {:.1} ms after SIGKILL + cut",
+        t.as_secs_f64() * 1000.0
+    );
+    assert!(t < ms(500), "took {t:?}\n{}", lb2.log());
+    assert!(lb2.log().contains("BFD session to master"), "{}", lb2.log());
+}

@@ -72,6 +72,7 @@ fn every_alert_has_a_unit_test_that_fires_it() {
         "VipdPriorityOverrideLeftOn",
         "VipdAdvertsDropped",
         "VipdMetricsTargetDown",
+        "VipdBfdSessionDown",
     ] {
         assert!(
             names.iter().any(|n| n == want),
@@ -148,6 +149,7 @@ fn dashboard_has_the_panels_operators_need() {
         "vipd_instance_priority_override",
         "vipd_instance_maintenance",
         "up{job=\"vipd\"}",
+        "vipd_bfd_session_state",
     ] {
         assert!(all.contains(needle), "no dashboard query uses {needle}");
     }
@@ -188,6 +190,8 @@ fn rules_and_dashboard_use_only_metrics_vipd_exports() {
         .set_state_since("web", std::time::SystemTime::now());
     m.instance
         .set_identity("web", "eth0", 51, "ipv4", "192.0.2.100/24");
+    m.bfd
+        .set_state("eth0", "192.0.2.12", vipd::bfd::SessionState::Up);
     let exposed: BTreeSet<String> = m
         .render()
         .lines()

@@ -1764,15 +1764,23 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
     let addr = |h: &str| format!("{}:9638", topo.ip4(h));
     let (a1, a2) = (addr("lb1"), addr("lb2"));
     let listen = |a: &str| format!("metrics-listen = \"{a}\"");
+    // Peer BFD between the two (UDP, so it stays up through the VRRP partition): the
+    // dashboard's BFD panel has sessions to show.
+    let bfd = |peer: &str| {
+        format!(
+            "[instance.bfd]\npeers = [\"{}\"]\ninterval = \"50ms\"\n",
+            topo.ip4(peer)
+        )
+    };
     let _lb1 = start_vipd(
         &topo,
         "lb1",
-        &(top(&topo, "lb1", &listen(&a1)) + &web(150, "")),
+        &(top(&topo, "lb1", &listen(&a1)) + &web(150, &bfd("lb2"))),
     );
     let _lb2 = start_vipd(
         &topo,
         "lb2",
-        &(top(&topo, "lb2", &listen(&a2)) + &web(100, "")),
+        &(top(&topo, "lb2", &listen(&a2)) + &web(100, &bfd("lb1"))),
     );
     wait_sole_holder(&topo, "lb1", vip(), secs(10));
     wait_state(&topo, "lb2", "web", "backup", secs(5));
@@ -1803,6 +1811,14 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
         eprintln!("{h}: prometheus and vipctl agree: {want}");
     }
     assert!(prom.firing("VipdSplitBrain").is_empty());
+    let bfd_up = wait_until(secs(30), ms(250), || {
+        prom.query("vipd_bfd_session_state == 3").len() == 2
+    });
+    assert!(
+        bfd_up,
+        "BFD sessions not Up in prometheus: {:?}",
+        prom.query("vipd_bfd_session_state")
+    );
 
     // Adverts the receive checks drop, so the drops panel has something.
     send_bad_adverts(&topo, 3, 0, 0);
@@ -1925,7 +1941,7 @@ fn render_dashboard(topo: &Topology, start: f64, end: f64) {
             "--end",
             &e,
             "--title",
-            "vipd dashboard, namespace test: lb1 (150) and lb2 (100), VRRP partitioned, then healed",
+            "vipd dashboard, namespace test: lb1 (150) and lb2 (100) with peer BFD, VRRP partitioned, then healed",
         ],
     );
     assert!(

@@ -104,6 +104,7 @@ impl ArbiterHandle {
             cur: 0,
             lc: LeaseClock::new(),
             lease_id: None,
+            old_leases: Vec::new(),
             watch: None,
             watch_ep: 0,
             next_grant: Instant::now(),
@@ -211,6 +212,8 @@ struct Agent {
     cur: usize,
     lc: LeaseClock,
     lease_id: Option<i64>,
+    /// Leases this run gave up (a key still under one of them is ours, stale: revoke it).
+    old_leases: Vec<i64>,
     watch: Option<WatchStream>,
     watch_ep: usize,
     next_grant: Instant,
@@ -406,6 +409,10 @@ impl Agent {
             );
         }
         if let Some(id) = self.lease_id.take() {
+            self.old_leases.push(id);
+            if self.old_leases.len() > 16 {
+                self.old_leases.remove(0);
+            }
             // The server may still have it (only our answers lost): revoke it when we can,
             // so its key frees at once.
             if let Some(Some(c)) = self.clients.get(self.cur) {
@@ -545,6 +552,19 @@ impl Agent {
         };
         match got.kvs().first() {
             Some(kv) if kv.lease() == id => self.took(kv.create_revision()),
+            Some(kv) if self.old_leases.contains(&kv.lease()) => {
+                // Under a lease this run gave up (etcd was unreachable, the server kept
+                // it): not ours to use, but ours to revoke, so the key frees now.
+                let old = kv.lease();
+                tracing::info!(instance = %self.instance, "{}: arbiter: key {} is still under our abandoned lease {old:x}: revoking it", self.instance, self.key);
+                match tokio::time::timeout(self.request_timeout, c.lease_revoke(old)).await {
+                    Ok(Ok(_)) | Ok(Err(_)) => self.old_leases.retain(|l| *l != old),
+                    Err(_) => {
+                        return self.failed("revoke of an abandoned lease", "timed out".to_owned())
+                    }
+                }
+                self.next_claim = Instant::now();
+            }
             Some(kv) => {
                 let who = kv.value_str().unwrap_or("?").to_owned();
                 if self.other_holder.as_deref() != Some(who.as_str()) {

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
@@ -29,32 +29,74 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(clap::Subcommand, Debug)]
+#[derive(Subcommand, Debug)]
 enum Command {
+    /// Convert a keepalived configuration: vipd TOML on stdout, a report on stderr of
+    /// every keyword not carried over. Exit 0 complete, 1 needs attention, 2 failed.
+    ImportKeepalived {
+        /// keepalived configuration file (its includes are read too).
+        file: PathBuf,
+        /// Host name that `@HOST` / `@^HOST` lines are matched against (keepalived's
+        /// config id); default this host's short name.
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Remove every address vipd added in this network namespace (marked `proto 86`),
     /// and no other; refused while vipd runs. The systemd unit runs it after vipd
     /// stopped (ExecStopPost), so a killed vipd leaves no VIP behind.
     Cleanup,
 }
 
+fn import_keepalived(file: &std::path::Path, host: Option<String>) -> ExitCode {
+    let host = host.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
+            .unwrap_or_default()
+    });
+    match vipd::import::import(&vipd::import::RealFiles, file, &host) {
+        Ok(done) => {
+            print!("{}", done.toml);
+            for n in &done.notes {
+                eprintln!("{n}");
+            }
+            eprintln!("{}", vipd::import::summary(&done));
+            if done.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn cleanup() -> ExitCode {
+    match vipd::daemon::cleanup() {
+        Ok(removed) => {
+            if removed.is_empty() {
+                println!("no address of vipd's left");
+            }
+            for r in removed {
+                println!("removed {r}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Cleanup) = cli.command {
-        return match vipd::daemon::cleanup() {
-            Ok(removed) => {
-                if removed.is_empty() {
-                    println!("no address of vipd's left");
-                }
-                for r in removed {
-                    println!("removed {r}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    match cli.command {
+        Some(Command::ImportKeepalived { file, host }) => return import_keepalived(&file, host),
+        Some(Command::Cleanup) => return cleanup(),
+        None => {}
     }
     if cli.check {
         let (ok, report) = vipd::config::check_report(&cli.config);

@@ -421,7 +421,7 @@ impl Runner {
                 }
             }
         }
-        let source = if v6 { None } else { spec.source };
+        let source = spec.source;
         let tx_key = (spec.ifindex, v6, source);
         if !self.tx.contains_key(&tx_key) {
             self.discr_seed = self
@@ -653,6 +653,21 @@ impl Runner {
     }
 }
 
+/// The source address of a session to `peer` for an instance whose own address is
+/// `source` (IPv4: its primary address; IPv6: its link-local address, or
+/// `source-address`). Binding it matters: left to the kernel, a master's packets could
+/// leave from a VIP (a link-local VIP on the same interface was chosen in testing), and
+/// the peer, which knows us by our own address, drops them. IPv6 with a source of the
+/// other scope than the peer (link-local vs global): the kernel's choice.
+pub fn bfd_source(source: IpAddr, peer: IpAddr) -> Option<IpAddr> {
+    let ll = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+    match (source, peer) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => Some(source),
+        (IpAddr::V6(_), IpAddr::V6(_)) if ll(&source) == ll(&peer) => Some(source),
+        _ => None,
+    }
+}
+
 /// The next event of an optional receiver (pending forever without one), for `select!`.
 pub async fn next_event(rx: &mut Option<mpsc::UnboundedReceiver<BfdEvent>>) -> Option<BfdEvent> {
     match rx {
@@ -670,9 +685,8 @@ pub fn is_failure(ev: &BfdEvent) -> bool {
         && ev.diag == Diag::DETECTION_TIME_EXPIRED
 }
 
-/// The sessions of an instance's `[instance.bfd]`. IPv4 sessions are sent from the
-/// instance's own source address; IPv6 ones from the kernel's choice on the interface
-/// (the link-local address for a link-local peer).
+/// The sessions of an instance's `[instance.bfd]`, sent from the instance's own source
+/// address (see [`bfd_source`]).
 pub fn peer_specs(
     spec: &crate::config::BfdSpec,
     ifname: &str,
@@ -684,7 +698,7 @@ pub fn peer_specs(
         .map(|&peer| PeerSpec {
             ifname: ifname.to_owned(),
             ifindex,
-            source: source.is_ipv4().then_some(source),
+            source: bfd_source(source, peer),
             peer,
             interval: spec.interval,
             multiplier: spec.multiplier,

@@ -1030,7 +1030,7 @@ impl Driver {
             &self.inst.interface,
             self.inst.vrid,
             family,
-            &vips.join(","),
+            &super::metrics::vips_label(&vips),
         );
         let tracks = self
             .inst
@@ -1105,7 +1105,7 @@ impl Driver {
                 track::CheckKind::Bfd { peer, multiplier } => Some(super::bfd::PeerSpec {
                     ifname: self.inst.interface.clone(),
                     ifindex: self.ctx.ifindex,
-                    source: self.ctx.source.is_ipv4().then_some(self.ctx.source),
+                    source: super::bfd::bfd_source(self.ctx.source, peer),
                     peer,
                     interval: t.interval,
                     multiplier,

@@ -46,6 +46,25 @@ fn takeover_histogram() -> Histogram {
     Histogram::new(TAKEOVER_BUCKETS)
 }
 
+/// At most this many VIPs are named in `instance_info`'s `vips` label.
+pub const INFO_VIPS: usize = 8;
+
+/// The `vips` label of `instance_info`: the configured VIPs joined by commas, the first
+/// [`INFO_VIPS`] of them and `+N` for the rest (an instance may have 255): enough to tell
+/// virtual routers apart, and the same on every host with the same configuration.
+pub fn vips_label(vips: &[String]) -> String {
+    let mut s = vips
+        .iter()
+        .take(INFO_VIPS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    if vips.len() > INFO_VIPS {
+        s.push_str(&format!(",+{}", vips.len() - INFO_VIPS));
+    }
+    s
+}
+
 fn inst(instance: &str) -> Labels {
     vec![("instance", instance.to_string())]
 }
@@ -946,6 +965,17 @@ mod tests {
             ),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn vips_label_names_the_first_eight_and_counts_the_rest() {
+        let v: Vec<String> = (1..=10).map(|i| format!("192.0.2.{i}/24")).collect();
+        assert_eq!(vips_label(&v[..1]), "192.0.2.1/24");
+        assert_eq!(vips_label(&v[..2]), "192.0.2.1/24,192.0.2.2/24");
+        let l = vips_label(&v);
+        assert!(l.starts_with("192.0.2.1/24,"), "{l}");
+        assert!(l.ends_with("192.0.2.8/24,+2"), "{l}");
+        assert_eq!(vips_label(&v[..8]).matches(',').count(), 7);
     }
 
     #[test]

@@ -166,8 +166,17 @@ impl EtcdCluster {
             if !self.procs[i].as_ref().is_some_and(|p| p.is_running()) {
                 continue;
             }
-            let out = self.etcdctl(topo, Some(i), &["endpoint", "status", "-w", "fields"]);
-            if out.contains("\"IsLeader\" : true") {
+            let out = self.etcdctl(topo, Some(i), &["endpoint", "status", "-w", "json"]);
+            // [{"Endpoint": ..., "Status": {"header": {"member_id": M, ...}, "leader": L, ...}}]
+            let Some(json) = out.find('[').map(|at| &out[at..]) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json.trim()) else {
+                continue;
+            };
+            let st = &v[0]["Status"];
+            let (me, leader) = (&st["header"]["member_id"], &st["leader"]);
+            if !me.is_null() && me == leader {
                 return Some(i);
             }
         }
