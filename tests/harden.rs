@@ -44,8 +44,9 @@ fn web(priority: u8) -> VipdInstance {
     VipdInstance::new("web", 51, priority, &[&format!("{VIP}/24")])
 }
 
+/// The vipd under test: `$VIPD_BIN` if set (as the harness's agents use), else this build's.
 fn vipd_bin() -> String {
-    env!("CARGO_BIN_EXE_vipd").to_string()
+    std::env::var("VIPD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipd").to_string())
 }
 
 fn vipctl(topo: &Topology, host: &str, args: &[&str]) -> harness::CmdOutput {
@@ -607,4 +608,59 @@ fn watchdog_is_fed_only_while_every_driver_answers() {
     assert!(p.log().contains("not feeding the watchdog"), "{}", p.log());
     let _ = p.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = p.wait_timeout(secs(5));
+}
+
+/// Item 4: a VIP that cannot be added (here: the operator put the same address on the
+/// interface by hand, without vipd's mark) is a fault of that instance, not a log line while
+/// the router believes it holds the VIP; it is retried every second, and once the address
+/// is gone the instance takes over with its own.
+#[test]
+fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
+    let test = "a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can";
+    if !require_netns(test) {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let lb2 = start(&topo, "lb2", &[web(150)]);
+    wait_master(&topo, "lb2", "web", &lb2);
+    let lb1 = start(&topo, "lb1", &[web(100)]);
+    assert!(wait_vipd_state(&topo, "lb1", "web", "backup", secs(20)));
+    // The operator's own copy of the VIP on lb1, then lb2 goes away.
+    topo.exec_ok(
+        "lb1",
+        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let st = lb2.stop(secs(20));
+    assert!(st.success(), "{test}: lb2 exit {st:?}");
+    let faulted = wait_until(secs(10), ms(20), || {
+        instance_field(&topo, "lb1", "web", "fault")
+            .and_then(|v| v.as_str().map(String::from))
+            .is_some_and(|f| f.contains("cannot add"))
+    });
+    assert!(faulted, "{test}: no fault on lb1\n{}", lb1.log());
+    assert!(
+        lb1.log().contains("cannot add 192.0.2.100/24"),
+        "{}",
+        lb1.log()
+    );
+    // The operator's address is still there: vipd did not take it over or remove it.
+    assert!(has_addr(&topo, "lb1", VIP));
+    // The operator removes it: the next retry adds vipd's own and lb1 becomes master.
+    topo.exec_ok(
+        "lb1",
+        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    assert!(
+        wait_vipd_state(&topo, "lb1", "web", "master", secs(15)),
+        "{test}: lb1 never master after the address was freed\n{}",
+        lb1.log()
+    );
+    assert!(topo.holds_vip("lb1", vip()));
+    let st = lb1.stop(secs(20));
+    assert!(st.success());
+    assert!(
+        !topo.holds_vip("lb1", vip()),
+        "{test}: vipd left its own VIP"
+    );
 }
