@@ -28,6 +28,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const VIP: &str = "192.0.2.100";
 const VIP_B: &str = "192.0.2.101";
 
+/// The preamble of every test here: skip (or fail, under `VIPD_REQUIRE_NETNS=1`) without
+/// root, run one at a time, and build the LAN.
+fn begin(test: &str, opts: TopologyOpts) -> Option<(std::sync::MutexGuard<'static, ()>, Topology)> {
+    if !require_netns(test) {
+        return None;
+    }
+    let g = serial();
+    Some((g, Topology::new(opts)))
+}
+
 fn vip() -> IpAddr {
     VIP.parse().expect("constant")
 }
@@ -88,11 +98,9 @@ fn has_addr(topo: &Topology, host: &str, addr: &str) -> bool {
 #[test]
 fn second_vipd_on_the_same_host_exits_and_touches_nothing() {
     let test = "second_vipd_on_the_same_host_exits_and_touches_nothing";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let lb1 = start(&topo, "lb1", &[web(150)]);
     wait_master(&topo, "lb1", "web", &lb1);
     let conf = lb1.conf_path().to_string_lossy().into_owned();
@@ -137,11 +145,9 @@ fn second_vipd_on_the_same_host_exits_and_touches_nothing() {
 #[test]
 fn operators_own_address_equal_to_a_vip_is_never_removed() {
     let test = "operators_own_address_equal_to_a_vip_is_never_removed";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     topo.exec_ok(
         "lb1",
         &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
@@ -179,11 +185,9 @@ fn operators_own_address_equal_to_a_vip_is_never_removed() {
 #[test]
 fn sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else() {
     let test = "sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     topo.exec_ok(
         "lb1",
         &["ip", "addr", "add", "198.51.100.7/24", "dev", "eth0"],
@@ -242,11 +246,9 @@ fn sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else() {
 #[test]
 fn vip_deleted_under_a_master_is_added_again() {
     let test = "vip_deleted_under_a_master_is_added_again";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let lb1 = start(&topo, "lb1", &[web(150)]);
     wait_master(&topo, "lb1", "web", &lb1);
     let t0 = Instant::now();
@@ -277,11 +279,9 @@ fn vip_deleted_under_a_master_is_added_again() {
 #[test]
 fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_instance() {
     let test = "missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_instance";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let mut ghost = VipdInstance::new("ghost", 52, 150, &[&format!("{VIP_B}/24")]);
     ghost.interface = "eth9".into();
     let lb1 = start(&topo, "lb1", &[web(150), ghost.clone()]);
@@ -322,11 +322,9 @@ fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_inst
 #[test]
 fn second_sigterm_during_a_long_handover_exits_at_once() {
     let test = "second_sigterm_during_a_long_handover_exits_at_once";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let lb1 = start(&topo, "lb1", &[web(150).interval("3s")]);
     assert!(wait_vipd_state(&topo, "lb1", "web", "master", secs(30)));
     let t0 = Instant::now();
@@ -370,11 +368,9 @@ fn adverts_sent(topo: &Topology, host: &str) -> f64 {
 #[test]
 fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
     let test = "floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default().with_host("rogue")) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default().with_host("rogue"));
+    };
     // 1 s adverts (the common setting): on a 2-core machine whose other core runs the
     // flood generator, a line-rate flood overflows the receive socket now and then, and at
     // 100 ms three lost adverts in a row are only 300 ms of overflow (see the closing note).
@@ -481,11 +477,9 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
 #[test]
 fn a_panicking_driver_is_restarted_alone() {
     let test = "a_panicking_driver_is_restarted_alone";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let other = VipdInstance::new("other", 52, 150, &[&format!("{VIP_B}/24")]);
     let conf = topo.path("lb1-panic.toml");
     std::fs::write(&conf, vipd_conf(&topo, "lb1", &[web(150), other])).expect("write");
@@ -540,11 +534,9 @@ fn a_panicking_driver_is_restarted_alone() {
 #[test]
 fn watchdog_is_fed_only_while_every_driver_answers() {
     let test = "watchdog_is_fed_only_while_every_driver_answers";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let sock_path = topo.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(ms(100))).expect("timeout");
@@ -617,11 +609,9 @@ fn watchdog_is_fed_only_while_every_driver_answers() {
 #[test]
 fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
     let test = "a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can";
-    if !require_netns(test) {
+    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
-    }
-    let _g = serial();
-    let topo = Topology::new(TopologyOpts::default());
+    };
     let lb2 = start(&topo, "lb2", &[web(150)]);
     wait_master(&topo, "lb2", "web", &lb2);
     let lb1 = start(&topo, "lb1", &[web(100)]);
