@@ -72,6 +72,7 @@ fn conf(topo: &Topology, etcd: &EtcdCluster, host: &str, prio: u8, o: &Opts) -> 
     format!(
         r#"control-socket = "{sock}"
 state-dir = "{state}"
+metrics-listen = "127.0.0.1:9638"
 
 {arbiter}[[instance]]
 name = "{INSTANCE}"
@@ -225,6 +226,30 @@ fn partition_with_arbiter_one_holder_throughout_and_no_loss() {
             .stdout
     };
     assert!(vipctl_table.contains("MASTER-ELECT"), "{vipctl_table}");
+    // And in the metrics.
+    let m2 = harness::vipd::metrics_text(&lan.topo, "lb2");
+    let m1 = harness::vipd::metrics_text(&lan.topo, "lb1");
+    let web = [("instance", INSTANCE)];
+    assert_eq!(
+        harness::vipd::metric_sum(&m2, "vipd_arbiter_master_elect", &web),
+        1.0,
+        "{m2}"
+    );
+    assert_eq!(
+        harness::vipd::metric_sum(&m2, "vipd_arbiter_holder", &web),
+        0.0,
+        "{m2}"
+    );
+    assert_eq!(
+        harness::vipd::metric_sum(&m1, "vipd_arbiter_holder", &web),
+        1.0,
+        "{m1}"
+    );
+    assert_eq!(
+        harness::vipd::metric_sum(&m1, "vipd_arbiter_fencing_token", &web),
+        t1.unwrap_or(0) as f64,
+        "{m1}"
+    );
     assert!(
         vipctl_table.contains("arbiter: key /vipd/web, not holder"),
         "{vipctl_table}"
@@ -670,4 +695,84 @@ fn restarted_holder_does_not_claim_while_the_key_is_held() {
     assert!(token(&lan.topo, "lb1").expect("token") > t1);
     assert!(lan.lb1.log().contains("held by"), "{}", lan.lb1.log());
     let _ = lan.lost();
+}
+
+// ---- semantics 7: TLS with client certificates, user/password authentication -------
+
+fn tls_conf(topo: &Topology, etcd: &EtcdCluster, host: &str, prio: u8, password: &str) -> String {
+    let t = etcd.tls().expect("a TLS cluster");
+    let pw = topo.path(&format!("{host}-etcd-password"));
+    std::fs::write(&pw, format!("{password}\n")).expect("write password file");
+    let plain = conf(
+        topo,
+        etcd,
+        host,
+        prio,
+        &Opts {
+            ttl: "2s",
+            ..Opts::default()
+        },
+    );
+    plain.replacen(
+        "[arbiter]\n",
+        &format!(
+            "[arbiter]\ntls-ca = \"{}\"\ntls-cert = \"{}\"\ntls-key = \"{}\"\nusername = \"vipd\"\npassword-file = \"{}\"\n",
+            t.ca.display(),
+            t.client.0.display(),
+            t.client.1.display(),
+            pw.display()
+        ),
+        1,
+    )
+}
+
+#[test]
+fn tls_client_certificates_and_password_auth() {
+    if !require_netns("tls_client_certificates_and_password_auth") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(etcd_topology_opts());
+    let mut etcd = EtcdCluster::start_tls(&topo);
+    etcd.enable_auth(&topo, "vipd", "s3cret");
+    // A wrong password: vipd runs, the instance never holds, status says why.
+    let bad = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &tls_conf(&topo, &etcd, "lb2", 100, "wrong"),
+    );
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &tls_conf(&topo, &etcd, "lb1", 150, "s3cret"),
+    );
+    let held = wait_until(Duration::from_secs(15), ms(20), || {
+        topo.vip_holders(vip()) == ["lb1"] && holder(&topo, "lb1")
+    });
+    assert!(
+        held,
+        "lb1 never held over TLS with a password\n{}\nlb1:\n{}\n{}",
+        topo.snapshot(),
+        lb1.log(),
+        etcd.logs()
+    );
+    assert!(lb1.log().contains("granted by https://"), "{}", lb1.log());
+    let (value, rev) = etcd.get(&topo, "/vipd/web").expect("the key");
+    assert!(value.contains("192.0.2.11"), "{value}");
+    assert_eq!(Some(rev), token(&topo, "lb1"));
+    assert!(
+        bad.proc().is_running(),
+        "vipd with a wrong password exited\n{}",
+        bad.log()
+    );
+    let detail = arbiter_field(&topo, "lb2", "detail")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    assert!(!holder(&topo, "lb2"), "lb2 holds with a wrong password");
+    assert_eq!(
+        arbiter_field(&topo, "lb2", "reachable"),
+        Some(serde_json::Value::Bool(false))
+    );
+    println!("measure: wrong etcd password: status detail {detail:?}");
+    assert!(!detail.is_empty(), "no reason in status");
 }

@@ -112,6 +112,44 @@ fn status_table_shows_what_an_operator_needs() {
 }
 
 #[test]
+fn status_shows_the_arbiter() {
+    let ctl = start(None);
+    let out = stdout(&vipctl(&ctl.srv.path, &["status"]));
+    assert!(
+        out.contains("  arbiter: key /vipd/web, holder (fencing token 42), etcd reachable\n"),
+        "{out}"
+    );
+    // An instance without the arbiter has no such line, and `"arbiter": null` in JSON.
+    assert_eq!(out.matches("arbiter:").count(), 1, "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&vipctl(&ctl.srv.path, &["status", "--json"]))).unwrap();
+    let inst = json["instances"].as_array().unwrap();
+    let web = inst.iter().find(|i| i["name"] == "web").unwrap();
+    assert_eq!(web["arbiter"]["holder"], true);
+    assert_eq!(web["arbiter"]["reachable"], true);
+    assert_eq!(web["arbiter"]["fencing_token"], 42);
+    let api = inst.iter().find(|i| i["name"] == "api").unwrap();
+    assert!(api["arbiter"].is_null(), "{api}");
+    // A master-elect shows as such in the table.
+    {
+        let mut t = ctl.srv.state.table.lock().unwrap();
+        let web = t.iter_mut().find(|i| i.name == "web").unwrap();
+        let a = web.arbiter.as_mut().unwrap();
+        a.holder = false;
+        a.fencing_token = None;
+        a.master_elect = true;
+        a.other_holder = Some("lb2 192.0.2.12 pid 7".into());
+    }
+    let out = stdout(&vipctl(&ctl.srv.path, &["status"]));
+    let web = out.lines().find(|l| l.starts_with("web ")).unwrap();
+    assert!(web.contains("MASTER-ELECT"), "{out}");
+    assert!(
+        out.contains("not holder, etcd reachable, held by lb2 192.0.2.12 pid 7"),
+        "{out}"
+    );
+}
+
+#[test]
 fn priority_set_and_clear() {
     let ctl = start(None);
     let o = vipctl(&ctl.srv.path, &["priority", "set", "web", "200"]);

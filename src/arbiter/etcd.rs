@@ -195,7 +195,10 @@ fn connect_options(cfg: &ArbiterConfig) -> Result<ConnectOptions, String> {
     if let Some((user, file)) = &cfg.auth {
         let pw = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read password-file {}: {e}", file.display()))?;
-        o = o.with_user(user.clone(), pw.trim_end_matches(['\n', '\r']).to_owned());
+        // Simple auth tokens expire (etcd's --auth-token-ttl, 5 min by default): refresh.
+        o = o
+            .with_user(user.clone(), pw.trim_end_matches(['\n', '\r']).to_owned())
+            .with_auto_token_refresh(true);
     }
     Ok(o)
 }

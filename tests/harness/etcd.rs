@@ -34,17 +34,121 @@ pub struct EtcdCluster {
     ips: Vec<IpAddr>,
     dir: PathBuf,
     token: String,
+    tls: Option<EtcdTls>,
+    /// `user:password` for etcdctl once auth is enabled.
+    root: Option<String>,
+}
+
+/// Certificates for a TLS cluster (PEM files in the run directory), made with openssl:
+/// a CA, a server certificate for the members' addresses and a client certificate (CN
+/// lb-client, which is no etcd user: with auth on, only a password login gets rights).
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// CA certificate.
+    pub ca: PathBuf,
+    /// Server certificate and key.
+    pub server: (PathBuf, PathBuf),
+    /// Client certificate and key.
+    pub client: (PathBuf, PathBuf),
+}
+
+impl EtcdTls {
+    /// Makes the certificates in `dir` (panics with openssl's output on failure).
+    pub fn make(dir: &std::path::Path, ips: &[IpAddr]) -> EtcdTls {
+        let _ = std::fs::create_dir_all(dir);
+        let p = |f: &str| dir.join(f).display().to_string();
+        let san: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
+        std::fs::write(
+            dir.join("server.ext"),
+            format!(
+                "subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n",
+                san.join(",")
+            ),
+        )
+        .expect("write server.ext");
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+            .expect("write client.ext");
+        let run = |argv: &[&str]| {
+            let out = run_cmd(argv, None, Duration::from_secs(30));
+            assert!(out.ok(), "{argv:?}: {}{}", out.stdout, out.stderr);
+        };
+        run(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=vipd-test-ca",
+        ]);
+        for (name, cn) in [("server", "etcd"), ("client", "lb-client")] {
+            let (key, csr, pem, ext) = (
+                p(&format!("{name}.key")),
+                p(&format!("{name}.csr")),
+                p(&format!("{name}.pem")),
+                p(&format!("{name}.ext")),
+            );
+            let subj = format!("/CN={cn}");
+            run(&[
+                "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
+                "-subj", &subj,
+            ]);
+            run(&[
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &p("ca.pem"),
+                "-CAkey",
+                &p("ca.key"),
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        EtcdTls {
+            ca: dir.join("ca.pem"),
+            server: (dir.join("server.pem"), dir.join("server.key")),
+            client: (dir.join("client.pem"), dir.join("client.key")),
+        }
+    }
 }
 
 impl EtcdCluster {
     /// Starts the three members and waits (bounded) until every one reports healthy.
     pub fn start(topo: &Topology) -> EtcdCluster {
+        Self::start_with(topo, false)
+    }
+
+    /// Like [`EtcdCluster::start`], with TLS on the client URLs (https, client
+    /// certificates required; [`EtcdCluster::tls`] has the files).
+    pub fn start_tls(topo: &Topology) -> EtcdCluster {
+        Self::start_with(topo, true)
+    }
+
+    fn start_with(topo: &Topology, tls: bool) -> EtcdCluster {
         let ips: Vec<IpAddr> = MEMBERS.iter().map(|m| topo.ip4(m).into()).collect();
+        let tls = tls.then(|| EtcdTls::make(&topo.path("etcd-tls"), &ips));
         let mut c = EtcdCluster {
             procs: vec![None, None, None],
             ips,
             dir: topo.path("etcd"),
             token: topo.prefix().trim_end_matches('-').to_owned(),
+            tls,
+            root: None,
         };
         for i in 0..MEMBERS.len() {
             c.spawn(topo, i, "new");
@@ -63,7 +167,8 @@ impl EtcdCluster {
             .collect();
         let data = self.dir.join(name);
         let _ = std::fs::create_dir_all(&self.dir);
-        let args: Vec<String> = vec![
+        let scheme = self.scheme();
+        let mut args: Vec<String> = vec![
             "etcd".into(),
             "--name".into(),
             name.into(),
@@ -74,9 +179,9 @@ impl EtcdCluster {
             "--initial-advertise-peer-urls".into(),
             format!("http://{ip}:2380"),
             "--listen-client-urls".into(),
-            format!("http://{ip}:2379"),
+            format!("{scheme}://{ip}:2379"),
             "--advertise-client-urls".into(),
-            format!("http://{ip}:2379"),
+            format!("{scheme}://{ip}:2379"),
             "--initial-cluster".into(),
             initial.join(","),
             "--initial-cluster-state".into(),
@@ -90,16 +195,73 @@ impl EtcdCluster {
             "--logger".into(),
             "zap".into(),
         ];
+        if let Some(t) = &self.tls {
+            for (flag, path) in [
+                ("--cert-file", &t.server.0),
+                ("--key-file", &t.server.1),
+                ("--trusted-ca-file", &t.ca),
+            ] {
+                args.push(flag.into());
+                args.push(path.display().to_string());
+            }
+            args.push("--client-cert-auth".into());
+        }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         self.procs[i] = Some(topo.spawn(name, &argv, &format!("{name}.log")));
     }
 
     /// The client URLs, for `etcd-endpoints`.
     pub fn endpoints(&self) -> Vec<String> {
+        let scheme = self.scheme();
         self.ips
             .iter()
-            .map(|ip| format!("http://{ip}:2379"))
+            .map(|ip| format!("{scheme}://{ip}:2379"))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The certificates of a TLS cluster.
+    pub fn tls(&self) -> Option<&EtcdTls> {
+        self.tls.as_ref()
+    }
+
+    /// Enables etcd authentication: a root user, and `user` with `password` allowed to
+    /// read and write under `/vipd/`. etcdctl uses root from then on.
+    pub fn enable_auth(&mut self, topo: &Topology, user: &str, password: &str) {
+        let root_pw = "root-pw";
+        let steps: Vec<Vec<String>> = vec![
+            vec!["user".into(), "add".into(), format!("root:{root_pw}")],
+            vec!["user".into(), "add".into(), format!("{user}:{password}")],
+            vec!["role".into(), "add".into(), "vipd".into()],
+            vec![
+                "role".into(),
+                "grant-permission".into(),
+                "vipd".into(),
+                "--prefix=true".into(),
+                "readwrite".into(),
+                "/vipd/".into(),
+            ],
+            vec![
+                "user".into(),
+                "grant-role".into(),
+                user.into(),
+                "vipd".into(),
+            ],
+            vec!["auth".into(), "enable".into()],
+        ];
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            let out = self.etcdctl(topo, None, &args);
+            assert!(!out.contains("Error"), "etcdctl {step:?}: {out}");
+        }
+        self.root = Some(format!("root:{root_pw}"));
     }
 
     /// `etcd-endpoints = [...]` as TOML.
@@ -111,10 +273,19 @@ impl EtcdCluster {
     /// Runs etcdctl on the client host against every member (or `only` one).
     pub fn etcdctl(&self, topo: &Topology, only: Option<usize>, args: &[&str]) -> String {
         let eps = match only {
-            Some(i) => format!("http://{}:2379", self.ips[i]),
+            Some(i) => format!("{}://{}:2379", self.scheme(), self.ips[i]),
             None => self.endpoints().join(","),
         };
         let ns = topo.host("client").ns.clone();
+        let mut extra: Vec<String> = Vec::new();
+        if let Some(t) = &self.tls {
+            extra.push(format!("--cacert={}", t.ca.display()));
+            extra.push(format!("--cert={}", t.client.0.display()));
+            extra.push(format!("--key={}", t.client.1.display()));
+        }
+        if let Some(r) = &self.root {
+            extra.push(format!("--user={r}"));
+        }
         let mut argv = vec![
             "ip",
             "netns",
@@ -128,6 +299,7 @@ impl EtcdCluster {
             "--command-timeout",
             "2s",
         ];
+        argv.extend(extra.iter().map(String::as_str));
         argv.extend_from_slice(args);
         let out = run_cmd(&argv, None, Duration::from_secs(5));
         format!("{}{}", out.stdout, out.stderr)
