@@ -513,7 +513,7 @@ fn etcd_leader_kill_and_member_loss_move_no_vip() {
     std::thread::sleep(Duration::from_secs(3));
     // Back, then the new leader goes too.
     lan.etcd.restart(&lan.topo, leader);
-    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(20));
+    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(60));
     let second = lan.etcd.leader(&lan.topo).expect("an etcd leader");
     lan.etcd.kill(second);
     std::thread::sleep(Duration::from_secs(3));
@@ -610,7 +610,7 @@ fn all_etcd_down(on_loss: &'static str) {
     for i in 0..MEMBERS.len() {
         lan.etcd.restart(&lan.topo, i);
     }
-    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(30));
+    lan.etcd.wait_healthy(&lan.topo, Duration::from_secs(60));
     let back = wait_until(Duration::from_secs(20), ms(20), || {
         lan.topo.vip_holders(vip()) == ["lb1"] && holder(&lan.topo, "lb1")
     });

@@ -153,7 +153,8 @@ impl EtcdCluster {
         for i in 0..MEMBERS.len() {
             c.spawn(topo, i, "new");
         }
-        c.wait_healthy(topo, Duration::from_secs(20));
+        // 200 ms elections take longer on a loaded 2-core machine: be generous.
+        c.wait_healthy(topo, Duration::from_secs(60));
         c
     }
 
@@ -297,11 +298,11 @@ impl EtcdCluster {
             "--dial-timeout",
             "1s",
             "--command-timeout",
-            "2s",
+            "5s",
         ];
         argv.extend(extra.iter().map(String::as_str));
         argv.extend_from_slice(args);
-        let out = run_cmd(&argv, None, Duration::from_secs(5));
+        let out = run_cmd(&argv, None, Duration::from_secs(10));
         format!("{}{}", out.stdout, out.stderr)
     }
 
@@ -378,6 +379,11 @@ impl EtcdCluster {
 
     /// The value of `key` and its create revision, read through etcdctl.
     pub fn get(&self, topo: &Topology, key: &str) -> Option<(String, i64)> {
+        // A few tries: etcdctl can time out on a loaded machine.
+        (0..5).find_map(|_| self.get_once(topo, key))
+    }
+
+    fn get_once(&self, topo: &Topology, key: &str) -> Option<(String, i64)> {
         let out = self.etcdctl(topo, None, &["get", key, "-w", "fields"]);
         let field = |name: &str| {
             out.lines()
@@ -404,7 +410,11 @@ impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for p in self.procs.iter().flatten() {
             let _ = p.signal(Signal::SIGKILL);
+            let _ = p.wait_timeout(Duration::from_secs(5));
         }
+        // The data directories hold preallocated 64 MB WAL files: never keep them (the
+        // members' logs stay in the run directory when a test fails).
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
