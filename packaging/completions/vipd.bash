@@ -14,9 +14,21 @@ _vipd()
             COMPREPLY=($(compgen -W 'text json' -- "$cur"))
             return
             ;;
+        import-keepalived)
+            _filedir
+            return
+            ;;
+        --host)
+            return
+            ;;
     esac
 
-    COMPREPLY=($(compgen -W '--config --check --log-format --version --help' -- "$cur"))
+    if [[ " ${words[*]} " == *" import-keepalived "* ]]; then
+        COMPREPLY=($(compgen -W '--host --help' -- "$cur"))
+        return
+    fi
+
+    COMPREPLY=($(compgen -W '--config --check --log-format --version --help import-keepalived cleanup' -- "$cur"))
 } &&
     complete -F _vipd vipd
 
