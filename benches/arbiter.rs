@@ -170,8 +170,9 @@ impl Pair {
 
     /// One partition: (ms with two holders, requests lost).
     fn partition(&mut self) -> Result<(f64, usize), String> {
-        self.settle_on_lb1()?;
+        // The probe first: the client's neighbour entry for the VIP comes from it.
         let probe = self.topo.start_probe(vip(), ms(2));
+        self.settle_on_lb1()?;
         std::thread::sleep(ms(300));
         let from = seconds_of_day_now();
         self.topo.partition_vrrp("lb1", "lb2");
@@ -181,18 +182,24 @@ impl Pair {
         std::thread::sleep(ms(500));
         let to = seconds_of_day_now();
         let rep = probe.finish();
+        let lost = rep
+            .records
+            .iter()
+            .skip_while(|r| r.reply.is_none())
+            .filter(|r| r.reply.is_none())
+            .count();
         let (_, list) = self.watch.overlap_ms();
         let two: f64 = list
             .iter()
             .map(|(a, b)| ((b.min(to) - a.max(from)).max(0.0)) * 1000.0)
-            .sum();
-        Ok((two, rep.lost))
+            .fold(0.0, |acc, x| acc + x);
+        Ok((two, lost))
     }
 
     /// One host death: client-side outage in ms.
     fn death(&mut self) -> Result<f64, String> {
-        self.settle_on_lb1()?;
         let probe = self.topo.start_probe(vip(), ms(2));
+        self.settle_on_lb1()?;
         std::thread::sleep(ms(300));
         let event = mono_now();
         self.topo.cut_link("lb1");

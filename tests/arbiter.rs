@@ -776,3 +776,51 @@ fn tls_client_certificates_and_password_auth() {
     println!("measure: wrong etcd password: status detail {detail:?}");
     assert!(!detail.is_empty(), "no reason in status");
 }
+
+// ---- semantics 6: etcd unreachable at start-up -------------------------------------
+
+#[test]
+fn unreachable_etcd_at_startup_is_not_a_crash_and_recovers() {
+    if !require_netns("unreachable_etcd_at_startup_is_not_a_crash_and_recovers") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(etcd_topology_opts());
+    // The cluster exists (for its endpoints) but every member is down before vipd starts.
+    let mut etcd = EtcdCluster::start(&topo);
+    etcd.kill_all();
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &conf(&topo, &etcd, "lb1", 150, &Opts::default()),
+    );
+    let up = wait_until(Duration::from_secs(10), ms(50), || {
+        arbiter_field(&topo, "lb1", "reachable") == Some(serde_json::Value::Bool(false))
+    });
+    assert!(up, "no arbiter status\n{}", lb1.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(lb1.proc().is_running(), "vipd exited\n{}", lb1.log());
+    assert!(topo.vip_holders(vip()).is_empty(), "VIP held without etcd");
+    let state = instance_field(&topo, "lb1", INSTANCE, "state");
+    let elect = arbiter_field(&topo, "lb1", "master_elect");
+    let detail = arbiter_field(&topo, "lb1", "detail");
+    println!(
+        "measure: etcd down at start: state {state:?}, master_elect {elect:?}, detail {detail:?}"
+    );
+    assert!(
+        detail
+            .as_ref()
+            .and_then(|d| d.as_str())
+            .is_some_and(|d| d.contains("192.0.2.3")),
+        "status does not say why: {detail:?}"
+    );
+    // etcd comes up: lb1 holds without a restart.
+    for i in 0..MEMBERS.len() {
+        etcd.restart(&topo, i);
+    }
+    etcd.wait_healthy(&topo, Duration::from_secs(60));
+    let held = wait_until(Duration::from_secs(20), ms(20), || {
+        topo.vip_holders(vip()) == ["lb1"] && holder(&topo, "lb1")
+    });
+    assert!(held, "lb1 never held after etcd came up\n{}", lb1.log());
+}
