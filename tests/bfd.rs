@@ -404,3 +404,50 @@ fn bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms() {
     assert!(t < ms(500), "took {t:?}\n{}", lb2.log());
     assert!(lb2.log().contains("BFD session to master"), "{}", lb2.log());
 }
+
+#[test]
+fn bfd_flood_from_a_third_host_does_not_delay_a_takeover() {
+    if !require_netns("bfd_flood_from_a_third_host_does_not_delay_a_takeover") {
+        return;
+    }
+    let _g = serial();
+    let p = pair("flood", TopologyOpts::default().with_host("rogue"), "10ms");
+    let target = p.topo.ip4("lb2").to_string();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("integration/hostile/bfd_craft.py");
+    let s = script.to_string_lossy().into_owned();
+    let flood = p.topo.spawn(
+        "rogue",
+        &["/usr/bin/python3", &s, &target, "flood", "400000"],
+        "bfd-flood.log",
+    );
+    // The flood is under way: drops are being counted.
+    assert!(
+        wait_until(Duration::from_secs(10), ms(20), || {
+            dropped(&p.topo, "lb2", "unknown_discriminator") > 1000.0
+        }),
+        "no flood arrived"
+    );
+    assert_eq!(bfd_state(&p.topo, "lb2").as_deref(), Some("up"));
+    let event = mono_now();
+    p.lb1.kill();
+    p.topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(2), || {
+        p.topo.holds_vip("lb2", vip())
+    });
+    let t = mono_now() - event;
+    let still_flooding = flood.is_running();
+    let _ = flood.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(took, "lb2 never took the VIP\n{}", p.lb2.log());
+    println!(
+        "measure: takeover under a BFD flood: {:.1} ms (flood still running: {still_flooding})",
+        t.as_secs_f64() * 1000.0
+    );
+    assert!(still_flooding, "the flood ended before the takeover");
+    assert!(t < ms(500), "took {t:?}\n{}", p.lb2.log());
+    assert!(
+        p.lb2.log().contains("BFD session to master"),
+        "{}",
+        p.lb2.log()
+    );
+}

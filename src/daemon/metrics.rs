@@ -773,6 +773,45 @@ mod tests {
     }
 
     #[test]
+    fn bfd_series_are_exposed_by_interface_peer_and_reason() {
+        let m = Metrics::new();
+        m.bfd
+            .set_state("eth0", "192.0.2.12", crate::bfd::SessionState::Up);
+        m.bfd.transition("eth0", "192.0.2.12", "init", "up");
+        m.bfd.sent("eth0");
+        m.bfd.received("eth0");
+        m.bfd.dropped("eth0", "ttl_not_255");
+        m.bfd.dropped("eth0", "ttl_not_255");
+        let text = m.render();
+        for (key, v) in [
+            (
+                r#"vipd_bfd_session_state{interface="eth0",peer="192.0.2.12"}"#,
+                3.0,
+            ),
+            (
+                r#"vipd_bfd_transitions_total{interface="eth0",peer="192.0.2.12",from="init",to="up"}"#,
+                1.0,
+            ),
+            (r#"vipd_bfd_packets_sent_total{interface="eth0"}"#, 1.0),
+            (r#"vipd_bfd_packets_received_total{interface="eth0"}"#, 1.0),
+            (
+                r#"vipd_bfd_packets_dropped_total{interface="eth0",reason="ttl_not_255"}"#,
+                2.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, key), Some(v), "{key} in\n{text}");
+        }
+        m.bfd.remove("eth0", "192.0.2.12");
+        assert_eq!(
+            sample(
+                &m.render(),
+                r#"vipd_bfd_session_state{interface="eth0",peer="192.0.2.12"}"#
+            ),
+            None
+        );
+    }
+
+    #[test]
     fn exposition_has_counters_with_single_total_suffix() {
         let m = Metrics::new();
         m.transition("web", "backup", "master");
