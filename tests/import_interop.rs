@@ -1,10 +1,11 @@
 //! `vipd import-keepalived` proven in network namespaces: one keepalived.conf, used on
-//! both load balancers, elects a master with keepalived; the same file converted elects the
-//! same host with the same VIPs with vipd; and a mixed pair (converted vipd on one host,
-//! keepalived on the other, the rolling-migration state) fails over both ways.
+//! both load balancers (its `@lb1` / `@lb2` lines give lb1 priority 150 and lb2 100),
+//! elects a master with keepalived; the same file converted (`--host lb1`, `--host lb2`)
+//! elects the same host with the same VIPs with vipd; and mixed pairs (converted vipd on
+//! one host, keepalived on the other, the rolling-migration state) fail over both ways.
 //!
-//! Both hosts have priority 100: the election is decided by RFC 5798's tie-break (the
-//! higher primary address wins), which both implementations must agree on.
+//! keepalived runs with `-i HOST` (its config id selects the `@HOST` lines; in a namespace
+//! the host name is the machine's).
 //!
 //! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test import_interop -- --nocapture`
 
@@ -15,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{vipd_socket, vipd_state};
-use harness::{require_netns, wait_until, Agent, AgentKind, Topology, TopologyOpts};
+use harness::{require_netns, wait_until, Agent, AgentKind, Proc, Topology, TopologyOpts};
+use nix::sys::signal::Signal;
 
 const VIPS: [&str; 2] = ["192.0.2.100", "192.0.2.101"];
 
@@ -29,7 +31,8 @@ vrrp_instance VI_web {
     state BACKUP
     interface eth0
     virtual_router_id 51
-    priority 100
+@lb1    priority 150
+@lb2    priority 100
     advert_int 0.1
     version 3
     virtual_ipaddress {
@@ -69,19 +72,42 @@ fn wait_sole_holder(topo: &Topology, host: &str, timeout: Duration, what: &str) 
     t0.elapsed()
 }
 
-/// Whoever holds every VIP alone, once one does (bounded).
-fn wait_some_master(topo: &Topology, timeout: Duration) -> String {
-    let mut who = None;
-    wait_until(timeout, ms(20), || {
-        let holders = topo.vip_holders(vips()[0]);
-        if holders.len() == 1 && vips().iter().all(|v| topo.vip_holders(*v) == holders) {
-            who = holders.into_iter().next();
-            true
-        } else {
-            false
-        }
-    });
-    who.unwrap_or_else(|| panic!("no single master within {timeout:?}\n{}", topo.snapshot()))
+/// keepalived on `host` with config id `host`, foreground, VRRP only.
+fn start_keepalived(topo: &Topology, host: &str, conf: &std::path::Path) -> Proc {
+    let bin = harness::which("keepalived").expect("keepalived installed");
+    let pid = topo.path(&format!("{host}-ka.pid"));
+    let vpid = topo.path(&format!("{host}-ka-vrrp.pid"));
+    let _ = std::fs::remove_file(&pid);
+    let _ = std::fs::remove_file(&vpid);
+    let argv = [
+        bin.to_string_lossy().into_owned(),
+        "-n".into(),
+        "-P".into(),
+        "-l".into(),
+        "-D".into(),
+        "-G".into(),
+        "-i".into(),
+        host.into(),
+        "-f".into(),
+        conf.to_string_lossy().into_owned(),
+        "-p".into(),
+        pid.to_string_lossy().into_owned(),
+        "-r".into(),
+        vpid.to_string_lossy().into_owned(),
+    ];
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    topo.spawn(host, &argv, &format!("{host}-keepalived.log"))
+}
+
+/// Graceful stop of a keepalived (SIGTERM: a master hands over).
+fn stop_keepalived(p: &Proc) {
+    p.signal(Signal::SIGTERM).expect("keepalived running");
+    assert!(
+        p.wait_timeout(secs(15)).is_some(),
+        "keepalived on {} did not stop\n{}",
+        p.host(),
+        p.log()
+    );
 }
 
 /// The keepalived file converted for `host` with `vipd import-keepalived`, plus the
@@ -117,100 +143,101 @@ fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {
 }
 
 #[test]
-fn converted_pair_elects_like_keepalived_and_a_mixed_pair_fails_over_both_ways() {
-    if !require_netns("converted_pair_elects_like_keepalived_and_a_mixed_pair_fails_over_both_ways")
-    {
+fn converted_pair_elects_like_keepalived_and_mixed_pairs_fail_over_both_ways() {
+    if !require_netns("converted_pair_elects_like_keepalived_and_mixed_pairs_fail_over_both_ways") {
         return;
     }
     let topo = Topology::new(TopologyOpts::default());
     let kconf = topo.path("pair-keepalived.conf");
     std::fs::write(&kconf, KEEPALIVED_CONF).expect("write keepalived.conf");
+    let none_hold = |topo: &Topology| {
+        wait_until(secs(10), ms(50), || {
+            vips().iter().all(|v| topo.vip_holders(*v).is_empty())
+        })
+    };
 
-    // 1. keepalived on both hosts, same file.
-    let k1 = topo.start_agent("lb1", AgentKind::Keepalived, KEEPALIVED_CONF);
-    let k2 = topo.start_agent("lb2", AgentKind::Keepalived, KEEPALIVED_CONF);
-    let winner = wait_some_master(&topo, secs(20));
-    // Let a start-up tie settle, then read it again: it must be stable.
+    // 1. keepalived on both hosts, same file: lb1 (150) is master.
+    let k1 = start_keepalived(&topo, "lb1", &kconf);
+    let k2 = start_keepalived(&topo, "lb2", &kconf);
+    wait_sole_holder(&topo, "lb1", secs(20), "keepalived pair");
     std::thread::sleep(secs(2));
-    let winner_now = wait_some_master(&topo, secs(10));
-    assert_eq!(winner, winner_now, "keepalived's master moved");
-    let loser = if winner == "lb1" { "lb2" } else { "lb1" };
-    eprintln!("keepalived pair: {winner} is master (priority tie, higher address)");
-    assert_eq!(
-        winner, "lb2",
-        "equal priorities: the higher address (lb2) wins"
-    );
-    // Stop the backup first so that nothing moves while stopping.
-    let (kw, kl) = if winner == "lb1" { (k1, k2) } else { (k2, k1) };
-    kl.stop(secs(15));
-    kw.stop(secs(15));
-    assert!(wait_until(secs(10), ms(50), || vips()
-        .iter()
-        .all(|v| topo.vip_holders(*v).is_empty())));
+    wait_sole_holder(&topo, "lb1", secs(5), "keepalived pair, 2 s later");
+    eprintln!("keepalived pair: lb1 is master");
+    stop_keepalived(&k2);
+    stop_keepalived(&k1);
+    assert!(none_hold(&topo), "VIPs left after keepalived stopped");
 
     // 2. The converted file on both hosts: the same master, the same VIPs.
-    let conf_w = converted(&topo, &winner, &kconf);
-    let conf_l = converted(&topo, loser, &kconf);
-    let vw = start_vipd(&topo, &winner, &conf_w);
-    let vl = start_vipd(&topo, loser, &conf_l);
-    wait_sole_holder(&topo, &winner, secs(15), "converted vipd pair");
+    let c1 = converted(&topo, "lb1", &kconf);
+    let c2 = converted(&topo, "lb2", &kconf);
+    let v1 = start_vipd(&topo, "lb1", &c1);
+    let v2 = start_vipd(&topo, "lb2", &c2);
+    wait_sole_holder(&topo, "lb1", secs(15), "converted vipd pair");
+    assert!(wait_until(secs(10), ms(50), || {
+        vipd_state(&topo, "lb1", "VI_web").as_deref() == Some("master")
+            && vipd_state(&topo, "lb2", "VI_web").as_deref() == Some("backup")
+    }));
+    std::thread::sleep(secs(1));
+    wait_sole_holder(&topo, "lb1", secs(5), "converted vipd pair, 1 s later");
+    v2.stop(secs(15));
+    v1.stop(secs(15));
+    assert!(none_hold(&topo), "VIPs left after vipd stopped");
+
+    // 3. Mixed: converted vipd on lb1, keepalived on lb2.
+    let mut v1 = start_vipd(&topo, "lb1", &c1);
+    let k2 = start_keepalived(&topo, "lb2", &kconf);
+    wait_sole_holder(&topo, "lb1", secs(15), "mixed: vipd master");
     std::thread::sleep(secs(1));
     wait_sole_holder(
         &topo,
-        &winner,
-        secs(5),
-        "converted vipd pair, a second later",
-    );
-    assert!(wait_until(secs(10), ms(50), || {
-        vipd_state(&topo, &winner, "VI_web").as_deref() == Some("master")
-            && vipd_state(&topo, loser, "VI_web").as_deref() == Some("backup")
-    }));
-    vl.stop(secs(15));
-    vw.stop(secs(15));
-
-    // 3. Mixed: converted vipd on the winner, keepalived on the other host.
-    let mut v = start_vipd(&topo, &winner, &conf_w);
-    wait_sole_holder(&topo, &winner, secs(15), "mixed: vipd alone");
-    let k = topo.start_agent(loser, AgentKind::Keepalived, KEEPALIVED_CONF);
-    std::thread::sleep(secs(2));
-    wait_sole_holder(
-        &topo,
-        &winner,
+        "lb1",
         secs(5),
         "mixed: vipd master, keepalived backup",
     );
-
     // vipd -> keepalived: the vipd master stops (hands over).
-    v.stop(secs(15));
+    v1.stop(secs(15));
     let t = wait_sole_holder(
         &topo,
-        loser,
+        "lb2",
         secs(15),
         "mixed: keepalived takes over from vipd",
     );
-    eprintln!("vipd stopped -> keepalived on {loser} alone holds the VIPs after {t:?}");
+    eprintln!("vipd master stopped -> keepalived on lb2 alone holds the VIPs after {t:?}");
+    // keepalived -> vipd: vipd comes back with the higher priority and preempts.
+    v1.restart(&topo);
+    let t = wait_sole_holder(&topo, "lb1", secs(15), "mixed: vipd preempts keepalived");
+    eprintln!("vipd restarted -> lb1 alone holds the VIPs again after {t:?}");
+    stop_keepalived(&k2);
+    v1.stop(secs(15));
+    assert!(none_hold(&topo), "VIPs left after the mixed pair stopped");
 
-    // vipd comes back as backup (equal priority: no preemption), then keepalived stops.
-    v.restart(&topo);
-    assert!(
-        wait_until(secs(15), ms(50), || vipd_state(&topo, &winner, "VI_web")
-            .as_deref()
-            == Some("backup")),
-        "restarted vipd not backup behind keepalived: {:?}\n{}",
-        vipd_state(&topo, &winner, "VI_web"),
-        v.log()
+    // 4. Mixed the other way round: keepalived on lb1 (master), converted vipd on lb2.
+    let k1 = start_keepalived(&topo, "lb1", &kconf);
+    wait_sole_holder(&topo, "lb1", secs(15), "mixed 2: keepalived master");
+    let _v2 = start_vipd(&topo, "lb2", &c2);
+    std::thread::sleep(secs(1));
+    wait_sole_holder(
+        &topo,
+        "lb1",
+        secs(5),
+        "mixed 2: keepalived master, vipd backup",
     );
-    wait_sole_holder(&topo, loser, secs(5), "mixed: keepalived stays master");
-    k.stop(secs(15));
+    assert!(wait_until(secs(10), ms(50), || vipd_state(
+        &topo, "lb2", "VI_web"
+    )
+    .as_deref()
+        == Some("backup")));
+    // keepalived -> vipd: the keepalived master stops.
+    stop_keepalived(&k1);
     let t = wait_sole_holder(
         &topo,
-        &winner,
+        "lb2",
         secs(15),
-        "mixed: vipd takes over from keepalived",
+        "mixed 2: vipd takes over from keepalived",
     );
-    eprintln!("keepalived stopped -> vipd on {winner} alone holds the VIPs after {t:?}");
+    eprintln!("keepalived master stopped -> vipd on lb2 alone holds the VIPs after {t:?}");
     assert!(wait_until(secs(5), ms(50), || vipd_state(
-        &topo, &winner, "VI_web"
+        &topo, "lb2", "VI_web"
     )
     .as_deref()
         == Some("master")));
