@@ -241,6 +241,11 @@ struct Sess {
     session: Session,
     tx: (u32, bool, Option<IpAddr>),
     subs: Vec<Subscriber>,
+    /// What the subscribers' status lists show (republished only when it changes).
+    shown: (SessionState, Option<Duration>),
+    /// Packet counters of the interface, looked up once (not per packet).
+    sent: prometheus_client::metrics::counter::Counter,
+    received: prometheus_client::metrics::counter::Counter,
 }
 
 struct Runner {
@@ -470,11 +475,15 @@ impl Runner {
             .bfd
             .set_state(&spec.ifname, &spec.peer.to_string(), SessionState::Down);
         Self::publish(&sub, &session);
+        let (sent, received) = self.metrics.bfd.packet_counters(&spec.ifname);
         self.sessions.push(Sess {
+            shown: (session.state(), session.detection_time()),
             spec,
             session,
             tx: tx_key,
             subs: vec![sub],
+            sent,
+            received,
         });
         let i = self.sessions.len() - 1;
         self.sessions[i].session.handle_timeout(now);
@@ -569,7 +578,7 @@ impl Runner {
             };
             match result {
                 Ok(i) => {
-                    self.metrics.bfd.received(ifname);
+                    self.sessions[i].received.inc();
                     self.drain(i);
                 }
                 Err(drop) => {
@@ -607,7 +616,9 @@ impl Runner {
                         continue;
                     };
                     match tx.send(s.spec.peer, &p.to_bytes()) {
-                        Ok(()) => self.metrics.bfd.sent(&s.spec.ifname),
+                        Ok(()) => {
+                            s.sent.inc();
+                        }
                         Err(e) => {
                             if self.limiter.hit("send_error", Instant::now()).is_some() {
                                 tracing::warn!(
@@ -647,8 +658,12 @@ impl Runner {
                 }
             }
         }
-        for sub in &s.subs {
-            Self::publish(sub, &s.session);
+        let now = (s.session.state(), s.session.detection_time());
+        if now != s.shown {
+            s.shown = now;
+            for sub in &s.subs {
+                Self::publish(sub, &s.session);
+            }
         }
     }
 }

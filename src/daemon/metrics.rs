@@ -736,6 +736,15 @@ impl BfdMetrics {
         self.transitions.get_or_create(&l).inc();
     }
 
+    /// The sent and received counters of `interface`, to keep and increment directly.
+    pub fn packet_counters(&self, interface: &str) -> (Counter, Counter) {
+        let l = vec![("interface", interface.to_string())];
+        (
+            self.sent.get_or_create(&l).clone(),
+            self.received.get_or_create(&l).clone(),
+        )
+    }
+
     /// Counts a packet sent.
     pub fn sent(&self, interface: &str) {
         self.sent
