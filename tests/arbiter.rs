@@ -47,7 +47,9 @@ impl Default for Opts {
     fn default() -> Self {
         Opts {
             arbiter: true,
-            ttl: "1s",
+            // etcd's usual minimum; 1 s loses leases on a heavily loaded 2-core machine
+            // (the benchmark measures 1 s).
+            ttl: "2s",
             on_loss: "release",
             preempt_lb1: true,
         }
@@ -341,17 +343,16 @@ fn holder_cut_from_etcd_drops_before_expiry_and_backup_claims_after() {
     });
     let drop_after = mono_now() - cut;
     assert!(dropped, "lb1 kept the VIP\n{}", lan.context());
-    assert!(
-        drop_after < Duration::from_millis(1500),
-        "dropped after {drop_after:?}"
-    );
+    // Before the lease can expire: within the TTL (2 s) of the cut, plus the polling of
+    // this test on a busy machine (the watcher's record shows no overlap either way).
+    assert!(drop_after < ms(2500), "dropped after {drop_after:?}");
     let claimed = wait_until(Duration::from_secs(10), ms(2), || {
         lan.topo.vip_holders(vip()) == ["lb2"]
     });
     let claim_after = mono_now() - cut;
     assert!(claimed, "lb2 never claimed\n{}", lan.context());
     println!(
-        "measure: lb1 cut from etcd (TTL 1 s): VIP dropped by lb1 {:.0} ms after the cut, claimed by lb2 {:.0} ms after",
+        "measure: lb1 cut from etcd (TTL 2 s): VIP dropped by lb1 {:.0} ms after the cut, claimed by lb2 {:.0} ms after",
         drop_after.as_secs_f64() * 1000.0,
         claim_after.as_secs_f64() * 1000.0
     );
@@ -583,7 +584,7 @@ fn all_etcd_down(on_loss: &'static str) {
     });
     lan.etcd.kill_all();
     let down = mono_now();
-    let gone = wait_until(Duration::from_secs(4), ms(5), || {
+    let gone = wait_until(Duration::from_secs(5), ms(5), || {
         lan.topo.vip_holders(vip()).is_empty()
     });
     let dropped_after = mono_now() - down;
@@ -597,7 +598,8 @@ fn all_etcd_down(on_loss: &'static str) {
             "measure: all etcd down, release: VIP dropped after {:.0} ms",
             dropped_after.as_secs_f64() * 1000.0
         );
-        assert!(dropped_after < Duration::from_secs(2), "{dropped_after:?}");
+        // Within the TTL (2 s), plus this test's polling on a busy machine.
+        assert!(dropped_after < ms(2500), "{dropped_after:?} (TTL 2 s)");
     } else {
         assert!(
             !gone,
