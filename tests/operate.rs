@@ -1915,7 +1915,7 @@ fn unix_now() -> f64 {
 /// (a failure under CI, which installs it).
 fn render_dashboard(topo: &Topology, start: f64, end: f64) {
     let py = "/usr/bin/python3";
-    if !harness::run_cmd(&[py, "-c", "import matplotlib"], None, secs(20)).ok() {
+    if !harness::run_cmd(&[py, "-c", "import matplotlib"], None, secs(180)).ok() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "python3-matplotlib is not installed (integration/setup.sh installs it)"
