@@ -362,6 +362,10 @@ impl Supervisor {
         let name = inst.name.clone();
         let filter = Arc::new(RecvFilter::new(&driver::router_config(&inst, source)));
         let handle = driver::spawn(inst, ctx, self.crashed_tx.clone());
+        // A new driver counts as having answered the pings sent before it existed.
+        handle
+            .alive
+            .store(self.ping, std::sync::atomic::Ordering::Relaxed);
         entry
             .dispatch
             .write()
