@@ -654,3 +654,55 @@ fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
         "{test}: vipd left its own VIP"
     );
 }
+
+/// Item 5, multicast mode: a stranger's priority-0 adverts for the instance's VRID (valid
+/// otherwise), 20 of them 200 ms apart, must not make the backup take over: only the
+/// master it follows can leave. Before the fix the backup became master Skew_Time after one.
+#[test]
+fn a_strangers_priority_zero_flood_does_not_make_the_backup_take_over() {
+    let test = "a_strangers_priority_zero_flood_does_not_make_the_backup_take_over";
+    let Some((_g, topo)) = begin(test, TopologyOpts::default().with_host("rogue")) else {
+        return;
+    };
+    // Priorities 254 and 250: the backup's Skew_Time is 23 ms, so one priority 0 it
+    // honoured would make it master long before the master's next advert (1 s).
+    let lb1 = start(&topo, "lb1", &[web(254).interval("1s")]);
+    assert!(
+        wait_vipd_state(&topo, "lb1", "web", "master", secs(20)),
+        "{}",
+        lb1.log()
+    );
+    let lb2 = start(&topo, "lb2", &[web(250).interval("1s")]);
+    assert!(wait_vipd_state(&topo, "lb2", "web", "backup", secs(20)));
+    let rogue = topo.ip4("rogue").to_string();
+    let out = craft(
+        &topo,
+        "rogue",
+        &[
+            "--case",
+            "valid",
+            "--src",
+            &rogue,
+            "--vrid",
+            "51",
+            "--prio",
+            "0",
+            "--count",
+            "1000000",
+            "--gap",
+            FLOOD_GAP,
+            "--duration",
+            "5",
+        ],
+        true,
+    );
+    println!("MEASURE {test}: rogue {}", out.trim());
+    assert_eq!(
+        lb2.log().matches("-> MASTER").count(),
+        0,
+        "{test}: lb2 took over\n{}",
+        lb2.log()
+    );
+    assert_eq!(vipd_state(&topo, "lb1", "web").as_deref(), Some("master"));
+    assert_eq!(topo.vip_holders(vip()), vec!["lb1".to_string()]);
+}
