@@ -270,6 +270,19 @@ struct CheckDef {
     used: bool,
 }
 
+impl CheckDef {
+    fn new(node: &Node, weight: i64, reverse: bool, keys: Vec<Kv>, is_file: bool) -> Self {
+        CheckDef {
+            node: node.clone(),
+            weight,
+            reverse,
+            keys,
+            is_file,
+            used: false,
+        }
+    }
+}
+
 /// Announcement defaults from global_defs (`vrrp_garp_*`).
 #[derive(Debug, Clone, Default)]
 struct Garp {
@@ -549,17 +562,7 @@ impl Cx<'_> {
         keys.push(("timeout".into(), q(&fmt_ms(timeout))));
         keys.push(("rise".into(), rise.to_string()));
         keys.push(("fall".into(), fall.to_string()));
-        Some((
-            name,
-            CheckDef {
-                node: n.clone(),
-                weight,
-                reverse,
-                keys,
-                is_file: false,
-                used: false,
-            },
-        ))
+        Some((name, CheckDef::new(n, weight, reverse, keys, false)))
     }
 
     fn process_def(&mut self, n: &Node) -> Option<(String, CheckDef)> {
@@ -632,17 +635,7 @@ impl Cx<'_> {
         keys.push(("timeout".into(), q("400ms")));
         keys.push(("rise".into(), steps(fork_delay).min(1000).to_string()));
         keys.push(("fall".into(), steps(term_delay).min(1000).to_string()));
-        Some((
-            name,
-            CheckDef {
-                node: n.clone(),
-                weight,
-                reverse,
-                keys,
-                is_file: false,
-                used: false,
-            },
-        ))
+        Some((name, CheckDef::new(n, weight, reverse, keys, false)))
     }
 
     fn file_def(&mut self, n: &Node) -> Option<(String, CheckDef)> {
@@ -678,17 +671,7 @@ impl Cx<'_> {
             ("interval".into(), q("1s")),
             ("timeout".into(), q("500ms")),
         ];
-        Some((
-            name,
-            CheckDef {
-                node: n.clone(),
-                weight,
-                reverse,
-                keys,
-                is_file: true,
-                used: false,
-            },
-        ))
+        Some((name, CheckDef::new(n, weight, reverse, keys, true)))
     }
 
     fn instance(&mut self, n: &Node) -> Option<OutInstance> {

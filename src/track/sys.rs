@@ -73,6 +73,23 @@ pub(crate) fn drop_capabilities() -> io::Result<()> {
             return Err(e);
         }
     }
+    let (header, mut data) = capget()?;
+    for d in &mut data {
+        d.inheritable = 0;
+    }
+    // Lowering the inheritable set is always allowed; it also clears any ambient bit.
+    capset(header, &data)?;
+    // SAFETY: getuid/geteuid cannot fail and take no arguments.
+    let root = unsafe { libc::getuid() == 0 || libc::geteuid() == 0 };
+    if bounding_kept && root {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
+}
+
+/// This thread's capability sets (`capget`, version 3: two data structs). No
+/// allocation, so it may run between fork and exec.
+fn capget() -> io::Result<(CapHeader, [CapData; 2])> {
     let mut header = CapHeader {
         version: CAPABILITY_VERSION_3,
         pid: 0,
@@ -87,18 +104,14 @@ pub(crate) fn drop_capabilities() -> io::Result<()> {
     if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    for d in &mut data {
-        d.inheritable = 0;
-    }
-    // Lowering the inheritable set is always allowed; it also clears any ambient bit.
-    // SAFETY: as above.
+    Ok((header, data))
+}
+
+/// Sets this thread's capability sets to `data` (as read by [`capget`]).
+fn capset(mut header: CapHeader, data: &[CapData; 2]) -> io::Result<()> {
+    // SAFETY: as in `capget`.
     if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getuid/geteuid cannot fail and take no arguments.
-    let root = unsafe { libc::getuid() == 0 || libc::geteuid() == 0 };
-    if bounding_kept && root {
-        return Err(io::Error::from_raw_os_error(libc::EPERM));
     }
     Ok(())
 }
@@ -140,39 +153,14 @@ pub(crate) fn drop_capabilities_before_exec(cmd: &mut tokio::process::Command) {
 pub(crate) mod testing {
     use super::*;
 
-    fn get() -> io::Result<(CapHeader, [CapData; 2])> {
-        let mut header = CapHeader {
-            version: CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        let mut data = [CapData {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        // SAFETY: valid, correctly laid out buffers that live for the call.
-        if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((header, data))
-    }
-
-    fn set(mut header: CapHeader, data: &[CapData; 2]) -> io::Result<()> {
-        // SAFETY: as in `get`.
-        if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
     /// Puts `caps` (numbers below 32) into this thread's inheritable and ambient sets,
     /// as systemd's `AmbientCapabilities=` does for the packaged unit.
     pub(crate) fn raise_ambient(caps: &[u32]) -> io::Result<()> {
-        let (header, mut data) = get()?;
+        let (header, mut data) = capget()?;
         for &c in caps {
             data[0].inheritable |= 1 << c;
         }
-        set(header, &data)?;
+        capset(header, &data)?;
         for &c in caps {
             // SAFETY: prctl with integer arguments only.
             let rc = unsafe {
@@ -193,15 +181,15 @@ pub(crate) mod testing {
 
     /// Removes `cap` (below 32) from this thread's effective set (it stays permitted).
     pub(crate) fn lower_effective(cap: u32) -> io::Result<()> {
-        let (header, mut data) = get()?;
+        let (header, mut data) = capget()?;
         data[0].effective &= !(1 << cap);
-        set(header, &data)
+        capset(header, &data)
     }
 
     /// Puts `cap` (below 32) back into this thread's effective set.
     pub(crate) fn raise_effective(cap: u32) -> io::Result<()> {
-        let (header, mut data) = get()?;
+        let (header, mut data) = capget()?;
         data[0].effective |= 1 << cap;
-        set(header, &data)
+        capset(header, &data)
     }
 }
