@@ -230,11 +230,27 @@ async fn exited(
 mod tests {
     use super::*;
 
+    /// Runs `script` with `/bin/sh -c`.
+    async fn sh(
+        script: &str,
+        env: &[(&str, &str)],
+        timeout: Duration,
+        caps: Capabilities,
+    ) -> Result<RunOutput, RunError> {
+        run(
+            OsStr::new("/bin/sh"),
+            &["-c".into(), script.into()],
+            env,
+            timeout,
+            caps,
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn captures_output_and_status() {
-        let out = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), "echo out; echo err >&2; exit 3".into()],
+        let out = sh(
+            "echo out; echo err >&2; exit 3",
             &[],
             Duration::from_secs(5),
             Capabilities::Drop,
@@ -248,9 +264,8 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_capped() {
-        let out = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), "head -c 100000 /dev/zero".into()],
+        let out = sh(
+            "head -c 100000 /dev/zero",
             &[],
             Duration::from_secs(5),
             Capabilities::Drop,
@@ -265,9 +280,8 @@ mod tests {
     async fn timeout_returns_promptly_when_a_grandchild_holds_the_pipes() {
         let start = std::time::Instant::now();
         // The shell forks `sleep` (not exec: two commands), which inherits stdout.
-        let r = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), "sleep 10; echo late".into()],
+        let r = sh(
+            "sleep 10; echo late",
             &[],
             Duration::from_millis(200),
             Capabilities::Drop,
@@ -287,14 +301,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let pidfile = dir.join("pid");
         let script = format!("sleep 30 & echo $! > '{}'; wait", pidfile.display());
-        let r = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), script],
-            &[],
-            Duration::from_millis(300),
-            Capabilities::Drop,
-        )
-        .await;
+        let r = sh(&script, &[], Duration::from_millis(300), Capabilities::Drop).await;
         assert!(matches!(r, Err(RunError::Timeout(_))), "{r:?}");
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .expect("pid written")
@@ -339,9 +346,8 @@ mod tests {
 
     /// The `Cap*:` lines of the program's own /proc/self/status, as numbers.
     async fn caps_seen_by_a_program(caps: Capabilities) -> Result<Vec<(String, u64)>, RunError> {
-        let out = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), "grep ^Cap /proc/self/status".into()],
+        let out = sh(
+            "grep ^Cap /proc/self/status",
             &[],
             Duration::from_secs(5),
             caps,
@@ -433,15 +439,9 @@ mod tests {
         // Exits at once, leaving `sleep 1000` behind (holding stdout too).
         let script = format!("sleep 1000 & echo $! > '{}'", pidfile.display());
         let start = std::time::Instant::now();
-        let out = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), script],
-            &[],
-            Duration::from_secs(20),
-            Capabilities::Drop,
-        )
-        .await
-        .expect("runs");
+        let out = sh(&script, &[], Duration::from_secs(20), Capabilities::Drop)
+            .await
+            .expect("runs");
         assert!(out.status.success(), "{out:?}");
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .expect("pid written")
@@ -470,9 +470,8 @@ mod tests {
 
     #[tokio::test]
     async fn env_is_passed() {
-        let out = run(
-            OsStr::new("/bin/sh"),
-            &["-c".into(), "printf %s \"$VIPD_X\"".into()],
+        let out = sh(
+            "printf %s \"$VIPD_X\"",
             &[("VIPD_X", "a b")],
             Duration::from_secs(5),
             Capabilities::Drop,
