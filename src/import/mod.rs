@@ -170,41 +170,30 @@ pub fn import(files: &dyn Files, path: &Path, host: &str) -> Result<Import, Impo
                 .and_then(|r| r.split(']').next())
                 .and_then(|n| n.parse::<usize>().ok())
         };
-        if let (Some(i), true) = (index("instance["), tries > 0) {
-            if i < out.instances.len() {
-                let gone = out.instances.remove(i);
-                notes.push(Note {
-                    at: gone.at.clone(),
-                    keyword: "vrrp_instance".into(),
-                    severity: Severity::Attention,
-                    message: format!(
-                        "{} not converted: vipd rejects it: {}",
-                        gone.kname, first.message
-                    ),
-                });
-                for g in &mut out.groups {
-                    g.members.retain(|(m, _)| *m != gone.kname);
-                }
-                out.groups.retain(|g| !g.members.is_empty());
-                continue;
+        let rejected = if tries == 0 {
+            None
+        } else if let Some(i) = index("instance[").filter(|&i| i < out.instances.len()) {
+            let gone = out.instances.remove(i);
+            for g in &mut out.groups {
+                g.members.retain(|(m, _)| *m != gone.kname);
             }
-        }
-        if let (Some(i), true) = (index("sync-group["), tries > 0) {
-            if i < out.groups.len() {
-                let gone = out.groups.remove(i);
-                notes.push(Note {
-                    at: gone.at.clone(),
-                    keyword: "vrrp_sync_group".into(),
-                    severity: Severity::Attention,
-                    message: format!(
-                        "{} not converted: vipd rejects it: {}",
-                        gone.name, first.message
-                    ),
-                });
-                continue;
-            }
-        }
-        return Err(ImportError::Invalid(errs.to_string()));
+            out.groups.retain(|g| !g.members.is_empty());
+            Some(("vrrp_instance", gone.at, gone.kname))
+        } else if let Some(i) = index("sync-group[").filter(|&i| i < out.groups.len()) {
+            let gone = out.groups.remove(i);
+            Some(("vrrp_sync_group", gone.at, gone.name))
+        } else {
+            None
+        };
+        let Some((keyword, at, name)) = rejected else {
+            return Err(ImportError::Invalid(errs.to_string()));
+        };
+        notes.push(Note {
+            at,
+            keyword: keyword.into(),
+            severity: Severity::Attention,
+            message: format!("{name} not converted: vipd rejects it: {}", first.message),
+        });
     };
     notes.sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
     Ok(Import {
