@@ -235,6 +235,18 @@ mod tests {
         View::default()
     }
 
+    /// A gate whose router is master and whose key is held (token 3) until `until`.
+    fn holding(on_loss: OnLoss, t0: Instant, until: Instant) -> Gate {
+        let mut g = Gate::new(on_loss);
+        g.router_add();
+        g.update(t0, &held(3, until), false);
+        g
+    }
+
+    const DROPPED_FOR_NEW_HOLDER: GateAction = GateAction::RemoveVips {
+        why: "the new master holds the arbiter key",
+    };
+
     #[test]
     fn semantics_1_master_elect_adds_nothing_until_the_key_is_held() {
         let t0 = Instant::now();
@@ -282,9 +294,7 @@ mod tests {
     #[test]
     fn semantics_2_hold_keeps_while_etcd_is_unreachable_and_drops_for_another_holder() {
         let t0 = Instant::now();
-        let mut g = Gate::new(OnLoss::Hold);
-        g.router_add();
-        g.update(t0, &held(3, t0 + ms(880)), false);
+        let mut g = holding(OnLoss::Hold, t0, t0 + ms(880));
         assert_eq!(g.update(t0 + ms(5000), &unreachable(), false), vec![]);
         assert!(g.vips_on());
         // etcd back, a fresh lease, the key not yet re-claimed: still kept.
@@ -310,9 +320,7 @@ mod tests {
     #[test]
     fn semantics_3_planned_release_keeps_the_vips_without_the_key() {
         let t0 = Instant::now();
-        let mut g = Gate::new(OnLoss::Release);
-        g.router_add();
-        g.update(t0, &held(3, t0 + ms(880)), false);
+        let mut g = holding(OnLoss::Release, t0, t0 + ms(880));
         // Handover starts: the key is given up...
         assert!(!g.want_key(true));
         // ... and the VIPs stay, past the old deadline too, until the router removes them.
@@ -323,18 +331,14 @@ mod tests {
         assert_eq!(g.update(t0 + ms(2100), &other("lb2"), false), vec![]);
         assert_eq!(
             g.update(t0 + ms(2100) + HANDOVER_GRACE, &other("lb2"), false),
-            vec![GateAction::RemoveVips {
-                why: "the new master holds the arbiter key"
-            }]
+            vec![DROPPED_FOR_NEW_HOLDER]
         );
     }
 
     #[test]
     fn semantics_3_step_down_keeps_until_the_new_holder_appears() {
         let t0 = Instant::now();
-        let mut g = Gate::new(OnLoss::Release);
-        g.router_add();
-        g.update(t0, &held(3, t0 + ms(880)), false);
+        let mut g = holding(OnLoss::Release, t0, t0 + ms(880));
         g.router_remove(t0 + ms(100), true);
         assert!(!g.want_key(false), "the key is given up at once");
         assert_eq!(g.update(t0 + ms(100), &none(), false), vec![]);
@@ -351,18 +355,14 @@ mod tests {
         );
         assert_eq!(
             g.update(t0 + ms(120) + HANDOVER_GRACE, &other("lb2"), false),
-            vec![GateAction::RemoveVips {
-                why: "the new master holds the arbiter key"
-            }]
+            vec![DROPPED_FOR_NEW_HOLDER]
         );
     }
 
     #[test]
     fn step_down_hold_is_bounded() {
         let t0 = Instant::now();
-        let mut g = Gate::new(OnLoss::Release);
-        g.router_add();
-        g.update(t0, &held(3, t0 + ms(5000)), false);
+        let mut g = holding(OnLoss::Release, t0, t0 + ms(5000));
         g.router_remove(t0, true);
         assert_eq!(
             g.update(t0 + STEP_DOWN_HOLD - ms(1), &none(), false),
@@ -379,9 +379,7 @@ mod tests {
     #[test]
     fn fault_or_shutdown_removes_at_once() {
         let t0 = Instant::now();
-        let mut g = Gate::new(OnLoss::Hold);
-        g.router_add();
-        g.update(t0, &held(3, t0 + ms(880)), false);
+        let mut g = holding(OnLoss::Hold, t0, t0 + ms(880));
         g.router_remove(t0 + ms(1), false);
         assert_eq!(
             g.update(t0 + ms(1), &held(3, t0 + ms(880)), false),
