@@ -176,6 +176,20 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A clock whose lease (TTL) was granted at `t0`.
+    fn granted(t0: Instant) -> LeaseClock {
+        let mut l = LeaseClock::new();
+        l.granted(t0, TTL);
+        l
+    }
+
+    /// A clock holding the key with `token` under a lease granted at `t0`.
+    fn holding(t0: Instant, token: i64) -> LeaseClock {
+        let mut l = granted(t0);
+        assert!(l.claimed(t0, token));
+        l
+    }
+
     #[test]
     fn margin_covers_rate_error_and_removal() {
         assert_eq!(margin(Duration::from_secs(1)), ms(120));
@@ -199,8 +213,7 @@ mod tests {
     #[test]
     fn rule_1_holding_needs_key_and_live_lease() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
+        let mut l = granted(t0);
         assert!(l.lease_alive(t0 + ms(10)));
         assert_eq!(l.holds(t0 + ms(10)), None, "a lease alone is no right");
         assert!(l.claimed(t0 + ms(10), 42));
@@ -233,8 +246,7 @@ mod tests {
     #[test]
     fn rule_2_an_older_answer_does_not_move_the_deadline_back() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
+        let mut l = granted(t0);
         l.renewed(t0 + ms(1000), TTL);
         l.renewed(t0 + ms(500), TTL);
         assert_eq!(l.deadline(), Some(t0 + ms(1000) + TTL - margin(TTL)));
@@ -243,9 +255,7 @@ mod tests {
     #[test]
     fn rule_2_unanswered_keepalives_do_not_extend() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
-        assert!(l.claimed(t0, 9));
+        let mut l = holding(t0, 9);
         for i in 1..10 {
             l.keepalive_sent(t0 + ms(500 * i));
         }
@@ -271,9 +281,7 @@ mod tests {
     #[test]
     fn rule_4_ttl_zero_means_gone() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
-        assert!(l.claimed(t0, 3));
+        let mut l = holding(t0, 3);
         l.renewed(t0 + ms(500), Duration::ZERO);
         assert!(!l.has_lease());
         assert_eq!(l.holds(t0 + ms(501)), None);
@@ -286,9 +294,7 @@ mod tests {
     #[test]
     fn rule_5_a_new_lease_carries_no_key() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
-        assert!(l.claimed(t0, 3));
+        let mut l = holding(t0, 3);
         l.granted(t0 + ms(100), TTL);
         assert_eq!(l.holds(t0 + ms(101)), None);
         assert_eq!(l.token(), None);
@@ -297,8 +303,7 @@ mod tests {
     #[test]
     fn a_claim_answered_after_the_deadline_is_refused() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
+        let mut l = granted(t0);
         let d = l.deadline().unwrap();
         assert!(!l.claimed(d, 11));
         assert_eq!(l.token(), None);
@@ -307,8 +312,7 @@ mod tests {
     #[test]
     fn keepalives_every_quarter_ttl_after_the_latest_attempt() {
         let t0 = Instant::now();
-        let mut l = LeaseClock::new();
-        l.granted(t0, TTL);
+        let mut l = granted(t0);
         assert_eq!(l.next_keepalive(), Some(t0 + ms(500)));
         l.keepalive_sent(t0 + ms(500));
         assert_eq!(l.next_keepalive(), Some(t0 + ms(1000)));
