@@ -1,0 +1,266 @@
+//! Carrying out the router's actions: adverts, VIPs, announcements, state changes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::control::message::{Event, Transition};
+use crate::proto::{arp, ndp, Advert, ChecksumForm};
+use crate::vrrp::{Action, AnnounceReason, State};
+
+use super::{unix_ms, Driver};
+
+impl Driver {
+    /// Carries out the router's actions, in order.
+    pub(super) async fn execute(&mut self) {
+        // The router decided just before this batch; a takeover's batch is SendAdvert,
+        // AddVips, Announce, StateChanged.
+        let decided = Instant::now();
+        let mut announced: Option<Instant> = None;
+        while let Some(action) = self.router.poll_action() {
+            match action {
+                Action::SendAdvert { priority, interval } => {
+                    self.send_advert(priority, interval).await;
+                }
+                Action::AddVips => {
+                    if !self.arbiter_router_add() {
+                        self.change_vips(true).await;
+                    }
+                }
+                Action::Announce { reason } => {
+                    if !self.arbiter_allows_announce() {
+                        // Master-elect: announced when the arbiter key is held.
+                        continue;
+                    }
+                    self.announce(reason);
+                    announced = Some(Instant::now());
+                    if reason == AnnounceReason::HandoverCancelled {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: handover cancelled, still MASTER: re-announcing VIPs",
+                            self.inst.name
+                        );
+                    }
+                    if reason == AnnounceReason::PeerLeft {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: another router sent priority 0 while we are MASTER: re-announcing VIPs",
+                            self.inst.name
+                        );
+                    }
+                    if reason == AnnounceReason::SplitBrainHealed {
+                        tracing::info!(
+                            instance = %self.inst.name,
+                            "{}: still MASTER after a split brain healed: re-announcing VIPs",
+                            self.inst.name
+                        );
+                        self.notifier.notify(
+                            &self.inst.name,
+                            "master",
+                            "split brain healed, still master",
+                        );
+                    }
+                }
+                Action::StopAnnouncing => self.stop_announcing(),
+                Action::RemoveVips => {
+                    self.stop_announcing();
+                    if !self.arbiter_router_remove() {
+                        self.change_vips(false).await;
+                    }
+                }
+                Action::StateChanged { from, to, reason } => {
+                    tracing::info!(
+                        instance = %self.inst.name,
+                        from = %from,
+                        to = %to,
+                        "{}: {} -> {} ({reason})",
+                        self.inst.name,
+                        from.to_string().to_uppercase(),
+                        to.to_string().to_uppercase()
+                    );
+                    if to == State::Master && from == State::Backup {
+                        if let Some(t) = announced {
+                            self.ctx
+                                .metrics
+                                .takeover_announce(&self.inst.name, t.duration_since(decided));
+                        }
+                        if let Some(heard) = self.last_advert_at {
+                            self.ctx
+                                .metrics
+                                .takeover_detect(&self.inst.name, decided.duration_since(heard));
+                        }
+                    }
+                    if to == State::Backup {
+                        // Time to detect counts from adverts heard in this Backup spell.
+                        self.last_advert_at = None;
+                    }
+                    let (f, t) = (from.to_string(), to.to_string());
+                    self.ctx.metrics.transition(&self.inst.name, &f, &t);
+                    self.ctx.metrics.set_state(&self.inst.name, &t);
+                    let at = SystemTime::now();
+                    self.entered_state_at = at;
+                    self.entered_state_mono = Instant::now();
+                    self.last_transition = Some(Transition {
+                        from: f.clone(),
+                        to: t.clone(),
+                        reason: reason.to_string(),
+                        at_unix_ms: unix_ms(at),
+                    });
+                    let _ = self.ctx.events.send(Event {
+                        instance: self.inst.name.clone(),
+                        from: f,
+                        to: t.clone(),
+                        reason: reason.to_string(),
+                        at_unix_ms: unix_ms(at),
+                    });
+                    // Init runs only the `any` hook (there is no init hook). A master-elect's
+                    // `master` hook waits for the arbiter key.
+                    if self.arbiter_hook_now(to, &reason.to_string()) {
+                        self.notifier
+                            .notify(&self.inst.name, &t, &reason.to_string());
+                    }
+                    self.report_group();
+                }
+                Action::Released => {
+                    self.released = true;
+                }
+            }
+        }
+    }
+
+    /// Adds (or removes) every VIP, all netlink requests in flight at once: with many
+    /// VIPs the takeover waits for one round trip to the kernel, not one per VIP.
+    pub(super) async fn change_vips(&mut self, add: bool) {
+        if self.inst.address_owner {
+            // The owner's VIPs are the host's own addresses: never added or removed here.
+            return;
+        }
+        let (nl, ifindex) = (&self.ctx.netlink, self.ctx.ifindex);
+        let results = futures::future::join_all(self.inst.vips.iter().map(|vip| async move {
+            let r = if add {
+                nl.add_address(ifindex, *vip).await
+            } else {
+                nl.del_address(ifindex, *vip).await
+            };
+            (vip, r)
+        }))
+        .await;
+        let failed: Vec<(ipnet::IpNet, crate::net::NetError)> = results
+            .into_iter()
+            .filter_map(|(vip, r)| r.err().map(|e| (*vip, e)))
+            .collect();
+        for (vip, e) in failed {
+            if add {
+                self.vip_add_failed(vip, &e);
+            } else {
+                // Not ours (the operator's own address) or a netlink failure: left alone.
+                tracing::error!(instance = %self.inst.name, "{}: not removing {vip}: {e}", self.inst.name);
+            }
+        }
+    }
+
+    pub(super) async fn send_advert(&mut self, priority: u8, interval: crate::proto::Centis) {
+        let advert = Advert {
+            version: self.inst.version,
+            vrid: self.inst.vrid,
+            priority,
+            interval,
+            addrs: self.inst.vips.iter().map(|n| n.addr()).collect(),
+        };
+        let form = if self.inst.checksum_pseudo_header {
+            ChecksumForm::WithPseudoHeader
+        } else {
+            ChecksumForm::WithoutPseudoHeader
+        };
+        let dsts: Vec<IpAddr> = if self.inst.unicast_peers.is_empty() {
+            vec![match self.ctx.source {
+                IpAddr::V4(_) => IpAddr::V4(crate::net::VRRP_V4_GROUP),
+                IpAddr::V6(_) => IpAddr::V6(crate::net::VRRP_V6_GROUP),
+            }]
+        } else {
+            self.inst.unicast_peers.clone()
+        };
+        for dst in dsts {
+            // The checksum's pseudo-header uses the real destination (keepalived #642).
+            let bytes = advert.to_bytes(self.ctx.source, dst, form);
+            match bytes {
+                Ok(bytes) => match self.ctx.socket.send(dst, &bytes).await {
+                    Ok(()) => self.ctx.metrics.advert_sent(&self.inst.name),
+                    Err(e) => {
+                        if self.log_limiter.hit("send_error", Instant::now()).is_some() {
+                            tracing::warn!(instance = %self.inst.name, "{}: cannot send advert to {dst}: {e}", self.inst.name);
+                        }
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(instance = %self.inst.name, "{}: cannot encode advert: {e}", self.inst.name);
+                }
+            }
+        }
+    }
+
+    /// Cancels pending announcement rounds and the periodic refresh.
+    pub(super) fn stop_announcing(&mut self) {
+        if let Some(a) = self.announcer.take() {
+            a.abort();
+        }
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+    }
+
+    /// Gratuitous ARP / unsolicited NA for every VIP: `count` rounds, `spacing` apart,
+    /// the first at once; then, if configured, one round every `refresh` while master.
+    pub(super) fn announce(&mut self, _reason: AnnounceReason) {
+        let frames: Vec<Vec<u8>> = self
+            .inst
+            .vips
+            .iter()
+            .map(|vip| match (vip.addr(), self.ctx.source) {
+                (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.mac, v4),
+                (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.mac, src, v6),
+                (IpAddr::V6(v6), IpAddr::V4(_)) => {
+                    ndp::unsolicited_na(self.ctx.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
+                }
+            })
+            .collect();
+        // First round synchronously, so that the decision-to-announce time is real.
+        for f in &frames {
+            if let Err(e) = self.ctx.frames.send(f) {
+                tracing::warn!(instance = %self.inst.name, "{}: cannot send announcement: {e}", self.inst.name);
+            }
+        }
+        if let Some(a) = self.announcer.take() {
+            a.abort();
+        }
+        let sender = self.ctx.frames.clone();
+        let count = self.inst.announce.count;
+        let spacing = self.inst.announce.spacing;
+        let refresh = self.inst.announce.refresh;
+        let frames = Arc::new(frames);
+        let rounds = frames.clone();
+        self.announcer = Some(tokio::spawn(async move {
+            for _ in 1..count {
+                tokio::time::sleep(spacing).await;
+                for f in rounds.iter() {
+                    let _ = sender.send(f);
+                }
+            }
+        }));
+        if let Some(every) = refresh {
+            if self.refresher.is_none() {
+                let sender = self.ctx.frames.clone();
+                self.refresher = Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        for f in frames.iter() {
+                            let _ = sender.send(f);
+                        }
+                    }
+                }));
+            }
+        }
+    }
+}

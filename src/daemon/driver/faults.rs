@@ -1,0 +1,143 @@
+//! Fault and penalty inputs: link, checks, VIPs that could not be added, and what
+//! the sync-group coordinator hears about them.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::track::{self, TrackEvent};
+
+use super::{Driver, MemberReport, VIP_RETRY};
+
+impl Driver {
+    /// Whether the VIPs should be on the interface now: the router holds them and, with
+    /// the arbiter, the arbiter key is held too.
+    pub(super) fn vips_should_be_on(&self) -> bool {
+        self.router.holds_vips() && self.arb.as_ref().is_none_or(|a| a.gate.vips_on())
+    }
+
+    /// The router holds the VIPs but one may be gone (deleted by hand, by another tool,
+    /// or with its primary address): put back what is missing.
+    pub(super) async fn restore_vips(&mut self) {
+        if !self.vips_should_be_on() || self.inst.address_owner {
+            return;
+        }
+        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
+        for vip in self.inst.vips.clone() {
+            match nl.address_owner(ifindex, vip.addr()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %self.inst.name, "{}: cannot check {vip}: {e}", self.inst.name);
+                    continue;
+                }
+            }
+            tracing::warn!(
+                instance = %self.inst.name,
+                "{}: {vip} disappeared from {} while MASTER: adding it again",
+                self.inst.name,
+                self.inst.interface
+            );
+            self.ctx.metrics.repairs.vip_restored(&self.inst.name);
+            if let Err(e) = nl.add_address(ifindex, vip).await {
+                self.vip_add_failed(vip, &e);
+            }
+        }
+    }
+
+    /// A VIP could not be added: the router must not believe it holds it. The instance
+    /// is in fault (a backup takes over) and tries again after [`VIP_RETRY`].
+    pub(super) fn vip_add_failed(&mut self, vip: ipnet::IpNet, e: &crate::net::NetError) {
+        tracing::error!(
+            instance = %self.inst.name,
+            "{}: cannot add {vip}: {e}; in fault, retrying in {} s",
+            self.inst.name,
+            VIP_RETRY.as_secs()
+        );
+        let now = Instant::now();
+        self.vip_fault = Some(format!("cannot add {vip}: {e}"));
+        self.vip_retry_at = Some(now + VIP_RETRY);
+        self.recompute_fault(now);
+    }
+
+    pub(super) fn dropped(&mut self, reason: &str, from: IpAddr) {
+        self.ctx
+            .metrics
+            .advert_dropped(&self.inst.interface, reason);
+        if let Some(n) = self.log_limiter.hit(reason, Instant::now()) {
+            tracing::warn!(
+                instance = %self.inst.name,
+                "{}: dropped advert from {from}: {reason} ({n} since the last such line)",
+                self.inst.name
+            );
+        }
+    }
+
+    pub(super) fn handle_track(&mut self, ev: TrackEvent) {
+        let now = Instant::now();
+        if let Some(h) = self.track_healthy.get_mut(ev.check) {
+            *h = ev.healthy;
+        }
+        if let Some(v) = self.track_value.get_mut(ev.check) {
+            *v = ev.value;
+        }
+        if let Some(l) = self.track_latency.get_mut(ev.check) {
+            *l = Some(ev.latency);
+        }
+        if let Some(e) = self.track_error.get_mut(ev.check) {
+            e.clone_from(&ev.error);
+        }
+        self.ctx
+            .metrics
+            .check(&self.inst.name, &ev.name, ev.healthy, ev.latency);
+        if ev.changed {
+            tracing::info!(
+                instance = %self.inst.name,
+                "{}: check {} is now {}",
+                self.inst.name,
+                ev.name,
+                if ev.healthy { "healthy" } else { "failing" }
+            );
+        }
+        let (penalty, _) = self.track_penalty();
+        self.own_penalty = penalty;
+        self.router.set_penalty(now, self.penalty_now());
+        self.recompute_fault(now);
+    }
+
+    /// Penalty and fault reason of the instance's checks (track::penalty_with_values).
+    pub(super) fn track_penalty(&self) -> (u32, Option<String>) {
+        track::penalty_with_values(&self.inst.tracks, &self.track_healthy, &self.track_value)
+    }
+
+    pub(super) fn recompute_fault(&mut self, now: Instant) {
+        let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
+        let (_, track_fault) = self.track_penalty();
+        self.own_fault = link_fault
+            .or(track_fault)
+            .or_else(|| self.vip_fault.clone());
+        let fault = self.own_fault.clone().or_else(|| self.group_fault.clone());
+        self.router.set_fault(now, fault);
+        self.report_group();
+    }
+
+    /// Tells the sync-group coordinator what changed (every check result lands here, so
+    /// repeats are skipped).
+    pub(super) fn report_group(&mut self) {
+        let now = (
+            self.own_fault.clone(),
+            self.own_penalty,
+            self.router.state(),
+        );
+        if self.last_report.as_ref() == Some(&now) {
+            return;
+        }
+        self.last_report = Some(now.clone());
+        let (own_fault, own_penalty, state) = now;
+        let _ = self.ctx.reports.send(MemberReport {
+            instance: self.inst.name.clone(),
+            own_fault,
+            own_penalty,
+            state,
+        });
+    }
+}

@@ -1,0 +1,231 @@
+//! The driver's event loop: inputs in, router calls, actions out.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::test_hooks::test_fault_injection;
+use super::{sleep_until, Driver, Input, ADVERT_BATCH, HOOK_WAIT_ON_STOP};
+
+impl Driver {
+    pub(super) async fn run(
+        &mut self,
+        mut ctl: mpsc::UnboundedReceiver<Input>,
+        mut adverts: mpsc::Receiver<Input>,
+    ) {
+        self.ctx.metrics.ensure_instance(&self.inst.name);
+        let now = Instant::now();
+        if let Some(p) = self.priority_override {
+            self.router.set_override(now, Some(p));
+        }
+        if self.maintenance {
+            self.router.set_maintenance(now, true);
+        }
+        // Checks start unhealthy until they rise (track::health): start at the reduced
+        // priority rather than preempting on checks that have not run yet.
+        let (penalty, _) = self.track_penalty();
+        self.own_penalty = penalty;
+        self.router.set_penalty(now, self.penalty_now());
+        self.recompute_fault(now);
+        self.start_bfd();
+        // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
+        let mut start_at = self.ctx.start_at.filter(|t| *t > now);
+        match start_at {
+            Some(t) => tracing::info!(
+                instance = %self.inst.name,
+                "{}: waiting {:.1} s (startup-delay) before taking part",
+                self.inst.name,
+                t.duration_since(now).as_secs_f64()
+            ),
+            // Held in Fault if the link is down at start: startup runs when it clears.
+            None => self.router.start(now),
+        }
+        self.execute().await;
+        if self.arbiter_reconcile().await {
+            self.execute().await;
+        }
+        self.publish();
+        let mut track_open = self.checks.is_some();
+        let mut ctl_open = true;
+        let mut adverts_open = true;
+        loop {
+            if self.released {
+                break;
+            }
+            let arb_deadline = self.arbiter_timeout();
+            let deadline = [self.router.poll_timeout(), start_at, arb_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let arb_changed = async {
+                match self.arb.as_mut() {
+                    Some(a) => a.handle.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let sleep = sleep_until(deadline);
+            let retry = sleep_until(self.vip_retry_at);
+            // In this order: timers that are due, the supervisor, BFD, checks, then
+            // adverts. However many packets wait, an advert or a takeover that is due
+            // goes first.
+            tokio::select! {
+                biased;
+                _ = sleep => {
+                    let now = Instant::now();
+                    if start_at.is_some_and(|t| t <= now) {
+                        start_at = None;
+                        tracing::info!(instance = %self.inst.name, "{}: startup-delay over: starting", self.inst.name);
+                        self.router.start(now);
+                    }
+                    self.router.handle_timeout(now);
+                }
+                _ = retry => {
+                    // The VIP that could not be added gets another chance.
+                    self.vip_retry_at = None;
+                    self.vip_fault = None;
+                    self.recompute_fault(Instant::now());
+                }
+                input = ctl.recv(), if ctl_open => {
+                    match input {
+                        Some(input) => self.handle_input(input),
+                        // The supervisor is gone: release as on shutdown.
+                        None => {
+                            ctl_open = false;
+                            self.router.shutdown(Instant::now());
+                        }
+                    }
+                }
+                Some(ev) = crate::daemon::bfd::next_event(&mut self.bfd_rx) => {
+                    self.handle_bfd(ev);
+                }
+                Some(ev) = crate::daemon::bfd::next_event(&mut self.bfd_track_rx) => {
+                    self.handle_bfd_track(ev);
+                }
+                ev = self.track_rx.recv(), if track_open => {
+                    match ev {
+                        Some(ev) => self.handle_track(ev),
+                        None => track_open = false,
+                    }
+                }
+                input = adverts.recv(), if adverts_open => {
+                    match input {
+                        Some(input) => {
+                            self.handle_input(input);
+                            // Take what else is queued (bounded) before executing and
+                            // publishing once: under a flood, status and metrics are
+                            // rebuilt once per batch, not once per packet.
+                            for _ in 0..ADVERT_BATCH {
+                                match adverts.try_recv() {
+                                    Ok(more) => self.handle_input(more),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        None => adverts_open = false,
+                    }
+                }
+                _ = arb_changed => {}
+            }
+            self.execute().await;
+            if self.check_vips {
+                self.check_vips = false;
+                self.restore_vips().await;
+                self.execute().await;
+            }
+            if self.arbiter_reconcile().await {
+                // The arbiter changed our priority: the router may act on it.
+                self.execute().await;
+                self.arbiter_reconcile().await;
+            }
+            self.publish();
+        }
+        self.stop_announcing();
+        self.arbiter_stop().await;
+        self.checks = None;
+        // keepalived notify_stop: after the handover and the hooks of the last transition.
+        self.notifier
+            .notify(&self.inst.name, "stop", "instance stopped");
+        // Let the hooks of the last transitions run before the runtime goes away.
+        let _ = tokio::time::timeout(
+            self.inst.notify.timeout.min(HOOK_WAIT_ON_STOP),
+            self.notifier.idle(),
+        )
+        .await;
+        self.ctx
+            .board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.inst.name);
+        // A driver of the same name starts only after this one ended (the supervisor's
+        // `pending`), so nothing of a successor is removed here.
+        let checks: Vec<String> = self.inst.tracks.iter().map(|t| t.name.clone()).collect();
+        self.ctx.metrics.forget_instance(&self.inst.name, &checks);
+    }
+
+    pub(super) fn handle_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Advert { from, ttl, advert } => {
+                let mismatches = self.router.address_list_mismatches();
+                match self.router.handle_advert(now, from, ttl, &advert) {
+                    Ok(()) => {
+                        self.ctx.metrics.advert_received(&self.inst.name);
+                        if self.router.address_list_mismatches() > mismatches
+                            && self.log_limiter.hit("address_list_mismatch", now).is_some()
+                        {
+                            // RFC 5798 §7.1: a mismatch is logged, not dropped (a rolling
+                            // reload that adds a VIP would otherwise make two masters).
+                            tracing::warn!(
+                                instance = %self.inst.name,
+                                "{}: advert from {from} lists {:?}, we list {:?}: check that both routers configure the same VIPs",
+                                self.inst.name,
+                                advert.addrs,
+                                self.inst.vips.iter().map(|v| v.addr()).collect::<Vec<_>>()
+                            );
+                        }
+                        if advert.priority > 0 {
+                            self.last_advert_at = Some(now);
+                        }
+                    }
+                    Err(drop) => self.dropped(drop.label(), from),
+                }
+            }
+            Input::Link { up } => {
+                self.link_up = up;
+                self.recompute_fault(now);
+            }
+            Input::BasePriority(p) => self.router.set_base_priority(now, p),
+            Input::Override(p) => {
+                self.priority_override = p;
+                self.router.set_override(now, p);
+            }
+            Input::Maintenance(on) => {
+                test_fault_injection(&self.inst.name, false);
+                self.maintenance = on;
+                self.router.set_maintenance(now, on);
+            }
+            Input::GroupFault(f) => {
+                self.group_fault = f;
+                self.recompute_fault(now);
+            }
+            Input::GroupPenalty(p) => {
+                self.group_penalty = p;
+                self.router.set_penalty(now, self.penalty_now());
+            }
+            Input::AddressRemoved(addr) => {
+                if self.vips_should_be_on()
+                    && self.inst.vips.iter().any(|v| v.addr() == addr.addr())
+                {
+                    self.check_vips = true;
+                }
+            }
+            Input::CheckVips => self.check_vips = self.vips_should_be_on(),
+            Input::Ping(n) => {
+                test_fault_injection(&self.inst.name, true);
+                self.alive.store(n, Ordering::Relaxed);
+            }
+            Input::Shutdown => self.router.shutdown(now),
+        }
+    }
+}
