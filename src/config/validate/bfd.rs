@@ -8,7 +8,8 @@ use std::ops::Range;
 
 use super::super::raw::{RawInstance, RawTrack, S};
 use super::super::{BfdSpec, Family};
-use super::{join, unusable_address, Cx};
+use super::keys::unusable_address;
+use super::{join, Cx};
 use crate::track::CheckKind;
 
 /// Default `interval`.
