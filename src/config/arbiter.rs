@@ -53,9 +53,9 @@ pub struct Arbiter {
 }
 
 /// Default `key-prefix`.
-pub const DEFAULT_KEY_PREFIX: &str = "/vipd";
+pub const DEFAULT_KEY_PREFIX: &str = super::defaults::KEY_PREFIX;
 /// Default `lease-ttl`.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(2);
+pub const DEFAULT_LEASE_TTL: Duration = super::defaults::LEASE_TTL;
 
 impl Arbiter {
     /// The etcd key of an instance: `arbiter-key` if given, else `<key-prefix>/<name>`.

@@ -23,6 +23,7 @@
 //!   before the next one starts.
 
 mod arbiter;
+pub mod defaults;
 mod duration;
 mod raw;
 mod validate;
@@ -39,11 +40,11 @@ use crate::proto::{Centis, Version};
 use crate::track::{CheckSpec, NotifySpec};
 
 /// Default path of the control socket.
-pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vipd/vipd.sock";
+pub const DEFAULT_CONTROL_SOCKET: &str = defaults::CONTROL_SOCKET;
 /// Default state directory (persisted operator overrides).
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/vipd";
+pub const DEFAULT_STATE_DIR: &str = defaults::STATE_DIR;
 /// Default configuration file of the daemon.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/vipd/vipd.toml";
+pub const DEFAULT_CONFIG_PATH: &str = defaults::CONFIG_PATH;
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,8 +114,8 @@ pub struct Announce {
 impl Default for Announce {
     fn default() -> Self {
         Announce {
-            count: 5,
-            spacing: Duration::from_millis(200),
+            count: defaults::ANNOUNCE_COUNT,
+            spacing: defaults::ANNOUNCE_SPACING,
             refresh: None,
         }
     }

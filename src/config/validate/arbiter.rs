@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::arbiter::{Arbiter, ArbiterTls, OnLoss, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL};
+use super::super::arbiter::{Arbiter, ArbiterTls, OnLoss};
+use super::super::defaults;
 use super::super::raw::{RawArbiter, RawInstance, S};
 use super::{join, Cx};
 
@@ -70,7 +71,7 @@ impl Cx<'_> {
             }
         };
         let lease_ttl = match &r.lease_ttl {
-            None => Some(DEFAULT_LEASE_TTL),
+            None => Some(defaults::LEASE_TTL),
             Some(v) => self.duration(v, p, "lease-ttl").and_then(|d| {
                 // etcd leases are whole seconds.
                 if d < Duration::from_secs(1) || d > MAX_LEASE_TTL || d.subsec_nanos() != 0 {
@@ -89,7 +90,7 @@ impl Cx<'_> {
             }),
         };
         let key_prefix = match &r.key_prefix {
-            None => Some(DEFAULT_KEY_PREFIX.to_owned()),
+            None => Some(defaults::KEY_PREFIX.to_owned()),
             Some(v) => match check_key(v.get_ref()) {
                 Ok(()) if v.get_ref().ends_with('/') => {
                     self.err(
@@ -114,7 +115,7 @@ impl Cx<'_> {
             },
         };
         let on_loss = match &r.on_loss {
-            None => Some(OnLoss::Release),
+            None => Some(defaults::ON_LOSS),
             Some(v) => match v.get_ref().as_str() {
                 "release" => Some(OnLoss::Release),
                 "hold" => Some(OnLoss::Hold),

@@ -6,23 +6,32 @@ use std::time::Duration;
 
 use std::ops::Range;
 
+use super::super::defaults;
 use super::super::raw::{RawInstance, RawTrack, S};
 use super::super::{BfdSpec, Family};
 use super::keys::unusable_address;
 use super::{join, Cx};
 use crate::track::CheckKind;
 
-/// Default `interval`.
-pub(in crate::config) const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 /// Shortest `interval`.
 pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Longest `interval` (Desired Min TX is 32 bits of microseconds; beyond a minute BFD
 /// detects nothing VRRP would not).
 pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(60);
-/// Default `multiplier`.
-pub(in crate::config) const DEFAULT_MULTIPLIER: u8 = 3;
 
 impl Cx<'_> {
+    /// `multiplier` (Detect Mult, 8 bits: RFC 5880 §4.1).
+    fn multiplier(&mut self, v: Option<&S<i64>>, p: &str) -> Option<u8> {
+        self.int_or(
+            v,
+            p,
+            "multiplier",
+            1..=255,
+            i64::from(defaults::BFD_MULTIPLIER),
+        )
+        .and_then(|n| u8::try_from(n).ok())
+    }
+
     /// `Some(None)`: no `[instance.bfd]`; `None`: errors were reported.
     pub(super) fn bfd(
         &mut self,
@@ -38,16 +47,14 @@ impl Cx<'_> {
         let bp = join(p, "bfd");
         let before = self.errors.len();
         let b = raw.get_ref();
-        let interval = match &b.interval {
-            Some(v) => self.duration_in(v, &bp, "interval", MIN_INTERVAL, MAX_INTERVAL),
-            None => Some(DEFAULT_INTERVAL),
-        };
-        let multiplier = match &b.multiplier {
-            Some(v) => self
-                .int_in(v, &bp, "multiplier", 1, 255)
-                .and_then(|n| u8::try_from(n).ok()),
-            None => Some(DEFAULT_MULTIPLIER),
-        };
+        let interval = self.duration_or(
+            b.interval.as_ref(),
+            &bp,
+            "interval",
+            MIN_INTERVAL..=MAX_INTERVAL,
+            defaults::BFD_INTERVAL,
+        );
+        let multiplier = self.multiplier(b.multiplier.as_ref(), &bp);
         let peers = match &b.peers {
             Some(list) => self.bfd_peers(list, &bp, family, vips),
             None => match unicast_peers {
@@ -82,12 +89,7 @@ impl Cx<'_> {
         table: &Range<usize>,
         p: &str,
     ) -> Option<CheckKind> {
-        let multiplier = match &t.multiplier {
-            Some(v) => self
-                .int_in(v, p, "multiplier", 1, 255)
-                .and_then(|n| u8::try_from(n).ok()),
-            None => Some(DEFAULT_MULTIPLIER),
-        };
+        let multiplier = self.multiplier(t.multiplier.as_ref(), p);
         let Some(v) = &t.peer else {
             self.missing(
                 table,

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::super::defaults;
+use super::super::duration::format_duration;
 use super::super::raw::{RawInstance, S};
 use super::super::{Announce, Family, Instance};
 use super::keys::{is_v6_link_local, unusable_address};
@@ -90,10 +92,17 @@ impl Cx<'_> {
         };
         seen.vrid = vrid;
 
-        let address_owner = r.address_owner.as_ref().is_some_and(|v| *v.get_ref());
+        let address_owner = r
+            .address_owner
+            .as_ref()
+            .map_or(defaults::ADDRESS_OWNER, |v| *v.get_ref());
         // RFC 5798 §6.1: priority 255 is reserved for the address owner, 1..=254 for backups.
         let priority = match &r.priority {
-            None => Some(if address_owner { 255 } else { 100 }),
+            None => Some(if address_owner {
+                defaults::OWNER_PRIORITY
+            } else {
+                defaults::PRIORITY
+            }),
             Some(v) => {
                 let n = *v.get_ref();
                 if address_owner {
@@ -132,7 +141,7 @@ impl Cx<'_> {
         };
 
         let version = match &r.version {
-            None => Some(Version::V3),
+            None => Some(defaults::VERSION),
             Some(v) => match *v.get_ref() {
                 2 => Some(Version::V2),
                 3 => Some(Version::V3),
@@ -164,7 +173,7 @@ impl Cx<'_> {
         let advert_interval = self.advert_interval(r, &p, version);
 
         let preempt = match &r.preempt {
-            None => true,
+            None => defaults::PREEMPT,
             Some(v) => {
                 if address_owner && !*v.get_ref() {
                     // RFC 5798 §6.1 Preempt_Mode: the owner (priority 255) always preempts.
@@ -177,27 +186,20 @@ impl Cx<'_> {
                 *v.get_ref()
             }
         };
-        let preempt_delay = match &r.preempt_delay {
-            None => Some(Duration::ZERO),
-            Some(v) => {
-                let d = self.duration_in(
-                    v,
-                    &p,
-                    "preempt-delay",
-                    Duration::ZERO,
-                    Duration::from_secs(3600),
-                );
-                if d.is_some() && !preempt {
-                    self.err(
-                        v.span(),
-                        join(&p, "preempt-delay"),
-                        "preempt-delay has no effect with preempt = false: remove one of them"
-                            .to_owned(),
-                    );
-                }
-                d
-            }
-        };
+        let preempt_delay = self.duration_or(
+            r.preempt_delay.as_ref(),
+            &p,
+            "preempt-delay",
+            Duration::ZERO..=Duration::from_secs(3600),
+            defaults::PREEMPT_DELAY,
+        );
+        if let (Some(v), Some(_), false) = (&r.preempt_delay, preempt_delay, preempt) {
+            self.err(
+                v.span(),
+                join(&p, "preempt-delay"),
+                "preempt-delay has no effect with preempt = false: remove one of them".to_owned(),
+            );
+        }
 
         let vip_addrs: Vec<IpAddr> = vips.iter().map(|n| n.addr()).collect();
         let unicast_peers = self.peers(r, &p, family, &vip_addrs);
@@ -224,7 +226,7 @@ impl Cx<'_> {
             }
             (Some(v), _, _) => *v.get_ref(),
             (None, Some(Version::V2), _) => false,
-            (None, _, _) => true,
+            (None, _, _) => defaults::CHECKSUM_PSEUDO_HEADER,
         };
 
         let announce = self.announce(r, &p);
@@ -435,11 +437,14 @@ impl Cx<'_> {
         version: Option<Version>,
     ) -> Option<Centis> {
         let (d, v) = match &r.advert_interval {
-            None => (Duration::from_secs(1), None),
+            None => (defaults::ADVERT_INTERVAL, None),
             Some(v) => (self.duration(v, p, "advert-interval")?, Some(v)),
         };
         let span = v.map_or(0..0, |v| v.span());
-        let got = v.map_or_else(|| "\"1s\"".to_owned(), |v| format!("{:?}", v.get_ref()));
+        let got = v.map_or_else(
+            || format!("{:?}", format_duration(defaults::ADVERT_INTERVAL)),
+            |v| format!("{:?}", v.get_ref()),
+        );
         match version? {
             Version::V3 => {
                 // RFC 5798 §5.2.7: 12-bit Max Adver Int in centiseconds.
@@ -572,38 +577,30 @@ impl Cx<'_> {
     }
 
     pub(super) fn announce(&mut self, r: &RawInstance, p: &str) -> Option<Announce> {
-        let mut a = Announce::default();
-        let mut ok = true;
-        if let Some(v) = &r.announce_count {
-            match self.int_in(v, p, "announce-count", 0, 100) {
-                Some(n) => a.count = u32::try_from(n).unwrap_or(0),
-                None => ok = false,
-            }
-        }
-        if let Some(v) = &r.announce_spacing {
-            match self.duration_in(
-                v,
-                p,
-                "announce-spacing",
-                Duration::ZERO,
-                Duration::from_secs(10),
-            ) {
-                Some(d) => a.spacing = d,
-                None => ok = false,
-            }
-        }
-        if let Some(v) = &r.announce_refresh {
-            match self.duration_in(
-                v,
-                p,
-                "announce-refresh",
-                Duration::from_secs(1),
-                Duration::from_secs(86_400),
-            ) {
-                Some(d) => a.refresh = Some(d),
-                None => ok = false,
-            }
-        }
-        ok.then_some(a)
+        let count = self.int_or(
+            r.announce_count.as_ref(),
+            p,
+            "announce-count",
+            0..=100,
+            i64::from(defaults::ANNOUNCE_COUNT),
+        );
+        let spacing = self.duration_or(
+            r.announce_spacing.as_ref(),
+            p,
+            "announce-spacing",
+            Duration::ZERO..=Duration::from_secs(10),
+            defaults::ANNOUNCE_SPACING,
+        );
+        let refresh = self.opt_duration(
+            r.announce_refresh.as_ref(),
+            p,
+            "announce-refresh",
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
+        );
+        Some(Announce {
+            count: u32::try_from(count?).unwrap_or(0),
+            spacing: spacing?,
+            refresh: refresh?,
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +66,65 @@ impl Cx<'_> {
             return None;
         }
         Some(n)
+    }
+
+    /// An optional integer key: `default` when absent, else checked against `range`.
+    /// `None` when an error was reported.
+    pub(super) fn int_or(
+        &mut self,
+        v: Option<&S<i64>>,
+        prefix: &str,
+        key: &str,
+        range: RangeInclusive<i64>,
+        default: i64,
+    ) -> Option<i64> {
+        self.opt_int(v, prefix, key, range)
+            .map(|n| n.unwrap_or(default))
+    }
+
+    /// An optional integer key without a default: `Some(None)` when absent.
+    pub(super) fn opt_int(
+        &mut self,
+        v: Option<&S<i64>>,
+        prefix: &str,
+        key: &str,
+        range: RangeInclusive<i64>,
+    ) -> Option<Option<i64>> {
+        match v {
+            None => Some(None),
+            Some(v) => self
+                .int_in(v, prefix, key, *range.start(), *range.end())
+                .map(Some),
+        }
+    }
+
+    /// An optional duration key: `default` when absent, else checked against `range`.
+    pub(super) fn duration_or(
+        &mut self,
+        v: Option<&S<String>>,
+        prefix: &str,
+        key: &str,
+        range: RangeInclusive<Duration>,
+        default: Duration,
+    ) -> Option<Duration> {
+        self.opt_duration(v, prefix, key, range)
+            .map(|d| d.unwrap_or(default))
+    }
+
+    /// An optional duration key without a default: `Some(None)` when absent.
+    pub(super) fn opt_duration(
+        &mut self,
+        v: Option<&S<String>>,
+        prefix: &str,
+        key: &str,
+        range: RangeInclusive<Duration>,
+    ) -> Option<Option<Duration>> {
+        match v {
+            None => Some(None),
+            Some(v) => self
+                .duration_in(v, prefix, key, *range.start(), *range.end())
+                .map(Some),
+        }
     }
 
     /// An absolute path (control-socket, state-dir).

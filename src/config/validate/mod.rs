@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::defaults;
 use super::raw::RawConfig;
-use super::{Config, ConfigErrors, Diagnostic, Family, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
+use super::{Config, ConfigErrors, Diagnostic, Family};
 use keys::is_v6_link_local;
 
 mod arbiter;
@@ -89,11 +90,11 @@ impl Cx<'_> {
     fn config(&mut self, raw: &RawConfig) -> Option<Config> {
         let control_socket = match &raw.control_socket {
             Some(v) => self.abs_path(v, "control-socket"),
-            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            None => Some(PathBuf::from(defaults::CONTROL_SOCKET)),
         };
         let state_dir = match &raw.state_dir {
             Some(v) => self.abs_path(v, "state-dir"),
-            None => Some(PathBuf::from(DEFAULT_STATE_DIR)),
+            None => Some(PathBuf::from(defaults::STATE_DIR)),
         };
         let control_group = match &raw.control_group {
             None => Some(None),
@@ -136,16 +137,13 @@ impl Cx<'_> {
             },
         };
 
-        let startup_delay = match &raw.startup_delay {
-            None => Some(Duration::ZERO),
-            Some(v) => self.duration_in(
-                v,
-                "",
-                "startup-delay",
-                Duration::ZERO,
-                Duration::from_secs(3600),
-            ),
-        };
+        let startup_delay = self.duration_or(
+            raw.startup_delay.as_ref(),
+            "",
+            "startup-delay",
+            Duration::ZERO..=Duration::from_secs(3600),
+            defaults::STARTUP_DELAY,
+        );
 
         let mut instances = Vec::new();
         let mut seen = Vec::new();

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::super::defaults;
 use super::super::raw::{RawNotify, SList, S};
 use super::{join, Cx};
 use crate::track::NotifySpec;
@@ -55,7 +56,7 @@ impl Cx<'_> {
         instance: bool,
     ) -> Option<NotifySpec> {
         let mut spec = NotifySpec {
-            timeout: Duration::from_secs(10),
+            timeout: defaults::NOTIFY_TIMEOUT,
             ..NotifySpec::default()
         };
         let Some(raw) = raw else {
@@ -85,19 +86,20 @@ impl Cx<'_> {
             );
             ok = false;
         }
-        if let Some(t) = &r.timeout {
-            match self.duration_in(
-                t,
-                p,
-                "timeout",
-                Duration::from_millis(1),
-                Duration::from_secs(3600),
-            ) {
-                Some(d) => spec.timeout = d,
-                None => ok = false,
-            }
+        match self.duration_or(
+            r.timeout.as_ref(),
+            p,
+            "timeout",
+            Duration::from_millis(1)..=Duration::from_secs(3600),
+            defaults::NOTIFY_TIMEOUT,
+        ) {
+            Some(d) => spec.timeout = d,
+            None => ok = false,
         }
-        spec.keep_capabilities = r.keep_capabilities.as_ref().is_some_and(|k| *k.get_ref());
+        spec.keep_capabilities = r
+            .keep_capabilities
+            .as_ref()
+            .map_or(defaults::KEEP_CAPABILITIES, |k| *k.get_ref());
         ok.then_some(spec)
     }
 }

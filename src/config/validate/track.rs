@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::super::defaults;
 use super::super::duration::format_duration;
 use super::super::raw::{RawTrack, StatusItem, S};
 use super::{bfd, join, Cx};
@@ -149,7 +150,7 @@ impl Cx<'_> {
                         keep_capabilities: t
                             .keep_capabilities
                             .as_ref()
-                            .is_some_and(|k| *k.get_ref()),
+                            .map_or(defaults::KEEP_CAPABILITIES, |k| *k.get_ref()),
                     }
                 }),
             },
@@ -187,30 +188,30 @@ impl Cx<'_> {
         };
 
         let is_bfd = kind_name == Some("bfd");
-        let interval = match &t.interval {
-            None if is_bfd => Some(bfd::DEFAULT_INTERVAL),
-            Some(v) if is_bfd => {
-                self.duration_in(v, p, "interval", bfd::MIN_INTERVAL, bfd::MAX_INTERVAL)
-            }
-            None => Some(Duration::from_secs(2)),
-            Some(v) => self.duration_in(
-                v,
+        let interval = if is_bfd {
+            self.duration_or(
+                t.interval.as_ref(),
                 p,
                 "interval",
-                Duration::from_millis(10),
-                Duration::from_secs(86_400),
-            ),
-        };
-        let timeout = match &t.timeout {
-            None => Some(Duration::from_secs(1)),
-            Some(v) => self.duration_in(
-                v,
+                bfd::MIN_INTERVAL..=bfd::MAX_INTERVAL,
+                defaults::BFD_INTERVAL,
+            )
+        } else {
+            self.duration_or(
+                t.interval.as_ref(),
                 p,
-                "timeout",
-                Duration::from_millis(1),
-                Duration::from_secs(86_400),
-            ),
+                "interval",
+                Duration::from_millis(10)..=Duration::from_secs(86_400),
+                defaults::TRACK_INTERVAL,
+            )
         };
+        let timeout = self.duration_or(
+            t.timeout.as_ref(),
+            p,
+            "timeout",
+            Duration::from_millis(1)..=Duration::from_secs(86_400),
+            defaults::TRACK_TIMEOUT,
+        );
         if let (Some(i), Some(to), false) = (interval, timeout, is_bfd) {
             if to >= i {
                 // Point at whichever the operator wrote (timeout if both or neither).
@@ -231,19 +232,20 @@ impl Cx<'_> {
             }
         }
         // A file's value is taken as written (keepalived reads it on every change).
-        let default_rise_fall = if kind_name == Some("file") { 1 } else { 2 };
-        let rise = match &t.rise {
-            None => Some(default_rise_fall),
-            Some(v) => self.int_in(v, p, "rise", 1, 1000),
+        let default_rise_fall = if kind_name == Some("file") {
+            defaults::FILE_RISE_FALL
+        } else {
+            defaults::TRACK_RISE_FALL
         };
-        let fall = match &t.fall {
-            None => Some(default_rise_fall),
-            Some(v) => self.int_in(v, p, "fall", 1, 1000),
-        };
-        let weight = match &t.weight {
-            None => Some(10),
-            Some(v) => self.int_in(v, p, "weight", 0, 254),
-        };
+        let rise = self.int_or(t.rise.as_ref(), p, "rise", 1..=1000, default_rise_fall);
+        let fall = self.int_or(t.fall.as_ref(), p, "fall", 1..=1000, default_rise_fall);
+        let weight = self.int_or(
+            t.weight.as_ref(),
+            p,
+            "weight",
+            0..=254,
+            defaults::TRACK_WEIGHT,
+        );
         let name = match &t.name {
             Some(v) => {
                 let s = v.get_ref();
@@ -322,7 +324,7 @@ impl Cx<'_> {
             }
         };
         let args_match = match &t.args_match {
-            None => Some(ArgsMatch::Exact),
+            None => Some(defaults::ARGS_MATCH),
             Some(v) => {
                 if t.args.is_none() {
                     self.err(
@@ -346,14 +348,14 @@ impl Cx<'_> {
                 }
             }
         };
-        let min_count = match &t.min_count {
-            None => Some(1),
-            Some(v) => self.int_in(v, p, "min-count", 0, 1_000_000),
-        };
-        let max_count = match &t.max_count {
-            None => Some(None),
-            Some(v) => self.int_in(v, p, "max-count", 0, 1_000_000).map(Some),
-        };
+        let min_count = self.int_or(
+            t.min_count.as_ref(),
+            p,
+            "min-count",
+            0..=1_000_000,
+            defaults::PROCESS_MIN_COUNT,
+        );
+        let max_count = self.opt_int(t.max_count.as_ref(), p, "max-count", 0..=1_000_000);
         if let (Some(lo), Some(Some(hi)), Some(v)) = (min_count, max_count, &t.max_count) {
             if hi < lo {
                 self.err(
@@ -405,7 +407,7 @@ impl Cx<'_> {
             },
         };
         let expect_status = match &t.expect_status {
-            None => Some(vec![(200, 299)]),
+            None => Some(vec![defaults::EXPECT_STATUS]),
             Some(list) if list.get_ref().is_empty() => {
                 self.err(list.span(), join(p, "expect-status"), "expect-status must list at least one status or range, like [200] or [\"200-299\"]".to_owned());
                 None
