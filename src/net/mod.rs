@@ -11,18 +11,24 @@
 //! | [`Netlink`] | rtnetlink requests: link lookup, address dump / add / delete (vipd's own addresses carry the `IFA_PROTO` mark [`ADDRESS_PROTO`]) |
 //! | [`LinkWatcher`] | rtnetlink multicast group `RTNLGRP_LINK` (kernel events, not polling) |
 //! | [`BfdRxSocket`], [`BfdTxSocket`] | UDP sockets of single-hop BFD (port 3784, TTL 255, bound to one interface) |
+//! | [`VmacSpec`], [`Netlink::ensure_vmac`] | rtnetlink link requests: the macvlan of virtual MAC mode (vipd's carry the alias [`VMAC_ALIAS_PREFIX`]) |
 //! | [`FrameSender`] | an `AF_PACKET` socket bound to one interface (gratuitous ARP, unsolicited NA) |
 
 use std::io;
 use std::net::IpAddr;
 
 mod bfd_socket;
+mod macvlan;
 mod netlink;
 mod packet;
 mod sys;
 mod vrrp_socket;
 
 pub use bfd_socket::{BfdDatagram, BfdRxSocket, BfdTxSocket};
+pub use macvlan::{
+    fmt_mac, is_virtual_mac, parent_arp_problems, virtual_mac, vmac_name, OwnedVmac, VmacSpec,
+    VMAC_ALIAS_PREFIX,
+};
 pub use netlink::{
     AddressChange, AddressEvent, AddressWatcher, LinkEvent, LinkInfo, LinkWatcher, Netlink,
     OwnedAddress, ADDRESS_PROTO,
@@ -95,6 +101,19 @@ pub enum NetError {
         addr: ipnet::IpNet,
         /// vipd's mark, for the message.
         proto: u8,
+    },
+    /// A link with the name vipd wants for a virtual MAC exists and is not vipd's (or
+    /// not for this instance): vipd neither uses nor removes it.
+    #[error(
+        "link {name} exists and is not vipd's virtual MAC link for this instance ({why}); \
+         vipd never removes a link it did not create: delete or rename it, or drop \
+         virtual-mac from the instance"
+    )]
+    LinkNotOurs {
+        /// The link's name.
+        name: String,
+        /// Why it is not vipd's.
+        why: String,
     },
     /// The call has to be made from inside a tokio runtime (it spawns or registers I/O).
     #[error("{what} must be called from inside a tokio runtime")]

@@ -33,10 +33,10 @@ pub struct OwnedAddress {
 }
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ` minus the NUL).
-const IFNAME_MAX: usize = 15;
+pub(super) const IFNAME_MAX: usize = 15;
 
 /// The netlink error number of a failed request, if the kernel sent one.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(super) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
@@ -52,7 +52,7 @@ fn to_io(e: rtnetlink::Error) -> io::Error {
 }
 
 /// Maps a failed request onto [`NetError`], naming the operation.
-fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
+pub(super) fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
     match errno(&e) {
         Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetAdmin { op },
         _ => NetError::Netlink {
@@ -96,7 +96,7 @@ pub struct LinkInfo {
 }
 
 impl LinkInfo {
-    fn from_message(m: &LinkMessage) -> Self {
+    pub(super) fn from_message(m: &LinkMessage) -> Self {
         let mac = m
             .attributes
             .iter()
@@ -118,7 +118,7 @@ impl LinkInfo {
 /// runtime that called [`Netlink::connect`]) ends when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Netlink {
-    handle: Handle,
+    pub(super) handle: Handle,
     /// Address dumps one at a time: the kernel answers a second dump on the same socket
     /// while one is in progress with `EBUSY`.
     dumps: std::sync::Arc<tokio::sync::Mutex<()>>,

@@ -53,7 +53,8 @@ pub enum Received {
 /// A pair of raw VRRP sockets (receive and send) on one interface and address family.
 #[derive(Debug)]
 pub struct VrrpSocket {
-    rx: AsyncFd<Socket>,
+    /// `None` for a send-only socket ([`VrrpSocket::open_sender`]).
+    rx: Option<AsyncFd<Socket>>,
     tx: AsyncFd<Socket>,
     ifindex: u32,
     v6: bool,
@@ -114,7 +115,27 @@ impl VrrpSocket {
             ),
         };
         Ok(VrrpSocket {
-            rx: register(rx, ifname)?,
+            rx: Some(register(rx, ifname)?),
+            tx: register(tx, ifname)?,
+            ifindex,
+            v6: source.is_ipv6(),
+        })
+    }
+
+    /// Opens only the send socket, on `ifindex` / `ifname` (set up as in
+    /// [`VrrpSocket::open`]): virtual MAC mode sends adverts from the instance's macvlan
+    /// while it receives on the parent interface. IPv4 only: the source must be an
+    /// address of this host (on any interface).
+    ///
+    /// Must be called from inside a tokio runtime.
+    pub fn open_sender(ifname: &str, ifindex: u32, source: IpAddr) -> Result<Self, NetError> {
+        require_runtime("VrrpSocket::open_sender")?;
+        let tx = match source {
+            IpAddr::V4(src) => open_tx_v4(ifname, ifindex, src)?,
+            IpAddr::V6(src) => open_tx_v6(ifname, ifindex, src)?,
+        };
+        Ok(VrrpSocket {
+            rx: None,
             tx: register(tx, ifname)?,
             ifindex,
             v6: source.is_ipv6(),
@@ -129,7 +150,13 @@ impl VrrpSocket {
     /// (use a buffer of at least the interface MTU).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
-            let mut guard = self.rx.readable().await?;
+            let Some(rx) = &self.rx else {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this VRRP socket only sends",
+                ));
+            };
+            let mut guard = rx.readable().await?;
             let result = if self.v6 {
                 guard.try_io(|s| recv_v6(s.get_ref(), buf))
             } else {
