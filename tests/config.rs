@@ -1021,3 +1021,20 @@ fn track_bfd_bad_values() {
     let e = bfd_err("[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\nmultiplier = 300\n");
     assert!(e.contains("multiplier must be 1..=255"), "{e}");
 }
+
+#[test]
+fn virtual_mac_defaults_off_and_is_ipv4_only_and_not_for_an_owner() {
+    assert!(!ok(BASE).instances[0].virtual_mac);
+    assert!(ok(&format!("{BASE}virtual-mac = true\n")).instances[0].virtual_mac);
+    let v6 = "[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\nvips = [\"2001:db8::1/64\"]\nvirtual-mac = true\n";
+    let e = config::parse(v6, "v6.toml").expect_err("IPv6 virtual-mac accepted");
+    let text = e.to_string();
+    assert!(
+        text.contains("v6.toml:6:")
+            && text.contains("virtual-mac is supported for IPv4 instances only"),
+        "{text}"
+    );
+    let owner = format!("{BASE}address-owner = true\nvirtual-mac = true\n");
+    let e = config::parse(&owner, "owner.toml").expect_err("owner virtual-mac accepted");
+    assert!(e.to_string().contains("address owner"), "{e}");
+}

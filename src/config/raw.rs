@@ -62,6 +62,7 @@ pub(super) struct RawInstance {
     pub(super) notify: Option<S<RawNotify>>,
     pub(super) arbiter: Option<S<bool>>,
     pub(super) arbiter_key: Option<S<String>>,
+    pub(super) virtual_mac: Option<S<bool>>,
     #[serde(default, rename = "track")]
     pub(super) tracks: Vec<S<RawTrack>>,
     pub(super) bfd: Option<S<RawBfd>>,

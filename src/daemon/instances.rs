@@ -64,13 +64,34 @@ impl Supervisor {
         let Some(entry) = self.sockets.get(&key) else {
             return Err(DaemonError::Startup("socket table corrupted".into()));
         };
+        // Virtual MAC mode (RFC 5798 §7.3): VIPs, adverts and announcements go through
+        // the instance's macvlan; adverts are still received on the parent (above).
+        let (ifindex, mac, socket, frames) = if inst.virtual_mac {
+            let spec = super::vmac_spec(&inst, link.index);
+            let problems = crate::net::parent_arp_problems(&inst.interface);
+            if !problems.is_empty() {
+                tracing::warn!(
+                    "{}: virtual-mac: {} would answer ARP for the VIPs (or announce them) with its own MAC; put these lines in /etc/sysctl.d/ (docs/operations.md): {}",
+                    inst.name,
+                    inst.interface,
+                    problems.join("; ")
+                );
+            }
+            let vmac = self.netlink.ensure_vmac(&spec).await?;
+            let socket = Arc::new(VrrpSocket::open_sender(&vmac.name, vmac.index, source)?);
+            let frames = Arc::new(FrameSender::open(vmac.index)?);
+            self.vmacs.insert(inst.name.clone(), vmac.index);
+            (vmac.index, vmac.mac, socket, frames)
+        } else {
+            (link.index, link.mac, entry.socket.clone(), frames)
+        };
         let saved = self.store.get(&inst.name);
         let ctx = DriverContext {
             netlink: self.netlink.clone(),
-            socket: entry.socket.clone(),
+            socket,
             frames,
-            ifindex: link.index,
-            mac: link.mac,
+            ifindex,
+            mac,
             source,
             link_up: link.up,
             metrics: self.metrics.clone(),
@@ -198,9 +219,17 @@ impl Supervisor {
         let name = name.to_string();
         let sockets: Vec<Dispatch> = self.sockets.values().map(|s| s.dispatch.clone()).collect();
         let vrid = handle.instance.vrid;
+        let vmac = self
+            .vmacs
+            .remove(&name)
+            .and_then(|_| self.ifindex.get(&handle.instance.interface))
+            .map(|parent| (super::vmac_spec(&handle.instance, *parent), self.netlink.clone()));
         tokio::spawn(async move {
             let _ = ctl.send(Input::Shutdown);
             let _ = handle.task.await;
+            if let Some((spec, nl)) = vmac {
+                super::remove_vmac(&nl, &spec).await;
+            }
             for d in sockets {
                 let mut d = d.write().unwrap_or_else(|e| e.into_inner());
                 if d.get(&vrid).is_some_and(|r| r.tx.same_channel(&tx)) {
@@ -277,6 +306,25 @@ impl Supervisor {
     }
 
     pub(super) async fn handle_link(&mut self, ev: LinkEvent) {
+        if ev.removed {
+            let gone: Vec<String> = self
+                .vmacs
+                .iter()
+                .filter(|(_, i)| **i == ev.index)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in gone {
+                tracing::warn!(
+                    "{n}: its virtual MAC link {} was deleted: rebuilding the instance",
+                    ev.name
+                );
+                self.vmacs.remove(&n);
+                if let Some(inst) = self.drivers.get(&n).map(|d| d.instance.clone()) {
+                    self.stop_instance(&n);
+                    self.pending.insert(n, inst);
+                }
+            }
+        }
         let known = self.ifindex.get(&ev.name).copied();
         if !ev.removed && known.is_some_and(|i| i != ev.index) {
             // The interface was deleted and created again: its sockets are dead.
@@ -325,6 +373,7 @@ impl Supervisor {
         let Some(handle) = self.drivers.remove(&crash.instance) else {
             return;
         };
+        self.vmacs.remove(&crash.instance);
         for s in self.sockets.values() {
             let mut d = s.dispatch.write().unwrap_or_else(|e| e.into_inner());
             if d.get(&handle.instance.vrid)
@@ -359,7 +408,10 @@ impl Supervisor {
         };
         for d in self.drivers.values() {
             let on_it = match ifindex {
-                Some(i) => self.ifindex.get(&d.instance.interface) == Some(&i),
+                Some(i) => match self.vmacs.get(&d.instance.name) {
+                    Some(v) => *v == i,
+                    None => self.ifindex.get(&d.instance.interface) == Some(&i),
+                },
                 None => true,
             };
             if !on_it {

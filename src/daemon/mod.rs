@@ -148,6 +148,8 @@ struct Supervisor {
     stopping: HashMap<String, Instance>,
     /// ifindex of each interface in use, to notice an interface that was re-created.
     ifindex: HashMap<String, u32>,
+    /// Virtual MAC mode: the macvlan (index) of each running instance that has one.
+    vmacs: HashMap<String, u32>,
     calls_rx: mpsc::Receiver<ControlCall>,
     link_rx: mpsc::Receiver<LinkEvent>,
     addr_rx: mpsc::Receiver<AddressChange>,
@@ -175,6 +177,9 @@ impl Supervisor {
         // configured. A restarted host must never answer for a VIP it does not hold.
         // Only addresses that carry vipd's mark are removed.
         remove_marked_addresses(&netlink, "left there by an earlier run").await?;
+        // Likewise the virtual MAC links (macvlans with vipd's alias) a crashed run left:
+        // they would be reused with stale settings, or linger for instances now gone.
+        remove_owned_vmacs(&netlink, "left there by an earlier run").await?;
 
         let store = match OverrideStore::load(&config.state_dir) {
             Ok(s) => s,
@@ -251,6 +256,7 @@ impl Supervisor {
             ping: 0,
             stopping: HashMap::new(),
             ifindex: HashMap::new(),
+            vmacs: HashMap::new(),
             calls_rx,
             link_rx,
             addr_rx,
@@ -419,6 +425,8 @@ impl Supervisor {
                 }
             }
         }
+        // Every virtual MAC link still there (a handover that did not finish).
+        let _ = remove_owned_vmacs(&self.netlink, "at stop").await;
         for b in self.background.drain(..) {
             b.abort();
         }
@@ -459,6 +467,36 @@ impl Supervisor {
     }
 }
 
+/// The virtual MAC link `inst` has on the interface with index `parent`.
+fn vmac_spec(inst: &Instance, parent: u32) -> crate::net::VmacSpec {
+    crate::net::VmacSpec {
+        parent,
+        parent_name: inst.interface.clone(),
+        vrid: inst.vrid,
+        v6: inst.family == config::Family::V6,
+    }
+}
+
+/// Removes an instance's virtual MAC link (if it is vipd's), logging the outcome.
+async fn remove_vmac(netlink: &Netlink, spec: &crate::net::VmacSpec) {
+    match netlink.remove_vmac(spec).await {
+        Ok(()) => tracing::info!("removed {} (virtual MAC link)", spec.name()),
+        Err(e) => tracing::warn!("not removing {}: {e}", spec.name()),
+    }
+}
+
+/// Removes every macvlan that carries vipd's mark, logging each with `why`.
+async fn remove_owned_vmacs(netlink: &Netlink, why: &str) -> Result<Vec<String>, NetError> {
+    let owned = netlink.owned_vmacs().await?;
+    let mut removed = Vec::new();
+    for v in &owned {
+        tracing::warn!("removing virtual MAC link {}, {why}", v.name);
+        netlink.del_owned_vmac(v).await?;
+        removed.push(v.name.clone());
+    }
+    Ok(removed)
+}
+
 /// Removes every address that carries vipd's mark, logging each with `why`.
 async fn remove_marked_addresses(netlink: &Netlink, why: &str) -> Result<usize, NetError> {
     let owned = netlink.owned_addresses().await?;
@@ -491,6 +529,10 @@ pub fn cleanup() -> Result<Vec<String>, DaemonError> {
         for a in owned {
             netlink.del_marked_address(a.ifindex, a.addr).await?;
             removed.push(format!("{} (interface index {})", a.addr, a.ifindex));
+        }
+        for v in netlink.owned_vmacs().await? {
+            netlink.del_owned_vmac(&v).await?;
+            removed.push(format!("virtual MAC link {}", v.name));
         }
         Ok(removed)
     })
