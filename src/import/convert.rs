@@ -692,6 +692,7 @@ impl Cx<'_> {
         let mut advert: Option<(f64, &Node)> = None;
         let mut version = self.version;
         let mut nopreempt = false;
+        let mut use_vmac: Option<Node> = None;
         let mut preempt_delay: Option<(String, &Node)> = None;
         let mut vips: Vec<(String, IpAddr)> = Vec::new();
         let mut peers: Vec<String> = Vec::new();
@@ -788,7 +789,8 @@ impl Cx<'_> {
                 "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                     self.notify_hook(c, &mut notify, true);
                 }
-                "use_vmac" | "vmac_xmit_base" => self.notes.push(Note::attention(c, "virtual MAC mode is not available in this vipd yet: the instance runs with the interface's own MAC (clients follow by gratuitous ARP); peers using use_vmac still interoperate at the VRRP level".to_string())),
+                "use_vmac" => use_vmac = Some(c.clone()),
+                "vmac_xmit_base" => self.notes.push(Note::info(c, "vmac_xmit_base: vipd always receives adverts on the parent interface and sends them from the virtual MAC link (RFC 5798 §7.3); nothing to carry over".to_string())),
                 "garp_master_repeat" => garp.count = int_arg(c, self.notes, 0, 100).map(|v| v.to_string()),
                 "garp_interval" | "gna_interval" => {
                     if let Some((d, v)) = secs_arg(c, self.notes) {
@@ -927,6 +929,18 @@ impl Cx<'_> {
         }
         let vip_list: Vec<String> = keep.iter().map(|(s, _)| s.clone()).collect();
         keys.push(("vips".into(), qlist(&vip_list)));
+        if let Some(c) = use_vmac {
+            if v6 {
+                self.notes.push(Note::attention(&c, "use_vmac on an IPv6 instance: vipd's virtual-mac is IPv4 only, so the instance runs with the interface's own MAC (clients follow by unsolicited NA)".to_string()));
+            } else if owner {
+                self.notes.push(Note::attention(&c, "use_vmac on an address owner: its VIPs are the interface's own addresses and cannot move to a virtual MAC link; not carried over".to_string()));
+            } else {
+                keys.push(("virtual-mac".into(), "true".into()));
+                if let Some(ifname) = c.args.first() {
+                    self.notes.push(Note::info(&c, format!("use_vmac {ifname}: vipd names its virtual MAC link vrrp4-IFINDEX-VRID (the interface's index), not {ifname}")));
+                }
+            }
+        }
         if !peers.is_empty() {
             keys.push(("unicast-peers".into(), qlist(&peers)));
         }

@@ -341,7 +341,6 @@ fn what_is_not_vipds_job_is_reported_with_its_place() {
     );
     has_note(&i, 12, "authentication", Severity::Attention, "RFC 5798");
     has_note(&i, 12, "authentication", Severity::Attention, "nftables");
-    has_note(&i, 16, "use_vmac", Severity::Attention, "virtual MAC");
     has_note(&i, 17, "virtual_routes", Severity::Attention, "notify");
     has_note(
         &i,
@@ -438,4 +437,32 @@ fn summary_line() {
         "{}",
         summary(&i)
     );
+}
+
+#[test]
+fn use_vmac_becomes_virtual_mac_and_what_cannot_move_is_reported() {
+    let i = conv(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac vrrp.7\n vmac_xmit_base\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.notes);
+    assert!(cfg(&i).instances[0].virtual_mac);
+    has_note(&i, 4, "use_vmac", Severity::Info, "vrrp4-IFINDEX-VRID");
+    has_note(&i, 5, "vmac_xmit_base", Severity::Info, "parent interface");
+    // Without use_vmac: no virtual MAC.
+    let i = conv(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
+    );
+    assert!(!cfg(&i).instances[0].virtual_mac);
+    // IPv6 and the address owner keep the interface's MAC, and say so.
+    let i = conv(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac\n virtual_ipaddress {\n 2001:db8::5/64\n }\n}\n",
+    );
+    assert!(!i.complete());
+    assert!(!cfg(&i).instances[0].virtual_mac);
+    has_note(&i, 4, "use_vmac", Severity::Attention, "IPv4 only");
+    let i = conv(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n priority 255\n use_vmac\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
+    );
+    assert!(!cfg(&i).instances[0].virtual_mac);
+    has_note(&i, 5, "use_vmac", Severity::Attention, "address owner");
 }
