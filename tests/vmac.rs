@@ -1,0 +1,879 @@
+//! Virtual MAC mode (RFC 5798 §7.3, `virtual-mac = true`) on the wire, in network
+//! namespaces: the client's neighbour entry for the VIP holds the virtual router MAC
+//! `00:00:5e:00:01:33` (VRID 51) and keeps it across takeovers; the macvlan's life cycle
+//! (created at start, removed at stop, a crashed run's removed at start and by
+//! `vipd cleanup`, an operator's link of the same name never touched); interop with
+//! keepalived `use_vmac` and FRR `vrrpd`.
+//!
+//! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test vmac -- --test-threads=1 --nocapture`.
+//! Measurements are printed as `measure: ...` lines.
+//!
+//! The routers get what docs/operations.md tells the operator to set on the parent
+//! interface: `arp_ignore = 1`, `arp_announce = 2`.
+
+mod harness;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use harness::{
+    keepalived_conf, mono_now, require_netns, wait_until, Agent, AgentKind, KeepalivedInstance,
+    Probe, ProbeReport, Topology, TopologyOpts,
+};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const INSTANCE: &str = "web";
+const VRID: u8 = 51;
+/// 00:00:5e:00:01:{VRID}.
+const VMAC: &str = "00:00:5e:00:01:33";
+const ADV: Duration = Duration::from_millis(100);
+const SLACK: Duration = Duration::from_millis(250);
+const P1: u8 = 150;
+const P2: u8 = 100;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn msf(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// RFC 5798 §6.1: Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+fn mdi(prio: u8) -> Duration {
+    ADV * 3 + ADV * (256 - prio as u32) / 256
+}
+
+fn vip() -> IpAddr {
+    "192.0.2.100".parse().expect("literal")
+}
+
+fn vipd_conf(topo: &Topology, host: &str, prio: u8, virtual_mac: bool) -> String {
+    let sock = topo.path(&format!("{host}.sock"));
+    let state = topo.path(&format!("{host}-state"));
+    format!(
+        r#"control-socket = "{sock}"
+state-dir = "{state}"
+
+[[instance]]
+name = "{INSTANCE}"
+interface = "eth0"
+vrid = {VRID}
+priority = {prio}
+advert-interval = "100ms"
+vips = ["192.0.2.100/24"]
+announce-count = 5
+announce-spacing = "100ms"
+virtual-mac = {virtual_mac}
+"#,
+        sock = sock.display(),
+        state = state.display(),
+    )
+}
+
+/// What docs/operations.md asks of the parent interface in virtual MAC mode.
+fn parent_sysctls(topo: &Topology, host: &str) {
+    topo.exec_ok(
+        host,
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.eth0.arp_ignore=1",
+            "net.ipv4.conf.eth0.arp_announce=2",
+        ],
+    );
+}
+
+/// The name vipd gives the macvlan on `host`'s eth0: `vrrp4-IFINDEX-51`.
+fn vmac_name(topo: &Topology, host: &str) -> String {
+    let idx = topo.exec_ok(host, &["cat", "/sys/class/net/eth0/ifindex"]);
+    format!("vrrp4-{}-{VRID}", idx.trim())
+}
+
+/// `ip -d link show NAME` on `host`, or None when there is no such link.
+fn link_details(topo: &Topology, host: &str, name: &str) -> Option<String> {
+    let out = topo.exec(host, &["ip", "-d", "link", "show", "dev", name]);
+    out.ok().then_some(out.stdout)
+}
+
+fn assert_running(a: &Agent) {
+    assert!(
+        a.proc().is_running(),
+        "{} exited ({:?}); log:\n{}",
+        a.describe(),
+        a.proc().exit_status(),
+        a.log()
+    );
+}
+
+fn wait_sole_holder(topo: &Topology, host: &str, timeout: Duration) {
+    let ok = wait_until(timeout, ms(10), || topo.vip_holders(vip()) == [host]);
+    assert!(
+        ok,
+        "expected {host} alone to hold the VIP within {timeout:?}; holders {:?}\n{}",
+        topo.vip_holders(vip()),
+        topo.snapshot()
+    );
+}
+
+fn finish(probe: Probe) -> ProbeReport {
+    let rep = probe.finish();
+    println!("{}", rep.summary());
+    rep
+}
+
+/// Samples the client's neighbour entry for the VIP for `dur`; returns every MAC seen.
+fn neigh_samples(topo: &Topology, dur: Duration) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let end = std::time::Instant::now() + dur;
+    for _ in 0..200 {
+        if std::time::Instant::now() >= end {
+            break;
+        }
+        if let Some(m) = topo.neigh("client", vip()) {
+            if !seen.contains(&m) {
+                seen.push(m);
+            }
+        }
+        std::thread::sleep(ms(20));
+    }
+    seen
+}
+
+/// One pair run: lb1 (150) master, lb2 (100) backup, probe every 2 ms; then master death
+/// (SIGKILL + cut link), lb1 back (preempts), graceful stop of lb1. Returns the client's
+/// outages (death, stop) and every MAC the client's neighbour entry held.
+struct PairRun {
+    death: Duration,
+    stop: Duration,
+    macs: Vec<String>,
+}
+
+fn pair_run(virtual_mac: bool) -> PairRun {
+    let topo = Topology::new(TopologyOpts::default());
+    for h in ["lb1", "lb2"] {
+        parent_sysctls(&topo, h);
+    }
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    let mut lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb1", P1, virtual_mac),
+    );
+    let lb2 = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb2", P2, virtual_mac),
+    );
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    let probe = topo.start_probe(vip(), ms(2));
+    let want = if virtual_mac {
+        VMAC.to_owned()
+    } else {
+        topo.mac("lb1")
+    };
+    let resolved = wait_until(Duration::from_secs(5), ms(20), || {
+        topo.neigh("client", vip()) == Some(want.clone())
+    });
+    assert!(
+        resolved,
+        "the client never resolved the VIP to {want}\n{}",
+        topo.snapshot()
+    );
+    let mut macs = neigh_samples(&topo, ms(300));
+
+    // Master death.
+    let death = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(5), || {
+        topo.holds_vip("lb2", vip())
+    });
+    assert!(
+        took,
+        "lb2 never took the VIP\nlb2:\n{}\n{}",
+        lb2.log(),
+        topo.snapshot()
+    );
+    for m in neigh_samples(&topo, ms(1000)) {
+        if !macs.contains(&m) {
+            macs.push(m);
+        }
+    }
+
+    // lb1 back: its crashed run's macvlan is removed at start, then it preempts.
+    topo.restore_link("lb1");
+    lb1.restart(&topo);
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    if virtual_mac {
+        assert!(
+            lb1.wait_log("removing virtual MAC link", Duration::from_secs(5)),
+            "lb1 did not remove its crashed run's macvlan at start:\n{}",
+            lb1.log()
+        );
+    }
+    for m in neigh_samples(&topo, ms(1000)) {
+        if !macs.contains(&m) {
+            macs.push(m);
+        }
+    }
+
+    // Graceful stop.
+    let stop = mono_now();
+    let st = lb1.stop(Duration::from_secs(10));
+    assert!(st.success(), "lb1 exit {st:?}\n{}", lb1.log());
+    wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
+    for m in neigh_samples(&topo, ms(1000)) {
+        if !macs.contains(&m) {
+            macs.push(m);
+        }
+    }
+    if virtual_mac {
+        let name = vmac_name(&topo, "lb1");
+        assert!(
+            link_details(&topo, "lb1", &name).is_none(),
+            "{name} still there after a graceful stop\n{}",
+            lb1.log()
+        );
+    }
+    assert_running(&lb2);
+    let rep = finish(probe);
+    let o_death = rep
+        .outage_around(death, ms(50))
+        .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
+    let o_stop = rep.outage_around(stop, ms(50));
+    PairRun {
+        death: o_death.duration,
+        stop: o_stop.map(|o| o.duration).unwrap_or_default(),
+        macs,
+    }
+}
+
+// ---- takeover keeps the client's neighbour entry --------------------------------------
+
+#[test]
+fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
+    if !require_netns("takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac") {
+        return;
+    }
+    let _g = serial();
+    let with = pair_run(true);
+    let without = pair_run(false);
+    println!(
+        "measure: virtual-mac: master death outage {:.0} ms, graceful stop {:.0} ms; neighbour MACs {:?}",
+        msf(with.death),
+        msf(with.stop),
+        with.macs
+    );
+    println!(
+        "measure: without virtual-mac: master death outage {:.0} ms, graceful stop {:.0} ms; neighbour MACs {:?}",
+        msf(without.death),
+        msf(without.stop),
+        without.macs
+    );
+    // The client never learns another MAC for the VIP: no ARP update is needed.
+    assert_eq!(
+        with.macs,
+        [VMAC],
+        "client neighbour entries seen: {:?}",
+        with.macs
+    );
+    // Outage on master death: detection (lb2's Master_Down_Interval after lb1's last
+    // advert) and nothing else.
+    let bound = mdi(P2) + ADV + SLACK;
+    assert!(
+        with.death < bound,
+        "outage on master death {:?} >= MDI + one interval + slack {bound:?}",
+        with.death
+    );
+    // Graceful stop: Skew_Time of lb2 (61 ms) plus scheduling.
+    assert!(
+        with.stop < ADV + SLACK,
+        "outage on graceful stop {:?} >= {:?}",
+        with.stop,
+        ADV + SLACK
+    );
+    // Without virtual MAC the client had to relearn the MAC (the comparison is real).
+    assert!(
+        without.macs.len() >= 2,
+        "without virtual-mac the client saw {:?}",
+        without.macs
+    );
+}
+
+// ---- partition heal ------------------------------------------------------------------
+
+#[test]
+fn partition_heal_never_black_holes_the_client() {
+    if !require_netns("partition_heal_never_black_holes_the_client") {
+        return;
+    }
+    let _g = serial();
+    let mut topo = Topology::new(TopologyOpts::default());
+    for h in ["lb1", "lb2"] {
+        parent_sysctls(&topo, h);
+    }
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    let lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
+    let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &vipd_conf(&topo, "lb2", P2, true));
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    let probe = topo.start_probe(vip(), ms(2));
+    assert!(wait_until(Duration::from_secs(5), ms(20), || {
+        topo.neigh("client", vip()).as_deref() == Some(VMAC)
+    }));
+    let mut heals = Vec::new();
+    for round in 0..3 {
+        topo.partition_vrrp("lb1", "lb2");
+        let both = wait_until(Duration::from_secs(5), ms(10), || {
+            topo.vip_holders(vip()).len() == 2
+        });
+        assert!(
+            both,
+            "round {round}: lb2 never became master in the partition\n{}",
+            topo.snapshot()
+        );
+        // Long enough for the switch to move the virtual MAC to lb2's port (its adverts).
+        std::thread::sleep(ms(500));
+        let heal = mono_now();
+        topo.heal();
+        wait_sole_holder(&topo, "lb1", Duration::from_secs(5));
+        std::thread::sleep(ms(700));
+        heals.push(heal);
+    }
+    let rep = finish(probe);
+    let mut worst = Duration::ZERO;
+    for (i, h) in heals.iter().enumerate() {
+        let o = rep
+            .outage_around(*h, ms(500))
+            .map(|o| o.duration)
+            .unwrap_or_default();
+        println!(
+            "measure: partition heal {i}: client outage {:.0} ms",
+            msf(o)
+        );
+        worst = worst.max(o);
+    }
+    // After a heal the loser steps down and removes the VIP; the client's frames follow
+    // the virtual MAC to whichever port last sent from it, which is the winner's within
+    // one advert interval (and its re-announcement).
+    assert!(
+        worst < ADV + SLACK,
+        "a partition heal black-holed the client for {worst:?}: {}",
+        rep.summary()
+    );
+    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_running(&lb1);
+    assert_running(&lb2);
+}
+
+// ---- the macvlan's life cycle ------------------------------------------------------------
+
+#[test]
+fn macvlan_lifecycle_created_removed_and_never_the_operators() {
+    if !require_netns("macvlan_lifecycle_created_removed_and_never_the_operators") {
+        return;
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    let name = vmac_name(&topo, "lb1");
+    let conf = vipd_conf(&topo, "lb1", P1, true);
+
+    // 1. The operator's macvlan of that name (no vipd alias): vipd refuses and leaves it.
+    topo.exec_ok(
+        "lb1",
+        &[
+            "ip", "link", "add", &name, "link", "eth0", "address", VMAC, "type", "macvlan", "mode",
+            "bridge",
+        ],
+    );
+    let a = topo.start_agent("lb1", AgentKind::vipd(), &conf);
+    assert!(
+        a.wait_log("is not vipd's virtual MAC link", Duration::from_secs(10)),
+        "no refusal logged:\n{}",
+        a.log()
+    );
+    let st = a.stop(Duration::from_secs(10));
+    assert!(st.success(), "{st:?}\n{}", a.log());
+    assert!(
+        link_details(&topo, "lb1", &name).is_some(),
+        "vipd removed the operator's {name}:\n{}",
+        a.log()
+    );
+    assert!(!topo.holds_vip("lb1", vip()));
+    topo.exec_ok("lb1", &["ip", "link", "del", &name]);
+
+    // 2. vipd's own: bridge mode, alias, the virtual MAC, the VIP on it as master; the
+    //    parent's missing sysctls are warned about.
+    let mut a = topo.start_agent("lb1", AgentKind::vipd(), &conf);
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    let d = link_details(&topo, "lb1", &name).unwrap_or_else(|| panic!("no {name}:\n{}", a.log()));
+    println!("{d}");
+    assert!(d.contains("macvlan mode bridge"), "{d}");
+    assert!(d.contains(VMAC), "{d}");
+    assert!(d.contains("alias vipd virtual MAC"), "{d}");
+    let on_vmac = topo
+        .addresses("lb1")
+        .iter()
+        .any(|(dev, a)| dev.starts_with(&name) && *a == vip());
+    assert!(on_vmac, "the VIP is not on {name}\n{}", topo.snapshot());
+    // No IPv6 link-local on the macvlan (addr_gen_mode none): nothing sent from the MAC.
+    assert!(
+        !topo
+            .addresses("lb1")
+            .iter()
+            .any(|(dev, a)| dev.starts_with(&name) && a.is_ipv6()),
+        "{}",
+        topo.snapshot()
+    );
+    assert!(
+        a.log().contains("arp_ignore = 1") && a.log().contains("arp_announce = 2"),
+        "no warning about the parent's sysctls:\n{}",
+        a.log()
+    );
+
+    // 3. Crash, then `vipd cleanup`: the link goes with the VIP.
+    a.kill();
+    assert!(link_details(&topo, "lb1", &name).is_some());
+    let vipd = harness::crate_bin("vipd", "VIPD_BIN", option_env!("CARGO_BIN_EXE_vipd"));
+    let out = topo.exec("lb1", &[&vipd.to_string_lossy(), "cleanup"]);
+    assert!(out.ok(), "vipd cleanup: {}{}", out.stdout, out.stderr);
+    assert!(
+        link_details(&topo, "lb1", &name).is_none(),
+        "vipd cleanup left {name}: {}{}",
+        out.stdout,
+        out.stderr
+    );
+
+    // 4. Crash, then a start with a configuration without virtual MAC: removed at start.
+    a.restart(&topo);
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    a.kill();
+    assert!(link_details(&topo, "lb1", &name).is_some());
+    let plain = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb1", P1, false),
+    );
+    assert!(
+        plain.wait_log("removing virtual MAC link", Duration::from_secs(10)),
+        "{}",
+        plain.log()
+    );
+    assert!(
+        link_details(&topo, "lb1", &name).is_none(),
+        "{}",
+        plain.log()
+    );
+    // Running (signal handlers installed) once "running" follows the removal.
+    assert!(wait_until(Duration::from_secs(10), ms(20), || {
+        let log = plain.log();
+        log.rfind("running 1 instance") > log.rfind("removing virtual MAC link")
+    }));
+    let st = plain.stop(Duration::from_secs(10));
+    assert!(st.success(), "{st:?}\n{}", plain.log());
+}
+
+// ---- keepalived use_vmac -------------------------------------------------------------------
+
+fn keepalived_vmac_conf(prio: u8) -> String {
+    keepalived_conf(&[KeepalivedInstance::new(INSTANCE, VRID, prio)
+        .advert_int(ADV)
+        .version(3)
+        .vip("192.0.2.100/24")
+        .line("use_vmac")])
+}
+
+#[test]
+fn keepalived_use_vmac_interop_both_ways() {
+    if !require_netns("keepalived_use_vmac_interop_both_ways") {
+        return;
+    }
+    if harness::which("keepalived").is_none() {
+        panic!("keepalived is not installed (integration/setup.sh installs it)");
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    for h in ["lb1", "lb2"] {
+        parent_sysctls(&topo, h);
+    }
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    // vipd (150) on lb1, keepalived (100) with use_vmac on lb2.
+    let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
+    let mut lb2 = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_vmac_conf(P2));
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(15));
+    // Stable: keepalived hears vipd's adverts from the shared MAC and stays backup.
+    for _ in 0..20 {
+        assert_eq!(topo.vip_holders(vip()), ["lb1"], "{}", topo.snapshot());
+        std::thread::sleep(ms(50));
+    }
+    let probe = topo.start_probe(vip(), ms(2));
+    assert!(
+        wait_until(Duration::from_secs(5), ms(20), || {
+            topo.neigh("client", vip()).as_deref() == Some(VMAC)
+        }),
+        "{}",
+        topo.snapshot()
+    );
+    std::thread::sleep(ms(300));
+
+    // vipd -> keepalived: graceful stop.
+    let t_stop = mono_now();
+    assert!(lb1.stop(Duration::from_secs(10)).success());
+    wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
+    std::thread::sleep(ms(500));
+    // vipd back, preempts keepalived.
+    lb1.restart(&topo);
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    std::thread::sleep(ms(500));
+    // vipd dies: keepalived takes over.
+    let t_death = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    assert!(wait_until(Duration::from_secs(10), ms(5), || topo
+        .holds_vip("lb2", vip())));
+    std::thread::sleep(ms(700));
+    topo.restore_link("lb1");
+    lb1.restart(&topo);
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    std::thread::sleep(ms(500));
+    // keepalived as master: vipd stopped, keepalived holds; then keepalived stops
+    // gracefully and vipd (restarted as the lower priority) takes over.
+    assert!(lb1.stop(Duration::from_secs(10)).success());
+    wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
+    let low = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", 50, true));
+    std::thread::sleep(ms(1500));
+    assert_eq!(
+        topo.vip_holders(vip()),
+        ["lb2"],
+        "vipd (50) must stay backup to keepalived (100)"
+    );
+    let t_k_stop = mono_now();
+    assert!(lb2.stop(Duration::from_secs(10)).success());
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(5));
+    std::thread::sleep(ms(500));
+    // keepalived back at 100 preempts vipd at 50, then dies.
+    lb2.restart(&topo);
+    wait_sole_holder(&topo, "lb2", Duration::from_secs(10));
+    std::thread::sleep(ms(500));
+    let t_k_death = mono_now();
+    lb2.kill();
+    topo.cut_link("lb2");
+    assert!(wait_until(Duration::from_secs(10), ms(5), || topo
+        .holds_vip("lb1", vip())));
+    std::thread::sleep(ms(700));
+    let rep = finish(probe);
+    for (what, t) in [
+        ("vipd stop -> keepalived", t_stop),
+        ("vipd death -> keepalived", t_death),
+        ("keepalived stop -> vipd", t_k_stop),
+        ("keepalived death -> vipd", t_k_death),
+    ] {
+        let o = rep
+            .outage_around(t, ms(500))
+            .map(|o| o.duration)
+            .unwrap_or_default();
+        println!(
+            "measure: keepalived use_vmac interop, {what}: client outage {:.0} ms",
+            msf(o)
+        );
+        assert!(
+            o < Duration::from_secs(3),
+            "{what}: outage {o:?}: {}",
+            rep.summary()
+        );
+    }
+    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_running(&low);
+}
+
+// ---- FRR vrrpd ---------------------------------------------------------------------------
+
+/// zebra + vrrpd on one host (`-u frr -g frr`, sockets in a run directory owned by
+/// user frr, vty TCP port off), with the macvlan FRR needs created beforehand as its
+/// documentation says (bridge mode, the virtual MAC, the VIP on it, up).
+struct FrrVrrp {
+    dir: std::path::PathBuf,
+    _zebra: harness::Proc,
+    vrrpd: harness::Proc,
+}
+
+fn frr_daemon(topo: &Topology, host: &str, dir: &std::path::Path, daemon: &str) -> harness::Proc {
+    let d = dir.to_string_lossy().into_owned();
+    topo.spawn(
+        host,
+        &[
+            &format!("/usr/lib/frr/{daemon}"),
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "--vty_socket",
+            &d,
+            "-z",
+            &format!("{d}/zserv.api"),
+            "-i",
+            &format!("{d}/{daemon}.pid"),
+            "-P",
+            "0",
+            "-f",
+            &format!("{d}/{daemon}.conf"),
+        ],
+        &format!("{host}-{daemon}.log"),
+    )
+}
+
+fn start_frr_vrrp(topo: &Topology, host: &str, prio: u8) -> FrrVrrp {
+    let name = vmac_name(topo, host);
+    for argv in [
+        vec![
+            "ip", "link", "add", &name, "link", "eth0", "type", "macvlan", "mode", "bridge",
+        ],
+        vec!["ip", "link", "set", "dev", &name, "addrgenmode", "random"],
+        vec!["ip", "link", "set", "dev", &name, "address", VMAC],
+        vec!["ip", "addr", "add", "192.0.2.100/24", "dev", &name],
+        vec!["ip", "link", "set", "dev", &name, "up"],
+    ] {
+        topo.exec_ok(host, &argv);
+    }
+    let dir = topo.path(&format!("frr-{host}"));
+    std::fs::create_dir_all(&dir).expect("frr dir");
+    std::fs::write(dir.join("zebra.conf"), "hostname zebra\n").expect("zebra.conf");
+    std::fs::write(
+        dir.join("vrrpd.conf"),
+        format!(
+            "hostname vrrpd\ninterface eth0\n vrrp {VRID} version 3\n vrrp {VRID} priority {prio}\n vrrp {VRID} advertisement-interval 100\n vrrp {VRID} ip 192.0.2.100\n!\n"
+        ),
+    )
+    .expect("vrrpd.conf");
+    let d = dir.to_string_lossy().into_owned();
+    let out = harness::run_cmd(
+        &["chown", "-R", "frr:frr", &d],
+        None,
+        Duration::from_secs(10),
+    );
+    assert!(out.ok(), "chown frr: {}", out.stderr);
+    let zebra = frr_daemon(topo, host, &dir, "zebra");
+    assert!(
+        wait_until(Duration::from_secs(15), ms(50), || dir
+            .join("zserv.api")
+            .exists()),
+        "zebra did not start: {}",
+        zebra.log()
+    );
+    let vrrpd = frr_daemon(topo, host, &dir, "vrrpd");
+    FrrVrrp {
+        dir,
+        _zebra: zebra,
+        vrrpd,
+    }
+}
+
+impl FrrVrrp {
+    /// FRR's IPv4 state of VRID 51 ("Master", "Backup", "Initialize"), from vtysh.
+    fn state(&self, topo: &Topology, host: &str) -> Option<String> {
+        let d = self.dir.to_string_lossy().into_owned();
+        let out = topo.exec(
+            host,
+            &[
+                "vtysh",
+                "--vty_socket",
+                &d,
+                "-c",
+                &format!("show vrrp {VRID} json"),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        let first = v.as_array()?.first()?.clone();
+        first["v4"]["status"].as_str().map(str::to_owned)
+    }
+
+    fn show(&self, topo: &Topology, host: &str) -> String {
+        let d = self.dir.to_string_lossy().into_owned();
+        topo.exec(
+            host,
+            &[
+                "vtysh",
+                "--vty_socket",
+                &d,
+                "-c",
+                &format!("show vrrp {VRID}"),
+            ],
+        )
+        .stdout
+    }
+
+    fn restart_vrrpd(&mut self, topo: &Topology, host: &str) {
+        self.vrrpd = frr_daemon(topo, host, &self.dir, "vrrpd");
+    }
+}
+
+fn vipd_state(topo: &Topology, host: &str) -> Option<String> {
+    harness::vipd::vipd_state(topo, host, INSTANCE)
+}
+
+#[test]
+fn frr_vrrpd_interop_both_ways() {
+    if !require_netns("frr_vrrpd_interop_both_ways") {
+        return;
+    }
+    if harness::which("vtysh").is_none() || !std::path::Path::new("/usr/lib/frr/vrrpd").exists() {
+        panic!("FRR (vrrpd, vtysh) is not installed (integration/setup.sh installs frr)");
+    }
+    let _g = serial();
+    let topo = Topology::new(TopologyOpts::default());
+    for h in ["lb1", "lb2"] {
+        parent_sysctls(&topo, h);
+    }
+    let _r1 = topo.start_responder("lb1", vip());
+    let _r2 = topo.start_responder("lb2", vip());
+    // vipd (150) on lb1, FRR (100) on lb2: vipd wins the election.
+    let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
+    let mut frr = start_frr_vrrp(&topo, "lb2", P2);
+    let elected = wait_until(Duration::from_secs(20), ms(50), || {
+        vipd_state(&topo, "lb1").as_deref() == Some("master")
+            && frr.state(&topo, "lb2").as_deref() == Some("Backup")
+    });
+    assert!(
+        elected,
+        "election: vipd {:?}, FRR:\n{}\nvipd:\n{}\nvrrpd:\n{}",
+        vipd_state(&topo, "lb1"),
+        frr.show(&topo, "lb2"),
+        lb1.log(),
+        frr.vrrpd.log()
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            frr.state(&topo, "lb2").as_deref(),
+            Some("Backup"),
+            "{}",
+            frr.show(&topo, "lb2")
+        );
+        std::thread::sleep(ms(100));
+    }
+    let probe = topo.start_probe(vip(), ms(2));
+    assert!(
+        wait_until(Duration::from_secs(5), ms(20), || {
+            topo.neigh("client", vip()).as_deref() == Some(VMAC)
+        }),
+        "{}",
+        topo.snapshot()
+    );
+    std::thread::sleep(ms(300));
+    let frr_master = |topo: &Topology, frr: &FrrVrrp| {
+        wait_until(Duration::from_secs(10), ms(20), || {
+            frr.state(topo, "lb2").as_deref() == Some("Master")
+        })
+    };
+
+    // vipd graceful stop -> FRR.
+    let t_stop = mono_now();
+    assert!(lb1.stop(Duration::from_secs(10)).success());
+    assert!(
+        frr_master(&topo, &frr),
+        "FRR did not take over after vipd's stop:\n{}",
+        frr.show(&topo, "lb2")
+    );
+    std::thread::sleep(ms(500));
+    // vipd back (preempts), then dies: FRR takes over.
+    lb1.restart(&topo);
+    assert!(
+        wait_until(Duration::from_secs(10), ms(20), || {
+            vipd_state(&topo, "lb1").as_deref() == Some("master")
+                && frr.state(&topo, "lb2").as_deref() == Some("Backup")
+        }),
+        "vipd did not preempt FRR:\n{}\n{}",
+        frr.show(&topo, "lb2"),
+        lb1.log()
+    );
+    std::thread::sleep(ms(500));
+    let t_death = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    assert!(
+        frr_master(&topo, &frr),
+        "FRR did not take over after vipd's death:\n{}",
+        frr.show(&topo, "lb2")
+    );
+    std::thread::sleep(ms(700));
+
+    // The other way round: vipd (50) backup to FRR (100).
+    topo.restore_link("lb1");
+    let low = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", 50, true));
+    assert!(wait_until(Duration::from_secs(10), ms(20), || {
+        vipd_state(&topo, "lb1").as_deref() == Some("backup")
+    }));
+    std::thread::sleep(ms(1000));
+    assert_eq!(
+        vipd_state(&topo, "lb1").as_deref(),
+        Some("backup"),
+        "{}",
+        low.log()
+    );
+    assert_eq!(frr.state(&topo, "lb2").as_deref(), Some("Master"));
+    // FRR graceful stop (SIGTERM to vrrpd) -> vipd.
+    let t_f_stop = mono_now();
+    let _ = frr.vrrpd.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(frr.vrrpd.wait_timeout(Duration::from_secs(10)).is_some());
+    assert!(
+        wait_until(Duration::from_secs(10), ms(20), || {
+            vipd_state(&topo, "lb1").as_deref() == Some("master")
+        }),
+        "vipd did not take over after FRR's stop:\n{}",
+        low.log()
+    );
+    std::thread::sleep(ms(700));
+    // FRR back (preempts vipd at 50), then its host dies.
+    frr.restart_vrrpd(&topo, "lb2");
+    assert!(
+        frr_master(&topo, &frr),
+        "FRR did not come back as master:\n{}",
+        frr.show(&topo, "lb2")
+    );
+    assert!(wait_until(Duration::from_secs(10), ms(20), || {
+        vipd_state(&topo, "lb1").as_deref() == Some("backup")
+    }));
+    std::thread::sleep(ms(700));
+    let t_f_death = mono_now();
+    let _ = frr.vrrpd.signal(nix::sys::signal::Signal::SIGKILL);
+    topo.cut_link("lb2");
+    assert!(
+        wait_until(Duration::from_secs(10), ms(20), || {
+            vipd_state(&topo, "lb1").as_deref() == Some("master")
+        }),
+        "vipd did not take over after FRR's death:\n{}",
+        low.log()
+    );
+    std::thread::sleep(ms(700));
+    let rep = finish(probe);
+    for (what, t) in [
+        ("vipd stop -> FRR", t_stop),
+        ("vipd death -> FRR", t_death),
+        ("FRR stop -> vipd", t_f_stop),
+        ("FRR death -> vipd", t_f_death),
+    ] {
+        let o = rep
+            .outage_around(t, ms(500))
+            .map(|o| o.duration)
+            .unwrap_or_default();
+        println!(
+            "measure: FRR vrrpd interop, {what}: client outage {:.0} ms",
+            msf(o)
+        );
+        assert!(
+            o < Duration::from_secs(3),
+            "{what}: outage {o:?}: {}",
+            rep.summary()
+        );
+    }
+    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_running(&low);
+}
