@@ -223,7 +223,12 @@ impl Supervisor {
             .vmacs
             .remove(&name)
             .and_then(|_| self.ifindex.get(&handle.instance.interface))
-            .map(|parent| (super::vmac_spec(&handle.instance, *parent), self.netlink.clone()));
+            .map(|parent| {
+                (
+                    super::vmac_spec(&handle.instance, *parent),
+                    self.netlink.clone(),
+                )
+            });
         tokio::spawn(async move {
             let _ = ctl.send(Input::Shutdown);
             let _ = handle.task.await;
