@@ -1,4 +1,9 @@
 //! The [`Router`]: one virtual router's state machine (RFC 5798 §6).
+//!
+//! What the router knows depends on its state, and the types say so (the shape of
+//! quinn-proto's connection `State`): [`Phase`] carries each state's own data, so a
+//! master-down timer exists only in Backup, an advert timer, a release or a claim
+//! only in Master, and a fault text only in Fault. Leaving a state drops its timers.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -49,15 +54,88 @@ enum Heard {
     Ignored(IpAddr, u8),
 }
 
-/// What a backup watches, for the takeover reason and the preempt delay.
+/// A BFD verdict waiting for its moment: take over at `at` unless an advert comes first.
 #[derive(Debug, Clone, Copy)]
-struct Watch {
-    /// When we entered Backup.
+struct BfdPending {
+    at: Instant,
+    master: IpAddr,
+    detect: Duration,
+}
+
+/// What a router knows in each state.
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Not running the protocol: before startup, between a fault and startup, after
+    /// shutdown.
+    Init {
+        /// The master as last seen (after a shutdown handover: the new master).
+        master: Option<IpAddr>,
+    },
+    /// RFC 5798 §6.4.2.
+    Backup(Backup),
+    /// RFC 5798 §6.4.3.
+    Master(Master),
+    /// Out of service; the text says why.
+    Fault {
+        /// The fault, for status and logs.
+        reason: String,
+    },
+}
+
+/// Backup: watching a master (RFC 5798 §6.4.2).
+#[derive(Debug, Clone)]
+struct Backup {
+    /// When we entered Backup (the preempt delay counts from here).
     since: Instant,
+    /// The master we follow, once heard.
+    master: Option<IpAddr>,
+    /// Master_Adver_Interval: the master's advertised one (v3), ours (v2).
+    master_adver_interval: Centis,
+    /// RFC 5798 §6.2 Master_Down_Timer.
+    master_down_timer: Instant,
     /// The last accepted advert: when and from whom.
     last_accepted: Option<(Instant, IpAddr)>,
     /// The latest advert's effect.
     heard: Heard,
+    /// BFD said the master died: take over then, unless an advert comes first.
+    bfd_pending: Option<BfdPending>,
+}
+
+/// What a master is doing besides advertising.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Preempting a live master: VIPs claimed and announced, first advert not sent yet
+    /// (it goes out when the Adver_Timer fires, [`RELEASE_GRACE`] after the takeover).
+    Claiming,
+    /// Advertising at our priority.
+    Advertising,
+    /// Handing over make-before-break: advertising priority 0, VIPs kept.
+    Releasing(Release),
+}
+
+/// Master: holding the VIPs and advertising (RFC 5798 §6.4.3).
+#[derive(Debug, Clone)]
+struct Master {
+    /// When we became Master.
+    since: Instant,
+    /// RFC 5798 §6.2 Adver_Timer.
+    adver_timer: Instant,
+    role: Role,
+    /// When we last re-announced for a healed split brain.
+    last_heal: Option<Instant>,
+    /// When we took over because of BFD (`None`: not a BFD takeover).
+    bfd_takeover_at: Option<Instant>,
+}
+
+impl Phase {
+    fn state(&self) -> State {
+        match self {
+            Phase::Init { .. } => State::Init,
+            Phase::Backup(_) => State::Backup,
+            Phase::Master(_) => State::Master,
+            Phase::Fault { .. } => State::Fault,
+        }
+    }
 }
 
 /// One virtual router (one VRID, one address family): RFC 5798 §6, sans-IO.
@@ -87,38 +165,25 @@ struct Watch {
 pub struct Router {
     cfg: RouterConfig,
     filter: RecvFilter,
-    state: State,
+    /// The state and what it knows.
+    phase: Phase,
+    /// The Startup event happened (a fault that clears runs startup again).
     started: bool,
+    /// [`Action::Released`] was emitted: the router does nothing more.
     released: bool,
-    fault: Option<String>,
     base: u8,
     override_priority: Option<u8>,
     penalty: u32,
     maintenance: bool,
-    master_adver_interval: Centis,
-    master_addr: Option<IpAddr>,
-    adver_timer: Option<Instant>,
-    master_down_timer: Option<Instant>,
-    release: Option<Release>,
-    watch: Option<Watch>,
-    vips_held: bool,
-    /// When we last became Master.
-    master_since: Option<Instant>,
-    /// Preempting a live master: VIPs claimed and announced, first advert not sent yet.
-    claiming: bool,
-    /// When we last re-announced for a healed split brain.
-    last_heal: Option<Instant>,
+    addr_mismatches: u64,
+    // Rate limits and the BFD hold-down outlive a state on purpose: a pair that flaps
+    // between states must not answer, announce or trust BFD more often for it.
     /// When we last answered another router's advert out of turn (a lower priority or
     /// priority 0 heard while master): at most once per advert interval.
     last_answer: Option<Instant>,
     /// When we last re-announced because another router sent priority 0 while we
     /// were master: at most once per Master_Down_Interval.
     last_zero_announce: Option<Instant>,
-    addr_mismatches: u64,
-    /// BFD said the master died: take over at this instant unless an advert comes first.
-    bfd_pending: Option<(Instant, IpAddr, Duration)>,
-    /// When we last took over because of BFD.
-    bfd_takeover_at: Option<Instant>,
     /// BFD verdicts are ignored until then (a BFD takeover was undone by adverts).
     bfd_hold_until: Option<Instant>,
     actions: VecDeque<Action>,
@@ -128,33 +193,19 @@ impl Router {
     /// A router in Init; nothing happens until [`Router::start`].
     pub fn new(cfg: RouterConfig) -> Self {
         let base = cfg.priority.max(1);
-        let interval = cfg.advert_interval;
         Router {
             filter: RecvFilter::new(&cfg),
             cfg,
-            state: State::Init,
+            phase: Phase::Init { master: None },
             started: false,
             released: false,
-            fault: None,
             base,
             override_priority: None,
             penalty: 0,
             maintenance: false,
-            master_adver_interval: interval,
-            master_addr: None,
-            adver_timer: None,
-            master_down_timer: None,
-            release: None,
-            watch: None,
-            vips_held: false,
-            master_since: None,
-            claiming: false,
-            last_heal: None,
+            addr_mismatches: 0,
             last_answer: None,
             last_zero_announce: None,
-            addr_mismatches: 0,
-            bfd_pending: None,
-            bfd_takeover_at: None,
             bfd_hold_until: None,
             actions: VecDeque::new(),
         }
@@ -169,7 +220,7 @@ impl Router {
             return;
         }
         self.started = true;
-        if self.state == State::Init {
+        if matches!(self.phase, Phase::Init { .. }) {
             self.startup(now);
         }
     }
@@ -193,20 +244,22 @@ impl Router {
         if !same_addr_set(&adv.addrs, &self.cfg.vips) {
             self.addr_mismatches = self.addr_mismatches.saturating_add(1);
         }
-        if self.state == State::Backup && adv.priority == 0 {
-            // Ours: only the master we follow can leave. A priority 0 from anyone else
-            // (a stranger, or a router that was never master) would make us take over
-            // after Skew_Time while the master still advertises.
-            // Not a receive-check failure (it is a valid advert), so not a drop.
-            if self.master_addr.is_some_and(|m| m != from) {
-                return Ok(());
+        match &self.phase {
+            Phase::Init { .. } | Phase::Fault { .. } => {}
+            Phase::Backup(b) => {
+                // Ours: only the master we follow can leave. A priority 0 from anyone
+                // else (a stranger, or a router that was never master) would make us
+                // take over after Skew_Time while the master still advertises.
+                // Not a receive-check failure (it is a valid advert), so not a drop.
+                if adv.priority == 0 && b.master.is_some_and(|m| m != from) {
+                    return Ok(());
+                }
+                self.backup_rx(now, from, adv);
             }
-        }
-        match self.state {
-            State::Init | State::Fault => {}
-            State::Backup => self.backup_rx(now, from, adv),
-            State::Master if self.release.is_some() => self.release_rx(now, from, adv),
-            State::Master => self.master_rx(now, from, adv),
+            Phase::Master(m) if matches!(m.role, Role::Releasing(_)) => {
+                self.release_rx(now, from, adv)
+            }
+            Phase::Master(_) => self.master_rx(now, from, adv),
         }
         Ok(())
     }
@@ -216,36 +269,40 @@ impl Router {
         if self.released {
             return;
         }
-        match self.state {
-            State::Master => {
-                if let Some(r) = self.release {
+        match &self.phase {
+            Phase::Master(m) => {
+                if let Role::Releasing(r) = m.role {
                     if now >= r.deadline {
                         // Make-before-break: the grace after the new master was heard is
                         // over, or Master_Down_Interval passed and nobody took over.
-                        self.finish_release(now, r.new_master);
+                        self.finish_release(now, r);
                         return;
                     }
                 }
-                if self.adver_timer.is_some_and(|t| now >= t) {
+                if now >= m.adver_timer {
                     // RFC 5798 §6.4.3: Adver_Timer fires: send an advert, reset the timer.
                     self.send_advert(now);
                 }
             }
-            State::Backup => {
-                if let Some((at, master, detect)) = self.bfd_pending {
-                    if now >= at {
+            Phase::Backup(b) => {
+                if let Some(p) = b.bfd_pending {
+                    if now >= p.at {
                         // BFD (ours, see `master_down_detected`): the master is dead.
-                        self.become_master(now, Reason::BfdDown { master, detect });
+                        let reason = Reason::BfdDown {
+                            master: p.master,
+                            detect: p.detect,
+                        };
+                        self.become_master(now, reason);
                         return;
                     }
                 }
-                if self.master_down_timer.is_some_and(|t| now >= t) {
+                if now >= b.master_down_timer {
                     // RFC 5798 §6.4.2: Master_Down_Timer fires: become Master.
-                    let reason = self.takeover_reason(now);
+                    let reason = takeover_reason(b, now);
                     self.become_master(now, reason);
                 }
             }
-            State::Init | State::Fault => {}
+            Phase::Init { .. } | Phase::Fault { .. } => {}
         }
     }
 
@@ -261,7 +318,13 @@ impl Router {
     /// still arrive): see [`Router::bfd_hold_down`]. A verdict during the hold-down
     /// extends it.
     pub fn master_down_detected(&mut self, now: Instant, peer: IpAddr, detect: Duration) -> bool {
-        if self.released || self.state != State::Backup || self.master_addr != Some(peer) {
+        if self.released {
+            return false;
+        }
+        let Phase::Backup(b) = &self.phase else {
+            return false;
+        };
+        if b.master != Some(peer) {
             return false;
         }
         if self.bfd_hold_until.is_some_and(|t| now < t) {
@@ -270,10 +333,16 @@ impl Router {
             self.bfd_hold_until = Some(now + self.bfd_hold_down());
             return false;
         }
-        if self.bfd_pending.is_none() {
-            self.bfd_pending = Some((now + self.bfd_wait(detect), peer, detect));
-        }
-        if self.bfd_pending.is_some_and(|(at, _, _)| now >= at) {
+        let wait = self.bfd_wait(detect);
+        let Phase::Backup(b) = &mut self.phase else {
+            return false;
+        };
+        let pending = *b.bfd_pending.get_or_insert(BfdPending {
+            at: now + wait,
+            master: peer,
+            detect,
+        });
+        if now >= pending.at {
             self.become_master(
                 now,
                 Reason::BfdDown {
@@ -284,7 +353,6 @@ impl Router {
         }
         true
     }
-
     /// How long a backup waits after BFD declared the master dead before taking over:
     /// zero with a single unicast peer (nobody else can take over); otherwise
     /// `(255 - priority) * detect / 128`, so a higher-priority backup goes first and its
@@ -333,31 +401,36 @@ impl Router {
         }
         match fault {
             Some(text) => {
-                if self.state == State::Fault {
-                    self.fault = Some(text);
+                if let Phase::Fault { reason } = &mut self.phase {
+                    *reason = text;
                     return;
                 }
-                self.fault = Some(text.clone());
-                let release = self.release.take();
-                if self.state == State::Master && release.is_none() {
-                    // Like §6.4.3 Shutdown: tell the backups at once with priority 0.
-                    self.push_advert(0);
-                }
-                self.remove_vips();
-                self.clear_timers();
-                self.watch = None;
-                self.master_addr = None;
-                self.transition(State::Fault, Reason::Fault(text));
+                let release = match &self.phase {
+                    Phase::Master(m) => match m.role {
+                        Role::Releasing(r) => Some(r),
+                        _ => {
+                            // Like §6.4.3 Shutdown: tell the backups at once with priority 0.
+                            self.push_advert(0);
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                self.enter(
+                    Phase::Fault {
+                        reason: text.clone(),
+                    },
+                    Reason::Fault(text),
+                );
                 if release.is_some_and(|r| r.kind == ReleaseKind::Shutdown) {
                     self.finish_released();
                 }
             }
             None => {
-                if self.state != State::Fault {
+                if !matches!(self.phase, Phase::Fault { .. }) {
                     return;
                 }
-                self.fault = None;
-                self.transition(State::Init, Reason::FaultCleared);
+                self.enter(Phase::Init { master: None }, Reason::FaultCleared);
                 if self.started {
                     self.startup(now);
                 }
@@ -373,24 +446,25 @@ impl Router {
             return;
         }
         self.maintenance = on;
-        if self.released || self.is_owner() || self.state != State::Master {
+        if self.released || self.is_owner() {
             return;
         }
-        if on {
-            if self.release.is_none() {
-                self.begin_release(now, ReleaseKind::Maintenance);
+        let Phase::Master(m) = &mut self.phase else {
+            return;
+        };
+        match (on, m.role) {
+            (true, Role::Releasing(_)) => {}
+            (true, _) => self.begin_release(now, ReleaseKind::Maintenance),
+            (false, Role::Releasing(r)) if r.kind == ReleaseKind::Maintenance => {
+                // Cancel the handover: advertise our real priority again at once, and
+                // announce the VIPs again in case a backup took over meanwhile.
+                m.role = Role::Advertising;
+                self.send_advert(now);
+                self.push(Action::Announce {
+                    reason: AnnounceReason::HandoverCancelled,
+                });
             }
-        } else if self
-            .release
-            .is_some_and(|r| r.kind == ReleaseKind::Maintenance)
-        {
-            // Cancel the handover: advertise our real priority again at once, and
-            // announce the VIPs again in case a backup took over meanwhile.
-            self.release = None;
-            self.send_advert(now);
-            self.push(Action::Announce {
-                reason: AnnounceReason::HandoverCancelled,
-            });
+            (false, _) => {}
         }
     }
 
@@ -401,19 +475,18 @@ impl Router {
         if self.released {
             return;
         }
-        match self.state {
-            State::Master => match &mut self.release {
-                Some(r) => r.kind = ReleaseKind::Shutdown,
-                None => self.begin_release(now, ReleaseKind::Shutdown),
+        match &mut self.phase {
+            Phase::Master(m) => match &mut m.role {
+                Role::Releasing(r) => r.kind = ReleaseKind::Shutdown,
+                _ => self.begin_release(now, ReleaseKind::Shutdown),
             },
-            State::Backup | State::Fault => {
+            Phase::Backup(_) | Phase::Fault { .. } => {
                 // RFC 5798 §6.4.2: Shutdown: cancel the Master_Down_Timer, go to Initialize.
-                self.clear_timers();
-                self.watch = None;
-                self.transition(State::Init, Reason::Shutdown);
+                let master = self.master_addr();
+                self.enter(Phase::Init { master }, Reason::Shutdown);
                 self.finish_released();
             }
-            State::Init => self.finish_released(),
+            Phase::Init { .. } => self.finish_released(),
         }
     }
 
@@ -431,24 +504,25 @@ impl Router {
         if self.released {
             return None;
         }
-        [
-            self.adver_timer,
-            self.master_down_timer,
-            self.release.map(|r| r.deadline),
-            self.bfd_pending.map(|(t, _, _)| t),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        match &self.phase {
+            Phase::Master(m) => Some(match m.role {
+                Role::Releasing(r) => m.adver_timer.min(r.deadline),
+                _ => m.adver_timer,
+            }),
+            Phase::Backup(b) => Some(match b.bfd_pending {
+                Some(p) => b.master_down_timer.min(p.at),
+                None => b.master_down_timer,
+            }),
+            Phase::Init { .. } | Phase::Fault { .. } => None,
+        }
     }
 
     // ----- getters ------------------------------------------------------------
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.state
+        self.phase.state()
     }
-
     /// The priority we use now: 255 for an address owner; else 1 in maintenance;
     /// else (override or base) minus the penalty, clamped to 1..=254.
     pub fn effective_priority(&self) -> u8 {
@@ -484,12 +558,21 @@ impl Router {
 
     /// The current fault text, if in Fault.
     pub fn fault(&self) -> Option<&str> {
-        self.fault.as_deref()
+        match &self.phase {
+            Phase::Fault { reason } => Some(reason),
+            _ => None,
+        }
     }
 
     /// Whether a make-before-break release (shutdown or maintenance) is running.
     pub fn is_releasing(&self) -> bool {
-        self.release.is_some()
+        matches!(
+            &self.phase,
+            Phase::Master(Master {
+                role: Role::Releasing(_),
+                ..
+            })
+        )
     }
 
     /// Whether [`Action::Released`] has been emitted.
@@ -508,19 +591,28 @@ impl Router {
     }
 
     /// Whether the router holds the VIPs now (it asked for them to be added and not yet
-    /// removed): a VIP that disappears now must be put back.
+    /// removed): a VIP that disappears now must be put back. The VIPs are held exactly
+    /// while Master.
     pub fn holds_vips(&self) -> bool {
-        self.vips_held
+        matches!(self.phase, Phase::Master(_))
     }
 
     /// The current master as last seen: ourselves when Master, `None` when unknown.
     pub fn master_addr(&self) -> Option<IpAddr> {
-        self.master_addr
+        match &self.phase {
+            Phase::Init { master } => *master,
+            Phase::Backup(b) => b.master,
+            Phase::Master(_) => Some(self.cfg.primary_addr),
+            Phase::Fault { .. } => None,
+        }
     }
 
-    /// Master_Adver_Interval: ours when Master, the master's (v3) when Backup.
+    /// Master_Adver_Interval: the master's (v3) when Backup, ours otherwise.
     pub fn master_adver_interval(&self) -> Centis {
-        self.master_adver_interval
+        match &self.phase {
+            Phase::Backup(b) => b.master_adver_interval,
+            _ => self.cfg.advert_interval,
+        }
     }
 
     /// Skew_Time from Master_Adver_Interval and our effective priority (RFC 5798 §6.1).
@@ -528,20 +620,24 @@ impl Router {
         timers::skew_time(
             self.cfg.version,
             self.effective_priority(),
-            self.master_adver_interval,
+            self.master_adver_interval(),
         )
     }
 
     /// Master_Down_Interval (RFC 5798 §6.1).
     pub fn master_down_interval(&self) -> Duration {
-        timers::master_down_interval(
-            self.cfg.version,
-            self.effective_priority(),
-            self.master_adver_interval,
-        )
+        self.master_down_interval_for(self.master_adver_interval())
     }
 
     // ----- internals ----------------------------------------------------------
+
+    fn master_down_interval_for(&self, master_adver_interval: Centis) -> Duration {
+        timers::master_down_interval(
+            self.cfg.version,
+            self.effective_priority(),
+            master_adver_interval,
+        )
+    }
 
     fn is_owner(&self) -> bool {
         self.base == 255
@@ -558,16 +654,23 @@ impl Router {
         });
     }
 
-    /// Send one advert (priority 0 while releasing) and reset the Adver_Timer.
+    /// Send one advert (priority 0 while releasing) and reset the Adver_Timer. Master
+    /// only.
     fn send_advert(&mut self, now: Instant) {
-        self.claiming = false;
-        let p = if self.release.is_some() {
-            0
-        } else {
-            self.effective_priority()
+        let eff = self.effective_priority();
+        let next = now + self.cfg.advert_interval.as_duration();
+        let Phase::Master(m) = &mut self.phase else {
+            return;
         };
+        let p = match m.role {
+            Role::Releasing(_) => 0,
+            Role::Claiming | Role::Advertising => {
+                m.role = Role::Advertising;
+                eff
+            }
+        };
+        m.adver_timer = next;
         self.push_advert(p);
-        self.adver_timer = Some(now + self.cfg.advert_interval.as_duration());
     }
 
     /// An advert sent because of one we heard, not because the Adver_Timer fired: at
@@ -586,31 +689,21 @@ impl Router {
         self.send_advert(now);
     }
 
-    fn transition(&mut self, to: State, reason: Reason) {
-        if self.state != to {
-            let from = self.state;
-            self.state = to;
+    /// Enter `phase`: the VIPs go when leaving Master, and a change of state is
+    /// reported once.
+    fn enter(&mut self, phase: Phase, reason: Reason) {
+        let from = self.state();
+        let to = phase.state();
+        if from == State::Master && to != State::Master {
+            self.push(Action::RemoveVips);
+        }
+        self.phase = phase;
+        if from != to {
             self.push(Action::StateChanged { from, to, reason });
         }
     }
 
-    fn clear_timers(&mut self) {
-        self.adver_timer = None;
-        self.master_down_timer = None;
-        self.bfd_pending = None;
-        self.claiming = false;
-    }
-
-    fn remove_vips(&mut self) {
-        if self.vips_held {
-            self.vips_held = false;
-            self.push(Action::RemoveVips);
-        }
-    }
-
     fn finish_released(&mut self) {
-        self.clear_timers();
-        self.release = None;
         self.released = true;
         self.push(Action::Released);
     }
@@ -626,41 +719,38 @@ impl Router {
         }
     }
 
+    /// From Init or Backup (never from Master: the VIPs are claimed here).
     fn become_master(&mut self, now: Instant, reason: Reason) {
-        self.watch = None;
-        self.master_down_timer = None;
-        self.bfd_pending = None;
-        self.bfd_takeover_at = matches!(reason, Reason::BfdDown { .. }).then_some(now);
-        self.master_adver_interval = self.cfg.advert_interval;
-        self.master_addr = Some(self.cfg.primary_addr);
-        self.master_since = Some(now);
-        if matches!(reason, Reason::Preempting { .. }) {
+        let bfd_takeover_at = matches!(reason, Reason::BfdDown { .. }).then_some(now);
+        let claiming = matches!(reason, Reason::Preempting { .. });
+        let mut master = Master {
+            since: now,
+            adver_timer: now,
+            role: Role::Advertising,
+            last_heal: None,
+            bfd_takeover_at,
+        };
+        if claiming {
             // Preempting a live master, which drops the VIPs the moment it hears our
             // advert (§6.4.2: a backup must not accept packets for them). Make before
             // break: claim and announce the VIPs now, and send our first advert
             // RELEASE_GRACE later, once clients have followed the announcement. The old
             // master keeps answering until then; nobody else is waiting to take over,
             // since the old master's adverts still reach them.
-            self.claiming = true;
-            self.adver_timer = Some(now + RELEASE_GRACE);
+            master.role = Role::Claiming;
+            master.adver_timer = now + RELEASE_GRACE;
         } else {
             // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer, ... (the
             // advert first: it stops other backups' timers as early as possible).
-            self.send_advert(now);
+            master.adver_timer = now + self.cfg.advert_interval.as_duration();
+            self.push_advert(self.effective_priority());
         }
-        self.claim_vips();
+        self.push(Action::AddVips);
         // ... broadcast gratuitous ARP / unsolicited NA, transition to Master.
         self.push(Action::Announce {
             reason: AnnounceReason::Takeover,
         });
-        self.transition(State::Master, reason);
-    }
-
-    fn claim_vips(&mut self) {
-        if !self.vips_held {
-            self.vips_held = true;
-            self.push(Action::AddVips);
-        }
+        self.enter(Phase::Master(master), reason);
     }
 
     fn become_backup(
@@ -670,89 +760,75 @@ impl Router {
         master: Option<IpAddr>,
         interval: Centis,
     ) {
-        self.remove_vips();
-        self.release = None;
-        self.adver_timer = None;
-        self.claiming = false;
         // §6.4.3 (v3): Master_Adver_Interval = the advert's interval; v2 uses ours.
-        self.master_adver_interval = match self.cfg.version {
+        let master_adver_interval = match self.cfg.version {
             Version::V3 => interval,
             Version::V2 => self.cfg.advert_interval,
         };
-        self.master_addr = master;
-        self.watch = Some(Watch {
+        // §6.4.3 / §6.4.1: Master_Down_Timer = Master_Down_Interval.
+        let master_down_timer = now + self.master_down_interval_for(master_adver_interval);
+        let backup = Backup {
             since: now,
+            master,
+            master_adver_interval,
+            master_down_timer,
             last_accepted: master.map(|m| (now, m)),
             heard: Heard::Accepted,
-        });
-        // §6.4.3 / §6.4.1: Master_Down_Timer = Master_Down_Interval.
-        self.master_down_timer = Some(now + self.master_down_interval());
-        self.transition(State::Backup, reason);
+            bfd_pending: None,
+        };
+        self.enter(Phase::Backup(backup), reason);
     }
 
     fn backup_rx(&mut self, now: Instant, from: IpAddr, adv: &Advert) {
         let eff = self.effective_priority();
-        let Some(mut watch) = self.watch else {
+        let skew = self.skew_time();
+        let version = self.cfg.version;
+        let preempt = self.cfg.preempt || eff == 255;
+        let preempt_delay = self.cfg.preempt_delay;
+        let mdi = |i| timers::master_down_interval(version, eff, i);
+        let Phase::Backup(b) = &mut self.phase else {
             return;
         };
         // An advert while a BFD takeover waits: somebody is master (a higher-priority
         // backup that took over first, or the master itself): the advert rules decide.
-        self.bfd_pending = None;
+        b.bfd_pending = None;
         if adv.priority == 0 {
             // RFC 5798 §6.4.2: priority 0: set the Master_Down_Timer to Skew_Time.
-            self.master_addr = Some(from);
-            self.master_down_timer = Some(now + self.skew_time());
-            watch.heard = Heard::Zero(from);
+            b.master = Some(from);
+            b.master_down_timer = now + skew;
+            b.heard = Heard::Zero(from);
         } else {
             // RFC 5798 §6.1: the address owner always preempts; preempt delay is ours.
-            let preempting = (self.cfg.preempt || eff == 255)
-                && now.saturating_duration_since(watch.since) >= self.cfg.preempt_delay;
+            let preempting = preempt && now.saturating_duration_since(b.since) >= preempt_delay;
             if !preempting || adv.priority >= eff {
                 // RFC 5798 §6.4.2: adopt the interval, reset the Master_Down_Timer.
-                if self.cfg.version == Version::V3 {
-                    self.master_adver_interval = adv.interval;
+                if version == Version::V3 {
+                    b.master_adver_interval = adv.interval;
                 }
-                self.master_addr = Some(from);
-                self.master_down_timer = Some(now + self.master_down_interval());
-                watch.last_accepted = Some((now, from));
-                watch.heard = Heard::Accepted;
+                b.master = Some(from);
+                b.master_down_timer = now + mdi(b.master_adver_interval);
+                b.last_accepted = Some((now, from));
+                b.heard = Heard::Accepted;
             } else {
                 // RFC 5798 §6.4.2: discard: the timer runs out and we preempt.
-                watch.heard = Heard::Ignored(from, adv.priority);
-            }
-        }
-        self.watch = Some(watch);
-    }
-
-    fn takeover_reason(&self, now: Instant) -> Reason {
-        let Some(w) = self.watch else {
-            return Reason::MasterDown {
-                master: None,
-                silent_for: Duration::ZERO,
-            };
-        };
-        match w.heard {
-            Heard::Zero(master) => Reason::MasterReleased { master },
-            Heard::Ignored(master, priority) => Reason::Preempting { master, priority },
-            Heard::Accepted => {
-                let (since, master) = match w.last_accepted {
-                    Some((t, m)) => (t, Some(m)),
-                    None => (w.since, None),
-                };
-                Reason::MasterDown {
-                    master,
-                    silent_for: now.saturating_duration_since(since),
-                }
+                b.heard = Heard::Ignored(from, adv.priority);
             }
         }
     }
 
     fn master_rx(&mut self, now: Instant, from: IpAddr, adv: &Advert) {
+        let mdi = self.master_down_interval();
+        let Phase::Master(m) = &self.phase else {
+            return;
+        };
+        let claiming = matches!(m.role, Role::Claiming);
+        let since = m.since;
+        let bfd_takeover_at = m.bfd_takeover_at;
+        let last_heal = m.last_heal;
         if adv.priority == 0 {
             // RFC 5798 §6.4.3: priority 0: send an ADVERTISEMENT, reset the Adver_Timer
             // (at most one such answer per advert interval: a stranger's flood must not
             // become ours).
-            let claiming = self.claiming;
             self.answer_out_of_turn(now);
             // Ours: another router leaving while we are master may be a preempting
             // backup stopped between its claim and its first advert; clients followed
@@ -760,7 +836,7 @@ impl Router {
             // (at most once per Master_Down_Interval) so they come back.
             let quiet = self
                 .last_zero_announce
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+                .is_none_or(|t| now.saturating_duration_since(t) >= mdi);
             if quiet && !claiming {
                 self.last_zero_announce = Some(now);
                 self.push(Action::Announce {
@@ -780,11 +856,7 @@ impl Router {
             // at once instead of after their own ARP timeout.
             self.push_advert(eff);
         }
-        if loses
-            && self
-                .bfd_takeover_at
-                .is_some_and(|t| now.saturating_duration_since(t) < self.master_down_interval())
-        {
+        if loses && bfd_takeover_at.is_some_and(|t| now.saturating_duration_since(t) < mdi) {
             // A BFD takeover undone by adverts: BFD failed while the master lived. Hold
             // BFD down so that a flapping session cannot make the pair flap.
             self.bfd_hold_until = Some(now + self.bfd_hold_down());
@@ -803,7 +875,7 @@ impl Router {
                 priority: adv.priority,
             };
             self.become_backup(now, reason, Some(from), adv.interval);
-        } else if self.claiming {
+        } else if claiming {
             // The master we are preempting, still advertising until our first advert
             // (sent when the claim's grace is over): expected, nothing to do.
         } else {
@@ -814,17 +886,15 @@ impl Router {
             // Only a master of some standing is healing a split brain. Right after a
             // takeover (preemption), a lower priority is the old master's last advert
             // as it steps down, and our takeover announcement has just gone out.
-            let standing = self
-                .master_since
-                .is_some_and(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+            let standing = now.saturating_duration_since(since) >= mdi;
             // At most once per Master_Down_Interval: with one-way loss the other master
             // keeps advertising, and each advert must not cost a burst of announcements,
             // a hook run and a log line.
-            let quiet = self
-                .last_heal
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.master_down_interval());
+            let quiet = last_heal.is_none_or(|t| now.saturating_duration_since(t) >= mdi);
             if standing && quiet {
-                self.last_heal = Some(now);
+                if let Phase::Master(m) = &mut self.phase {
+                    m.last_heal = Some(now);
+                }
                 self.push(Action::Announce {
                     reason: AnnounceReason::SplitBrainHealed,
                 });
@@ -834,7 +904,10 @@ impl Router {
 
     fn begin_release(&mut self, now: Instant, kind: ReleaseKind) {
         let deadline = now + self.master_down_interval();
-        self.release = Some(Release {
+        let Phase::Master(m) = &mut self.phase else {
+            return;
+        };
+        m.role = Role::Releasing(Release {
             kind,
             deadline,
             new_master: None,
@@ -849,7 +922,11 @@ impl Router {
             // Another router leaving too: not a new master.
             return;
         }
-        if let Some(r) = &mut self.release {
+        if let Phase::Master(Master {
+            role: Role::Releasing(r),
+            ..
+        }) = &mut self.phase
+        {
             if r.new_master.is_none() {
                 r.new_master = Some((from, adv.interval));
                 r.deadline = now + RELEASE_GRACE;
@@ -858,23 +935,37 @@ impl Router {
     }
 
     /// The release is over: a new master was heard (`Some`) or the deadline passed.
-    fn finish_release(&mut self, now: Instant, new_master: Option<(IpAddr, Centis)>) {
-        let Some(r) = self.release.take() else {
-            return;
-        };
+    fn finish_release(&mut self, now: Instant, r: Release) {
         match r.kind {
             ReleaseKind::Shutdown => {
-                self.remove_vips();
-                self.master_addr = new_master.map(|(a, _)| a);
-                self.transition(State::Init, Reason::Shutdown);
+                let master = r.new_master.map(|(a, _)| a);
+                self.enter(Phase::Init { master }, Reason::Shutdown);
                 self.finish_released();
             }
             ReleaseKind::Maintenance => {
-                let (master, interval) = match new_master {
+                let (master, interval) = match r.new_master {
                     Some((a, i)) => (Some(a), i),
                     None => (None, self.cfg.advert_interval),
                 };
                 self.become_backup(now, Reason::Maintenance, master, interval);
+            }
+        }
+    }
+}
+
+/// The reason of a backup's takeover when its Master_Down_Timer fires.
+fn takeover_reason(b: &Backup, now: Instant) -> Reason {
+    match b.heard {
+        Heard::Zero(master) => Reason::MasterReleased { master },
+        Heard::Ignored(master, priority) => Reason::Preempting { master, priority },
+        Heard::Accepted => {
+            let (since, master) = match b.last_accepted {
+                Some((t, m)) => (t, Some(m)),
+                None => (b.since, None),
+            };
+            Reason::MasterDown {
+                master,
+                silent_for: now.saturating_duration_since(since),
             }
         }
     }
