@@ -150,6 +150,8 @@ fn neigh_samples(topo: &Topology, dur: Duration) -> Vec<String> {
 /// (SIGKILL + cut link), lb1 back (preempts), graceful stop of lb1. Returns the client's
 /// outages (death, stop) and every MAC the client's neighbour entry held.
 struct PairRun {
+    /// Requests lost while the backup started.
+    backup_start_lost: usize,
     death: Duration,
     stop: Duration,
     macs: Vec<String>,
@@ -167,11 +169,6 @@ fn pair_run(virtual_mac: bool) -> PairRun {
         AgentKind::vipd(),
         &vipd_conf(&topo, "lb1", P1, virtual_mac),
     );
-    let lb2 = topo.start_agent(
-        "lb2",
-        AgentKind::vipd(),
-        &vipd_conf(&topo, "lb2", P2, virtual_mac),
-    );
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
     let probe = topo.start_probe(vip(), ms(2));
     let want = if virtual_mac {
@@ -188,6 +185,24 @@ fn pair_run(virtual_mac: bool) -> PairRun {
         topo.snapshot()
     );
     let mut macs = neigh_samples(&topo, ms(300));
+
+    // The backup starts while the client talks to the master: its macvlan comes up with
+    // the same MAC and must send nothing from it (no IPv6 DAD or MLD), or the switch would
+    // move the MAC to the backup's port.
+    let backup_start = mono_now();
+    let lb2 = topo.start_agent(
+        "lb2",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb2", P2, virtual_mac),
+    );
+    assert!(
+        lb2.wait_log("INIT -> BACKUP", Duration::from_secs(10)),
+        "{}",
+        lb2.log()
+    );
+    // IPv6 DAD on a new link waits up to 1 s (router solicitation delay) before sending.
+    std::thread::sleep(ms(2500));
+    let backup_end = mono_now();
 
     // Master death.
     let death = mono_now();
@@ -249,7 +264,13 @@ fn pair_run(virtual_mac: bool) -> PairRun {
         .outage_around(death, ms(50))
         .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
     let o_stop = rep.outage_around(stop, ms(50));
+    let backup_start_lost = rep
+        .records
+        .iter()
+        .filter(|r| r.sent >= backup_start && r.sent < backup_end && r.reply.is_none())
+        .count();
     PairRun {
+        backup_start_lost,
         death: o_death.duration,
         stop: o_stop.map(|o| o.duration).unwrap_or_default(),
         macs,
@@ -266,6 +287,14 @@ fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
     let _g = serial();
     let with = pair_run(true);
     let without = pair_run(false);
+    println!(
+        "measure: requests lost while the backup started: {} with virtual-mac, {} without",
+        with.backup_start_lost, without.backup_start_lost
+    );
+    assert_eq!(
+        with.backup_start_lost, 0,
+        "the backup's start took the virtual MAC away from the master"
+    );
     println!(
         "measure: virtual-mac: master death outage {:.0} ms, graceful stop {:.0} ms; neighbour MACs {:?}",
         msf(with.death),
@@ -412,8 +441,43 @@ fn macvlan_lifecycle_created_removed_and_never_the_operators() {
 
     // 2. vipd's own: bridge mode, alias, the virtual MAC, the VIP on it as master; the
     //    parent's missing sysctls are warned about.
+    let cap = topo.start_capture("client", "eth0", "vmac-lifecycle");
     let mut a = topo.start_agent("lb1", AgentKind::vipd(), &conf);
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    std::thread::sleep(ms(600));
+    let pcap = cap.stop();
+    // RFC 5798 §7.3 / §8.1.2: adverts and gratuitous ARPs come from the virtual MAC, and
+    // the ARP sender hardware address is the virtual MAC.
+    let adverts = harness::vipd::tshark_fields(&pcap, "vrrp", &["eth.src"], &[]);
+    assert!(adverts.len() >= 3, "too few adverts captured: {adverts:?}");
+    assert!(
+        adverts.iter().all(|f| f[0] == VMAC),
+        "adverts not sent from {VMAC}: {adverts:?}"
+    );
+    let garps = harness::vipd::tshark_fields(
+        &pcap,
+        "arp.src.proto_ipv4 == 192.0.2.100",
+        &["eth.src", "arp.src.hw_mac"],
+        &[],
+    );
+    assert!(!garps.is_empty(), "no gratuitous ARP captured");
+    assert!(
+        garps.iter().all(|f| f[0] == VMAC && f[1] == VMAC),
+        "announcements not from {VMAC}: {garps:?}"
+    );
+    // Nothing else (no IPv6 DAD, MLD or router solicitation) from the shared MAC.
+    let other = harness::vipd::tshark_fields(
+        &pcap,
+        &format!("eth.src == {VMAC} && !vrrp && !arp"),
+        &["frame.protocols"],
+        &[],
+    );
+    assert!(other.is_empty(), "other frames from {VMAC}: {other:?}");
+    println!(
+        "capture: {} adverts and {} gratuitous ARPs, all from {VMAC}",
+        adverts.len(),
+        garps.len()
+    );
     let d = link_details(&topo, "lb1", &name).unwrap_or_else(|| panic!("no {name}:\n{}", a.log()));
     println!("{d}");
     assert!(d.contains("macvlan mode bridge"), "{d}");
