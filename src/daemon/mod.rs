@@ -29,6 +29,7 @@ mod ratelimit;
 mod receiver;
 mod reload;
 mod requests;
+mod start;
 mod sync_group;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,12 +50,13 @@ use crate::net::{
     AddressChange, AddressWatcher, FrameSender, LinkEvent, LinkWatcher, NetError, Netlink,
     VrrpSocket,
 };
-use crate::track::Notifier;
-use crate::vrrp::State;
+use crate::vrrp;
 
-use driver::{DriverHandle, Input, MemberReport, StatusBoard};
+use driver::{Input, MemberReport, StatusBoard};
+use instances::Instances;
 use metrics::Metrics;
 use receiver::Dispatch;
+use sync_group::SyncGroups;
 
 /// Why the daemon could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +85,55 @@ pub enum DaemonError {
     /// Another vipd runs here: nothing was changed.
     #[error("{0}")]
     Lock(#[from] lock::LockError),
-    /// Anything else at start-up.
-    #[error("{0}")]
-    Startup(String),
+    /// The operator overrides in the state directory cannot be read: vipd will not
+    /// guess whether a host was drained.
+    #[error("cannot read operator overrides in {}: {source} (fix or remove the file; vipd will not guess whether a host was drained)", dir.display())]
+    Overrides {
+        /// The state directory.
+        dir: PathBuf,
+        /// Cause.
+        source: crate::control::overrides::OverrideError,
+    },
+    /// The async runtime could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The instance's VRID on its interface is still handing over under another name
+    /// (a rename, or a remove-and-add in one reload): it starts once that ended.
+    #[error("{instance}: VRID {vrid} on {interface} is still handing over as {by}")]
+    HandingOver {
+        /// The instance that waits.
+        instance: String,
+        /// Its VRID.
+        vrid: u8,
+        /// Its interface.
+        interface: String,
+        /// The instance handing over.
+        by: String,
+    },
+    /// The interface has no address to send adverts from (yet).
+    #[error("{instance}: interface {interface} has no {family} address to send adverts from; add one or set source-address")]
+    NoSourceAddress {
+        /// The instance.
+        instance: String,
+        /// Its interface.
+        interface: String,
+        /// `IPv4` or `IPv6 link-local`.
+        family: &'static str,
+    },
+}
+
+impl DaemonError {
+    /// Whether waiting cannot fix this: missing privileges and an address owner without
+    /// its address make vipd exit at start-up; anything else (a missing interface or
+    /// address, a VRID still handing over) is retried every second.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            DaemonError::Net(NetError::NeedsCapNetAdmin { .. })
+                | DaemonError::Net(NetError::NeedsCapNetRaw { .. })
+                | DaemonError::OwnerWithoutAddress(_)
+        )
+    }
 }
 
 /// Loads the configuration at `path` and runs the daemon until SIGTERM/SIGINT.
@@ -97,7 +145,7 @@ pub fn run(path: &Path) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| DaemonError::Startup(format!("cannot start the runtime: {e}")))?;
+        .map_err(DaemonError::Runtime)?;
     rt.block_on(async move {
         let mut sup = Supervisor::start(path.to_path_buf(), config, lock).await?;
         sup.run().await;
@@ -118,34 +166,19 @@ struct Supervisor {
     metrics: Metrics,
     board: StatusBoard,
     events: broadcast::Sender<Event>,
-    drivers: HashMap<String, DriverHandle>,
+    /// Every instance's lifecycle slot and the driver tasks.
+    instances: Instances,
     sockets: HashMap<(String, IpAddr), SocketEntry>,
     frames: HashMap<String, Arc<FrameSender>>,
     store: OverrideStore,
     group_tx: mpsc::UnboundedSender<MemberReport>,
     group_rx: mpsc::UnboundedReceiver<MemberReport>,
-    members: HashMap<String, MemberReport>,
-    group_states: HashMap<String, State>,
-    group_notifiers: HashMap<String, Notifier>,
-    group_sent: HashMap<String, (Option<String>, u32)>,
-    /// Groups with members both master and backup here: since when, and whether warned.
-    group_split: HashMap<String, (Instant, bool)>,
-    released_tx: mpsc::UnboundedSender<String>,
-    released_rx: mpsc::UnboundedReceiver<String>,
-    /// Instances waiting for their old driver to finish its release before starting.
-    pending: HashMap<String, Instance>,
-    /// Rebuilt instances whose interface or address is missing, retried every second.
-    waiting: HashMap<String, Instance>,
-    /// Why each instance that is not running could not start (shown in status).
-    not_started: HashMap<String, String>,
-    /// Drivers that panicked, and how often each instance was restarted for it.
-    crashed_tx: mpsc::UnboundedSender<driver::Crash>,
-    crashed_rx: mpsc::UnboundedReceiver<driver::Crash>,
+    /// Sync groups: member reports and what was decided from them.
+    groups: SyncGroups,
+    /// How often each instance was restarted after a panic.
     restarts: HashMap<String, u32>,
     /// The liveness probe last sent to every driver (see `feed_watchdog`).
     ping: u64,
-    /// Instances handing over before they stop (by name), until their driver ends.
-    stopping: HashMap<String, Instance>,
     /// ifindex of each interface in use, to notice an interface that was re-created.
     ifindex: HashMap<String, u32>,
     /// Virtual MAC mode: the macvlan (index) of each running instance that has one.
@@ -181,15 +214,11 @@ impl Supervisor {
         // they would be reused with stale settings, or linger for instances now gone.
         remove_owned_vmacs(&netlink, "left there by an earlier run").await?;
 
-        let store = match OverrideStore::load(&config.state_dir) {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(DaemonError::Startup(format!(
-                    "cannot read operator overrides in {}: {e} (fix or remove the file; vipd will not guess whether a host was drained)",
-                    config.state_dir.display()
-                )))
-            }
-        };
+        let store =
+            OverrideStore::load(&config.state_dir).map_err(|source| DaemonError::Overrides {
+                dir: config.state_dir.clone(),
+                source,
+            })?;
 
         let listener =
             ControlListener::bind(&config.control_socket, config.control_group.as_deref())
@@ -224,9 +253,7 @@ impl Supervisor {
             }
         }));
 
-        let (crashed_tx, crashed_rx) = mpsc::unbounded_channel();
         let (group_tx, group_rx) = mpsc::unbounded_channel();
-        let (released_tx, released_rx) = mpsc::unbounded_channel();
         let mut sup = Supervisor {
             path,
             config: config.clone(),
@@ -234,27 +261,15 @@ impl Supervisor {
             metrics,
             board,
             events,
-            drivers: HashMap::new(),
+            instances: Instances::default(),
             sockets: HashMap::new(),
             frames: HashMap::new(),
             store,
             group_tx,
             group_rx,
-            members: HashMap::new(),
-            group_states: HashMap::new(),
-            group_notifiers: HashMap::new(),
-            group_split: HashMap::new(),
-            group_sent: HashMap::new(),
-            released_tx,
-            released_rx,
-            pending: HashMap::new(),
-            waiting: HashMap::new(),
-            not_started: HashMap::new(),
-            crashed_tx,
-            crashed_rx,
+            groups: SyncGroups::new(config.sync_groups.clone()),
             restarts: HashMap::new(),
             ping: 0,
-            stopping: HashMap::new(),
             ifindex: HashMap::new(),
             vmacs: HashMap::new(),
             calls_rx,
@@ -270,18 +285,13 @@ impl Supervisor {
         for inst in config.instances {
             match sup.start_instance(inst.clone()).await {
                 Ok(()) => {}
-                // Missing privileges and an owner without its address will not fix
-                // themselves: exit with the reason.
-                Err(e @ DaemonError::Net(NetError::NeedsCapNetAdmin { .. }))
-                | Err(e @ DaemonError::Net(NetError::NeedsCapNetRaw { .. }))
-                | Err(e @ DaemonError::OwnerWithoutAddress(_)) => return Err(e),
+                Err(e) if e.is_permanent() => return Err(e),
                 Err(e) => {
                     tracing::warn!(
                         "{}: cannot start yet: {e}; retrying every second",
                         inst.name
                     );
-                    sup.not_started.insert(inst.name.clone(), e.to_string());
-                    sup.waiting.insert(inst.name.clone(), inst);
+                    sup.instances.wait(inst, Some(e.to_string()));
                 }
             }
         }
@@ -296,7 +306,7 @@ impl Supervisor {
         tracing::info!(
             "vipd {} running {} instance(s) from {}",
             env!("CARGO_PKG_VERSION"),
-            self.drivers.len(),
+            self.instances.drivers().count(),
             self.path.display()
         );
         // systemd's watchdog (WatchdogSec=): fed from this loop, at least twice per period.
@@ -320,25 +330,12 @@ impl Supervisor {
                 }
                 Some(ev) = self.link_rx.recv() => self.handle_link(ev).await,
                 Some(ev) = self.addr_rx.recv() => self.handle_address(ev),
-                Some(crash) = self.crashed_rx.recv() => self.handle_crash(crash),
                 Some(report) = self.group_rx.recv() => self.handle_member(report),
-                Some(name) = self.released_rx.recv() => {
-                    self.stopping.remove(&name);
-                    if let Some(inst) = self.pending.remove(&name) {
-                        self.restart_instance(inst, true).await;
-                    }
-                    // Instances that waited for this one's VRID to be free.
-                    let waiting: Vec<Instance> = self.waiting.drain().map(|(_, i)| i).collect();
-                    for inst in waiting {
-                        self.restart_instance(inst, false).await;
-                    }
-                    self.close_unused_sockets();
+                Some((id, ended)) = self.instances.next_ended(), if self.instances.has_tasks() => {
+                    self.handle_ended(id, ended).await;
                 }
                 _ = tick.tick() => {
-                    let waiting: Vec<Instance> = self.waiting.drain().map(|(_, i)| i).collect();
-                    for inst in waiting {
-                        self.restart_instance(inst, false).await;
-                    }
+                    self.retry_waiting().await;
                     self.send_group_inputs();
                     self.watch_group_splits();
                     self.notify_status();
@@ -372,31 +369,32 @@ impl Supervisor {
     ) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: handing over every master");
-        let names: Vec<String> = self.drivers.keys().cloned().collect();
-        for n in &names {
-            self.stop_instance(n);
-        }
-        // Wait for every handover, including those a reload started earlier, and for the
-        // hooks of the last transitions, which a driver waits for (at most 10 s) before it
-        // ends.
+        self.stop_all();
+        // Wait until the driver tasks drain: every handover, including those a reload
+        // started earlier, and the hooks of the last transitions, which a driver waits
+        // for (at most 10 s) before it ends. How long a release can take is the router's
+        // to say (vrrp::release_limit); more than a minute is not waited for.
         let limit = self
-            .stopping
-            .values()
+            .instances
+            .stopping()
             .map(|i| {
-                (4 * i.advert_interval.as_duration()).min(Duration::from_secs(60))
+                vrrp::release_limit(i.version, i.advert_interval).min(Duration::from_secs(60))
                     + i.notify.timeout.min(driver::HOOK_WAIT_ON_STOP)
             })
             .max()
             .unwrap_or_default()
             + Duration::from_secs(1);
-        let deadline = Instant::now() + limit;
+        let deadline = tokio::time::Instant::now() + limit;
         let mut hurried = false;
-        while !self.stopping.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
+        while self.instances.has_tasks() {
             tokio::select! {
-                got = tokio::time::timeout(left, self.released_rx.recv()) => match got {
-                    Ok(Some(name)) => {
-                        self.stopping.remove(&name);
+                got = tokio::time::timeout_at(deadline, self.instances.next_ended()) => match got {
+                    Ok(Some((id, _))) => {
+                        if let Some((_, instances::Slot::Stopping { vmac: Some(spec), .. })) =
+                            self.instances.take_task(id)
+                        {
+                            remove_vmac(&self.netlink, &spec).await;
+                        }
                     }
                     _ => break,
                 },
@@ -404,19 +402,19 @@ impl Supervisor {
                 _ = recv_signal(int) => { hurried = true; break; }
             }
         }
-        if !self.stopping.is_empty() {
+        let left: Vec<Instance> = self.instances.stopping().cloned().collect();
+        if !left.is_empty() {
             if hurried {
                 tracing::warn!(
                     "second stop signal: not waiting for {} handover(s); removing their VIPs and exiting",
-                    self.stopping.len()
+                    left.len()
                 );
             } else {
                 tracing::warn!(
                     "{} instance(s) did not finish their handover in time; removing their VIPs",
-                    self.stopping.len()
+                    left.len()
                 );
             }
-            let left: Vec<Instance> = self.stopping.drain().map(|(_, i)| i).collect();
             for inst in left.iter().filter(|i| !i.address_owner) {
                 if let Ok(link) = self.netlink.link(&inst.interface).await {
                     for vip in &inst.vips {
@@ -447,8 +445,8 @@ impl Supervisor {
         }
         let last = self.ping;
         let stuck: Vec<&str> = self
-            .drivers
-            .values()
+            .instances
+            .drivers()
             .filter(|d| d.alive.load(std::sync::atomic::Ordering::Relaxed) < last)
             .map(|d| d.instance.name.as_str())
             .collect();
@@ -461,7 +459,7 @@ impl Supervisor {
             );
         }
         self.ping += 1;
-        for d in self.drivers.values() {
+        for d in self.instances.drivers() {
             let _ = d.ctl.send(Input::Ping(self.ping));
         }
     }
@@ -521,7 +519,7 @@ pub fn cleanup() -> Result<Vec<String>, DaemonError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| DaemonError::Startup(format!("cannot start the runtime: {e}")))?;
+        .map_err(DaemonError::Runtime)?;
     rt.block_on(async {
         let netlink = Netlink::connect().await?;
         let owned = netlink.owned_addresses().await?;

@@ -1,15 +1,111 @@
-//! SIGHUP / `vipctl reload`: load the new configuration and apply it.
+//! SIGHUP / `vipctl reload`: [`plan`] compares the running and the new configuration
+//! (a pure function, unit-tested below); [`Supervisor::reload`] carries the plan out.
+//!
+//! ```text
+//!   config::load(path) --error--> logged, old configuration kept
+//!        | ok
+//!        v
+//!   plan(old, new): per instance Keep | Retune | Rebuild | Add | Remove,
+//!                   restart-only keys, sync groups changed
+//!        |
+//!        v
+//!   Remove  -> Instances::stop (hand over, then gone)
+//!   Retune  -> Input::BasePriority to the running driver (no transition of its own)
+//!   Rebuild -> preflight; ok: stop, then start the new settings once the old driver
+//!              ended; failed: the running instance keeps its old settings
+//!   Add     -> launch (or wait, retried every second)
+//!   then the sync groups are reconfigured and members told their group's inputs
+//! ```
 
-use std::collections::HashMap;
+use crate::config::{Config, Instance};
 
-use crate::config::{self, Instance};
-
-use super::driver::Input;
 use super::Supervisor;
+
+/// What a reload does to one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Unchanged: keeps its state (a master stays master).
+    Keep,
+    /// Only the base priority changed: no rebuild, no transition of its own.
+    Retune {
+        /// The new base priority.
+        priority: u8,
+    },
+    /// Anything else changed (or the `[arbiter]` section it uses): handed over and
+    /// started again with the new settings.
+    Rebuild,
+    /// New in the configuration.
+    Add,
+    /// Gone from the configuration: handed over and stopped.
+    Remove,
+}
+
+/// A reload's plan: what happens to each instance, and which global keys changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// Removed instances first (old order), then the new configuration's instances
+    /// in order.
+    pub(super) instances: Vec<(String, Change)>,
+    /// Changed keys that take effect only at the next restart.
+    pub(super) restart_only: Vec<&'static str>,
+    /// The `[[sync-group]]` sections changed.
+    pub(super) sync_groups_changed: bool,
+    /// The `[arbiter]` section changed.
+    pub(super) arbiter_changed: bool,
+}
+
+/// Compares the running configuration `old` with `new`.
+pub(super) fn plan(old: &Config, new: &Config) -> Plan {
+    let mut restart_only = Vec::new();
+    if new.control_socket != old.control_socket {
+        restart_only.push("control-socket");
+    }
+    if new.control_group != old.control_group {
+        restart_only.push("control-group");
+    }
+    if new.metrics_listen != old.metrics_listen {
+        restart_only.push("metrics-listen");
+    }
+    if new.state_dir != old.state_dir {
+        restart_only.push("state-dir");
+    }
+    let arbiter_changed = old.arbiter != new.arbiter;
+    let mut instances: Vec<(String, Change)> = old
+        .instances
+        .iter()
+        .filter(|o| !new.instances.iter().any(|i| i.name == o.name))
+        .map(|o| (o.name.clone(), Change::Remove))
+        .collect();
+    for inst in &new.instances {
+        let change = match old.instances.iter().find(|o| o.name == inst.name) {
+            None => Change::Add,
+            Some(_) if inst.arbiter && arbiter_changed => Change::Rebuild,
+            Some(o) if o == inst => Change::Keep,
+            Some(o)
+                if Instance {
+                    priority: inst.priority,
+                    ..o.clone()
+                } == *inst =>
+            {
+                Change::Retune {
+                    priority: inst.priority,
+                }
+            }
+            Some(_) => Change::Rebuild,
+        };
+        instances.push((inst.name.clone(), change));
+    }
+    Plan {
+        instances,
+        restart_only,
+        sync_groups_changed: old.sync_groups != new.sync_groups,
+        arbiter_changed,
+    }
+}
 
 impl Supervisor {
     pub(super) async fn reload(&mut self) -> Result<String, String> {
-        let new = match config::load(&self.path) {
+        let mut new = match crate::config::load(&self.path) {
             Ok(c) => c,
             Err(errs) => {
                 for d in &errs.0 {
@@ -21,94 +117,58 @@ impl Supervisor {
                 ));
             }
         };
-        if new.control_socket != self.config.control_socket
-            || new.metrics_listen != self.config.metrics_listen
-            || new.state_dir != self.config.state_dir
-            || new.control_group != self.config.control_group
-        {
+        let plan = plan(&self.config, &new);
+        if !plan.restart_only.is_empty() {
             tracing::warn!("reload: control-socket, control-group, metrics-listen and state-dir changes take effect at the next restart");
         }
-        let old: HashMap<String, Instance> = self
-            .config
-            .instances
-            .iter()
-            .map(|i| (i.name.clone(), i.clone()))
-            .collect();
-        let mut new = new;
         let mut failed: Vec<String> = Vec::new();
         let mut kept_old: Vec<String> = Vec::new();
-        let mut kept = 0;
-        let mut changed = 0;
-        let mut added = 0;
-        let mut removed = 0;
-        for name in old.keys() {
-            if !new.instances.iter().any(|i| &i.name == name) {
-                tracing::info!("{name}: removed from the configuration: handing over");
-                self.stop_instance(name);
-                self.pending.remove(name);
-                self.waiting.remove(name);
-                self.not_started.remove(name);
-                removed += 1;
-            }
+        let (mut kept, mut changed, mut added, mut removed) = (0, 0, 0, 0);
+        // Removals first, so that the sync groups below no longer count them.
+        for (name, _) in plan.instances.iter().filter(|(_, c)| *c == Change::Remove) {
+            tracing::info!("{name}: removed from the configuration: handing over");
+            self.stop_instance(name, None);
+            removed += 1;
         }
-        if self.config.sync_groups != new.sync_groups {
-            self.group_notifiers.clear();
-            self.group_states.clear();
-        }
-        self.config.sync_groups = new.sync_groups.clone();
-        self.members
-            .retain(|name, _| new.instances.iter().any(|i| &i.name == name));
-        // A changed [arbiter] section rebuilds the instances that use it.
-        let arbiter_changed = self.config.arbiter != new.arbiter;
-        for inst in &new.instances {
-            let rebuild_arbiter = inst.arbiter && arbiter_changed;
-            match old.get(&inst.name) {
-                Some(o) if o == inst && !rebuild_arbiter => kept += 1,
-                Some(o)
-                    if !rebuild_arbiter
-                        && Instance {
-                            priority: inst.priority,
-                            ..o.clone()
-                        } == *inst =>
-                {
-                    // Only the priority changed: no rebuild, no transition of its own.
-                    if let Some(d) = self.drivers.get_mut(&inst.name) {
-                        let _ = d.ctl.send(Input::BasePriority(inst.priority));
-                        d.instance = inst.clone();
-                    } else {
-                        self.replace_not_running(inst);
+        let names: Vec<&str> = new.instances.iter().map(|i| i.name.as_str()).collect();
+        self.groups.reconfigure(new.sync_groups.clone(), &names);
+        for (name, change) in &plan.instances {
+            let Some(inst) = new.instances.iter().find(|i| &i.name == name) else {
+                continue;
+            };
+            match change {
+                Change::Remove => {}
+                Change::Keep => kept += 1,
+                Change::Retune { .. } => {
+                    if !self.instances.retune(inst) {
+                        self.instances.replace_not_running(inst.clone());
                     }
                     changed += 1;
                 }
-                Some(_) => {
-                    if self.drivers.contains_key(&inst.name) {
+                Change::Rebuild => {
+                    if self.instances.running(name).is_some() {
                         // Pre-flight before anything stops: a change that cannot start
                         // leaves the running instance as it is.
                         if let Err(e) = self.preflight(inst).await {
                             tracing::error!(
-                                "{}: reload: the new settings cannot start ({e}); the running instance is kept",
-                                inst.name
+                                "{name}: reload: the new settings cannot start ({e}); the running instance is kept"
                             );
-                            failed.push(format!("{}: {e} (running instance kept)", inst.name));
-                            kept_old.push(inst.name.clone());
+                            failed.push(format!("{name}: {e} (running instance kept)"));
+                            kept_old.push(name.clone());
                             continue;
                         }
-                        tracing::info!("{}: settings changed: rebuilding the instance", inst.name);
-                        self.stop_instance(&inst.name);
-                        self.pending.insert(inst.name.clone(), inst.clone());
+                        tracing::info!("{name}: settings changed: rebuilding the instance");
+                        self.stop_instance(name, Some(inst.clone()));
                     } else {
-                        self.replace_not_running(inst);
+                        self.instances.replace_not_running(inst.clone());
                     }
                     changed += 1;
                 }
-                None => {
+                Change::Add => {
                     if let Err(e) = self.preflight(inst).await {
-                        failed.push(format!(
-                            "{}: {e} (not started; retried every second)",
-                            inst.name
-                        ));
+                        failed.push(format!("{name}: {e} (not started; retried every second)"));
                     }
-                    self.restart_instance(inst.clone(), true).await;
+                    self.launch(inst.clone(), true, None).await;
                     added += 1;
                 }
             }
@@ -118,22 +178,17 @@ impl Supervisor {
         for name in &kept_old {
             if let (Some(slot), Some(o)) = (
                 new.instances.iter_mut().find(|i| &i.name == name),
-                old.get(name),
+                self.config.instances.iter().find(|i| &i.name == name),
             ) {
                 *slot = o.clone();
             }
         }
-        let (cs, cg, ml, sd) = (
-            self.config.control_socket.clone(),
-            self.config.control_group.clone(),
-            self.config.metrics_listen,
-            self.config.state_dir.clone(),
-        );
+        // Keys that take effect only at the next restart keep their running values.
+        new.control_socket = self.config.control_socket.clone();
+        new.control_group = self.config.control_group.clone();
+        new.metrics_listen = self.config.metrics_listen;
+        new.state_dir = self.config.state_dir.clone();
         self.config = new;
-        self.config.control_socket = cs;
-        self.config.control_group = cg;
-        self.config.metrics_listen = ml;
-        self.config.state_dir = sd;
         // Members that joined or left a group get the group's fault and penalty, or lose them.
         self.send_group_inputs();
         let msg = format!(
@@ -145,5 +200,130 @@ impl Supervisor {
         } else {
             Err(format!("{msg}; failed: {}", failed.join("; ")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+priority = 150
+vips = ["192.0.2.100/24"]
+
+[[instance]]
+name = "db"
+interface = "eth0"
+vrid = 52
+priority = 100
+vips = ["192.0.2.101/24"]
+"#;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse(text, "test.toml").expect("valid")
+    }
+
+    fn changes(p: &Plan) -> Vec<(&str, Change)> {
+        p.instances
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_configuration_keeps_everything() {
+        let p = plan(&config(BASE), &config(BASE));
+        assert_eq!(
+            changes(&p),
+            vec![("web", Change::Keep), ("db", Change::Keep)]
+        );
+        assert!(p.restart_only.is_empty());
+        assert!(!p.sync_groups_changed && !p.arbiter_changed);
+    }
+
+    #[test]
+    fn a_priority_change_alone_retunes_without_a_rebuild() {
+        let new = BASE.replace("priority = 150", "priority = 120");
+        let p = plan(&config(BASE), &config(&new));
+        assert_eq!(
+            changes(&p),
+            vec![
+                ("web", Change::Retune { priority: 120 }),
+                ("db", Change::Keep)
+            ]
+        );
+    }
+
+    #[test]
+    fn any_other_change_rebuilds_and_priority_with_it_too() {
+        let new = BASE
+            .replace("priority = 150", "priority = 120")
+            .replace("192.0.2.100/24", "192.0.2.110/24");
+        let p = plan(&config(BASE), &config(&new));
+        assert_eq!(
+            changes(&p),
+            vec![("web", Change::Rebuild), ("db", Change::Keep)]
+        );
+    }
+
+    #[test]
+    fn removed_instances_come_first_then_the_new_order() {
+        let new = BASE.replace("name = \"web\"", "name = \"www\"");
+        let p = plan(&config(BASE), &config(&new));
+        assert_eq!(
+            changes(&p),
+            vec![
+                ("web", Change::Remove),
+                ("www", Change::Add),
+                ("db", Change::Keep)
+            ]
+        );
+    }
+
+    #[test]
+    fn restart_only_keys_are_listed() {
+        let new = format!(
+            "control-socket = \"/tmp/other.sock\"\nmetrics-listen = \"127.0.0.1:9999\"\nstate-dir = \"/tmp/state\"\n{BASE}"
+        );
+        let p = plan(&config(BASE), &config(&new));
+        assert_eq!(
+            p.restart_only,
+            vec!["control-socket", "metrics-listen", "state-dir"]
+        );
+        assert_eq!(
+            changes(&p),
+            vec![("web", Change::Keep), ("db", Change::Keep)]
+        );
+    }
+
+    #[test]
+    fn a_sync_group_change_is_seen_and_rebuilds_nothing() {
+        let new = format!("{BASE}\n[[sync-group]]\nname = \"g\"\ninstances = [\"web\", \"db\"]\n");
+        let p = plan(&config(BASE), &config(&new));
+        assert!(p.sync_groups_changed);
+        assert_eq!(
+            changes(&p),
+            vec![("web", Change::Keep), ("db", Change::Keep)]
+        );
+    }
+
+    #[test]
+    fn an_arbiter_change_rebuilds_only_the_instances_that_use_it() {
+        let arb = |ttl: &str| {
+            format!(
+                "[arbiter]\netcd-endpoints = [\"http://192.0.2.1:2379\"]\nlease-ttl = \"{ttl}\"\n{}",
+                BASE.replacen("priority = 150", "priority = 150\narbiter = true", 1)
+            )
+        };
+        let p = plan(&config(&arb("2s")), &config(&arb("3s")));
+        assert!(p.arbiter_changed);
+        assert_eq!(
+            changes(&p),
+            vec![("web", Change::Rebuild), ("db", Change::Keep)]
+        );
     }
 }

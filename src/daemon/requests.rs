@@ -17,7 +17,7 @@ impl Supervisor {
                     board.values().map(|e| e.snapshot(now)).collect()
                 };
                 // Instances that could not start yet are shown too, with the reason.
-                for inst in self.waiting.values() {
+                for (inst, why) in self.instances.waiting() {
                     if instances.iter().any(|i| i.name == inst.name) {
                         continue;
                     }
@@ -31,10 +31,7 @@ impl Supervisor {
                         vips: inst.vips.iter().map(|v| v.to_string()).collect(),
                         fault: Some(format!(
                             "not started: {}",
-                            self.not_started
-                                .get(&inst.name)
-                                .map(String::as_str)
-                                .unwrap_or("waiting for its previous driver")
+                            why.unwrap_or("waiting for its previous driver")
                         )),
                         ..InstanceStatus::default()
                     });
@@ -45,7 +42,7 @@ impl Supervisor {
                 }
                 // Group membership can change on reload without a rebuild.
                 for i in &mut instances {
-                    i.sync_group = self.group_of(&i.name).map(|g| g.name.clone());
+                    i.sync_group = self.groups.group_of(&i.name).map(|g| g.name.clone());
                 }
                 Response::Status(Status { instances })
             }
@@ -72,8 +69,8 @@ impl Supervisor {
     }
 
     pub(super) async fn operator(&mut self, instance: &str, change: OperatorChange) -> Response {
-        if !self.drivers.contains_key(instance) {
-            let mut known: Vec<&str> = self.drivers.keys().map(|s| s.as_str()).collect();
+        if self.instances.running(instance).is_none() {
+            let mut known: Vec<&str> = self.instances.running_names().collect();
             known.sort_unstable();
             return Response::Error {
                 message: format!(
@@ -89,7 +86,7 @@ impl Supervisor {
         // Maintenance and priority overrides apply to a whole sync group: moving one member
         // alone would split the group across hosts, which is what a sync group exists to
         // prevent.
-        let targets: Vec<String> = match self.group_of(instance) {
+        let targets: Vec<String> = match self.groups.group_of(instance) {
             Some(g) => g.instances.clone(),
             None => vec![instance.to_string()],
         };
@@ -125,7 +122,7 @@ impl Supervisor {
                 OperatorChange::Priority(p) => Input::Override(p),
                 OperatorChange::Maintenance(on) => Input::Maintenance(on),
             };
-            let sent = match self.drivers.get(t) {
+            let sent = match self.instances.running(t) {
                 Some(d) => d.ctl.send(input).is_ok(),
                 None => false,
             };

@@ -59,7 +59,7 @@ use std::time::Duration;
 use crate::proto::{Centis, Version};
 
 pub use filter::RecvFilter;
-pub use router::{Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
+pub use router::{release_limit, Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
 pub use timers::{master_down_interval, skew_time};
 
 /// Static configuration of one virtual router.

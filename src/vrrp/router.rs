@@ -39,6 +39,15 @@ struct Release {
 /// makes planned handovers lossless.
 pub const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
+/// The longest a make-before-break release (shutdown or maintenance) can last for a
+/// master that advertises every `advert_interval`: the deadline set when it begins
+/// (Master_Down_Interval, longest at the lowest priority), plus [`RELEASE_GRACE`] when
+/// the new master is heard just before it. The supervisor waits this long for the
+/// handovers when vipd stops.
+pub fn release_limit(version: Version, advert_interval: Centis) -> Duration {
+    timers::master_down_interval(version, 1, advert_interval) + RELEASE_GRACE
+}
+
 /// The shortest hold-down of BFD verdicts after a BFD takeover was undone by adverts
 /// (the hold-down is the larger of this and 3 x Master_Down_Interval).
 pub const BFD_HOLD_DOWN_MIN: Duration = Duration::from_secs(10);

@@ -945,6 +945,30 @@ fn shutdown_master_releases_after_master_down_interval_without_new_master() {
 }
 
 #[test]
+fn release_limit_bounds_every_release_the_supervisor_waits_for() {
+    // Lowest priority (longest Skew_Time), new master heard just before the deadline.
+    let t0 = Instant::now();
+    let (mut r, tm) = master(1, t0);
+    r.shutdown(tm);
+    let _ = drain(&mut r);
+    let late = tm + r.master_down_interval() - ms(1);
+    r.handle_advert(late, PEER_HI, 255, &adv(100, SEC))
+        .expect("ok");
+    let _ = drain(&mut r);
+    let mut released_at = None;
+    while let Some(t) = r.poll_timeout() {
+        r.handle_timeout(t);
+        if drain(&mut r).contains(&Action::Released) {
+            released_at = Some(t);
+            break;
+        }
+    }
+    let released_at = released_at.expect("released");
+    assert!(released_at - tm <= release_limit(Version::V3, SEC));
+    assert!(released_at - tm > release_limit(Version::V3, SEC) - ms(5));
+}
+
+#[test]
 fn shutdown_from_backup_init_and_fault_is_released_at_once() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Instance;
 use crate::control::message::{Event, InstanceStatus, Transition};
@@ -82,13 +82,14 @@ pub enum Input {
     Shutdown,
 }
 
-/// A driver that ended without being asked to (a panic): its VIPs were removed.
+/// How a driver task ended: what the supervisor's `JoinSet` yields.
 #[derive(Debug, Clone)]
-pub struct Crash {
+pub struct Ended {
     /// Instance name.
     pub instance: String,
-    /// The panic message.
-    pub message: String,
+    /// `Some(panic message)` when the driver panicked (its VIPs were removed); `None`
+    /// when it ended after its router was released.
+    pub crash: Option<String>,
 }
 
 /// Adverts handled in one go before the driver executes the router's actions, publishes
@@ -181,28 +182,24 @@ pub struct DriverHandle {
     /// Everything else, from the supervisor: few, trusted, and never blocking the
     /// supervisor on a driver whose advert queue is full.
     pub ctl: mpsc::UnboundedSender<Input>,
-    /// The task; it ends after the router is released.
-    pub task: JoinHandle<()>,
+    /// The task (in the supervisor's `JoinSet`); it ends after the router is released.
+    pub task: tokio::task::Id,
     /// The configuration it runs.
     pub instance: Instance,
     /// The last [`Input::Ping`] the driver answered.
     pub alive: Arc<AtomicU64>,
 }
 
-/// Starts the driver task of `inst`. A panic inside it is caught: the VIPs it may hold
-/// are removed and `crashed` hears of it (the supervisor restarts the instance); the
-/// other instances are not touched.
-pub fn spawn(
-    inst: Instance,
-    ctx: DriverContext,
-    crashed: mpsc::UnboundedSender<Crash>,
-) -> DriverHandle {
+/// Starts the driver task of `inst` in `tasks`. A panic inside it is caught: the VIPs it
+/// may hold are removed and the task ends with [`Ended::crash`] set (the supervisor
+/// restarts the instance); the other instances are not touched.
+pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> DriverHandle {
     let (tx, rx) = mpsc::channel(1024);
     let (ctl, ctl_rx) = mpsc::unbounded_channel();
     let instance = inst.clone();
     let alive = Arc::new(AtomicU64::new(0));
     let answered = alive.clone();
-    let task = tokio::spawn(async move {
+    let task = tasks.spawn(async move {
         let mut d = Driver::new(inst, ctx, answered);
         let run = std::panic::AssertUnwindSafe(d.run(ctl_rx, rx));
         if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
@@ -223,16 +220,20 @@ pub fn spawn(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&d.inst.name);
-            let _ = crashed.send(Crash {
+            return Ended {
                 instance: d.inst.name.clone(),
-                message,
-            });
+                crash: Some(message),
+            };
+        }
+        Ended {
+            instance: d.inst.name.clone(),
+            crash: None,
         }
     });
     DriverHandle {
         tx,
         ctl,
-        task,
+        task: task.id(),
         instance,
         alive,
     }
