@@ -438,3 +438,142 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn instance(name: &str, vrid: u8) -> Instance {
+        let text = format!(
+            "[[instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = 100\nvips = [\"192.0.2.{vrid}/24\"]\n"
+        );
+        crate::config::parse(&text, "test.toml")
+            .expect("valid")
+            .instances
+            .remove(0)
+    }
+
+    /// A stand-in driver: ends (released) when it hears `Input::Shutdown`.
+    fn fake_driver(instances: &mut Instances, inst: Instance) {
+        let (tx, _rx) = mpsc::channel(1);
+        let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
+        let name = inst.name.clone();
+        let task = instances.tasks.spawn(async move {
+            while let Some(input) = ctl_rx.recv().await {
+                if matches!(input, Input::Shutdown) {
+                    break;
+                }
+            }
+            Ended {
+                instance: name,
+                crash: None,
+            }
+        });
+        let handle = DriverHandle {
+            tx,
+            ctl,
+            task: task.id(),
+            instance: inst.clone(),
+            alive: Arc::new(AtomicU64::new(0)),
+        };
+        instances.started(inst.name, handle);
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_starts_only_after_the_old_driver_ended() {
+        let mut all = Instances::default();
+        fake_driver(&mut all, instance("web", 51));
+        assert!(all.running("web").is_some());
+        let mut new = instance("web", 51);
+        new.priority = 120;
+        all.stop("web", Some(new), None);
+        assert!(all.running("web").is_none());
+        assert_eq!(all.stopping().count(), 1);
+        // The same VRID is busy until the old driver ended.
+        assert_eq!(all.handing_over(&instance("www", 51)), Some("web"));
+        assert_eq!(all.handing_over(&instance("www", 52)), None);
+        let (id, ended) = all.next_ended().await.expect("a task");
+        assert_eq!(ended.expect("no panic").crash, None);
+        match all.take_task(id) {
+            Some((
+                name,
+                Slot::Stopping {
+                    then: Some(then), ..
+                },
+            )) => {
+                assert_eq!(name, "web");
+                assert_eq!(then.priority, 120);
+            }
+            _ => panic!("expected web stopping with new settings"),
+        }
+        assert!(!all.has_tasks());
+        assert_eq!(all.handing_over(&instance("www", 51)), None);
+    }
+
+    #[tokio::test]
+    async fn a_name_still_handing_over_gets_its_new_settings_after_it() {
+        let mut all = Instances::default();
+        fake_driver(&mut all, instance("web", 51));
+        all.stop("web", None, None);
+        // Re-added in a later reload before the old driver ended: it waits for it.
+        assert!(all.after_stop(instance("web", 51)).is_none());
+        // A name that is not stopping is given back to be started now.
+        assert!(all.after_stop(instance("db", 52)).is_some());
+        let (id, _) = all.next_ended().await.expect("a task");
+        assert!(matches!(
+            all.take_task(id),
+            Some((_, Slot::Stopping { then: Some(_), .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn stop_all_drains_the_set_and_drops_what_waits() {
+        let mut all = Instances::default();
+        fake_driver(&mut all, instance("web", 51));
+        fake_driver(&mut all, instance("db", 52));
+        all.wait(instance("api", 53), Some("no interface".into()));
+        all.stop("db", Some(instance("db", 52)), None);
+        // What Supervisor::stop_all does.
+        for n in all.names() {
+            all.stop(&n, None, None);
+        }
+        assert_eq!(all.waiting().count(), 0);
+        let mut ended = Vec::new();
+        while let Some((id, _)) = all.next_ended().await {
+            match all.take_task(id) {
+                Some((name, Slot::Stopping { then: None, .. })) => ended.push(name),
+                _ => panic!("every driver stops, nothing starts after it"),
+            }
+        }
+        ended.sort();
+        assert_eq!(ended, vec!["db", "web"]);
+        assert!(all.stopping().next().is_none());
+    }
+
+    #[tokio::test]
+    async fn waiting_instances_take_new_settings_and_are_taken_once() {
+        let mut all = Instances::default();
+        all.wait(instance("web", 51), Some("no interface".into()));
+        let mut new = instance("web", 51);
+        new.priority = 120;
+        all.replace_not_running(new);
+        assert_eq!(
+            all.waiting()
+                .map(|(i, why)| (i.priority, why))
+                .collect::<Vec<_>>(),
+            vec![(120, Some("no interface"))]
+        );
+        let taken = all.take_waiting();
+        assert_eq!(taken.len(), 1);
+        assert!(all.take_waiting().is_empty());
+        // Removed while waiting: gone.
+        all.wait(instance("db", 52), None);
+        all.stop("db", None, None);
+        assert_eq!(all.waiting().count(), 0);
+    }
+}

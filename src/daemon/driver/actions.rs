@@ -36,21 +36,18 @@ impl Driver {
                     announced = Some(Instant::now());
                     if reason == AnnounceReason::HandoverCancelled {
                         tracing::info!(
-                            instance = %self.inst.name,
                             "{}: handover cancelled, still MASTER: re-announcing VIPs",
                             self.inst.name
                         );
                     }
                     if reason == AnnounceReason::PeerLeft {
                         tracing::info!(
-                            instance = %self.inst.name,
                             "{}: another router sent priority 0 while we are MASTER: re-announcing VIPs",
                             self.inst.name
                         );
                     }
                     if reason == AnnounceReason::SplitBrainHealed {
                         tracing::info!(
-                            instance = %self.inst.name,
                             "{}: still MASTER after a split brain healed: re-announcing VIPs",
                             self.inst.name
                         );
@@ -70,7 +67,6 @@ impl Driver {
                 }
                 Action::StateChanged { from, to, reason } => {
                     tracing::info!(
-                        instance = %self.inst.name,
                         from = %from,
                         to = %to,
                         "{}: {} -> {} ({reason})",
@@ -154,7 +150,7 @@ impl Driver {
                 self.vip_add_failed(vip, &e);
             } else {
                 // Not ours (the operator's own address) or a netlink failure: left alone.
-                tracing::error!(instance = %self.inst.name, "{}: not removing {vip}: {e}", self.inst.name);
+                tracing::error!("{}: not removing {vip}: {e}", self.inst.name);
             }
         }
     }
@@ -188,12 +184,12 @@ impl Driver {
                     Ok(()) => self.ctx.metrics.advert_sent(&self.inst.name),
                     Err(e) => {
                         if self.log_limiter.hit("send_error", Instant::now()).is_some() {
-                            tracing::warn!(instance = %self.inst.name, "{}: cannot send advert to {dst}: {e}", self.inst.name);
+                            tracing::warn!("{}: cannot send advert to {dst}: {e}", self.inst.name);
                         }
                     }
                 },
                 Err(e) => {
-                    tracing::error!(instance = %self.inst.name, "{}: cannot encode advert: {e}", self.inst.name);
+                    tracing::error!("{}: cannot encode advert: {e}", self.inst.name);
                 }
             }
         }
@@ -227,7 +223,7 @@ impl Driver {
         // First round synchronously, so that the decision-to-announce time is real.
         for f in &frames {
             if let Err(e) = self.ctx.frames.send(f) {
-                tracing::warn!(instance = %self.inst.name, "{}: cannot send announcement: {e}", self.inst.name);
+                tracing::warn!("{}: cannot send announcement: {e}", self.inst.name);
             }
         }
         if let Some(a) = self.announcer.take() {

@@ -67,7 +67,6 @@ impl Driver {
         self.notifier.set_fencing_token(view.holds(now));
         if log_elect {
             tracing::info!(
-                instance = %self.inst.name,
                 "{}: MASTER-ELECT: VRRP master, VIPs not added until the arbiter key {key} is held ({})",
                 self.inst.name,
                 view.detail.as_deref().unwrap_or("claiming")
@@ -83,14 +82,12 @@ impl Driver {
             a.penalty = penalty;
             if penalty > 0 {
                 tracing::warn!(
-                    instance = %self.inst.name,
                     "{}: arbiter: no live etcd lease ({}): advertising priority 1 so that a peer reaching etcd takes over",
                     self.inst.name,
                     view.detail.as_deref().unwrap_or("unreachable")
                 );
             } else {
                 tracing::info!(
-                    instance = %self.inst.name,
                     "{}: arbiter: etcd lease alive: advertising our own priority again",
                     self.inst.name
                 );
@@ -102,7 +99,6 @@ impl Driver {
             match act {
                 GateAction::AddVips { token } => {
                     tracing::info!(
-                        instance = %self.inst.name,
                         "{}: arbiter key {key} held (fencing token {}): adding VIPs",
                         self.inst.name,
                         token.map_or("-".to_owned(), |t| t.to_string())
@@ -115,11 +111,7 @@ impl Driver {
                     self.notifier.notify(&self.inst.name, "master", &reason);
                 }
                 GateAction::RemoveVips { why } => {
-                    tracing::warn!(
-                        instance = %self.inst.name,
-                        "{}: removing VIPs: {why}",
-                        self.inst.name
-                    );
+                    tracing::warn!("{}: removing VIPs: {why}", self.inst.name);
                     if self.router.state() == State::Master {
                         self.ctx.metrics.arbiter.vips_dropped(&self.inst.name);
                     }

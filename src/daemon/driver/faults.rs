@@ -27,12 +27,11 @@ impl Driver {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(instance = %self.inst.name, "{}: cannot check {vip}: {e}", self.inst.name);
+                    tracing::warn!("{}: cannot check {vip}: {e}", self.inst.name);
                     continue;
                 }
             }
             tracing::warn!(
-                instance = %self.inst.name,
                 "{}: {vip} disappeared from {} while MASTER: adding it again",
                 self.inst.name,
                 self.inst.interface
@@ -48,7 +47,6 @@ impl Driver {
     /// is in fault (a backup takes over) and tries again after [`VIP_RETRY`].
     pub(super) fn vip_add_failed(&mut self, vip: ipnet::IpNet, e: &crate::net::NetError) {
         tracing::error!(
-            instance = %self.inst.name,
             "{}: cannot add {vip}: {e}; in fault, retrying in {} s",
             self.inst.name,
             VIP_RETRY.as_secs()
@@ -65,7 +63,6 @@ impl Driver {
             .advert_dropped(&self.inst.interface, reason);
         if let Some(n) = self.log_limiter.hit(reason, Instant::now()) {
             tracing::warn!(
-                instance = %self.inst.name,
                 "{}: dropped advert from {from}: {reason} ({n} since the last such line)",
                 self.inst.name
             );
@@ -91,7 +88,6 @@ impl Driver {
             .check(&self.inst.name, &ev.name, ev.healthy, ev.latency);
         if ev.changed {
             tracing::info!(
-                instance = %self.inst.name,
                 "{}: check {} is now {}",
                 self.inst.name,
                 ev.name,

@@ -199,13 +199,16 @@ pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> 
     let instance = inst.clone();
     let alive = Arc::new(AtomicU64::new(0));
     let answered = alive.clone();
-    let task = tasks.spawn(async move {
+    // Every line the driver logs carries the instance in this span (`driver{instance=web}`
+    // in text logs, `"span": {"instance": "web", ...}` in JSON). The state-change line keeps
+    // the name in its text too: `web: BACKUP -> MASTER (...)` is part of the contract.
+    let span = tracing::info_span!("driver", instance = %inst.name);
+    let run = async move {
         let mut d = Driver::new(inst, ctx, answered);
         let run = std::panic::AssertUnwindSafe(d.run(ctl_rx, rx));
         if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
             let message = panic_message(&panic);
             tracing::error!(
-                instance = %d.inst.name,
                 "{}: driver panicked ({message}): removing its VIPs; the supervisor restarts it",
                 d.inst.name
             );
@@ -229,7 +232,8 @@ pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> 
             instance: d.inst.name.clone(),
             crash: None,
         }
-    });
+    };
+    let task = tasks.spawn(tracing::Instrument::instrument(run, span));
     DriverHandle {
         tx,
         ctl,

@@ -33,7 +33,7 @@ impl Driver {
                     self.bfd_track = Some(sub);
                 }
                 Err(e) => {
-                    tracing::error!(instance = %self.inst.name, "{}: {e}; bfd tracks stay unhealthy", self.inst.name);
+                    tracing::error!("{}: {e}; bfd tracks stay unhealthy", self.inst.name);
                 }
             }
         }
@@ -53,7 +53,7 @@ impl Driver {
                 self.bfd = Some(sub);
             }
             Err(e) => {
-                tracing::error!(instance = %self.inst.name, "{}: {e}; running without BFD", self.inst.name);
+                tracing::error!("{}: {e}; running without BFD", self.inst.name);
             }
         }
     }
@@ -100,7 +100,6 @@ impl Driver {
             let wait = self.router.bfd_wait(detect);
             if !wait.is_zero() && self.router.state() == State::Backup {
                 tracing::info!(
-                    instance = %self.inst.name,
                     "{}: BFD says master {} is down: taking over in {:.1} ms unless another backup does",
                     self.inst.name,
                     ev.peer,
@@ -109,7 +108,6 @@ impl Driver {
             }
         } else if follows && self.router.bfd_held_down(now) {
             tracing::info!(
-                instance = %self.inst.name,
                 "{}: BFD session to master {} down, ignored: BFD is held down after a takeover that adverts undid",
                 self.inst.name,
                 ev.peer

@@ -33,7 +33,6 @@ impl Driver {
         let mut start_at = self.ctx.start_at.filter(|t| *t > now);
         match start_at {
             Some(t) => tracing::info!(
-                instance = %self.inst.name,
                 "{}: waiting {:.1} s (startup-delay) before taking part",
                 self.inst.name,
                 t.duration_since(now).as_secs_f64()
@@ -75,7 +74,7 @@ impl Driver {
                     let now = Instant::now();
                     if start_at.is_some_and(|t| t <= now) {
                         start_at = None;
-                        tracing::info!(instance = %self.inst.name, "{}: startup-delay over: starting", self.inst.name);
+                        tracing::info!("{}: startup-delay over: starting", self.inst.name);
                         self.router.start(now);
                     }
                     self.router.handle_timeout(now);
@@ -177,7 +176,6 @@ impl Driver {
                             // RFC 5798 §7.1: a mismatch is logged, not dropped (a rolling
                             // reload that adds a VIP would otherwise make two masters).
                             tracing::warn!(
-                                instance = %self.inst.name,
                                 "{}: advert from {from} lists {:?}, we list {:?}: check that both routers configure the same VIPs",
                                 self.inst.name,
                                 advert.addrs,
