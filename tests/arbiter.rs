@@ -12,18 +12,11 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::etcd::{etcd_topology_opts, EtcdCluster, VipWatch, MEMBERS};
 use harness::vipd::{instance_field, wait_vipd_state};
-use harness::{mono_now, require_netns, wait_until, Agent, AgentKind, Probe, Topology};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{mono_now, netns_test, wait_until, Agent, AgentKind, Probe, Topology};
 
 const INSTANCE: &str = "web";
 const VIP: &str = "192.0.2.100";
@@ -202,10 +195,7 @@ impl Lan {
 
 #[test]
 fn partition_with_arbiter_one_holder_throughout_and_no_loss() {
-    if !require_netns("partition_with_arbiter_one_holder_throughout_and_no_loss") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts::default());
     let t1 = token(&lan.topo, "lb1");
     assert!(
@@ -291,10 +281,7 @@ fn partition_with_arbiter_one_holder_throughout_and_no_loss() {
 
 #[test]
 fn partition_without_arbiter_shows_two_holders() {
-    if !require_netns("partition_without_arbiter_shows_two_holders") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts {
         arbiter: false,
         ..Opts::default()
@@ -325,10 +312,7 @@ fn partition_without_arbiter_shows_two_holders() {
 
 #[test]
 fn holder_cut_from_etcd_drops_before_expiry_and_backup_claims_after() {
-    if !require_netns("holder_cut_from_etcd_drops_before_expiry_and_backup_claims_after") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts::default());
     let t1 = token(&lan.topo, "lb1").expect("lb1 token");
     let cut = mono_now();
@@ -392,10 +376,7 @@ fn holder_cut_from_etcd_drops_before_expiry_and_backup_claims_after() {
 
 #[test]
 fn planned_handovers_lose_nothing_and_the_token_increases() {
-    if !require_netns("planned_handovers_lose_nothing_and_the_token_increases") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts::default());
     let sock = harness::vipd::vipd_socket(&lan.topo, "lb1");
     let vipctl = env!("CARGO_BIN_EXE_vipctl");
@@ -469,10 +450,7 @@ fn spans_of(lan: &Lan, host: &str) -> Vec<(f64, Option<f64>)> {
 
 #[test]
 fn holder_reaching_only_a_minority_member_drops_and_backup_claims() {
-    if !require_netns("holder_reaching_only_a_minority_member_drops_and_backup_claims") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts::default());
     // lb1 still reaches etcd1, but etcd1 is cut from etcd2 and etcd3: it has no leader,
     // so lb1's keep-alives fail there as they do at the two members it cannot reach.
@@ -500,10 +478,7 @@ fn holder_reaching_only_a_minority_member_drops_and_backup_claims() {
 
 #[test]
 fn etcd_leader_kill_and_member_loss_move_no_vip() {
-    if !require_netns("etcd_leader_kill_and_member_loss_move_no_vip") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts {
         ttl: "2s",
         ..Opts::default()
@@ -539,10 +514,7 @@ fn etcd_leader_kill_and_member_loss_move_no_vip() {
 
 #[test]
 fn master_death_backup_takes_over_after_the_lease() {
-    if !require_netns("master_death_backup_takes_over_after_the_lease") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts::default());
     let ttl = arbiter_field(&lan.topo, "lb1", "lease_ttl_ms")
         .and_then(|v| v.as_u64())
@@ -637,19 +609,13 @@ fn all_etcd_down(on_loss: &'static str) {
 
 #[test]
 fn all_etcd_down_release_drops_within_the_ttl_and_recovers() {
-    if !require_netns("all_etcd_down_release_drops_within_the_ttl_and_recovers") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     all_etcd_down("release");
 }
 
 #[test]
 fn all_etcd_down_hold_keeps_the_vip_and_recovers() {
-    if !require_netns("all_etcd_down_hold_keeps_the_vip_and_recovers") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     all_etcd_down("hold");
 }
 
@@ -657,10 +623,7 @@ fn all_etcd_down_hold_keeps_the_vip_and_recovers() {
 
 #[test]
 fn restarted_holder_does_not_claim_while_the_key_is_held() {
-    if !require_netns("restarted_holder_does_not_claim_while_the_key_is_held") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan(&Opts {
         ttl: "2s",
         ..Opts::default()
@@ -730,10 +693,7 @@ fn tls_conf(topo: &Topology, etcd: &EtcdCluster, host: &str, prio: u8, password:
 
 #[test]
 fn tls_client_certificates_and_password_auth() {
-    if !require_netns("tls_client_certificates_and_password_auth") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(etcd_topology_opts());
     let mut etcd = EtcdCluster::start_tls(&topo);
     etcd.enable_auth(&topo, "vipd", "s3cret");
@@ -783,10 +743,7 @@ fn tls_client_certificates_and_password_auth() {
 
 #[test]
 fn unreachable_etcd_at_startup_is_not_a_crash_and_recovers() {
-    if !require_netns("unreachable_etcd_at_startup_is_not_a_crash_and_recovers") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(etcd_topology_opts());
     // The cluster exists (for its endpoints) but every member is down before vipd starts.
     let mut etcd = EtcdCluster::start(&topo);

@@ -11,19 +11,12 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::vipd::{
     metric_sum, metrics_text, vipd_conf, vipd_state, vipd_status, wait_vipd_state, VipdInstance,
 };
-use harness::{mono_now, require_netns, wait_until, Agent, AgentKind, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{mono_now, netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const NAME: &str = "web";
 const VRID: u8 = 51;
@@ -111,10 +104,7 @@ fn masters_in(log: &str) -> usize {
 
 #[test]
 fn bfd_status_json_lists_the_session_with_its_detection_time_and_metrics() {
-    if !require_netns("bfd_status_json_lists_the_session_with_its_detection_time_and_metrics") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let p = pair("status", TopologyOpts::default(), "10ms");
     let st = vipd_status(&p.topo, "lb2").expect("status");
     let b = &st["instances"][0]["bfd"][0];
@@ -167,10 +157,7 @@ fn bfd_status_json_lists_the_session_with_its_detection_time_and_metrics() {
 
 #[test]
 fn bfd_master_sigkill_and_link_cut_backup_takes_over_within_500ms() {
-    if !require_netns("bfd_master_sigkill_and_link_cut_backup_takes_over_within_500ms") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let p = pair("kill", TopologyOpts::default(), "10ms");
     let event = mono_now();
     p.lb1.kill();
@@ -196,10 +183,7 @@ fn bfd_master_sigkill_and_link_cut_backup_takes_over_within_500ms() {
 
 #[test]
 fn bfd_dropped_while_adverts_flow_gives_at_most_one_takeover_and_no_flapping() {
-    if !require_netns("bfd_dropped_while_adverts_flow_gives_at_most_one_takeover_and_no_flapping") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut p = pair("udp3784", TopologyOpts::default(), "10ms");
     // Three BFD outages of 1.5 s, BFD back Up in between (it needs a few seconds).
     for round in 0..3 {
@@ -269,10 +253,7 @@ fn dropped(topo: &Topology, host: &str, reason: &str) -> f64 {
 
 #[test]
 fn bfd_hostile_packets_from_a_third_host_change_nothing_and_are_counted() {
-    if !require_netns("bfd_hostile_packets_from_a_third_host_change_nothing_and_are_counted") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let p = pair(
         "hostile",
         TopologyOpts::default().with_host("rogue"),
@@ -346,10 +327,7 @@ fn link_local(topo: &Topology, host: &str) -> String {
 
 #[test]
 fn bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms() {
-    if !require_netns("bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let vips = ["fe80::100/64", "2001:db8::100/64"];
     let (ll1, ll2) = (link_local(&topo, "lb1"), link_local(&topo, "lb2"));
@@ -407,10 +385,7 @@ fn bfd_ipv6_multicast_peers_by_link_local_backup_takes_over_within_500ms() {
 
 #[test]
 fn bfd_flood_from_a_third_host_does_not_delay_a_takeover() {
-    if !require_netns("bfd_flood_from_a_third_host_does_not_delay_a_takeover") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let p = pair("flood", TopologyOpts::default().with_host("rogue"), "10ms");
     let target = p.topo.ip4("lb2").to_string();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

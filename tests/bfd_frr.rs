@@ -13,17 +13,10 @@
 mod harness;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::vipd::{tshark_fields, vipd_conf, vipd_status, wait_vipd_state, VipdInstance};
-use harness::{require_netns, wait_until, AgentKind, Proc, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{netns_test, wait_until, AgentKind, Proc, Topology, TopologyOpts};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -157,11 +150,7 @@ fn track(topo: &Topology) -> Option<(u64, bool)> {
 
 #[test]
 fn frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_decodes() {
-    if !require_netns(
-        "frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_decodes",
-    ) {
-        return;
-    }
+    let _g = netns_test!();
     if harness::which("vtysh").is_none() || !std::path::Path::new("/usr/lib/frr/bfdd").exists() {
         assert!(
             std::env::var("VIPD_REQUIRE_NETNS").ok().as_deref() != Some("1"),
@@ -169,7 +158,6 @@ fn frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_de
         );
         return;
     }
-    let _g = serial();
     let topo = Topology::new(TopologyOpts::default().with_host("gw"));
     let gw = topo.ip4("gw").to_string();
     let lb1_ip = topo.ip4("lb1").to_string();

@@ -8,17 +8,10 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::vipd::{tshark_fields, vipd_conf, wait_vipd_state, VipdInstance};
-use harness::{require_netns, Agent, AgentKind, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{netns_test, Agent, AgentKind, Topology, TopologyOpts};
 
 const VRID: u8 = 51;
 const VIP4: &str = "192.0.2.100";
@@ -86,10 +79,7 @@ fn capture_pair(
 #[test]
 fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
     let test = "rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -201,10 +191,7 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
 #[test]
 fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
     let test = "rfc9568_v3_checksum_without_pseudo_header_on_the_wire";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -243,10 +230,7 @@ fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
 #[test]
 fn rfc3768_5_v2_advert_on_the_wire() {
     let test = "rfc3768_5_v2_advert_on_the_wire";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -307,10 +291,7 @@ fn rfc3768_5_v2_advert_on_the_wire() {
 #[test]
 fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
     let test = "rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP6}/64");
     let pcap = capture_pair(
@@ -424,10 +405,7 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
 #[test]
 fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
     let test = "rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -488,10 +466,7 @@ fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
 #[test]
 fn rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255() {
     let test = "rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let lb1: IpAddr = topo.ip4("lb1").into();

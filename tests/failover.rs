@@ -17,21 +17,11 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use harness::{
-    mono_now, require_netns, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology,
-    TopologyOpts,
+    mono_now, netns_test, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology, TopologyOpts,
 };
-
-/// Namespace tests run one at a time: 100 ms VRRP timers on a 2-core machine should not
-/// compete with another test's topology.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The instance name in every config (log lines are `web: FROM -> TO (why)`).
 const INSTANCE: &str = "web";
@@ -51,14 +41,14 @@ fn msf(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// RFC 5798 §6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+/// RFC 5798 §6.1 Skew_Time of a router of priority `prio` with our [`ADV`].
 fn skew(prio: u8) -> Duration {
-    ADV * (256 - prio as u32) / 256
+    harness::timers::skew(prio, ADV)
 }
 
-/// RFC 5798 §6.1: Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_Time.
+/// RFC 5798 §6.1 Master_Down_Interval of a router of priority `prio` with our [`ADV`].
 fn mdi(prio: u8) -> Duration {
-    ADV * 3 + skew(prio)
+    harness::timers::mdi(prio, ADV)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -171,20 +161,6 @@ fn assert_running(a: &Agent) {
     );
 }
 
-/// Waits until `host` alone holds `vip`; panics with the state of the LAN otherwise.
-/// Returns the time it took.
-fn wait_sole_holder(topo: &Topology, vip: IpAddr, host: &str, timeout: Duration) -> Duration {
-    let t0 = mono_now();
-    let ok = wait_until(timeout, ms(10), || topo.vip_holders(vip) == [host]);
-    assert!(
-        ok,
-        "expected {host} alone to hold {vip} within {timeout:?}; holders now: {:?}\n{}",
-        topo.vip_holders(vip),
-        topo.snapshot()
-    );
-    mono_now() - t0
-}
-
 /// Responders on both load balancers, vipd on both, lb1 the sole holder, then a probe every
 /// 2 ms whose client has resolved the VIP to lb1's MAC (a pre-existing neighbour entry).
 struct Lan {
@@ -200,7 +176,7 @@ fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
     let _r1 = topo.start_responder("lb1", vip);
     let _r2 = topo.start_responder("lb2", vip);
     let (lb1, lb2, _) = start_pair(&topo, preempt_lb1, fam);
-    wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(10));
+    topo.expect_sole_holder(vip, "lb1", Duration::from_secs(10));
     assert_running(&lb1);
     assert_running(&lb2);
     let probe = topo.start_probe(vip, ms(2));
@@ -258,10 +234,7 @@ fn first_reply_from_after(rep: &ProbeReport, name: &str, t: Duration) -> Option<
 
 #[test]
 fn startup_elects_the_higher_priority_as_sole_master() {
-    if !require_netns("startup_elects_the_higher_priority_as_sole_master") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let vip = Fam::V4.vip();
     let (lb1, lb2, up) = start_pair(&topo, true, Fam::V4);
@@ -352,10 +325,7 @@ fn startup_elects_the_higher_priority_as_sole_master() {
 
 #[test]
 fn master_crash_backup_takes_over_and_client_reaches_it() {
-    if !require_netns("master_crash_backup_takes_over_and_client_reaches_it") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     let event = mono_now();
@@ -416,17 +386,15 @@ fn master_crash_backup_takes_over_and_client_reaches_it() {
 
 #[test]
 fn graceful_stop_hands_over_after_skew_time_losing_at_most_one_request() {
-    if !require_netns("graceful_stop_hands_over_after_skew_time_losing_at_most_one_request") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     let event = mono_now();
     // RFC 5798 §6.4.3: the master sends priority 0; lb2 takes over after Skew_Time (§6.4.2).
     let st = lan.lb1.stop(Duration::from_secs(5));
     let t_exit = mono_now() - event;
-    wait_sole_holder(&lan.topo, vip, "lb2", Duration::from_secs(3));
+    lan.topo
+        .expect_sole_holder(vip, "lb2", Duration::from_secs(3));
     std::thread::sleep(ms(500));
     let rep = lan.finish_probe();
     let lost = lost_after_first_reply(&rep);
@@ -476,7 +444,8 @@ fn graceful_stop_hands_over_after_skew_time_losing_at_most_one_request() {
 fn stop_and_restart_lb1(lan: &mut Lan, vip: IpAddr) -> Duration {
     let st = lan.lb1.stop(Duration::from_secs(5));
     assert!(st.success(), "vipd on lb1: {st}\n{}", lan.lb1.log());
-    wait_sole_holder(&lan.topo, vip, "lb2", Duration::from_secs(3));
+    lan.topo
+        .expect_sole_holder(vip, "lb2", Duration::from_secs(3));
     std::thread::sleep(ms(500));
     let t = mono_now();
     lan.lb1.restart(&lan.topo);
@@ -485,16 +454,14 @@ fn stop_and_restart_lb1(lan: &mut Lan, vip: IpAddr) -> Duration {
 
 #[test]
 fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
-    if !require_netns("failback_with_preempt_the_restarted_master_takes_the_vip_back") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     let restart = stop_and_restart_lb1(&mut lan, vip);
     // RFC 5798 §6.4.2: lb1 starts as Backup, discards lb2's lower-priority adverts (preempt)
     // and becomes Master when its Master_Down_Timer fires.
-    wait_sole_holder(&lan.topo, vip, "lb1", Duration::from_secs(5));
+    lan.topo
+        .expect_sole_holder(vip, "lb1", Duration::from_secs(5));
     let since_restart = mono_now() - restart;
     let bound = mdi(P1) * 2 + SLACK;
     std::thread::sleep(ms(500));
@@ -543,10 +510,7 @@ fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
 
 #[test]
 fn failback_without_preempt_the_restarted_router_stays_backup() {
-    if !require_netns("failback_without_preempt_the_restarted_router_stays_backup") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(false, Fam::V4);
     let vip = Fam::V4.vip();
     let restart = stop_and_restart_lb1(&mut lan, vip);
@@ -642,10 +606,7 @@ struct HealRun {
 
 #[test]
 fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
-    if !require_netns("vrrp_partition_split_brain_heals_to_one_master_and_client_follows") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     let lb1_ip: IpAddr = lan.topo.ip4("lb1").into();
@@ -888,19 +849,13 @@ fn takeover_moves_neighbour_entry(fam: Fam) {
 
 #[test]
 fn takeover_gratuitous_arp_moves_client_neighbour_entry_v4() {
-    if !require_netns("takeover_gratuitous_arp_moves_client_neighbour_entry_v4") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     takeover_moves_neighbour_entry(Fam::V4);
 }
 
 #[test]
 fn takeover_unsolicited_na_moves_client_neighbour_entry_v6() {
-    if !require_netns("takeover_unsolicited_na_moves_client_neighbour_entry_v6") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     takeover_moves_neighbour_entry(Fam::V6);
 }
 
@@ -908,10 +863,7 @@ fn takeover_unsolicited_na_moves_client_neighbour_entry_v6() {
 
 #[test]
 fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
-    if !require_netns("crash_restart_removes_stale_vip_and_never_two_holders_after_settling") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     lan.lb1.kill();
@@ -964,7 +916,9 @@ fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
         "the restarted vipd never removed the stale {vip} from lb1\nlb1:\n{}",
         lan.lb1.log()
     );
-    let settle = wait_sole_holder(&lan.topo, vip, "lb1", Duration::from_secs(5));
+    let settle = lan
+        .topo
+        .expect_sole_holder(vip, "lb1", Duration::from_secs(5));
     println!(
         "measure: restart: lb1 sole holder {:.0} ms after the stale VIP was gone",
         msf(settle)
@@ -1014,10 +968,7 @@ fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
 
 #[test]
 fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
-    if !require_netns("sighup_unchanged_config_keeps_state_and_broken_config_is_rejected") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut lan = lan_with_probe(true, Fam::V4);
     let vip = Fam::V4.vip();
     let n1 = transitions(&lan.lb1.log(), INSTANCE).len();
@@ -1152,18 +1103,15 @@ fn transitions_are_parsed_from_vipd_log_lines() {
 /// returns through Initialize; with preempt on, lb1 is master again.
 #[test]
 fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
-    if !require_netns("interface_deleted_goes_to_fault_and_recreated_interface_comes_back") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let vip = Fam::V4.vip();
     let (lb1, _lb2, _) = start_pair(&topo, true, Fam::V4);
-    wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(5));
+    topo.expect_sole_holder(vip, "lb1", Duration::from_secs(5));
 
     // Unplug: delete lb1's eth0 (its switch-side peer goes with it).
     topo.exec_ok("lb1", &["ip", "link", "del", "eth0"]);
-    let took = wait_sole_holder(&topo, vip, "lb2", Duration::from_secs(5));
+    let took = topo.expect_sole_holder(vip, "lb2", Duration::from_secs(5));
     let fault = wait_until(Duration::from_secs(3), ms(20), || {
         last_state(&lb1.log()).as_deref() == Some("FAULT")
     });
@@ -1197,7 +1145,7 @@ fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
         let out = harness::run_cmd(&argv, None, Duration::from_secs(10));
         assert!(out.ok(), "{argv:?}: {}", out.stderr);
     }
-    let back = wait_sole_holder(&topo, vip, "lb1", Duration::from_secs(5));
+    let back = topo.expect_sole_holder(vip, "lb1", Duration::from_secs(5));
     let log = lb1.log();
     assert!(
         log.contains("interface re-created"),
@@ -1223,10 +1171,7 @@ fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
 /// an address of the interface.
 #[test]
 fn rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address() {
-    if !require_netns("rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let owned: IpAddr = topo.ip4("lb1").into();
     let conf = |host: &str, lines: &str, vip: &str| {

@@ -10,20 +10,13 @@ mod harness;
 
 use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{
     craft, craft_spawn, instance_field, metric_sum, metrics_text, vipd_conf, vipd_socket,
     vipd_state, wait_vipd_state, VipdInstance,
 };
-use harness::{require_netns, wait_until, Agent, AgentKind, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{netns_guard, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const VIP: &str = "192.0.2.100";
 const VIP_B: &str = "192.0.2.101";
@@ -31,10 +24,7 @@ const VIP_B: &str = "192.0.2.101";
 /// The preamble of every test here: skip (or fail, under `VIPD_REQUIRE_NETNS=1`) without
 /// root, run one at a time, and build the LAN.
 fn begin(test: &str, opts: TopologyOpts) -> Option<(std::sync::MutexGuard<'static, ()>, Topology)> {
-    if !require_netns(test) {
-        return None;
-    }
-    let g = serial();
+    let g = netns_guard(test)?;
     Some((g, Topology::new(opts)))
 }
 

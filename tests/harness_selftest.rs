@@ -6,21 +6,12 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::{
-    keepalived_conf, keepalived_config_complaints, mono_now, require_netns, wait_until, Agent,
+    keepalived_conf, keepalived_config_complaints, mono_now, netns_test, wait_until, Agent,
     AgentKind, KeepalivedInstance, ProbeReport, Record, Topology, TopologyOpts,
 };
-
-/// Namespace tests run one at a time: 100 ms VRRP timers on a 2-core machine should not
-/// compete with another test's topology.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const VIP: &str = "192.0.2.100";
 
@@ -179,17 +170,6 @@ fn ka_pair(topo: &Topology) -> (Agent, Agent) {
     (lb1, lb2)
 }
 
-/// Waits until exactly `host` holds the VIP among lb1/lb2.
-fn wait_sole_holder(topo: &Topology, host: &str, timeout: Duration) {
-    let ok = wait_until(timeout, ms(20), || topo.vip_holders(vip()) == [host]);
-    assert!(
-        ok,
-        "expected {host} alone to hold {VIP} within {timeout:?}; holders: {:?}\n{}",
-        topo.vip_holders(vip()),
-        topo.snapshot()
-    );
-}
-
 fn assert_keepalived_took_config(a: &Agent) {
     assert!(
         a.wait_log("Entering BACKUP STATE", Duration::from_secs(5))
@@ -208,10 +188,7 @@ fn assert_keepalived_took_config(a: &Agent) {
 
 #[test]
 fn topology_builds_addresses_and_tears_down() {
-    if !require_netns("topology_builds_addresses_and_tears_down") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let (prefix, sleeper_pid);
     {
         let topo = Topology::new(TopologyOpts::default().with_host("rogue").with_second_lan());
@@ -264,10 +241,7 @@ fn topology_builds_addresses_and_tears_down() {
 
 #[test]
 fn responder_answers_only_while_the_vip_is_local() {
-    if !require_netns("responder_answers_only_while_the_vip_is_local") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let vip: IpAddr = "192.0.2.101".parse().expect("literal");
     // Frames for the VIP go to lb2's MAC whatever happens: a static entry on the client.
@@ -320,15 +294,12 @@ fn responder_answers_only_while_the_vip_is_local() {
 
 #[test]
 fn keepalived_crash_of_master_client_reaches_backup() {
-    if !require_netns("keepalived_crash_of_master_client_reaches_backup") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
     let (lb1, lb2) = ka_pair(&topo);
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(10));
     assert_keepalived_took_config(&lb1);
     assert_keepalived_took_config(&lb2);
 
@@ -401,15 +372,12 @@ fn keepalived_crash_of_master_client_reaches_backup() {
 
 #[test]
 fn keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master() {
-    if !require_netns("keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut topo = Topology::new(TopologyOpts::default());
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
     let (lb1, mut lb2) = ka_pair(&topo);
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(10));
     let probe = topo.start_probe(vip(), ms(2));
     std::thread::sleep(ms(500));
 
@@ -443,7 +411,7 @@ fn keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master() {
 
     let heal = mono_now();
     topo.heal();
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(5));
+    topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(5));
     // The client may stay pointed at lb2 until its own ARP re-resolution (see DESIGN.md §4):
     // allow that, bounded.
     let back = wait_until(Duration::from_secs(15), ms(20), || {
@@ -482,16 +450,13 @@ fn keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master() {
         "{}",
         lb2.log()
     );
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(2));
+    topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(2));
     drop(lb1);
 }
 
 #[test]
 fn random_loss_drops_about_the_requested_share() {
-    if !require_netns("random_loss_drops_about_the_requested_share") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut topo = Topology::new(TopologyOpts::default());
     let vip: IpAddr = topo.ip4("lb1").into();
     let _r = topo.start_responder("lb1", vip);
@@ -536,10 +501,7 @@ fn random_loss_drops_about_the_requested_share() {
 
 #[test]
 fn stale_namespaces_of_dead_runs_are_removed() {
-    if !require_netns("stale_namespaces_of_dead_runs_are_removed") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     // A pid that has just ended (reaped): no live process owns it.
     let mut child = std::process::Command::new("true")
         .spawn()

@@ -13,20 +13,13 @@ mod harness;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{
     craft, craft_spawn, drops_by_reason, instance_field, metric_sum, metrics_text, vipd_conf,
     vipd_state, wait_vipd_state, VipdInstance,
 };
-use harness::{require_netns, wait_until, Agent, AgentKind, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const VRID: u8 = 51;
 const VIP4: &str = "192.0.2.100";
@@ -143,10 +136,7 @@ fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeM
 /// Sends `count` packets of `case` (multicast to 224.0.0.18, from the rogue) and checks that
 /// each vipd counted exactly `count` drops under `reason` and nothing else changed.
 fn hostile_case(test: &str, case: &str, extra: &[&str], count: u32, reason: &str) {
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
     let rx_before = [p.received("lb1")];
@@ -291,10 +281,7 @@ fn carp_packets_are_told_apart_and_dropped() {
 #[test]
 fn random_bytes_with_protocol_112_are_all_dropped() {
     let test = "random_bytes_with_protocol_112_are_all_dropped";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
     let rx_before = [p.received("lb1")];
@@ -337,10 +324,7 @@ fn random_bytes_with_protocol_112_are_all_dropped() {
 #[test]
 fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() {
     let test = "flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
     let other_lines = |a: &Agent| a.log().lines().filter(|l| l.contains("other_vrid")).count();
@@ -430,10 +414,7 @@ fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() 
 #[test]
 fn rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers() {
     let test = "rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let p = pair(test, false);
     let rogue = p.rogue();
     let t0 = Instant::now();
@@ -505,10 +486,7 @@ fn rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers
 #[test]
 fn forged_priority_255_is_dropped_as_unknown_peer_with_unicast_peers() {
     let test = "forged_priority_255_is_dropped_as_unknown_peer_with_unicast_peers";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let p = pair(test, true);
     let rogue = p.rogue();
     let n = 30u32;

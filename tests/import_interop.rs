@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{vipd_socket, vipd_state};
-use harness::{require_netns, wait_until, Agent, AgentKind, Proc, Topology, TopologyOpts};
+use harness::{netns_test, wait_until, Agent, AgentKind, Proc, Topology, TopologyOpts};
 use nix::sys::signal::Signal;
 
 const VIPS: [&str; 2] = ["192.0.2.100", "192.0.2.101"];
@@ -144,9 +144,7 @@ fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {
 
 #[test]
 fn converted_pair_elects_like_keepalived_and_mixed_pairs_fail_over_both_ways() {
-    if !require_netns("converted_pair_elects_like_keepalived_and_mixed_pairs_fail_over_both_ways") {
-        return;
-    }
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let kconf = topo.path("pair-keepalived.conf");
     std::fs::write(&kconf, KEEPALIVED_CONF).expect("write keepalived.conf");

@@ -7,7 +7,6 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{
@@ -15,15 +14,9 @@ use harness::vipd::{
     wait_vipd_state, VipdInstance,
 };
 use harness::{
-    keepalived_conf, keepalived_config_complaints, require_netns, wait_until, Agent, AgentKind,
+    keepalived_conf, keepalived_config_complaints, netns_test, wait_until, Agent, AgentKind,
     KeepalivedInstance, Topology, TopologyOpts,
 };
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const VRID: u8 = 51;
 const VIP4: &str = "192.0.2.100";
@@ -107,8 +100,7 @@ impl Mode {
 
     /// RFC 5798 §6.1: Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
     fn master_down(self, priority: u8) -> Duration {
-        let i = self.interval();
-        3 * i + i * (256 - priority as u32) / 256
+        harness::timers::mdi(priority, self.interval())
     }
 }
 
@@ -178,23 +170,6 @@ fn start(topo: &Topology, host: &str, kind: Kind, prio: u8, mode: Mode) -> Agent
     }
 }
 
-/// Waits until `host` holds `vip` and no other lb does; returns the time it took.
-fn wait_sole(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Option<Duration> {
-    let t0 = Instant::now();
-    let ok = wait_until(timeout, Duration::from_millis(20), || {
-        topo.vip_holders(vip) == vec![host.to_string()]
-    });
-    ok.then(|| t0.elapsed())
-}
-
-fn wait_holds(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Option<Duration> {
-    let t0 = Instant::now();
-    let ok = wait_until(timeout, Duration::from_millis(10), || {
-        topo.holds_vip(host, vip)
-    });
-    ok.then(|| t0.elapsed())
-}
-
 /// keepalived's state as its latest run logged it.
 fn ka_state(a: &Agent) -> Option<&'static str> {
     let log = a.log();
@@ -256,10 +231,7 @@ fn assert_vipd_heard_peer(topo: &Topology, host: &str) {
 /// joins and preempts; the high one crashes (SIGKILL + link cut): the low one takes over;
 /// the high one returns (link restored, restarted): it takes the VIP back.
 fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = mode.vip();
     let low_kind = if high_kind == Kind::Vipd {
@@ -276,7 +248,7 @@ fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
     if low_kind == Kind::Keepalived {
         assert_ka_config_clean(&low);
     }
-    let t = wait_sole(&topo, lo, vip, md_lo + slack + Duration::from_secs(5));
+    let t = topo.wait_sole_holder(vip, lo, md_lo + slack + Duration::from_secs(5));
     assert!(
         t.is_some(),
         "{test}: the low-priority {low_kind:?} never became master"
@@ -285,7 +257,7 @@ fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
     // The high one joins and preempts (RFC 5798 §6.4.2: higher priority than the master's).
     let t0 = Instant::now();
     let mut high = start(&topo, hi, high_kind, 150, mode);
-    let t = wait_sole(&topo, hi, vip, 3 * md_lo + slack);
+    let t = topo.wait_sole_holder(vip, hi, 3 * md_lo + slack);
     let preempt = t0.elapsed();
     assert!(
         t.is_some(),
@@ -334,7 +306,7 @@ fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
     let t_crash = Instant::now();
     topo.cut_link(hi);
     high.kill();
-    let takeover = wait_holds(&topo, lo, vip, md_lo + slack);
+    let takeover = topo.wait_holds(lo, vip, md_lo + slack);
     assert!(
         takeover.is_some(),
         "{test}: {low_kind:?} did not take over after the crash of {high_kind:?}"
@@ -470,10 +442,7 @@ fn rfc5798_6_4_v3_ipv6_keepalived_150_vipd_100() {
 /// with VRRP partitioned (both become master), then the partition heals: lb2 (192.0.2.12)
 /// must end as the only master, whichever agent runs there.
 fn equal_priority(test: &str, lb2_kind: Kind) {
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let mut topo = Topology::new(TopologyOpts::default());
     let mode = Mode::V3;
     let vip = mode.vip();
@@ -495,7 +464,7 @@ fn equal_priority(test: &str, lb2_kind: Kind) {
     );
     let t0 = Instant::now();
     topo.heal();
-    let t = wait_sole(&topo, "lb2", vip, Duration::from_secs(10));
+    let t = topo.wait_sole_holder(vip, "lb2", Duration::from_secs(10));
     assert!(
         t.is_some(),
         "{test}: after the heal lb2 (higher address) should be the only holder; holders {:?}",
@@ -541,10 +510,7 @@ fn rfc5798_6_4_3_equal_priority_higher_address_wins_keepalived_on_lb2() {
 /// Skew_Time instead of Master_Down_Interval. Interval 1 s so the two differ by seconds:
 /// Skew_Time(100) = 0.61 s, Master_Down_Interval(100) = 3.61 s.
 fn graceful_stop(test: &str, master_kind: Kind) {
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let mode = Mode::V3;
     let vip = mode.vip();
@@ -568,7 +534,8 @@ fn graceful_stop(test: &str, master_kind: Kind) {
     let m = start1("lb1", master_kind, 150);
     let b = start1("lb2", backup_kind, 100);
     assert!(
-        wait_sole(&topo, "lb1", vip, Duration::from_secs(20)).is_some(),
+        topo.wait_sole_holder(vip, "lb1", Duration::from_secs(20))
+            .is_some(),
         "{test}: lb1 never became the only master; holders {:?}",
         topo.vip_holders(vip)
     );
@@ -585,13 +552,13 @@ fn graceful_stop(test: &str, master_kind: Kind) {
         st.success() || master_kind == Kind::Keepalived,
         "{test}: vipd exited with {st:?}"
     );
-    let got = wait_holds(&topo, "lb2", vip, Duration::from_secs(10));
+    let got = topo.wait_holds("lb2", vip, Duration::from_secs(10));
     let takeover = t0.elapsed();
     assert!(
         got.is_some(),
         "{test}: lb2 did not take over after the stop"
     );
-    let skew = Duration::from_secs(1) * (256 - 100) / 256;
+    let skew = harness::timers::skew(100, Duration::from_secs(1));
     let md = mode.master_down(100) * 10; // interval 1 s, not 100 ms
     println!(
         "MEASURE {test}: stop->exit {exited:?}, stop->{backup_kind:?} holds VIP {takeover:?} \
@@ -640,10 +607,7 @@ fn rfc5798_6_4_3_graceful_stop_keepalived_master_vipd_takes_over_after_skew() {
 #[test]
 fn rfc9568_vipd_accepts_v3_checksum_without_pseudo_header() {
     let test = "rfc9568_vipd_accepts_v3_checksum_without_pseudo_header";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default().with_host("rogue"));
     let vip = addr(VIP4);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP4}/24")]);
@@ -704,10 +668,7 @@ fn rfc9568_vipd_accepts_v3_checksum_without_pseudo_header() {
 #[test]
 fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
     let test = "keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = addr(VIP4);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP4}/24")]).pseudo_header(false);
@@ -766,10 +727,7 @@ fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
 #[test]
 fn ipv6_keepalived_without_link_local_vip_ignores_vipd() {
     let test = "ipv6_keepalived_without_link_local_vip_ignores_vipd";
-    if !require_netns(test) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = addr(VIP6);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP6}/64")]);

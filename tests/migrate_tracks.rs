@@ -9,17 +9,10 @@ mod harness;
 
 use std::net::IpAddr;
 use std::process::{Child, Command};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{instance_field, vipd_conf, vipd_state, VipdInstance};
-use harness::{require_netns, wait_until, Agent, AgentKind, Topology, TopologyOpts};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use harness::{netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const VIP: &str = "192.0.2.100";
 
@@ -44,18 +37,6 @@ fn start(topo: &Topology, host: &str, conf: &str) -> Agent {
     let up = wait_until(secs(15), ms(50), || vipd_state(topo, host, "web").is_some());
     assert!(up, "vipd on {host} never answered\n{}", a.log());
     a
-}
-
-fn wait_sole_holder(topo: &Topology, host: &str, timeout: Duration, what: &str) -> Duration {
-    let t0 = Instant::now();
-    let ok = wait_until(timeout, ms(20), || topo.vip_holders(vip()) == [host]);
-    assert!(
-        ok,
-        "{what}: expected {host} alone to hold {VIP} within {timeout:?}; holders {:?}\n{}",
-        topo.vip_holders(vip()),
-        topo.snapshot()
-    );
-    t0.elapsed()
 }
 
 fn wait_field(topo: &Topology, host: &str, field: &str, want: serde_json::Value, what: &str) {
@@ -97,10 +78,7 @@ impl Drop for Service {
 /// "drain": lb1 goes to Fault.
 #[test]
 fn process_and_file_tracks_move_the_vip() {
-    if !require_netns("process_and_file_tracks_move_the_vip") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let marker = format!("vipd-migrate-{}-{}", std::process::id(), topo.prefix());
     let weight_file = topo.path("lb1-weight");
@@ -117,12 +95,14 @@ fn process_and_file_tracks_move_the_vip() {
     ));
     let _a1 = start(&topo, "lb1", &vipd_conf(&topo, "lb1", &[lb1]));
     let _a2 = start(&topo, "lb2", &vipd_conf(&topo, "lb2", &[web(100)]));
-    wait_sole_holder(&topo, "lb1", secs(15), "start");
+    // start
+    topo.expect_sole_holder(vip(), "lb1", secs(15));
     wait_field(&topo, "lb1", "priority", 150.into(), "start");
 
     // The process dies: Fault, lb2 takes over.
     drop(service);
-    let t = wait_sole_holder(&topo, "lb2", secs(15), "process gone");
+    // process gone
+    let t = topo.expect_sole_holder(vip(), "lb2", secs(15));
     eprintln!("process killed -> lb2 sole holder after {t:?}");
     wait_field(&topo, "lb1", "state", "fault".into(), "process gone");
     let fault = instance_field(&topo, "lb1", "web", "fault");
@@ -136,12 +116,14 @@ fn process_and_file_tracks_move_the_vip() {
 
     // It comes back: lb1 preempts.
     let _service = Service::start(&marker);
-    let t = wait_sole_holder(&topo, "lb1", secs(15), "process back");
+    // process back
+    let t = topo.expect_sole_holder(vip(), "lb1", secs(15));
     eprintln!("process back -> lb1 sole holder after {t:?}");
 
     // The file says 6: priority 90.
     std::fs::write(&weight_file, "6\n").expect("write");
-    wait_sole_holder(&topo, "lb2", secs(15), "file says 6");
+    // file says 6
+    topo.expect_sole_holder(vip(), "lb2", secs(15));
     wait_field(&topo, "lb1", "priority", 90.into(), "file says 6");
     wait_field(&topo, "lb1", "state", "backup".into(), "file says 6");
     let tracks = instance_field(&topo, "lb1", "web", "tracks").expect("tracks");
@@ -149,12 +131,14 @@ fn process_and_file_tracks_move_the_vip() {
 
     // Back to 0: lb1 returns.
     std::fs::write(&weight_file, "0\n").expect("write");
-    wait_sole_holder(&topo, "lb1", secs(15), "file says 0");
+    // file says 0
+    topo.expect_sole_holder(vip(), "lb1", secs(15));
     wait_field(&topo, "lb1", "priority", 150.into(), "file says 0");
 
     // Not a number: Fault.
     std::fs::write(&weight_file, "drain\n").expect("write");
-    wait_sole_holder(&topo, "lb2", secs(15), "file says drain");
+    // file says drain
+    topo.expect_sole_holder(vip(), "lb2", secs(15));
     wait_field(&topo, "lb1", "state", "fault".into(), "file says drain");
 }
 
@@ -163,10 +147,7 @@ fn process_and_file_tracks_move_the_vip() {
 /// over, then runs its stop hook, after the hooks of its last transition.
 #[test]
 fn startup_delay_holds_a_host_back_and_the_stop_hook_runs_last() {
-    if !require_netns("startup_delay_holds_a_host_back_and_the_stop_hook_runs_last") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let hooks = topo.path("lb1-hooks");
     let q = |s: String| format!("\"{s}\"");
@@ -189,13 +170,15 @@ fn startup_delay_holds_a_host_back_and_the_stop_hook_runs_last() {
     let t0 = Instant::now();
     let a1 = start(&topo, "lb1", &conf1);
     let _a2 = start(&topo, "lb2", &vipd_conf(&topo, "lb2", &[web(100)]));
-    wait_sole_holder(&topo, "lb2", secs(10), "lb2 alone while lb1 waits");
+    // lb2 alone while lb1 waits
+    topo.expect_sole_holder(vip(), "lb2", secs(10));
     // Still inside lb1's delay (lb2 needs ~0.4 s to take over): lb1 stays out.
     if t0.elapsed() < ms(2500) {
         assert_eq!(vipd_state(&topo, "lb1", "web").as_deref(), Some("init"));
         assert!(!topo.holds_vip("lb1", vip()));
     }
-    wait_sole_holder(&topo, "lb1", secs(15), "lb1 after its startup delay");
+    // lb1 after its startup delay
+    topo.expect_sole_holder(vip(), "lb1", secs(15));
     let took = t0.elapsed();
     eprintln!("lb1 master {took:?} after its start (startup-delay 3 s)");
     assert!(took >= secs(3), "lb1 took part before its delay: {took:?}");
@@ -206,7 +189,8 @@ fn startup_delay_holds_a_host_back_and_the_stop_hook_runs_last() {
     );
 
     a1.stop(secs(15));
-    wait_sole_holder(&topo, "lb2", secs(10), "lb1 stopped");
+    // lb1 stopped
+    topo.expect_sole_holder(vip(), "lb2", secs(10));
     let ok = wait_until(secs(10), ms(50), || {
         std::fs::read_to_string(&hooks)
             .unwrap_or_default()

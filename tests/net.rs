@@ -4,15 +4,16 @@
 //!
 //! Run: `cargo test --test net` (as root).
 
-mod netns_util;
+mod harness;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use harness::netns_test;
+use harness::pair::{ip, run_in, spawn_in, Pair, IF};
 use ipnet::IpNet;
-use netns_util::{ip, netns_available, run_in, spawn_in, Pair, IF};
 use tokio::time::timeout;
 use vipd::net::{
     FrameSender, LinkWatcher, NetError, Netlink, Received, VrrpSocket, VRRP_V4_GROUP, VRRP_V6_GROUP,
@@ -146,9 +147,7 @@ fn check_v4(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
 
 #[test]
 fn rfc5798_5_1_1_ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
-    if !netns_available("ipv4 multicast") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let (src, own, (bytes, r)) = exchange(&pair, false, |_| IpAddr::V4(VRRP_V4_GROUP));
     assert_eq!(src, IpAddr::V4(A_V4), "IPv4 source is the primary address");
@@ -162,9 +161,7 @@ fn rfc5798_5_1_1_ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_ba
 
 #[test]
 fn rfc5798_5_1_1_ipv4_unicast_advert_reaches_peer_with_ttl_255() {
-    if !netns_available("ipv4 unicast") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let (_, _, (bytes, _)) = exchange(&pair, false, |_| IpAddr::V4(B_V4));
     check_v4(&bytes, A_V4, B_V4);
@@ -187,9 +184,7 @@ fn link_local(ns: &str) -> Ipv6Addr {
 
 #[test]
 fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_local() {
-    if !netns_available("ipv6 multicast") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let a_ll = link_local(&pair.a);
     let (src, own, (bytes, r)) = exchange(&pair, true, |_| IpAddr::V6(VRRP_V6_GROUP));
@@ -217,9 +212,7 @@ fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_loca
 
 #[test]
 fn rfc5798_5_1_2_ipv6_unicast_advert_to_link_local_peer() {
-    if !netns_available("ipv6 unicast") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let a_ll = link_local(&pair.a);
     let b_ll = link_local(&pair.b);
@@ -237,9 +230,7 @@ fn rfc5798_5_1_2_ipv6_unicast_advert_to_link_local_peer() {
 
 #[test]
 fn open_errors_name_the_interface_and_the_address() {
-    if !netns_available("open errors") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let (missing, foreign) = run_in(&pair.a, || async {
         let nl = Netlink::connect().await.expect("netlink");
@@ -278,9 +269,7 @@ fn mac_of(ns: &str) -> [u8; 6] {
 
 #[test]
 fn netlink_link_and_addresses() {
-    if !netns_available("netlink addresses") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let mac = mac_of(&pair.a);
     let ns = pair.a.clone();
@@ -379,9 +368,7 @@ async fn expect_event(
 
 #[test]
 fn link_watcher_reports_down_up_and_removal() {
-    if !netns_available("link watcher") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let ns = pair.a.clone();
     run_in(&pair.a, move || async move {
@@ -414,9 +401,7 @@ fn link_watcher_reports_down_up_and_removal() {
 
 #[test]
 fn frame_sender_puts_a_gratuitous_arp_on_the_wire() {
-    if !netns_available("frame sender") {
-        return;
-    }
+    let _g = netns_test!();
     let pair = Pair::create();
     let mac = mac_of(&pair.a);
     // A gratuitous ARP request for 192.0.2.100 (sender IP = target IP), built by hand.

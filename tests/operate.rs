@@ -12,21 +12,13 @@ mod harness;
 mod monitoring_common;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::{
-    mono_now, require_netns, wait_until, Agent, AgentKind, CmdOutput, Lan, Probe, ProbeOpts,
-    ProbeReport, Topology, TopologyOpts,
+    expect_vipd_state, instance_status, mono_now, netns_test, vipd_state, wait_until, Agent,
+    AgentKind, CmdOutput, Lan, Probe, ProbeOpts, ProbeReport, Topology, TopologyOpts,
 };
 use serde_json::Value;
-
-/// Namespace tests run one at a time: 100 ms VRRP timers on a 2-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const VIP: &str = "192.0.2.100";
 const VIP2: &str = "198.51.100.100";
@@ -126,63 +118,7 @@ fn status(topo: &Topology, host: &str) -> Value {
         .unwrap_or_else(|e| panic!("status --json on {host} is not JSON ({e}): {text}"))
 }
 
-/// One instance's status object on `host`, if the daemon has it.
-fn inst(topo: &Topology, host: &str, name: &str) -> Option<Value> {
-    let out = vipctl(topo, host, &["status", "--json"]);
-    if !out.ok() {
-        return None;
-    }
-    let v: Value = serde_json::from_str(out.stdout.trim()).ok()?;
-    v["instances"]
-        .as_array()?
-        .iter()
-        .find(|i| i["name"] == name)
-        .cloned()
-}
-
-fn state_of(topo: &Topology, host: &str, name: &str) -> Option<String> {
-    inst(topo, host, name).and_then(|i| i["state"].as_str().map(String::from))
-}
-
-fn wait_state(topo: &Topology, host: &str, name: &str, state: &str, timeout: Duration) {
-    let ok = wait_until(timeout, ms(50), || {
-        state_of(topo, host, name).as_deref() == Some(state)
-    });
-    assert!(
-        ok,
-        "{host}: instance {name} not {state} within {timeout:?}: {:?}\n{}",
-        inst(topo, host, name),
-        topo.snapshot()
-    );
-}
-
 // ---- observation -----------------------------------------------------------------------------
-
-/// Waits until exactly `host` holds `vip` among the load balancers; returns how long it took.
-fn wait_sole_holder(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Duration {
-    let t0 = Instant::now();
-    let ok = wait_until(timeout, ms(10), || topo.vip_holders(vip) == [host]);
-    assert!(
-        ok,
-        "expected {host} alone to hold {vip} within {timeout:?}; holders: {:?}\n{}",
-        topo.vip_holders(vip),
-        topo.snapshot()
-    );
-    t0.elapsed()
-}
-
-/// Waits until `host` holds `vip` (others may too: a crashed vipd leaves its VIPs behind).
-fn wait_holds(topo: &Topology, host: &str, vip: IpAddr, timeout: Duration) -> Duration {
-    let t0 = Instant::now();
-    let ok = wait_until(timeout, ms(10), || topo.holds_vip(host, vip));
-    assert!(
-        ok,
-        "expected {host} to hold {vip} within {timeout:?}; holders: {:?}\n{}",
-        topo.vip_holders(vip),
-        topo.snapshot()
-    );
-    t0.elapsed()
-}
 
 /// Asserts that `host` stays the sole holder of `vip` for `dur`.
 fn assert_holds_for(topo: &Topology, host: &str, vip: IpAddr, dur: Duration) {
@@ -239,10 +175,7 @@ fn print_probe(what: &str, rep: &ProbeReport) {
 /// backend comes back: lb1 (preempt on) takes the VIP back.
 #[test]
 fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
-    if !require_netns("http_check_failure_moves_the_vip_and_recovery_brings_it_back") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let docroot = topo.run_dir().to_string_lossy().into_owned();
     let backend_argv = [
@@ -275,11 +208,11 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
     wait_until(secs(5), ms(50), || {
-        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 150)
+        instance_status(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 150)
     });
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(s["state"], "master", "{s}");
     assert_eq!(s["priority"], 150, "{s}");
     assert_eq!(s["tracks"][0]["healthy"], true, "{s}");
@@ -288,15 +221,16 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
     // The backend dies.
     let t_kill = mono_now();
     let _ = backend.signal(nix::sys::signal::Signal::SIGKILL);
-    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(15));
+    let moved = topo.expect_sole_holder(vip(), "lb2", secs(15));
     eprintln!(
         "backend killed -> lb2 sole holder after {} (fall 2 x 200 ms + lb2's master-down)",
         fmt_ms(moved)
     );
     wait_until(secs(5), ms(50), || {
-        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 90 && i["state"] == "backup")
+        instance_status(&topo, "lb1", "web")
+            .is_some_and(|i| i["priority"] == 90 && i["state"] == "backup")
     });
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(
         (&s["state"], &s["priority"], &s["tracks"][0]["healthy"]),
         (
@@ -316,12 +250,12 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
         "backend never came back: {}",
         backend2.log()
     );
-    let back = wait_sole_holder(&topo, "lb1", vip(), secs(15));
+    let back = topo.expect_sole_holder(vip(), "lb1", secs(15));
     eprintln!(
         "backend restarted -> lb1 sole holder after {} (python start-up + rise 2 x 200 ms + master-down)",
         fmt_ms(back)
     );
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(s["priority"], 150, "{s}");
     std::thread::sleep(ms(500));
     let rep = probe.finish();
@@ -354,24 +288,21 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
 /// to lb2; `priority clear web` moves it back.
 #[test]
 fn priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back() {
-    if !require_netns("priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
 
     let out = vipctl_ok(&topo, "lb2", &["priority", "set", "web", "200"]);
     eprintln!("vipctl priority set: {}", out.trim());
-    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    let moved = topo.expect_sole_holder(vip(), "lb2", secs(10));
     eprintln!(
         "priority set 200 on lb2 -> lb2 sole holder after {}",
         fmt_ms(moved)
     );
-    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let s = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     assert_eq!(
         (
             &s["state"],
@@ -387,18 +318,18 @@ fn priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back() {
         ),
         "{s}"
     );
-    wait_state(&topo, "lb1", "web", "backup", secs(5));
+    expect_vipd_state(&topo, "lb1", "web", "backup", secs(5));
     assert_holds_for(&topo, "lb2", vip(), ms(800));
 
     let out = vipctl_ok(&topo, "lb2", &["priority", "clear", "web"]);
     eprintln!("vipctl priority clear: {}", out.trim());
-    let back = wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    let back = topo.expect_sole_holder(vip(), "lb1", secs(10));
     eprintln!(
         "priority clear on lb2 -> lb1 sole holder after {}",
         fmt_ms(back)
     );
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
-    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
+    let s = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     assert_eq!(
         (&s["priority"], &s["override"]),
         (&Value::from(100), &Value::Null),
@@ -423,10 +354,7 @@ fn priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back() {
 /// the VIP (CI saw 50 requests lost that way, until lb2's next announcement).
 #[test]
 fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
-    if !require_netns("maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let lb1_conf =
         top(&topo, "lb1", "") + &web(150, "announce-count = 100\nannounce-spacing = \"40ms\"");
@@ -434,14 +362,14 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let probe = probe_vip(&topo, vip(), ms(2));
 
     let t_on = mono_now();
     let out = vipctl_ok(&topo, "lb1", &["maintenance", "on", "web"]);
     eprintln!("vipctl maintenance on: {}", out.trim());
-    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    let moved = topo.expect_sole_holder(vip(), "lb2", secs(10));
     eprintln!("maintenance on -> lb2 sole holder after {}", fmt_ms(moved));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
@@ -460,7 +388,7 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
         rep.summary()
     );
     assert_eq!(rep.responders(), ["lb1", "lb2"], "{}", rep.summary());
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(
         (&s["state"], &s["maintenance"]),
         (&Value::from("backup"), &Value::from(true)),
@@ -474,7 +402,7 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
     wait_ready(&topo, &lb1);
     // Give it several master-down intervals to misbehave.
     assert_holds_for(&topo, "lb2", vip(), ms(1500));
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web after restart");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web after restart");
     assert_eq!(
         (&s["state"], &s["maintenance"]),
         (&Value::from("backup"), &Value::from(true)),
@@ -488,7 +416,7 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
     let probe = probe_vip(&topo, vip(), ms(2));
     let t_off = mono_now();
     vipctl_ok(&topo, "lb1", &["maintenance", "off", "web"]);
-    let back = wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    let back = topo.expect_sole_holder(vip(), "lb1", secs(10));
     eprintln!("maintenance off -> lb1 sole holder after {}", fmt_ms(back));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
@@ -505,7 +433,7 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
         "{}",
         rep.summary()
     );
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(s["maintenance"], false, "{s}");
 }
 
@@ -536,8 +464,8 @@ fn sync_pair(topo: &Topology) -> (Agent, Agent) {
     let lb1 = start_vipd(topo, "lb1", &sync_conf(topo, "lb1", 150));
     let lb2 = start_vipd(topo, "lb2", &sync_conf(topo, "lb2", 100));
     wait_both(topo, "lb1", "start-up");
-    wait_state(topo, "lb2", "outside", "backup", secs(5));
-    wait_state(topo, "lb2", "inside", "backup", secs(5));
+    expect_vipd_state(topo, "lb2", "outside", "backup", secs(5));
+    expect_vipd_state(topo, "lb2", "inside", "backup", secs(5));
     (lb1, lb2)
 }
 
@@ -564,13 +492,10 @@ fn wait_both(topo: &Topology, host: &str, what: &str) -> Duration {
 /// IFF_UP and IFF_RUNNING). Healing brings both back.
 #[test]
 fn sync_group_fault_on_one_interface_moves_both_vips() {
-    if !require_netns("sync_group_fault_on_one_interface_moves_both_vips") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
     let (lb1, _lb2) = sync_pair(&topo);
-    let s = inst(&topo, "lb1", "inside").expect("lb1 has inside");
+    let s = instance_status(&topo, "lb1", "inside").expect("lb1 has inside");
     assert_eq!(s["sync_group"], "lb", "{s}");
 
     for (how, down, up) in [
@@ -593,8 +518,8 @@ fn sync_group_fault_on_one_interface_moves_both_vips() {
         down(&topo);
         let moved = wait_both(&topo, "lb2", how);
         eprintln!("{how}: both VIPs on lb2 after {}", fmt_ms(moved));
-        let inside = inst(&topo, "lb1", "inside").expect("lb1 has inside");
-        let outside = inst(&topo, "lb1", "outside").expect("lb1 has outside");
+        let inside = instance_status(&topo, "lb1", "inside").expect("lb1 has inside");
+        let outside = instance_status(&topo, "lb1", "outside").expect("lb1 has outside");
         assert_eq!(inside["state"], "fault", "{how}: {inside}");
         assert_eq!(outside["state"], "fault", "{how}: {outside}");
         let (fi, fo) = (
@@ -627,10 +552,7 @@ fn sync_group_fault_on_one_interface_moves_both_vips() {
 /// across hosts.
 #[test]
 fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
-    if !require_netns("sync_group_maintenance_and_priority_override_move_the_whole_group") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
     let _pair = sync_pair(&topo);
 
@@ -643,7 +565,7 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
         fmt_ms(moved)
     );
     for name in ["outside", "inside"] {
-        let s = inst(&topo, "lb1", name).expect("lb1 instance");
+        let s = instance_status(&topo, "lb1", name).expect("lb1 instance");
         assert_eq!(s["maintenance"], true, "{name}: {s}");
         assert_eq!(s["state"], "backup", "{name}: {s}");
     }
@@ -666,7 +588,7 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
         fmt_ms(moved)
     );
     for name in ["outside", "inside"] {
-        let s = inst(&topo, "lb2", name).expect("lb2 instance");
+        let s = instance_status(&topo, "lb2", name).expect("lb2 instance");
         assert_eq!(s["override"], 200, "{name}: {s}");
     }
     let out = vipctl_ok(&topo, "lb2", &["priority", "clear", "outside"]);
@@ -684,16 +606,13 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
 /// group's fault and takes its VIP back, while `inside` stays in fault.
 #[test]
 fn sync_group_removed_on_reload_frees_its_members() {
-    if !require_netns("sync_group_removed_on_reload_frees_its_members") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
     let (lb1, _lb2) = sync_pair(&topo);
 
     topo.exec_ok("lb1", &["ip", "link", "set", "eth1", "down"]);
     wait_both(&topo, "lb2", "eth1 down on lb1");
-    wait_state(&topo, "lb1", "outside", "fault", secs(5));
+    expect_vipd_state(&topo, "lb1", "outside", "fault", secs(5));
 
     let conf = sync_conf(&topo, "lb1", 150);
     let without_group = conf
@@ -709,16 +628,16 @@ fn sync_group_removed_on_reload_frees_its_members() {
         "no reload line\n{}",
         lb1.log()
     );
-    let back = wait_holds(&topo, "lb1", vip(), secs(10));
+    let back = topo.expect_holds("lb1", vip(), secs(10));
     eprintln!(
         "sync group removed: outside back on lb1 after {}",
         fmt_ms(back)
     );
-    wait_state(&topo, "lb1", "outside", "master", secs(5));
-    let outside = inst(&topo, "lb1", "outside").expect("lb1 has outside");
+    expect_vipd_state(&topo, "lb1", "outside", "master", secs(5));
+    let outside = instance_status(&topo, "lb1", "outside").expect("lb1 has outside");
     assert!(outside["sync_group"].is_null(), "{outside}");
     assert!(outside["fault"].is_null(), "{outside}");
-    let inside = inst(&topo, "lb1", "inside").expect("lb1 has inside");
+    let inside = instance_status(&topo, "lb1", "inside").expect("lb1 has inside");
     assert_eq!(inside["state"], "fault", "{inside}");
     assert_eq!(topo.vip_holders(vip2()), ["lb2"]);
 }
@@ -727,15 +646,12 @@ fn sync_group_removed_on_reload_frees_its_members() {
 /// across hosts; vipd cannot know which side is right, so it warns, once.
 #[test]
 fn sync_group_split_across_hosts_is_reported() {
-    if !require_netns("sync_group_split_across_hosts_is_reported") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default().with_second_lan());
     let lb1 = start_vipd(&topo, "lb1", &sync_conf_with(&topo, "lb1", 150, 100));
     let _lb2 = start_vipd(&topo, "lb2", &sync_conf_with(&topo, "lb2", 100, 150));
-    wait_state(&topo, "lb1", "outside", "master", secs(10));
-    wait_state(&topo, "lb1", "inside", "backup", secs(10));
+    expect_vipd_state(&topo, "lb1", "outside", "master", secs(10));
+    expect_vipd_state(&topo, "lb1", "inside", "backup", secs(10));
     let needle = "sync group lb is split across hosts (outside master, inside backup)";
     assert!(
         lb1.wait_log(needle, secs(10)),
@@ -796,17 +712,14 @@ fn expect_hooks(file: &std::path::Path, want: &[&str], what: &str) -> Vec<String
 /// preemption.
 #[test]
 fn notify_hooks_run_in_order_with_their_arguments() {
-    if !require_netns("notify_hooks_run_in_order_with_their_arguments") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let (c1, f1) = notify_conf(&topo, "lb1", 150);
     let (c2, f2) = notify_conf(&topo, "lb2", 100);
     let mut lb1 = start_vipd(&topo, "lb1", &c1);
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
     let _lb2 = start_vipd(&topo, "lb2", &c2);
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     expect_hooks(
         &f1,
         &["backup", "any web backup", "master", "any web master"],
@@ -817,9 +730,9 @@ fn notify_hooks_run_in_order_with_their_arguments() {
     // lb1 crashes: lb2 takes over.
     lb1.kill();
     // A crash leaves the VIP on lb1's interface (nobody removed it); lb2 adds it too.
-    let moved = wait_holds(&topo, "lb2", vip(), secs(10));
+    let moved = topo.expect_holds("lb2", vip(), secs(10));
     eprintln!("lb1 crashed -> lb2 holds the VIP after {}", fmt_ms(moved));
-    wait_state(&topo, "lb2", "web", "master", secs(5));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     let lines = expect_hooks(
         &f2,
         &["backup", "any web backup", "master", "any web master"],
@@ -833,8 +746,8 @@ fn notify_hooks_run_in_order_with_their_arguments() {
 
     // lb1 comes back and preempts: lb2 goes back to backup.
     lb1.restart(&topo);
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     expect_hooks(
         &f2,
         &[
@@ -879,12 +792,7 @@ fn cap_lines(file: &std::path::Path) -> Vec<(String, u64)> {
 /// `sleep` a hook leaves in the background dies when the hook ends (issue 12, item 12).
 #[test]
 fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_behind() {
-    if !require_netns(
-        "hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_behind",
-    ) {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let hook_caps = topo.path("lb1-hook-caps.txt");
     let bg_pid = topo.path("lb1-hook-bg.pid");
@@ -904,7 +812,7 @@ fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_beh
         kept_caps.display()
     );
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, &extra)));
-    wait_state(&topo, "lb1", "web", "master", secs(15));
+    expect_vipd_state(&topo, "lb1", "web", "master", secs(15));
     let written = wait_until(secs(10), ms(50), || {
         cap_lines(&hook_caps).len() == 5
             && cap_lines(&check_caps).len() == 5
@@ -955,13 +863,10 @@ fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_beh
 /// as ambient capabilities); `keep-capabilities = true` passes them on.
 #[test]
 fn hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none() {
-    if !require_netns("hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none") {
-        return;
-    }
+    let _g = netns_test!();
     if !std::path::Path::new("/usr/bin/setpriv").exists() {
         panic!("/usr/bin/setpriv (util-linux) is needed");
     }
-    let _g = serial();
     let topo = Topology::new(TopologyOpts::default());
     use std::os::unix::fs::PermissionsExt;
     let dir = topo.path("unprivileged");
@@ -1051,7 +956,8 @@ fn hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none() {
 /// `status --json` of `host` agrees with its addresses: state master exactly when it
 /// holds the VIP.
 fn assert_status_is_real(topo: &Topology, host: &str) -> Value {
-    let s = inst(topo, host, "web").unwrap_or_else(|| panic!("{host}: no status for web"));
+    let s =
+        instance_status(topo, host, "web").unwrap_or_else(|| panic!("{host}: no status for web"));
     let holds = topo.holds_vip(host, vip());
     assert_eq!(
         s["state"] == "master",
@@ -1073,15 +979,12 @@ fn assert_status_is_real(topo: &Topology, host: &str) -> Value {
 /// line and the daemon keeps running.
 #[test]
 fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
-    if !require_netns("status_matches_reality_and_the_socket_refuses_strangers_and_garbage") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let mut lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let s1 = assert_status_is_real(&topo, "lb1");
     let s2 = assert_status_is_real(&topo, "lb2");
     assert_eq!(
@@ -1102,8 +1005,8 @@ fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
 
     // Graceful stop of lb1: lb2 is master and says so; lb1's vipctl fails with one line.
     lb1.stop(secs(10));
-    wait_sole_holder(&topo, "lb2", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "master", secs(5));
+    topo.expect_sole_holder(vip(), "lb2", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     let s2 = assert_status_is_real(&topo, "lb2");
     assert_eq!(s2["master"], "192.0.2.12", "{s2}");
     assert!(!topo.holds_vip("lb1", vip()));
@@ -1121,8 +1024,8 @@ fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
     );
     lb1.restart(&topo);
     wait_ready(&topo, &lb1);
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     assert_status_is_real(&topo, "lb1");
     assert_status_is_real(&topo, "lb2");
 
@@ -1319,16 +1222,13 @@ print(len(pkts))
 /// dropped adverts this test sends (TTL 1, unknown VRID, bad checksum) by reason.
 #[test]
 fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
-    if !require_netns("metrics_count_transitions_and_the_adverts_the_test_spoiled") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let m = "metrics-listen = \"127.0.0.1:9638\"";
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let to_master = "vipd_transitions_total{instance=\"web\",from=\"backup\",to=\"master\"}";
     let t1 = metrics(&topo, "lb1");
     eprintln!(
@@ -1351,8 +1251,8 @@ fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
     // Takeover: lb1 crashes.
     lb1.kill();
     // A crash leaves the VIP on lb1's interface; lb2 adds it too.
-    wait_holds(&topo, "lb2", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "master", secs(5));
+    topo.expect_holds("lb2", vip(), secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     wait_until(secs(5), ms(50), || {
         sample(&metrics(&topo, "lb2"), to_master).unwrap_or(0.0) >= 1.0
     });
@@ -1409,7 +1309,7 @@ fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
     // None of it moved the VIP.
     std::thread::sleep(ms(500));
     assert!(topo.holds_vip("lb2", vip()), "{}", topo.snapshot());
-    let s = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let s = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     assert_eq!(s["state"], "master", "{s}");
 }
 
@@ -1417,19 +1317,16 @@ fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
 /// time from the decision to the VIPs added and announced.
 #[test]
 fn metrics_record_the_last_takeover_times() {
-    if !require_netns("metrics_record_the_last_takeover_times") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let m = "metrics-listen = \"127.0.0.1:9638\"";
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     lb1.kill();
-    wait_holds(&topo, "lb2", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "master", secs(5));
+    topo.expect_holds("lb2", vip(), secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     let t2 = metrics(&topo, "lb2");
     let detect = sample(&t2, "vipd_last_takeover_detect_seconds{instance=\"web\"}");
     let announce = sample(&t2, "vipd_last_takeover_announce_seconds{instance=\"web\"}");
@@ -1479,9 +1376,9 @@ fn metrics_record_the_last_takeover_times() {
     assert_eq!(bucket("+Inf"), Some(1.0), "{}", takeover_lines());
     assert_eq!(bucket("0.2"), Some(0.0), "{}", takeover_lines());
     // status --json: in_state_ms is the daemon's, counting since the takeover.
-    let s1 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let s1 = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     std::thread::sleep(ms(300));
-    let s2 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let s2 = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     let (a, b) = (s1["in_state_ms"].as_u64(), s2["in_state_ms"].as_u64());
     eprintln!("lb2 in_state_ms {a:?} then {b:?} 300 ms later");
     assert!(
@@ -1517,14 +1414,11 @@ fn bucket_holding(v: f64) -> &'static str {
 /// a timestamp that agrees with `status --json`.
 #[test]
 fn metrics_show_operator_override_maintenance_and_state_since() {
-    if !require_netns("metrics_show_operator_override_maintenance_and_state_since") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let m = "metrics-listen = \"127.0.0.1:9638\"";
     let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    wait_state(&topo, "lb1", "web", "master", secs(10));
+    expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
     let ov = "vipd_instance_priority_override{instance=\"web\"}";
     let mt = "vipd_instance_maintenance{instance=\"web\"}";
     let t = metrics(&topo, "lb1");
@@ -1534,7 +1428,7 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
         &t,
         "vipd_instance_state_since_timestamp_seconds{instance=\"web\"}",
     );
-    let s = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     let status_since = s["since_unix_ms"].as_u64().map(|v| v as f64 / 1000.0);
     assert!(
         since
@@ -1569,14 +1463,11 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
 /// would fire); its counters stay. The instance added in the same reload has its own.
 #[test]
 fn metrics_forget_an_instance_removed_by_reload() {
-    if !require_netns("metrics_forget_an_instance_removed_by_reload") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let m = "metrics-listen = \"127.0.0.1:9638\"";
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    wait_state(&topo, "lb1", "web", "master", secs(10));
+    expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
     let t = metrics(&topo, "lb1");
     assert_eq!(
         sample(&t, "vipd_instance_state{instance=\"web\",state=\"master\"}"),
@@ -1589,7 +1480,7 @@ fn metrics_forget_an_instance_removed_by_reload() {
     );
     std::fs::write(lb1.conf_path(), top(&topo, "lb1", m) + &api).expect("rewrite config");
     lb1.reload();
-    wait_state(&topo, "lb1", "api", "master", secs(10));
+    expect_vipd_state(&topo, "lb1", "api", "master", secs(10));
     let gone = wait_until(secs(10), ms(100), || {
         !metrics(&topo, "lb1")
             .lines()
@@ -1747,10 +1638,7 @@ fn prom_state(p: &Prom, addr: &str) -> Option<String> {
 /// split-brain alert fires during a VRRP partition and resolves after it heals.
 #[test]
 fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() {
-    if !require_netns("prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires")
-    {
-        return;
-    }
+    let _g = netns_test!();
     if harness::which("prometheus").is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -1759,7 +1647,6 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
         eprintln!("SKIP: prometheus not installed");
         return;
     }
-    let _g = serial();
     let mut topo = Topology::new(TopologyOpts::default());
     let addr = |h: &str| format!("{}:9638", topo.ip4(h));
     let (a1, a2) = (addr("lb1"), addr("lb2"));
@@ -1782,8 +1669,8 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
         "lb2",
         &(top(&topo, "lb2", &listen(&a2)) + &web(100, &bfd("lb1"))),
     );
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
 
     let prom = Prom::start(&topo, &[a1.clone(), a2.clone()]);
     let prom_started = unix_now();
@@ -1799,7 +1686,7 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
 
     // The state series match vipctl status, on both hosts.
     for (h, a) in [("lb1", &a1), ("lb2", &a2)] {
-        let want = state_of(&topo, h, "web").expect("status has web");
+        let want = vipd_state(&topo, h, "web").expect("status has web");
         let ok = wait_until(secs(15), ms(250), || {
             prom_state(&prom, a).as_deref() == Some(want.as_str())
         });
@@ -1826,8 +1713,8 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
     // Split brain: VRRP blocked between lb1 and lb2 (scrapes still flow).
     let cut = Instant::now();
     topo.partition_vrrp("lb1", "lb2");
-    wait_state(&topo, "lb2", "web", "master", secs(10));
-    assert_eq!(state_of(&topo, "lb1", "web").as_deref(), Some("master"));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(10));
+    assert_eq!(vipd_state(&topo, "lb1", "web").as_deref(), Some("master"));
     let fired = wait_until(secs(60), ms(500), || {
         !prom.firing("VipdSplitBrain").is_empty()
     });
@@ -1876,7 +1763,7 @@ fn prometheus_scrapes_the_pair_dashboard_has_data_and_split_brain_alert_fires() 
 
     // Heal: lb2 hears lb1 again and steps down; the alert resolves.
     topo.heal();
-    wait_state(&topo, "lb2", "web", "backup", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(10));
     let resolved = wait_until(secs(60), ms(500), || {
         !prom.alerts().iter().any(|(n, _, _)| n == "VipdSplitBrain")
     });
@@ -1970,17 +1857,14 @@ fn render_dashboard(topo: &Topology, start: f64, end: f64) {
 /// lb2 takes over.
 #[test]
 fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
-    if !require_netns("reload_priority_change_keeps_master_and_removal_releases_the_vip") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
     let lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
-    wait_sole_holder(&topo, "lb1", vip(), secs(10));
-    wait_state(&topo, "lb2", "web", "backup", secs(5));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let tr1 = transitions(&lb1.log(), "web").len();
     let tr2 = transitions(&lb2.log(), "web").len();
     let probe = probe_vip(&topo, vip(), ms(2));
@@ -1998,12 +1882,12 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
         lb1.log()
     );
     let ok = wait_until(secs(5), ms(20), || {
-        inst(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 120)
+        instance_status(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 120)
     });
     assert!(
         ok,
         "lb1 priority never became 120: {:?}",
-        inst(&topo, "lb1", "web")
+        instance_status(&topo, "lb1", "web")
     );
     eprintln!(
         "reload 150 -> 120: effective after {}",
@@ -2024,10 +1908,10 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     let new2 = transitions(&lb2.log(), "web");
     assert_eq!(new1.len(), tr1, "lb1 changed state on reload: {new1:#?}");
     assert_eq!(new2.len(), tr2, "lb2 changed state on reload: {new2:#?}");
-    let s2 = inst(&topo, "lb2", "web").expect("lb2 has web");
+    let s2 = instance_status(&topo, "lb2", "web").expect("lb2 has web");
     assert_eq!(s2["state"], "backup", "{s2}");
     // lb2 hears the new priority (it advertises what it uses).
-    let s1 = inst(&topo, "lb1", "web").expect("lb1 has web");
+    let s1 = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(
         (&s1["state"], &s1["base_priority"]),
         (&Value::from("master"), &Value::from(120)),
@@ -2039,7 +1923,7 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     write(&top(&topo, "lb1", ""));
     let t_rm = mono_now();
     lb1.reload();
-    let moved = wait_sole_holder(&topo, "lb2", vip(), secs(10));
+    let moved = topo.expect_sole_holder(vip(), "lb2", secs(10));
     eprintln!(
         "reload without web -> lb2 sole holder {} after SIGHUP",
         fmt_ms(moved)
@@ -2058,7 +1942,7 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
             .is_some_and(|a| a.is_empty())
     });
     assert!(ok, "lb1 still lists instances: {}", status(&topo, "lb1"));
-    wait_state(&topo, "lb2", "web", "master", secs(5));
+    expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
     print_probe("client during the removal reload", &rep);

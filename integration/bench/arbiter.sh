@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Arbiter benchmark (benches/arbiter.rs): split brain with and without the etcd lease
+# Arbiter scenarios (integration/bench/arbiter/main.rs, the example arbiter-scenarios): split brain with and without the etcd lease
 # arbiter beside keepalived, and host-death takeover with the arbiter at TTL 1 s and 2 s.
 #
 #   sudo integration/bench/arbiter.sh            # 5 runs of each
@@ -16,12 +16,14 @@ done
 if [ "$(id -u)" -eq 0 ]; then
     integration/setup.sh
 fi
-# The probe/responder helper is an example; cargo bench does not build examples.
-cargo build --release --example vipnet
+# The agents under test (vipd, vipctl), the probe/responder helper and the runner.
+cargo build --release --bins --example vipnet --example arbiter-scenarios
+release="${CARGO_TARGET_DIR:-$PWD/target}/release"
+export VIPNET_BIN="$release/examples/vipnet" VIPD_BIN="$release/vipd" VIPCTL_BIN="$release/vipctl"
 if [ -n "$save" ]; then
     out="integration/bench/results-arbiter-$(date -u +%Y-%m-%d).txt"
     echo "# git $(git rev-parse --short HEAD), $(date -u +%FT%TZ)" > "$out"
-    cargo bench --bench arbiter -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
+    cargo run --release --example arbiter-scenarios -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
 else
-    cargo bench --bench arbiter -- "${args[@]}"
+    cargo run --release --example arbiter-scenarios -- "${args[@]}"
 fi

@@ -3,7 +3,7 @@
 
     integration/bench/plot.py RECORDS_DIR OUT_DIR [--run K]
 
-RECORDS_DIR is what `benches/failover.rs --records DIR` wrote (integration/bench/run.sh
+RECORDS_DIR is what `failover-scenarios --records DIR` wrote (integration/bench/run.sh
 --pictures does both steps): one JSON-lines file per measured event
 (SCENARIO-INTERVAL-AGENT-runN.jsonl: a header line, then one line per request with its
 send and reply time in ms relative to the event and the host that answered) and

@@ -2,14 +2,17 @@
 # Failover benchmark, vipd against keepalived: client-side outages, resources, scale.
 # Needs root (it builds network namespaces; nothing touches the machine's own interfaces):
 # run it from a root shell, or as a user with sudo (it builds as you and runs only the
-# bench binary and setup.sh through sudo).
+# scenario runner and setup.sh through sudo).
 #
 #   integration/bench/run.sh                 # full run: 5 runs x 5 scenarios x 3 intervals
 #   integration/bench/run.sh --quick         # smoke run (1 run, 100ms and 10ms, 5 s idle)
 #   integration/bench/run.sh --runs 3 --idle-secs 20 --save
 #   integration/bench/run.sh --quick --pictures   # also draw the PNGs
 #
-# Options (passed to benches/failover.rs): --runs N, --quick, --idle-secs S,
+# The runner is the example `failover-scenarios` (integration/bench/failover/main.rs):
+# it builds the LAN in namespaces, starts real agents and breaks things; it is not a
+# micro-benchmark, so it lives here and not under benches/.
+# Options (passed to the runner): --runs N, --quick, --idle-secs S,
 # --intervals 1s,100ms,10ms, --scenarios death,graceful,failback,partition,maintenance,
 # --agents vipd,keepalived, --no-resources, --no-scale.
 # --save (handled here): also write the output to integration/bench/results-<date>.txt.
@@ -24,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
         echo "run.sh: needs root (network namespaces) and sudo is not installed: run it from a root shell" >&2
         exit 1
     fi
-    # Build as the calling user; only the bench binary (and setup.sh) run as root.
+    # Build as the calling user; only the runner (and setup.sh) run as root.
     host=$(rustc -vV | sed -n 's/^host: //p')
     export "CARGO_TARGET_$(echo "$host" | tr 'a-z-' 'A-Z_')_RUNNER=$PWD/integration/as-root.sh"
 fi
@@ -44,19 +47,20 @@ if [ "$pictures" -eq 1 ]; then
     args+=(--records "$records")
 fi
 integration/as-root.sh integration/setup.sh
-# The probe/responder helper is an example; cargo bench does not build examples.
-cargo build --release --example vipnet
-export VIPNET_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/vipnet"
+# The agents under test (vipd, vipctl), the probe/responder helper and the runner.
+cargo build --release --bins --example vipnet --example failover-scenarios
+release="${CARGO_TARGET_DIR:-$PWD/target}/release"
+export VIPNET_BIN="$release/examples/vipnet" VIPD_BIN="$release/vipd" VIPCTL_BIN="$release/vipctl"
 if [ "$save" -eq 1 ]; then
     out="integration/bench/results-$(date -u +%Y-%m-%d).txt"
     {
         echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -r)  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo '?')  args: ${args[*]:-}"
     } > "$out"
-    cargo bench --bench failover -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
+    cargo run --release --example failover-scenarios -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
     echo "saved to $out"
 else
-    cargo bench --bench failover -- "${args[@]}"
+    cargo run --release --example failover-scenarios -- "${args[@]}"
 fi
 if [ "$pictures" -eq 1 ]; then
     # Debian's python3, which has python3-matplotlib (a python3 earlier on PATH, such as

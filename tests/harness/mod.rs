@@ -18,17 +18,28 @@
 //!   measure outages, who answered, and when.
 //! * [`keepalived_conf`] writes keepalived configurations for interop tests and benchmarks.
 //!
-//! Namespace tests call [`require_netns`] first: it returns `false` (skip) when not root, and
-//! panics instead when `VIPD_REQUIRE_NETNS=1`.
-#![allow(dead_code, unused_imports)]
+//! * [`pair::Pair`]: the smallest topology (two namespaces, one veth), for socket tests.
+//! * [`VipdInstance`] / [`vipd_conf`]: the one vipd configuration builder.
+//! * Waiters, bounded in count and time: [`wait_until`], [`Topology::wait_sole_holder`],
+//!   [`Topology::wait_holds`], [`wait_vipd_state`], [`Agent::wait_log`].
+//! * [`timers`]: RFC 5798 §6.1 timers, from `vipd::vrrp` (not recomputed here).
+//!
+//! A namespace test starts with `let _g = netns_test!();` (or [`netns_guard`] when the name
+//! is not the test function's): it skips the test when namespaces cannot be used (not root),
+//! panics instead when `VIPD_REQUIRE_NETNS=1`, and otherwise holds the test binary's
+//! [`serial`] lock so that only one topology runs at a time.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod agent;
 pub mod etcd;
 pub mod keepalived;
+pub mod pair;
 pub mod probe;
 pub mod process;
+pub mod timers;
 pub mod topology;
 pub mod vipd;
+mod wait;
 
 pub use agent::{Agent, AgentKind};
 pub use keepalived::{keepalived_conf, keepalived_config_complaints, KeepalivedInstance};
@@ -36,7 +47,54 @@ pub use probe::{Outage, Probe, ProbeOpts, ProbeReport, Record, RESPONDER_PORT};
 pub use process::{run_cmd, CmdOutput, Proc};
 pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREFIX};
 
+pub use self::vipd::{
+    craft, craft_spawn, dropped, drops_by_reason, expect_vipd_state, instance_field,
+    instance_status, metric_sum, metrics_text, tshark_fields, vipd_conf, vipd_socket, vipd_state,
+    vipd_status, wait_vipd_state, Capture, VipdInstance, METRICS_PORT,
+};
+
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Namespace tests of one test binary run one at a time: short VRRP timers on a loaded
+/// machine should not compete with another test's topology.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the test binary's serial lock (a panicked holder does not poison it for the rest).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The preamble of a namespace test named `test`: `None` when it must skip (see
+/// [`require_netns`]), else the [`serial`] guard, to hold until the test ends.
+pub fn netns_guard(test: &str) -> Option<MutexGuard<'static, ()>> {
+    require_netns(test).then(serial)
+}
+
+/// The last path segment of `type_name` with the trailing `::here` (the probe function
+/// [`netns_test!`] declares) removed: the name of the test function.
+pub fn test_fn_name(type_name: &'static str) -> &'static str {
+    let path = type_name.strip_suffix("::here").unwrap_or(type_name);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// `let _g = netns_test!();` at the top of a namespace test: returns from the test (skip)
+/// when namespaces cannot be used, else holds the serial lock (see [`netns_guard`]). The
+/// test's own function name is used in the skip message. `netns_test!("name")` names it.
+macro_rules! netns_test {
+    () => {{
+        fn here() {}
+        let name = $crate::harness::test_fn_name(std::any::type_name_of_val(&here));
+        $crate::harness::netns_test!(name)
+    }};
+    ($name:expr) => {
+        match $crate::harness::netns_guard($name) {
+            Some(guard) => guard,
+            None => return,
+        }
+    };
+}
+pub(crate) use netns_test;
 
 /// Returns `true` when namespace tests can run (we are root). When they cannot, prints why
 /// and returns `false` so the test can return early; under `VIPD_REQUIRE_NETNS=1` it panics

@@ -132,7 +132,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// Kills every process in namespace `ns` (a few rounds, in case of forks) and deletes it.
-fn destroy_ns(ns: &str) {
+pub(super) fn destroy_ns(ns: &str) {
     for _ in 0..5 {
         let out = run_cmd(&["ip", "netns", "pids", ns], None, CMD_TIMEOUT);
         let pids: Vec<i32> = out

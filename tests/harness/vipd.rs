@@ -151,6 +151,16 @@ pub fn vipd_state(topo: &Topology, host: &str, name: &str) -> Option<String> {
     instance_field(topo, host, name, "state").and_then(|v| v.as_str().map(String::from))
 }
 
+/// The status object of instance `name` from `status --json` on `host`, if vipd answers.
+pub fn instance_status(topo: &Topology, host: &str, name: &str) -> Option<serde_json::Value> {
+    let st = vipd_status(topo, host)?;
+    st.get("instances")?
+        .as_array()?
+        .iter()
+        .find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name))
+        .cloned()
+}
+
 /// One field of one instance from `status --json`.
 pub fn instance_field(
     topo: &Topology,
@@ -158,13 +168,7 @@ pub fn instance_field(
     name: &str,
     field: &str,
 ) -> Option<serde_json::Value> {
-    let st = vipd_status(topo, host)?;
-    st.get("instances")?
-        .as_array()?
-        .iter()
-        .find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name))?
-        .get(field)
-        .cloned()
+    instance_status(topo, host, name)?.get(field).cloned()
 }
 
 /// Waits until vipd on `host` reports `state` for `name`.
@@ -178,6 +182,18 @@ pub fn wait_vipd_state(
     wait_until(timeout, Duration::from_millis(50), || {
         vipd_state(topo, host, name).as_deref() == Some(state)
     })
+}
+
+/// [`wait_vipd_state`], panicking with the instance's status and a snapshot of the LAN
+/// when the time runs out.
+#[track_caller]
+pub fn expect_vipd_state(topo: &Topology, host: &str, name: &str, state: &str, timeout: Duration) {
+    assert!(
+        wait_vipd_state(topo, host, name, state, timeout),
+        "{host}: instance {name} not {state} within {timeout:?}: {:?}\n{}",
+        instance_status(topo, host, name),
+        topo.snapshot()
+    );
 }
 
 /// The text of `http://127.0.0.1:9638/metrics` inside `host`'s namespace (curl, or python3

@@ -1,8 +1,8 @@
-//! A tiny network-namespace helper for the `net` tests: two namespaces joined by a veth
-//! pair, deleted again on drop, and a way to run async code inside one of them.
+//! The smallest topology, for the socket-level `net` tests: two namespaces joined by a
+//! veth pair (no switch, no agents), deleted again on drop, and a way to run async code
+//! inside one of them ([`spawn_in`], [`run_in`]). Formerly `tests/netns_util`.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 2001:db8::/64).
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::future::Future;
@@ -10,35 +10,15 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::topology::{destroy_ns, NS_PREFIX};
+use super::wait_until;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The interface name of the veth end in each namespace.
 pub const IF: &str = "veth0";
-
-/// Returns true when namespace tests can run. Otherwise prints why and returns false,
-/// or panics when `VIPD_REQUIRE_NETNS=1` (CI) demands that they run.
-pub fn netns_available(test: &str) -> bool {
-    let why = if !nix::unistd::geteuid().is_root() {
-        Some("not running as root".to_owned())
-    } else {
-        match Command::new("ip").arg("-V").output() {
-            Ok(o) if o.status.success() => None,
-            Ok(_) | Err(_) => Some("the `ip` command (iproute2) is not usable".to_owned()),
-        }
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            if std::env::var("VIPD_REQUIRE_NETNS").as_deref() == Ok("1") {
-                panic!("{test}: VIPD_REQUIRE_NETNS=1 but namespace tests cannot run: {why}");
-            }
-            eprintln!("skipping {test}: {why}");
-            false
-        }
-    }
-}
 
 /// Runs `ip ARGS`, panicking with its stderr when it fails.
 pub fn ip(args: &[&str]) -> String {
@@ -68,8 +48,9 @@ impl Pair {
     pub fn create() -> Pair {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let a = format!("vipdnet-{pid}-{n}-a");
-        let b = format!("vipdnet-{pid}-{n}-b");
+        // Under the harness prefix, so a later run removes them if this one is killed.
+        let a = format!("{NS_PREFIX}{pid}-pair{n}-a");
+        let b = format!("{NS_PREFIX}{pid}-pair{n}-b");
         ip(&["netns", "add", &a]);
         // From here on, Drop cleans up whatever was created.
         let pair = Pair { a, b };
@@ -87,11 +68,11 @@ impl Pair {
             ip(&["-n", ns, "link", "set", IF, "up"]);
         }
         for ns in [&pair.a, &pair.b] {
-            wait_for(Duration::from_secs(10), || {
+            let ready = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
                 let out = ip(&["-n", ns, "-6", "addr", "show", "dev", IF, "scope", "link"]);
                 out.contains("fe80::") && !out.contains("tentative")
-            })
-            .unwrap_or_else(|| panic!("link-local address in {ns} stayed tentative"));
+            });
+            assert!(ready, "link-local address in {ns} stayed tentative");
         }
         pair
     }
@@ -99,34 +80,10 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
+        // `ip netns del` does not end processes inside: destroy_ns ends them first, by pid.
         for ns in [&self.a, &self.b] {
-            // `ip netns del` does not end processes inside: end them first, by pid.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            destroy_ns(ns);
         }
-    }
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<()> {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return Some(());
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

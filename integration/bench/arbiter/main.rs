@@ -1,8 +1,8 @@
-//! Arbiter benchmark: split brain with and without the etcd lease arbiter, beside
-//! keepalived, and host-death takeover with the arbiter at TTL 1 s and 2 s.
+//! The arbiter scenario runner: split brain with and without the etcd lease arbiter,
+//! beside keepalived, and host-death takeover with the arbiter at TTL 1 s and 2 s.
 //!
-//! Run it with `sudo integration/bench/arbiter.sh [--runs N]` (which calls
-//! `cargo bench --bench arbiter -- ARGS`). Needs root (network namespaces).
+//! Run it with `sudo integration/bench/arbiter.sh [--runs N]` (which builds and runs the
+//! example `arbiter-scenarios` with ARGS). Needs root (network namespaces).
 //!
 //! ```text
 //!   topology: sw + lb1 (150) + lb2 (100) + client + etcd1..3 (192.0.2.31..33),
@@ -14,7 +14,7 @@
 //!     until lb2 answers (arbiter at TTL 1 s and 2 s)
 //! ```
 
-#[path = "../tests/harness/mod.rs"]
+#[path = "../../../tests/harness/mod.rs"]
 #[allow(unreachable_pub, missing_docs)]
 mod harness;
 
