@@ -11,23 +11,16 @@
 
 mod harness;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use harness::etcd::{etcd_topology_opts, EtcdCluster, VipWatch, MEMBERS};
+use harness::prelude::*;
 use harness::vipd::{instance_field, wait_vipd_state};
-use harness::{mono_now, netns_test, wait_until, Agent, AgentKind, Probe, Topology};
+use harness::{
+    mono_now, netns_test, wait_until, Agent, AgentKind, Probe, Topology, VipdConfig, VipdInstance,
+};
 
 const INSTANCE: &str = "web";
-const VIP: &str = "192.0.2.100";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn vip() -> IpAddr {
-    VIP.parse().expect("literal")
-}
 
 struct Opts {
     arbiter: bool,
@@ -50,45 +43,28 @@ impl Default for Opts {
 }
 
 fn conf(topo: &Topology, etcd: &EtcdCluster, host: &str, prio: u8, o: &Opts) -> String {
-    let sock = topo.path(&format!("{host}.sock"));
-    let state = topo.path(&format!("{host}-state"));
     let hook = topo.path(&format!("{host}-hook.log"));
     let preempt = host != "lb1" || o.preempt_lb1;
-    let arbiter = if o.arbiter {
-        format!(
-            "[arbiter]\netcd-endpoints = {}\nlease-ttl = \"{}\"\non-loss = \"{}\"\n\n",
+    let web = VipdInstance::new(INSTANCE, 51, prio, &[&format!("{VIP}/24")])
+        .line(&format!("preempt = {preempt}"))
+        .line("announce-count = 5")
+        .line("announce-spacing = \"100ms\"")
+        .line(&format!("arbiter = {}", o.arbiter))
+        .line("[instance.notify]")
+        .line(&format!(
+            r#"master = ["/bin/sh", "-c", "echo \"master token=$VIPD_FENCING_TOKEN\" >> {}"]"#,
+            hook.display()
+        ));
+    let mut c = VipdConfig::new(topo, host).instance(web);
+    if o.arbiter {
+        c = c.table(&format!(
+            "[arbiter]\netcd-endpoints = {}\nlease-ttl = \"{}\"\non-loss = \"{}\"",
             etcd.endpoints_toml(),
             o.ttl,
             o.on_loss
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        r#"control-socket = "{sock}"
-state-dir = "{state}"
-metrics-listen = "127.0.0.1:9638"
-
-{arbiter}[[instance]]
-name = "{INSTANCE}"
-interface = "eth0"
-vrid = 51
-priority = {prio}
-advert-interval = "100ms"
-preempt = {preempt}
-vips = ["{VIP}/24"]
-announce-count = 5
-announce-spacing = "100ms"
-arbiter = {arb}
-
-[instance.notify]
-master = ["/bin/sh", "-c", "echo \"master token=$VIPD_FENCING_TOKEN\" >> {hook}"]
-"#,
-        sock = sock.display(),
-        state = state.display(),
-        hook = hook.display(),
-        arb = o.arbiter,
-    )
+        ));
+    }
+    c.render()
 }
 
 struct Lan {
@@ -139,16 +115,7 @@ fn lan(o: &Opts) -> Lan {
         "lb2 not backup\n{}",
         lb2.log()
     );
-    let probe = topo.start_probe(vip(), ms(2));
-    let resolved = wait_until(Duration::from_secs(5), ms(20), || {
-        topo.neigh("client", vip()) == Some(topo.mac("lb1"))
-    });
-    assert!(
-        resolved,
-        "client never resolved the VIP\n{}",
-        topo.snapshot()
-    );
-    std::thread::sleep(ms(300));
+    let probe = topo.start_probe_resolved(vip(), ms(2), "lb1");
     Lan {
         topo,
         etcd,

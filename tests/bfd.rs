@@ -13,6 +13,7 @@ mod harness;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use harness::prelude::*;
 use harness::vipd::{
     metric_sum, metrics_text, vipd_conf, vipd_state, vipd_status, wait_vipd_state, VipdInstance,
 };
@@ -20,15 +21,6 @@ use harness::{mono_now, netns_test, wait_until, Agent, AgentKind, Topology, Topo
 
 const NAME: &str = "web";
 const VRID: u8 = 51;
-const VIP: &str = "192.0.2.100";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn vip() -> IpAddr {
-    VIP.parse().expect("literal")
-}
 
 fn instance(topo: &Topology, me: &str, other: &str, prio: u8, bfd: &str) -> VipdInstance {
     VipdInstance::new(NAME, VRID, prio, &[&format!("{VIP}/24")])

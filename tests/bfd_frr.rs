@@ -15,12 +15,9 @@ mod harness;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use harness::prelude::*;
 use harness::vipd::{tshark_fields, vipd_conf, vipd_status, wait_vipd_state, VipdInstance};
 use harness::{netns_test, wait_until, AgentKind, Proc, Topology, TopologyOpts};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 const NAME: &str = "web";
 

@@ -19,8 +19,10 @@ mod harness;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use harness::prelude::*;
 use harness::{
     mono_now, netns_test, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology, TopologyOpts,
+    VipdConfig, VipdInstance,
 };
 
 /// The instance name in every config (log lines are `web: FROM -> TO (why)`).
@@ -32,14 +34,6 @@ const ADV: Duration = Duration::from_millis(100);
 const SLACK: Duration = Duration::from_millis(250);
 const P1: u8 = 150;
 const P2: u8 = 100;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn msf(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// RFC 5798 §6.1 Skew_Time of a router of priority `prio` with our [`ADV`].
 fn skew(prio: u8) -> Duration {
@@ -66,11 +60,11 @@ impl Fam {
         }
     }
 
-    /// `vips = [...]` in the config. IPv6: the link-local VIP first (RFC 5798 §5.2.9).
-    fn vips_toml(self) -> &'static str {
+    /// `vips` of the instance. IPv6: the link-local VIP first (RFC 5798 §5.2.9).
+    fn vips(self) -> &'static [&'static str] {
         match self {
-            Fam::V4 => r#"["192.0.2.100/24"]"#,
-            Fam::V6 => r#"["fe80::100/64", "2001:db8::100/64"]"#,
+            Fam::V4 => &["192.0.2.100/24"],
+            Fam::V6 => &["fe80::100/64", "2001:db8::100/64"],
         }
     }
 }
@@ -78,27 +72,14 @@ impl Fam {
 /// A vipd configuration for `host`: one instance `web`, VRID 51, 100 ms adverts, 5
 /// announcements 100 ms apart; control socket and state directory in the run directory.
 fn vipd_conf(topo: &Topology, host: &str, prio: u8, preempt: bool, fam: Fam) -> String {
-    let sock = topo.path(&format!("{host}.sock"));
-    let state = topo.path(&format!("{host}-state"));
-    format!(
-        r#"control-socket = "{sock}"
-state-dir = "{state}"
-
-[[instance]]
-name = "{INSTANCE}"
-interface = "eth0"
-vrid = {VRID}
-priority = {prio}
-advert-interval = "100ms"
-preempt = {preempt}
-vips = {vips}
-announce-count = 5
-announce-spacing = "100ms"
-"#,
-        sock = sock.display(),
-        state = state.display(),
-        vips = fam.vips_toml(),
-    )
+    let web = VipdInstance::new(INSTANCE, VRID, prio, fam.vips())
+        .line(&format!("preempt = {preempt}"))
+        .line("announce-count = 5")
+        .line("announce-spacing = \"100ms\"");
+    VipdConfig::new(topo, host)
+        .without_metrics()
+        .instance(web)
+        .render()
 }
 
 /// State changes of `inst` in a vipd log: lines `... web: BACKUP -> MASTER (why) ...`, as
@@ -179,16 +160,7 @@ fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
     topo.expect_sole_holder(vip, "lb1", Duration::from_secs(10));
     assert_running(&lb1);
     assert_running(&lb2);
-    let probe = topo.start_probe(vip, ms(2));
-    let resolved = wait_until(Duration::from_secs(5), ms(20), || {
-        topo.neigh("client", vip) == Some(topo.mac("lb1"))
-    });
-    assert!(
-        resolved,
-        "the client never resolved {vip} to lb1's MAC\n{}",
-        topo.snapshot()
-    );
-    std::thread::sleep(ms(300));
+    let probe = topo.start_probe_resolved(vip, ms(2), "lb1");
     Lan {
         topo,
         lb1,

@@ -12,13 +12,13 @@ use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+use harness::prelude::*;
 use harness::vipd::{
     craft, craft_spawn, instance_field, metric_sum, metrics_text, vipd_conf, vipd_socket,
     vipd_state, wait_vipd_state, VipdInstance,
 };
 use harness::{netns_guard, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
-const VIP: &str = "192.0.2.100";
 const VIP_B: &str = "192.0.2.101";
 
 /// The preamble of every test here: skip (or fail, under `VIPD_REQUIRE_NETNS=1`) without
@@ -26,22 +26,6 @@ const VIP_B: &str = "192.0.2.101";
 fn begin(test: &str, opts: TopologyOpts) -> Option<(std::sync::MutexGuard<'static, ()>, Topology)> {
     let g = netns_guard(test)?;
     Some((g, Topology::new(opts)))
-}
-
-fn vip() -> IpAddr {
-    VIP.parse().expect("constant")
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn web(priority: u8) -> VipdInstance {
-    VipdInstance::new("web", 51, priority, &[&format!("{VIP}/24")])
 }
 
 /// The vipd under test: `$VIPD_BIN` if set (as the harness's agents use), else this build's.

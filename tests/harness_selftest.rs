@@ -8,20 +8,11 @@ mod harness;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use harness::prelude::*;
 use harness::{
     keepalived_conf, keepalived_config_complaints, mono_now, netns_test, wait_until, Agent,
     AgentKind, KeepalivedInstance, ProbeReport, Record, Topology, TopologyOpts,
 };
-
-const VIP: &str = "192.0.2.100";
-
-fn vip() -> IpAddr {
-    VIP.parse().expect("constant VIP parses")
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn rec(seq: u64, sent_ms: u64, reply_ms: Option<u64>, name: &str) -> Record {
     Record {
@@ -303,16 +294,8 @@ fn keepalived_crash_of_master_client_reaches_backup() {
     assert_keepalived_took_config(&lb1);
     assert_keepalived_took_config(&lb2);
 
-    let probe = topo.start_probe(vip(), ms(2));
-    let reached_lb1 = wait_until(Duration::from_secs(5), ms(20), || {
-        topo.neigh("client", vip()) == Some(topo.mac("lb1"))
-    });
-    assert!(
-        reached_lb1,
-        "client never resolved {VIP} to lb1\n{}",
-        topo.snapshot()
-    );
-    std::thread::sleep(ms(500));
+    let probe = topo.start_probe_resolved(vip(), ms(2), "lb1");
+    std::thread::sleep(ms(200));
 
     let event = mono_now();
     lb1.kill();

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use harness::prelude::*;
 use harness::vipd::{vipd_socket, vipd_state};
 use harness::{netns_test, wait_until, Agent, AgentKind, Proc, Topology, TopologyOpts};
 use nix::sys::signal::Signal;
@@ -41,14 +42,6 @@ vrrp_instance VI_web {
     }
 }
 ";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 fn vips() -> Vec<IpAddr> {
     VIPS.iter().map(|v| v.parse().expect("constant")).collect()

@@ -7,30 +7,12 @@
 
 mod harness;
 
-use std::net::IpAddr;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use harness::vipd::{instance_field, vipd_conf, vipd_state, VipdInstance};
+use harness::prelude::*;
+use harness::vipd::{instance_field, vipd_conf, vipd_state};
 use harness::{netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
-
-const VIP: &str = "192.0.2.100";
-
-fn vip() -> IpAddr {
-    VIP.parse().expect("constant VIP parses")
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn web(priority: u8) -> VipdInstance {
-    VipdInstance::new("web", 51, priority, &[&format!("{VIP}/24")])
-}
 
 fn start(topo: &Topology, host: &str, conf: &str) -> Agent {
     let a = topo.start_agent(host, AgentKind::vipd(), conf);

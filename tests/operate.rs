@@ -14,30 +14,18 @@ mod monitoring_common;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use harness::prelude::*;
 use harness::{
     expect_vipd_state, instance_status, mono_now, netns_test, vipd_state, wait_until, Agent,
     AgentKind, CmdOutput, Lan, Probe, ProbeOpts, ProbeReport, Topology, TopologyOpts,
 };
 use serde_json::Value;
 
-const VIP: &str = "192.0.2.100";
 const VIP2: &str = "198.51.100.100";
 const PY: &str = "/usr/bin/python3";
 
-fn vip() -> IpAddr {
-    VIP.parse().expect("constant VIP parses")
-}
-
 fn vip2() -> IpAddr {
     VIP2.parse().expect("constant VIP2 parses")
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
 }
 
 fn fmt_ms(d: Duration) -> String {

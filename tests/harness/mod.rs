@@ -34,6 +34,7 @@ pub mod agent;
 pub mod etcd;
 pub mod keepalived;
 pub mod pair;
+pub mod prelude;
 pub mod probe;
 pub mod process;
 pub mod timers;
@@ -50,7 +51,7 @@ pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREF
 pub use self::vipd::{
     craft, craft_spawn, dropped, drops_by_reason, expect_vipd_state, instance_field,
     instance_status, metric_sum, metrics_text, tshark_fields, vipd_conf, vipd_socket, vipd_state,
-    vipd_status, wait_vipd_state, Capture, VipdInstance, METRICS_PORT,
+    vipd_status, wait_vipd_state, Capture, VipdConfig, VipdInstance, METRICS_PORT,
 };
 
 use std::sync::{Mutex, MutexGuard};

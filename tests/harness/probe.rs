@@ -305,6 +305,24 @@ impl Topology {
         self.start_probe_with(ProbeOpts::new(vip, interval))
     }
 
+    /// Starts a probe from the client to `vip` every `interval` once the client uses `host`
+    /// for it: waits (up to 5 s) until the client's neighbour entry for `vip` is `host`'s
+    /// MAC, panicking with a snapshot otherwise, then lets a 300 ms baseline pass.
+    #[track_caller]
+    pub fn start_probe_resolved(&self, vip: IpAddr, interval: Duration, host: &str) -> Probe {
+        let probe = self.start_probe(vip, interval);
+        let resolved = super::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            self.neigh("client", vip) == Some(self.mac(host))
+        });
+        assert!(
+            resolved,
+            "the client never resolved {vip} to {host}'s MAC\n{}",
+            self.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        probe
+    }
+
     /// Starts a probe with explicit options.
     pub fn start_probe_with(&self, opts: ProbeOpts) -> Probe {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

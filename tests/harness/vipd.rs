@@ -92,17 +92,96 @@ pub fn vipd_socket(topo: &Topology, host: &str) -> PathBuf {
     topo.path(&format!("{host}.sock"))
 }
 
-/// A complete vipd TOML for `host`: control socket and state dir in the run directory,
-/// metrics on the namespace's 127.0.0.1:9638.
+/// The one builder of vipd configurations: the top-level keys of one host (control socket
+/// and state directory in the run directory, metrics on the namespace's 127.0.0.1:9638
+/// unless turned off, more keys), then whole tables such as `[arbiter]`, then the
+/// `[[instance]]` tables.
+#[derive(Debug, Clone)]
+pub struct VipdConfig {
+    socket: PathBuf,
+    state_dir: PathBuf,
+    metrics: bool,
+    top: Vec<String>,
+    tables: Vec<String>,
+    instances: Vec<VipdInstance>,
+}
+
+impl VipdConfig {
+    /// The configuration of the vipd on `host`, with no instance yet.
+    pub fn new(topo: &Topology, host: &str) -> VipdConfig {
+        VipdConfig {
+            socket: vipd_socket(topo, host),
+            state_dir: topo.path(&format!("{host}-state")),
+            metrics: true,
+            top: Vec::new(),
+            tables: Vec::new(),
+            instances: Vec::new(),
+        }
+    }
+
+    /// Leaves `metrics-listen` out (no metrics endpoint).
+    pub fn without_metrics(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
+    /// Adds top-level `key = value` line(s), verbatim.
+    pub fn top(mut self, lines: &str) -> Self {
+        self.top.push(lines.to_string());
+        self
+    }
+
+    /// Adds a whole table (`[arbiter]` and its keys), verbatim, before the instances.
+    pub fn table(mut self, text: &str) -> Self {
+        self.tables.push(text.to_string());
+        self
+    }
+
+    /// Adds an instance.
+    pub fn instance(mut self, i: VipdInstance) -> Self {
+        self.instances.push(i);
+        self
+    }
+
+    /// The TOML text.
+    pub fn render(&self) -> String {
+        let q = |s: &str| format!("\"{s}\"");
+        let mut s = format!(
+            "control-socket = {}\nstate-dir = {}\n",
+            q(&self.socket.to_string_lossy()),
+            q(&self.state_dir.to_string_lossy()),
+        );
+        if self.metrics {
+            s.push_str(&format!("metrics-listen = \"127.0.0.1:{METRICS_PORT}\"\n"));
+        }
+        for l in &self.top {
+            s.push_str(l.trim_end());
+            s.push('\n');
+        }
+        for t in &self.tables {
+            s.push('\n');
+            s.push_str(t.trim_end());
+            s.push('\n');
+        }
+        for i in &self.instances {
+            i.render_into(&mut s);
+        }
+        s
+    }
+}
+
+/// A complete vipd TOML for `host` with `instances` (see [`VipdConfig`]; metrics on).
 pub fn vipd_conf(topo: &Topology, host: &str, instances: &[VipdInstance]) -> String {
-    let q = |s: &str| format!("\"{s}\"");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "control-socket = {}\nstate-dir = {}\nmetrics-listen = \"127.0.0.1:{METRICS_PORT}\"\n",
-        q(&vipd_socket(topo, host).to_string_lossy()),
-        q(&topo.path(&format!("{host}-state")).to_string_lossy()),
-    ));
-    for i in instances {
+    let mut c = VipdConfig::new(topo, host);
+    c.instances = instances.to_vec();
+    c.render()
+}
+
+impl VipdInstance {
+    /// Appends this instance's `[[instance]]` table to `s`.
+    fn render_into(&self, s: &mut String) {
+        let q = |s: &str| format!("\"{s}\"");
+        let i = self;
         s.push_str("\n[[instance]]\n");
         s.push_str(&format!("name = {}\n", q(&i.name)));
         s.push_str(&format!("interface = {}\n", q(&i.interface)));
@@ -122,7 +201,6 @@ pub fn vipd_conf(topo: &Topology, host: &str, instances: &[VipdInstance]) -> Str
             s.push('\n');
         }
     }
-    s
 }
 
 /// `vipctl -s SOCK status --json` on `host`, parsed. `None` when vipctl fails (daemon not

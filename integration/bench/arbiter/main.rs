@@ -18,13 +18,13 @@
 #[allow(unreachable_pub, missing_docs)]
 mod harness;
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use harness::etcd::{etcd_topology_opts, seconds_of_day_now, EtcdCluster, VipWatch};
 use harness::{
     keepalived_conf, mono_now, wait_until, Agent, AgentKind, KeepalivedInstance, Topology,
+    VipdConfig, VipdInstance,
 };
 
 const VIP: &str = "192.0.2.100";
@@ -62,27 +62,18 @@ fn vipd_conf(
     prio: u8,
     ttl: u64,
 ) -> String {
-    let state = topo.path(&format!("{host}-state"));
-    let _ = std::fs::create_dir_all(&state);
-    let mut s = format!(
-        "control-socket = \"{}\"\nstate-dir = \"{}\"\n",
-        topo.path(&format!("{host}-vipd.sock")).display(),
-        state.display()
-    );
+    let _ = std::fs::create_dir_all(topo.path(&format!("{host}-state")));
+    let web = VipdInstance::new("web", 51, prio, &[&format!("{VIP}/24")])
+        .line("preempt = true")
+        .line(&format!("arbiter = {}", etcd.is_some()));
+    let mut c = VipdConfig::new(topo, host).without_metrics().instance(web);
     if let Some(e) = etcd {
-        let _ = write!(
-            s,
-            "\n[arbiter]\netcd-endpoints = {}\nlease-ttl = \"{ttl}s\"\n",
+        c = c.table(&format!(
+            "[arbiter]\netcd-endpoints = {}\nlease-ttl = \"{ttl}s\"",
             e.endpoints_toml()
-        );
+        ));
     }
-    let _ = write!(
-        s,
-        "\n[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {prio}\n\
-         advert-interval = \"100ms\"\nvips = [\"{VIP}/24\"]\npreempt = true\narbiter = {}\n",
-        etcd.is_some()
-    );
-    s
+    c.render()
 }
 
 fn start(

@@ -201,7 +201,7 @@ impl Cell<'_> {
 pub(crate) fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Result<(), String> {
     match ag {
         Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 => {
-            let sock = topo.path("lb1-vipd.sock");
+            let sock = harness::vipd_socket(topo, "lb1");
             let sock = sock.to_string_lossy();
             let vipctl = vipctl_bin();
             let out = harness::run_cmd(

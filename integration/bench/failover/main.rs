@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use harness::{
     keepalived_conf, mono_now, wait_until, Agent, AgentKind, KeepalivedInstance, Topology,
-    TopologyOpts,
+    TopologyOpts, VipdConfig, VipdInstance,
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);

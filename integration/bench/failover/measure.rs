@@ -94,7 +94,7 @@ pub(crate) fn settle_on_lb1(topo: &Topology, iv: Duration) -> Result<(), String>
 
 /// Waits until `host`'s vipd reports its BFD session Up and follows lb1 as master.
 pub(crate) fn wait_bfd_up(topo: &Topology, host: &str) -> Result<(), String> {
-    let sock = topo.path(&format!("{host}-vipd.sock"));
+    let sock = harness::vipd_socket(topo, host);
     let sock = sock.to_string_lossy().into_owned();
     let vipctl = vipctl_bin();
     let lb1 = topo.ip4("lb1").to_string();

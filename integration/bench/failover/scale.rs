@@ -42,23 +42,17 @@ pub(crate) fn scale_vips(v4: usize, v6: usize) -> (Vec<Vec<String>>, Vec<Vec<Str
 
 pub(crate) fn scale_conf(topo: &Topology, host: &str, prio: u8, v4: usize, v6: usize) -> String {
     let (four, six) = scale_vips(v4, v6);
-    let mut s = vipd_conf(topo, host, prio, ms(100), true);
-    // Drop the single "web" instance vipd_conf wrote: keep only the top-level keys.
-    if let Some(i) = s.find("\n[[instance]]") {
-        s.truncate(i + 1);
-    }
-    for (i, vips) in four.iter().chain(six.iter()).enumerate() {
-        let list: Vec<String> = vips.iter().map(|v| format!("\"{v}\"")).collect();
-        let _ = write!(
-            s,
-            "\n[[instance]]\nname = \"i{:03}\"\ninterface = \"eth0\"\nvrid = {}\npriority = {prio}\n\
-             advert-interval = \"100ms\"\nvips = [{}]\n",
-            i + 1,
-            i + 1,
-            list.join(", ")
-        );
-    }
-    s
+    let instances = four
+        .iter()
+        .chain(six.iter())
+        .enumerate()
+        .map(|(i, vips)| {
+            let vips: Vec<&str> = vips.iter().map(String::as_str).collect();
+            let vrid = u8::try_from(i + 1).expect("at most 255 instances");
+            VipdInstance::new(&format!("i{:03}", i + 1), vrid, prio, &vips)
+        })
+        .collect();
+    vipd_conf(topo, host, instances, true)
 }
 
 pub(crate) fn scale(plan: &Plan) -> Result<Vec<String>, String> {

@@ -4,30 +4,26 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// The vipd configuration of `host` with `instances` (state directory created here).
 pub(crate) fn vipd_conf(
     topo: &Topology,
     host: &str,
-    prio: u8,
-    iv: Duration,
+    instances: Vec<VipdInstance>,
     metrics: bool,
 ) -> String {
-    let state = topo.path(&format!("{host}-state"));
-    let _ = std::fs::create_dir_all(&state);
-    let mut s = format!(
-        "control-socket = \"{}\"\nstate-dir = \"{}\"\n",
-        topo.path(&format!("{host}-vipd.sock")).display(),
-        state.display()
-    );
-    if metrics {
-        s.push_str("metrics-listen = \"127.0.0.1:9638\"\n");
+    let _ = std::fs::create_dir_all(topo.path(&format!("{host}-state")));
+    let mut c = VipdConfig::new(topo, host);
+    if !metrics {
+        c = c.without_metrics();
     }
-    let _ = write!(
-        s,
-        "\n[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {prio}\n\
-         advert-interval = \"{}\"\nvips = [\"{VIP}/24\"]\npreempt = true\n",
-        interval_label(iv)
-    );
-    s
+    instances.into_iter().fold(c, VipdConfig::instance).render()
+}
+
+/// Instance `web`: VRID 51, `prio`, the VIP, adverts every `iv`, preempting.
+pub(crate) fn web(prio: u8, iv: Duration) -> VipdInstance {
+    VipdInstance::new("web", 51, prio, &[&format!("{VIP}/24")])
+        .interval(&interval_label(iv))
+        .line("preempt = true")
 }
 
 /// The file keepalived's `track_file maint` watches (maintenance scenario).
@@ -50,16 +46,16 @@ pub(crate) fn keepalived_cfg(topo: &Topology, host: &str, prio: u8, iv: Duration
 
 pub(crate) fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, iv: Duration) -> Agent {
     let conf = match ag {
-        Ag::Vipd => vipd_conf(topo, host, prio, iv, false),
+        Ag::Vipd => vipd_conf(topo, host, vec![web(prio, iv)], false),
         Ag::VipdBfd10 | Ag::VipdBfd3 => {
             let other = if host == "lb1" { "lb2" } else { "lb1" };
             let bfd = ag.bfd().unwrap_or(ms(10));
-            format!(
-                "{}unicast-peers = [\"{}\"]\n[instance.bfd]\ninterval = \"{}ms\"\nmultiplier = 3\n",
-                vipd_conf(topo, host, prio, iv, false),
-                topo.ip4(other),
-                bfd.as_millis()
-            )
+            let web = web(prio, iv)
+                .unicast(&[topo.ip4(other).into()])
+                .line("[instance.bfd]")
+                .line(&format!("interval = \"{}ms\"", bfd.as_millis()))
+                .line("multiplier = 3");
+            vipd_conf(topo, host, vec![web], false)
         }
         Ag::Keepalived => keepalived_cfg(topo, host, prio, iv),
     };
