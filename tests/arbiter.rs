@@ -137,13 +137,7 @@ impl Lan {
                 o.start, o.end, o.duration, o.lost, o.before, o.after
             );
         }
-        let Some(first) = rep.records.iter().position(|r| r.reply.is_some()) else {
-            return rep.lost;
-        };
-        rep.records[first..]
-            .iter()
-            .filter(|r| r.reply.is_none())
-            .count()
+        rep.lost_after_first_reply()
     }
 
     fn context(&self) -> String {

@@ -1,13 +1,17 @@
 //! Configuration: every validation rule with a bad file, its LINE:COL and its message;
 //! defaults; the shipped example configs.
 
+mod config_common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vipd::config::{self, Announce, Config, Diagnostic, Family};
+use vipd::config::{self, Announce, Diagnostic, Family};
 use vipd::proto::{Centis, Version};
 use vipd::track::{CheckKind, NotifySpec};
+
+use config_common::{ok, BASE};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,21 +53,6 @@ fn expect(name: &str, want: &[(usize, usize, &str)]) -> Vec<Diagnostic> {
     }
     got
 }
-
-fn ok(text: &str) -> Config {
-    match config::parse(text, "inline.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("rejected:\n{e}"),
-    }
-}
-
-const BASE: &str = r#"
-[[instance]]
-name = "web"
-interface = "eth0"
-vrid = 51
-vips = ["192.0.2.100/24"]
-"#;
 
 // ---- defaults and shapes ------------------------------------------------------------
 
@@ -431,95 +420,102 @@ fn rfc5798_5_2_3_vrid_zero_rejected() {
     assert_eq!(d[0].key_path, "instance[0].vrid");
 }
 
-#[test]
-fn rfc5798_5_2_3_vrid_256_rejected() {
-    expect(
-        "vrid_too_big.toml",
-        &[(4, 8, "vrid must be 1..=255, got 256")],
-    );
+/// A test per bad fixture: exactly these `(line, col, message fragment)` diagnostics, in
+/// order (see [`expect`]).
+macro_rules! rejects {
+    ($($(#[$doc:meta])* $name:ident: $file:literal => [$($want:expr),+ $(,)?];)+) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                expect($file, &[$($want),+]);
+            }
+        )+
+    };
 }
 
-#[test]
-fn rfc5798_5_2_4_priority_255_needs_address_owner() {
-    expect(
-        "priority_255_not_owner.toml",
-        &[(
-            5,
-            12,
-            "priority 255 is only for the address owner: set address-owner = true",
-        )],
-    );
-}
-
-#[test]
-fn rfc5798_5_2_4_priority_zero_rejected() {
-    expect(
-        "priority_zero.toml",
-        &[(
-            5,
-            12,
-            "priority must be 1..=254 (255 only with address-owner = true), got 0",
-        )],
-    );
-}
-
-#[test]
-fn rfc5798_6_1_address_owner_needs_priority_255() {
-    expect(
-        "owner_priority_200.toml",
-        &[(6, 12, "priority must be 255 with address-owner = true")],
-    );
-}
-
-#[test]
-fn rfc5798_5_2_7_v3_interval_10ms_steps_up_to_40_95s() {
-    expect(
-        "advert_interval_v3.toml",
-        &[
-            (
-                5,
-                19,
-                "10ms..=40.95s in steps of 10ms for version 3, got \"15ms\"",
-            ),
-            (12, 19, "got \"41s\""),
-            (19, 19, "got \"0s\""),
-        ],
-    );
-}
-
-#[test]
-fn rfc3768_5_3_7_v2_interval_whole_seconds_1_to_255() {
-    expect(
-        "advert_interval_v2.toml",
-        &[
-            (6, 19, "whole seconds 1s..=255s for version 2, got \"1.5s\""),
-            (14, 19, "got \"256s\""),
-        ],
-    );
-}
-
-#[test]
-fn rfc3768_version_2_is_ipv4_only() {
-    expect(
-        "version_2_ipv6.toml",
-        &[(5, 11, "version 2 (RFC 3768) is IPv4 only")],
-    );
-}
-
-#[test]
-fn version_must_be_2_or_3() {
-    expect(
-        "version_4.toml",
-        &[(5, 11, "version must be 2 or 3, got 4")],
-    );
-}
-
-#[test]
-fn at_least_one_vip() {
-    expect(
-        "vips_empty.toml",
-        &[(5, 8, "vips must list at least one address")],
-    );
+rejects! {
+    rfc5798_5_2_3_vrid_256_rejected: "vrid_too_big.toml" => [
+        (4, 8, "vrid must be 1..=255, got 256"),
+    ];
+    rfc5798_5_2_4_priority_255_needs_address_owner: "priority_255_not_owner.toml" => [
+        (5, 12, "priority 255 is only for the address owner: set address-owner = true"),
+    ];
+    rfc5798_5_2_4_priority_zero_rejected: "priority_zero.toml" => [
+        (5, 12, "priority must be 1..=254 (255 only with address-owner = true), got 0"),
+    ];
+    rfc5798_6_1_address_owner_needs_priority_255: "owner_priority_200.toml" => [
+        (6, 12, "priority must be 255 with address-owner = true"),
+    ];
+    rfc5798_5_2_7_v3_interval_10ms_steps_up_to_40_95s: "advert_interval_v3.toml" => [
+        (5, 19, "10ms..=40.95s in steps of 10ms for version 3, got \"15ms\""),
+        (12, 19, "got \"41s\""),
+        (19, 19, "got \"0s\""),
+    ];
+    rfc3768_5_3_7_v2_interval_whole_seconds_1_to_255: "advert_interval_v2.toml" => [
+        (6, 19, "whole seconds 1s..=255s for version 2, got \"1.5s\""),
+        (14, 19, "got \"256s\""),
+    ];
+    rfc3768_version_2_is_ipv4_only: "version_2_ipv6.toml" => [
+        (5, 11, "version 2 (RFC 3768) is IPv4 only"),
+    ];
+    version_must_be_2_or_3: "version_4.toml" => [(5, 11, "version must be 2 or 3, got 4")];
+    at_least_one_vip: "vips_empty.toml" => [(5, 8, "vips must list at least one address")];
+    one_address_family_per_instance: "mixed_family.toml" => [
+        (5, 27, "2001:db8::100/64 is IPv6 but 192.0.2.100/24 is IPv4: all VIPs of an instance are one address family"),
+    ];
+    a_vip_belongs_to_one_instance: "duplicate_vip.toml" => [
+        (11, 9, "VIP 192.0.2.100 is already in instance \"web\" (line 5)"),
+    ];
+    unicast_peers_same_family_no_duplicates: "peers_bad.toml" => [
+        (6, 32, "2001:db8::11 is IPv6 but the vips are IPv4"),
+        (6, 48, "192.0.2.11 is listed twice"),
+        (6, 62, "192.0.2.100 is one of this instance's VIPs"),
+        (6, 77, "\"nope\" is not an IP address"),
+    ];
+    source_address_same_family: "source_family.toml" => [
+        (6, 18, "2001:db8::10 is IPv6 but the vips are IPv4"),
+    ];
+    rfc5798_5_2_9_link_local_vip_must_be_first: "ipv6_link_local_not_first.toml" => [
+        (5, 29, "the link-local VIP fe80::1/64 must be first"),
+    ];
+    rfc5798_5_1_2_1_ipv6_multicast_source_is_link_local: "ipv6_source_global_multicast.toml" => [
+        (6, 18, "2001:db8::10 is not link-local"),
+    ];
+    track_timeout_below_interval_and_rise_fall_at_least_one: "track_timing.toml" => [
+        (11, 11, "timeout (1s) must be shorter than interval (1s)"),
+        (12, 8, "rise must be 1..=1000, got 0"),
+        (13, 8, "fall must be 1..=1000, got 0"),
+        // Default timeout (1s) against a written interval: points at the interval.
+        (18, 12, "timeout (1s) must be shorter than interval (500ms)"),
+    ];
+    track_keys_belong_to_their_kind: "track_wrong_kind_keys.toml" => [
+        (10, 7, "url does not apply to kind = \"tcp\" (tcp takes address)"),
+        (13, 8, "kind must be \"http\", \"tcp\", \"exec\", \"interface\""),
+    ];
+    sync_group_members_exist_and_belong_to_one_group: "sync_group_bad.toml" => [
+        (15, 21, "sync-group member \"db\" is not an instance name (instances: api, web)"),
+        (19, 21, "instance \"web\" is already in sync group \"g1\""),
+    ];
+    metrics_listen_is_a_socket_address: "metrics_listen_bad.toml" => [
+        (1, 18, "metrics-listen must be an IP address and port"),
+    ];
+    syntax_error_first_one_reported: "syntax_error.toml" => [(2, 12, "invalid basic string")];
+    duration_syntax_explained: "bad_duration.toml" => [
+        (5, 17, "preempt-delay: invalid duration \"5 s\": expected a number and a unit (ms, s, m or h)"),
+    ];
+    checksum_form_only_for_v3_ipv4: "checksum_v2.toml" => [
+        (6, 26, "checksum-pseudo-header applies only to version 3 over IPv4"),
+    ];
+    every_validation_error_reported_at_once: "many_errors.toml" => [
+        (1, 18, "metrics-listen"),
+        (2, 13, "state-dir must be an absolute path"),
+        (7, 8, "vrid must be 1..=255, got 0"),
+        (8, 12, "priority must be 1..=254"),
+        (9, 19, "advert-interval"),
+        (14, 13, "interface must be a Linux interface name"),
+        (16, 9, "\"198.51.100.300/24\" is not an address"),
+    ];
 }
 
 #[test]
@@ -533,14 +529,6 @@ fn missing_required_keys_all_reported_at_the_table() {
         ],
     );
     assert_eq!(d[1].key_path, "instance[0].vrid");
-}
-
-#[test]
-fn one_address_family_per_instance() {
-    expect(
-        "mixed_family.toml",
-        &[(5, 27, "2001:db8::100/64 is IPv6 but 192.0.2.100/24 is IPv4: all VIPs of an instance are one address family")],
-    );
 }
 
 #[test]
@@ -567,88 +555,6 @@ fn interface_vrid_family_unique() {
         )],
     );
     assert_eq!(d[0].key_path, "instance[1].vrid");
-}
-
-#[test]
-fn a_vip_belongs_to_one_instance() {
-    expect(
-        "duplicate_vip.toml",
-        &[(
-            11,
-            9,
-            "VIP 192.0.2.100 is already in instance \"web\" (line 5)",
-        )],
-    );
-}
-
-#[test]
-fn unicast_peers_same_family_no_duplicates() {
-    expect(
-        "peers_bad.toml",
-        &[
-            (6, 32, "2001:db8::11 is IPv6 but the vips are IPv4"),
-            (6, 48, "192.0.2.11 is listed twice"),
-            (6, 62, "192.0.2.100 is one of this instance's VIPs"),
-            (6, 77, "\"nope\" is not an IP address"),
-        ],
-    );
-}
-
-#[test]
-fn source_address_same_family() {
-    expect(
-        "source_family.toml",
-        &[(6, 18, "2001:db8::10 is IPv6 but the vips are IPv4")],
-    );
-}
-
-#[test]
-fn rfc5798_5_2_9_link_local_vip_must_be_first() {
-    expect(
-        "ipv6_link_local_not_first.toml",
-        &[(5, 29, "the link-local VIP fe80::1/64 must be first")],
-    );
-}
-
-#[test]
-fn rfc5798_5_1_2_1_ipv6_multicast_source_is_link_local() {
-    expect(
-        "ipv6_source_global_multicast.toml",
-        &[(6, 18, "2001:db8::10 is not link-local")],
-    );
-}
-
-#[test]
-fn track_timeout_below_interval_and_rise_fall_at_least_one() {
-    expect(
-        "track_timing.toml",
-        &[
-            (11, 11, "timeout (1s) must be shorter than interval (1s)"),
-            (12, 8, "rise must be 1..=1000, got 0"),
-            (13, 8, "fall must be 1..=1000, got 0"),
-            // Default timeout (1s) against a written interval: points at the interval.
-            (18, 12, "timeout (1s) must be shorter than interval (500ms)"),
-        ],
-    );
-}
-
-#[test]
-fn track_keys_belong_to_their_kind() {
-    expect(
-        "track_wrong_kind_keys.toml",
-        &[
-            (
-                10,
-                7,
-                "url does not apply to kind = \"tcp\" (tcp takes address)",
-            ),
-            (
-                13,
-                8,
-                "kind must be \"http\", \"tcp\", \"exec\", \"interface\"",
-            ),
-        ],
-    );
 }
 
 #[test]
@@ -724,29 +630,6 @@ fn exec_and_notify_programs_absolute() {
 }
 
 #[test]
-fn sync_group_members_exist_and_belong_to_one_group() {
-    expect(
-        "sync_group_bad.toml",
-        &[
-            (
-                15,
-                21,
-                "sync-group member \"db\" is not an instance name (instances: api, web)",
-            ),
-            (19, 21, "instance \"web\" is already in sync group \"g1\""),
-        ],
-    );
-}
-
-#[test]
-fn metrics_listen_is_a_socket_address() {
-    expect(
-        "metrics_listen_bad.toml",
-        &[(1, 18, "metrics-listen must be an IP address and port")],
-    );
-}
-
-#[test]
 fn unknown_top_level_key_named_with_allowed_keys() {
     let d = expect(
         "unknown_key_top.toml",
@@ -772,51 +655,6 @@ fn wrong_type_names_expected_type() {
         &[(4, 8, "invalid type: string \"51\", expected an integer")],
     );
     assert_eq!(d[0].key_path, "instance[0].vrid");
-}
-
-#[test]
-fn syntax_error_first_one_reported() {
-    expect("syntax_error.toml", &[(2, 12, "invalid basic string")]);
-}
-
-#[test]
-fn duration_syntax_explained() {
-    expect(
-        "bad_duration.toml",
-        &[(
-            5,
-            17,
-            "preempt-delay: invalid duration \"5 s\": expected a number and a unit (ms, s, m or h)",
-        )],
-    );
-}
-
-#[test]
-fn checksum_form_only_for_v3_ipv4() {
-    expect(
-        "checksum_v2.toml",
-        &[(
-            6,
-            26,
-            "checksum-pseudo-header applies only to version 3 over IPv4",
-        )],
-    );
-}
-
-#[test]
-fn every_validation_error_reported_at_once() {
-    expect(
-        "many_errors.toml",
-        &[
-            (1, 18, "metrics-listen"),
-            (2, 13, "state-dir must be an absolute path"),
-            (7, 8, "vrid must be 1..=255, got 0"),
-            (8, 12, "priority must be 1..=254"),
-            (9, 19, "advert-interval"),
-            (14, 13, "interface must be a Linux interface name"),
-            (16, 9, "\"198.51.100.300/24\" is not an address"),
-        ],
-    );
 }
 
 #[test]

@@ -1,17 +1,14 @@
 //! `[arbiter]` and the instances' `arbiter` / `arbiter-key`: defaults, every rule with
 //! its LINE:COL, and what `vipd --check` prints.
 
+mod config_common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vipd::config::{self, Config, OnLoss};
+use vipd::config::{self, OnLoss};
 
-fn ok(text: &str) -> Config {
-    match config::parse(text, "inline.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("rejected:\n{e}"),
-    }
-}
+use config_common::ok;
 
 /// Asserts exactly these (line, col, message fragment) diagnostics.
 #[track_caller]
@@ -31,14 +28,8 @@ fn expect(text: &str, want: &[(usize, usize, &str)]) {
     }
 }
 
-const INST: &str = r#"
-[[instance]]
-name = "web"
-interface = "eth0"
-vrid = 51
-vips = ["192.0.2.100/24"]
-arbiter = true
-"#;
+/// The base instance with `arbiter = true` (line 7).
+const INST: &str = concat!(config_common::base_instance!(), "arbiter = true\n");
 
 #[test]
 fn defaults_and_key() {

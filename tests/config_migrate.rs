@@ -2,18 +2,15 @@
 //! `stop` notify hook and `startup-delay`. Each key parsed, defaulted, and each mistake
 //! reported at its LINE:COL.
 
+mod config_common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vipd::config::{self, Config};
+use vipd::config;
 use vipd::track::{ArgsMatch, CheckKind, ProcessMatch};
 
-fn ok(text: &str) -> Config {
-    match config::parse(text, "inline.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("rejected:\n{e}"),
-    }
-}
+use config_common::{ok, BASE};
 
 /// The diagnostics of a bad text, as `LINE:COL: message` strings.
 fn bad(text: &str) -> Vec<String> {
@@ -26,14 +23,6 @@ fn bad(text: &str) -> Vec<String> {
         }
     }
 }
-
-const BASE: &str = r#"
-[[instance]]
-name = "web"
-interface = "eth0"
-vrid = 51
-vips = ["192.0.2.100/24"]
-"#;
 
 #[test]
 fn process_track_defaults() {

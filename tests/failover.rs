@@ -181,17 +181,6 @@ impl Lan {
     }
 }
 
-/// Requests lost after the first reply of the probe.
-fn lost_after_first_reply(rep: &ProbeReport) -> usize {
-    let Some(first) = rep.records.iter().position(|r| r.reply.is_some()) else {
-        return rep.lost;
-    };
-    rep.records[first..]
-        .iter()
-        .filter(|r| r.reply.is_none())
-        .count()
-}
-
 /// The first reply from `name` at or after `t` (client-side time).
 fn first_reply_from_after(rep: &ProbeReport, name: &str, t: Duration) -> Option<Duration> {
     rep.records
@@ -369,7 +358,7 @@ fn graceful_stop_hands_over_after_skew_time_losing_at_most_one_request() {
         .expect_sole_holder(vip, "lb2", Duration::from_secs(3));
     std::thread::sleep(ms(500));
     let rep = lan.finish_probe();
-    let lost = lost_after_first_reply(&rep);
+    let lost = rep.lost_after_first_reply();
     let first_lb2 = first_reply_from_after(&rep, "lb2", event)
         .unwrap_or_else(|| panic!("lb2 never answered: {}", rep.summary()));
     let took = first_lb2.saturating_sub(event);
@@ -1034,7 +1023,7 @@ fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
     );
     std::fs::write(&conf_path, &good).expect("restore config");
     let rep = lan.finish_probe();
-    let lost = lost_after_first_reply(&rep);
+    let lost = rep.lost_after_first_reply();
     println!("measure: reloads: {lost} request(s) lost");
     assert_eq!(
         lost,

@@ -327,7 +327,7 @@ fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() 
     let _g = netns_test!(test);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
-    let other_lines = |a: &Agent| a.log().lines().filter(|l| l.contains("other_vrid")).count();
+    let other_lines = |a: &Agent| a.log_count("other_vrid");
     let warn_before = [other_lines(&p.lb1), other_lines(&p.lb2)];
     let rogue = p.rogue();
     let t0 = Instant::now();
@@ -366,10 +366,7 @@ fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() 
         other_lines(&p.lb1) - warn_before[0],
         other_lines(&p.lb2) - warn_before[1],
     ];
-    let warn_total = [
-        p.lb1.log().lines().filter(|l| l.contains("WARN")).count(),
-        p.lb2.log().lines().filter(|l| l.contains("WARN")).count(),
-    ];
+    let warn_total = [p.lb1.log_count("WARN"), p.lb2.log_count("WARN")];
     println!(
         "MEASURE {test}: rogue {} (wall {flood_time:?}) | lb1 drops {d1:?} | lb2 drops {d2:?} | \
          other_vrid log lines lb1 {} lb2 {} | WARN lines total lb1 {} lb2 {}",
@@ -522,12 +519,7 @@ fn forged_priority_255_is_dropped_as_unknown_peer_with_unicast_peers() {
     let exact: BTreeMap<String, f64> = [("unknown_peer".to_string(), n as f64)].into();
     assert_eq!(d1, exact, "{test}: lb1");
     assert_eq!(d2, exact, "{test}: lb2");
-    let warns = p
-        .lb1
-        .log()
-        .lines()
-        .filter(|l| l.contains("unknown_peer"))
-        .count();
+    let warns = p.lb1.log_count("unknown_peer");
     assert!(
         (1..=5).contains(&warns),
         "{test}: {warns} log lines about unknown_peer on lb1"

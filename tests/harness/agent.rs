@@ -172,6 +172,11 @@ impl Agent {
         self.proc.log()
     }
 
+    /// How many lines of the log since the latest start contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
     /// Waits until the log since the latest start contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         wait_until(timeout, Duration::from_millis(20), || {

@@ -164,19 +164,24 @@ pub fn wait_until(timeout: Duration, step: Duration, mut cond: impl FnMut() -> b
     cond()
 }
 
+/// `target/<profile>` of the running executable: tests are
+/// `target/<profile>/deps/<name>-<hash>`, examples `target/<profile>/examples/<name>`.
+fn profile_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+}
+
 /// The `vipnet` example binary (responder and probe), next to the test executable:
 /// `target/<profile>/examples/vipnet` (`cargo test` builds examples).
 pub fn vipnet_bin() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("VIPNET_BIN") {
         return p.into();
     }
-    // The test executable is target/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
+    let profile_dir = profile_dir();
     let candidates = [
         profile_dir.join("examples").join("vipnet"),
         exe.parent().unwrap_or(&profile_dir).join("vipnet"),
@@ -202,14 +207,7 @@ pub fn crate_bin(name: &str, env_var: &str, compiled_in: Option<&str>) -> std::p
     if let Some(p) = compiled_in {
         return p.into();
     }
-    // Tests are target/<profile>/deps/<name>-<hash>, examples target/<profile>/examples/<name>.
-    let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let p = profile_dir.join(name);
+    let p = profile_dir().join(name);
     if !p.is_file() {
         panic!(
             "{name} binary not found at {}; build it with `cargo build --bins` or set {env_var}",

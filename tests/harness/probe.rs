@@ -140,6 +140,18 @@ impl ProbeReport {
         Ok(ProbeReport::from_records(records))
     }
 
+    /// Requests lost after the first reply (the ones before it only wait for the client's
+    /// first neighbour resolution).
+    pub fn lost_after_first_reply(&self) -> usize {
+        let Some(first) = self.records.iter().position(|r| r.reply.is_some()) else {
+            return self.lost;
+        };
+        self.records[first..]
+            .iter()
+            .filter(|r| r.reply.is_none())
+            .count()
+    }
+
     /// The longest outage, if any request was lost.
     pub fn longest_outage(&self) -> Option<&Outage> {
         self.outages.iter().max_by_key(|o| o.duration)
