@@ -234,6 +234,22 @@ async fn a_stopped_daemon_gives_an_error() {
     assert_eq!(msg, "vipd is shutting down");
 }
 
+/// Connects to the server at `path` and asks it for the event stream; the halves of the
+/// connection (the answer not read yet).
+async fn follow_events(
+    path: &Path,
+) -> (
+    tokio::net::unix::OwnedReadHalf,
+    tokio::net::unix::OwnedWriteHalf,
+) {
+    let stream = UnixStream::connect(path).await.expect("connect");
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(b"{\"version\":1,\"command\":\"events\"}\n")
+        .await
+        .expect("write");
+    (rd, wr)
+}
+
 async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>) -> String {
     tokio::time::timeout(BOUND, lines.next_line())
         .await
@@ -245,11 +261,7 @@ async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedRead
 #[tokio::test]
 async fn events_stream_until_the_client_leaves() {
     let srv = Running::start(ServerOptions::default(), None, 16).await;
-    let stream = UnixStream::connect(&srv.path).await.expect("connect");
-    let (rd, mut wr) = stream.into_split();
-    wr.write_all(b"{\"version\":1,\"command\":\"events\"}\n")
-        .await
-        .expect("write");
+    let (rd, wr) = follow_events(&srv.path).await;
     let mut lines = BufReader::new(rd).lines();
     assert_eq!(next(&mut lines).await, r#"{"ok":"following events"}"#);
     assert_eq!(srv.events.receiver_count(), 1);
@@ -288,11 +300,7 @@ async fn events_stream_until_the_client_leaves() {
 async fn a_slow_event_reader_is_told_how_many_it_missed() {
     // current_thread runtime: the server task cannot run while this test sends.
     let srv = Running::start(ServerOptions::default(), None, 4).await;
-    let stream = UnixStream::connect(&srv.path).await.expect("connect");
-    let (rd, mut wr) = stream.into_split();
-    wr.write_all(b"{\"version\":1,\"command\":\"events\"}\n")
-        .await
-        .expect("write");
+    let (rd, _wr) = follow_events(&srv.path).await;
     let mut lines = BufReader::new(rd).lines();
     let first = tokio::time::timeout(BOUND, lines.next_line())
         .await
@@ -323,11 +331,7 @@ async fn a_slow_event_reader_is_told_how_many_it_missed() {
 #[tokio::test]
 async fn events_end_when_the_server_stops() {
     let srv = Running::start(ServerOptions::default(), None, 4).await;
-    let stream = UnixStream::connect(&srv.path).await.expect("connect");
-    let (rd, mut wr) = stream.into_split();
-    wr.write_all(b"{\"version\":1,\"command\":\"events\"}\n")
-        .await
-        .expect("write");
+    let (rd, _wr) = follow_events(&srv.path).await;
     let mut reader = BufReader::new(rd);
     let mut ack = String::new();
     tokio::time::timeout(BOUND, reader.read_line(&mut ack))

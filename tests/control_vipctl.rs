@@ -407,6 +407,20 @@ fn as_user(socket: &Path, uid: u32, gid: u32, args: &[&str]) -> Output {
         .expect("run vipctl")
 }
 
+/// [`start`] for a test that runs vipctl as another user: `None` (skip, said why) when
+/// vipctl or the temp dir is not reachable by nobody.
+fn start_for_others(group: Option<&str>) -> Option<Ctl> {
+    let ctl = start(group);
+    fix_run_dir(&ctl);
+    if !reachable_by_others(Path::new(env!("CARGO_BIN_EXE_vipctl")))
+        || !reachable_by_others(&ctl.srv.path)
+    {
+        println!("skipped: vipctl or the temp dir is not reachable by nobody");
+        return None;
+    }
+    Some(ctl)
+}
+
 fn fix_run_dir(ctl: &Ctl) {
     // The server created <tmp>/run itself with mode 0755; make sure of it.
     let run = ctl.srv.path.parent().expect("parent");
@@ -418,14 +432,9 @@ fn a_non_root_peer_outside_the_group_is_refused_by_the_server() {
     if !as_root_or_skip("a_non_root_peer_outside_the_group_is_refused_by_the_server") {
         return;
     }
-    let ctl = start(None);
-    fix_run_dir(&ctl);
-    if !reachable_by_others(Path::new(env!("CARGO_BIN_EXE_vipctl")))
-        || !reachable_by_others(&ctl.srv.path)
-    {
-        println!("skipped: vipctl or the temp dir is not reachable by nobody");
+    let Some(ctl) = start_for_others(None) else {
         return;
-    }
+    };
     // Open the file itself, so only the SO_PEERCRED check stands in the way.
     std::fs::set_permissions(&ctl.srv.path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let o = as_user(&ctl.srv.path, NOBODY, NOBODY, &["status"]);
@@ -442,14 +451,9 @@ fn a_non_root_peer_is_kept_out_by_the_socket_mode() {
     if !as_root_or_skip("a_non_root_peer_is_kept_out_by_the_socket_mode") {
         return;
     }
-    let ctl = start(None);
-    fix_run_dir(&ctl);
-    if !reachable_by_others(Path::new(env!("CARGO_BIN_EXE_vipctl")))
-        || !reachable_by_others(&ctl.srv.path)
-    {
-        println!("skipped: vipctl or the temp dir is not reachable by nobody");
+    let Some(ctl) = start_for_others(None) else {
         return;
-    }
+    };
     let o = as_user(
         &ctl.srv.path,
         NOBODY,
@@ -475,14 +479,9 @@ fn a_member_of_the_control_group_is_admitted() {
         println!("skipped: no group 'nogroup' on this machine");
         return;
     };
-    let ctl = start(Some("nogroup"));
-    fix_run_dir(&ctl);
-    if !reachable_by_others(Path::new(env!("CARGO_BIN_EXE_vipctl")))
-        || !reachable_by_others(&ctl.srv.path)
-    {
-        println!("skipped: vipctl or the temp dir is not reachable by nobody");
+    let Some(ctl) = start_for_others(Some("nogroup")) else {
         return;
-    }
+    };
     let o = as_user(&ctl.srv.path, NOBODY, gid, &["status", "--json"]);
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&o).starts_with("{\"instances\":["));

@@ -10,6 +10,7 @@
 
 mod harness;
 mod monitoring_common;
+mod notify_common;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -766,13 +767,7 @@ fn notify_hooks_run_in_order_with_their_arguments() {
 
 /// The `Cap*:` lines a program wrote from its own /proc/self/status, as numbers.
 fn cap_lines(file: &std::path::Path) -> Vec<(String, u64)> {
-    hook_lines(file)
-        .iter()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
-        })
-        .collect()
+    notify_common::cap_sets(&hook_lines(file))
 }
 
 /// A running vipd (root here, with every capability) starts its notify hooks and exec

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod notify_common;
-use notify_common::{settle, sh, TempDir};
+use notify_common::{cap_sets, settle, sh, TempDir};
 
 use vipd::track::{Notifier, NotifySpec};
 
@@ -182,14 +182,8 @@ async fn a_full_queue_drops_the_oldest_hooks_so_the_latest_state_runs() {
 }
 
 /// The `Cap*:` sets a hook wrote (from its own /proc/self/status), as numbers.
-fn cap_sets(file: &Path) -> Vec<(String, u64)> {
-    lines(file)
-        .iter()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
-        })
-        .collect()
+fn caps_in(file: &Path) -> Vec<(String, u64)> {
+    cap_sets(&lines(file))
 }
 
 // The test process is root with every capability: a hook that inherited them would
@@ -209,7 +203,7 @@ async fn hooks_run_without_the_daemons_capabilities_unless_kept() {
     });
     n.notify("web", "master", "r");
     settle(&n).await;
-    let caps = cap_sets(&f);
+    let caps = caps_in(&f);
     assert_eq!(caps.len(), 5, "{:?}", lines(&f));
     for (set, value) in &caps {
         assert_eq!(*value, 0, "{set} of the hook: {caps:?}");
@@ -225,7 +219,7 @@ async fn hooks_run_without_the_daemons_capabilities_unless_kept() {
     });
     n.notify("web", "master", "r");
     settle(&n).await;
-    let caps = cap_sets(&kept);
+    let caps = caps_in(&kept);
     assert!(
         matches!(caps.as_slice(), [(k, v)] if k == "CapEff" && *v != 0),
         "keep-capabilities: {caps:?}"

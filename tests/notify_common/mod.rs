@@ -1,4 +1,6 @@
-//! Helpers shared by the notify-hook tests: a temp dir and `/bin/sh` hooks.
+//! Helpers shared by the notify-hook tests: a temp dir, `/bin/sh` hooks, and the `Cap*:`
+//! lines a hook or check wrote (also read by `operate`).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,4 +50,15 @@ pub async fn settle(n: &Notifier) {
     tokio::time::timeout(Duration::from_secs(10), n.idle())
         .await
         .expect("hooks finish within 10 s");
+}
+
+/// The `Cap*:` lines a program copied from its own /proc/self/status, as (set, value).
+pub fn cap_sets(lines: &[String]) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+        })
+        .collect()
 }
