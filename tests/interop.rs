@@ -38,31 +38,19 @@ struct Mode {
 }
 
 impl Mode {
-    const V3: Mode = Mode {
-        version: 3,
-        unicast: false,
-        v6: false,
-    };
-    const V2: Mode = Mode {
-        version: 2,
-        unicast: false,
-        v6: false,
-    };
-    const V3_UNICAST: Mode = Mode {
-        version: 3,
-        unicast: true,
-        v6: false,
-    };
-    const V2_UNICAST: Mode = Mode {
-        version: 2,
-        unicast: true,
-        v6: false,
-    };
-    const V3_IPV6: Mode = Mode {
-        version: 3,
-        unicast: false,
-        v6: true,
-    };
+    const V3: Mode = Mode::new(3, false, false);
+    const V2: Mode = Mode::new(2, false, false);
+    const V3_UNICAST: Mode = Mode::new(3, true, false);
+    const V2_UNICAST: Mode = Mode::new(2, true, false);
+    const V3_IPV6: Mode = Mode::new(3, false, true);
+
+    const fn new(version: u8, unicast: bool, v6: bool) -> Mode {
+        Mode {
+            version,
+            unicast,
+            v6,
+        }
+    }
 
     /// v3: 100 ms; v2: whole seconds only, 1 s.
     fn interval(self) -> Duration {

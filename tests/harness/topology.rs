@@ -358,26 +358,11 @@ impl Topology {
                 ])?;
                 ip_ok(&["ip", "-n", &sw, "link", "set", &port, "master", br, "up"])?;
                 ip_ok(&["ip", "-n", &h.ns, "link", "set", ifname, "address", &mac])?;
+                let v4 = format!("{v4}/24");
+                let v6 = format!("{v6}/64");
+                ip_ok(&["ip", "-n", &h.ns, "addr", "add", &v4, "dev", ifname])?;
                 ip_ok(&[
-                    "ip",
-                    "-n",
-                    &h.ns,
-                    "addr",
-                    "add",
-                    &format!("{v4}/24"),
-                    "dev",
-                    ifname,
-                ])?;
-                ip_ok(&[
-                    "ip",
-                    "-n",
-                    &h.ns,
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    ifname,
-                    "nodad",
+                    "ip", "-n", &h.ns, "addr", "add", &v6, "dev", ifname, "nodad",
                 ])?;
                 ip_ok(&["ip", "-n", &h.ns, "link", "set", ifname, "up"])?;
             }
