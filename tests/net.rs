@@ -15,9 +15,8 @@ use harness::netns_test;
 use harness::pair::{ip, run_in, spawn_in, Pair, IF};
 use ipnet::IpNet;
 use tokio::time::timeout;
-use vipd::net::{
-    FrameSender, LinkWatcher, NetError, Netlink, Received, VrrpSocket, VRRP_V4_GROUP, VRRP_V6_GROUP,
-};
+use vipd::net::{FrameSender, LinkWatcher, NetError, Netlink, Received, VrrpSocket};
+use vipd::proto::vrrp::{IPV4_GROUP, IPV6_GROUP};
 
 const A_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const B_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -149,10 +148,10 @@ fn check_v4(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
 fn rfc5798_5_1_1_ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
     let _g = netns_test!();
     let pair = Pair::create();
-    let (src, own, (bytes, r)) = exchange(&pair, false, |_| IpAddr::V4(VRRP_V4_GROUP));
+    let (src, own, (bytes, r)) = exchange(&pair, false, |_| IpAddr::V4(IPV4_GROUP));
     assert_eq!(src, IpAddr::V4(A_V4), "IPv4 source is the primary address");
     assert!(matches!(r, Received::V4 { .. }));
-    check_v4(&bytes, A_V4, VRRP_V4_GROUP);
+    check_v4(&bytes, A_V4, IPV4_GROUP);
     assert!(
         !own,
         "the sender received its own multicast advert (loop must be off)"
@@ -187,7 +186,7 @@ fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_loca
     let _g = netns_test!();
     let pair = Pair::create();
     let a_ll = link_local(&pair.a);
-    let (src, own, (bytes, r)) = exchange(&pair, true, |_| IpAddr::V6(VRRP_V6_GROUP));
+    let (src, own, (bytes, r)) = exchange(&pair, true, |_| IpAddr::V6(IPV6_GROUP));
     assert_eq!(
         src,
         IpAddr::V6(a_ll),
@@ -200,7 +199,7 @@ fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_loca
         Received::V6 {
             len: PAYLOAD.len(),
             src: a_ll,
-            dst: VRRP_V6_GROUP,
+            dst: IPV6_GROUP,
             hop_limit: 255
         }
     );

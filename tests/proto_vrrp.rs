@@ -25,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use vipd::proto::vrrp::{
-    check_ttl, Advert, Centis, ChecksumForm, DecodeError, EncodeError, Family, Version, VrrpPacket,
+    Advert, Centis, ChecksumForm, DecodeError, EncodeError, Family, Version, VrrpPacket,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -154,7 +154,7 @@ fn keepalived_v3_ipv4_advert_decodes_with_pseudo_header() {
     assert_eq!((src, dst, ttl), (SRC4, GROUP4, 255));
     // Raw field check against the wire layout of RFC 5798 §5.1.
     assert_eq!(payload.len(), 12);
-    let view = VrrpPacket::new_checked(payload, Family::Ipv4).expect("view");
+    let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
     assert_eq!(view.version_field(), 3);
     assert_eq!(view.msg_type(), 1);
     assert_eq!(view.vrid(), 51);
@@ -191,7 +191,7 @@ fn keepalived_v2_ipv4_advert_decodes() {
     assert_eq!((src, dst, ttl), (SRC4, GROUP4, 255));
     // RFC 3768 §5.1: 8 fixed bytes, one address, 8 bytes of authentication data.
     assert_eq!(payload.len(), 20);
-    let view = VrrpPacket::new_checked(payload, Family::Ipv4).expect("view");
+    let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
     assert_eq!(view.version_field(), 2);
     assert_eq!(view.vrid(), 51);
     assert_eq!(view.priority(), 150);
@@ -224,7 +224,7 @@ fn keepalived_v3_ipv6_advert_decodes() {
     let (src, dst, hlim, payload) = split_ipv6(&pkt);
     assert_eq!((src, dst, hlim), (SRC6, GROUP6, 255));
     assert_eq!(payload.len(), 24);
-    let view = VrrpPacket::new_checked(payload, Family::Ipv6).expect("view");
+    let view = VrrpPacket::new_checked(payload, Family::V6).expect("view");
     assert_eq!(view.version_field(), 3);
     assert_eq!(view.vrid(), 51);
     assert_eq!(view.priority(), 150);
@@ -458,7 +458,7 @@ fn rfc3768_5_3_7_v2_adver_int_zero() {
 fn rfc5798_5_2_6_reserved_bits_ignored_on_reception() {
     // "MUST be set to zero on transmission and ignored on reception."
     let m = seal(v3_ipv4(1, &[[192, 0, 2, 100]], 0xa064), SRC4, GROUP4, true);
-    let view = VrrpPacket::new_checked(&m[..], Family::Ipv4).unwrap();
+    let view = VrrpPacket::new_checked(&m[..], Family::V4).unwrap();
     assert_eq!(view.reserved(), 0xa);
     assert_eq!(view.interval(), Centis(100));
     let (advert, _) = Advert::parse(&m, SRC4, GROUP4).unwrap();
@@ -535,13 +535,32 @@ fn carp_advert_is_told_apart_by_length() {
     assert_eq!(Advert::parse(&m, SRC4, GROUP4).unwrap().0.addrs.len(), 5);
 }
 
+/// The TTL / hop limit is not in the bytes the codec sees (IPv6 delivers it as a control
+/// message): the receive filter checks it, and counts it as `ttl_not_255`.
 #[test]
 fn rfc5798_7_1_ttl_must_be_255() {
-    assert_eq!(check_ttl(255), Ok(()));
+    let filter = vipd::vrrp::RecvFilter::new(&vipd::vrrp::RouterConfig {
+        vrid: 51,
+        version: Version::V3,
+        priority: 100,
+        advert_interval: Centis(100),
+        preempt: true,
+        preempt_delay: std::time::Duration::ZERO,
+        primary_addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
+        vips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
+        unicast_peers: vec![],
+    });
+    let adv = advert(
+        Version::V3,
+        100,
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
+    );
+    let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
+    assert_eq!(filter.check(from, 255, &adv), Ok(()));
     for ttl in [0u8, 1, 64, 254] {
-        let err = check_ttl(ttl).unwrap_err();
-        assert_eq!(err, DecodeError::BadTtl(ttl));
-        assert_eq!(err.label(), "bad_ttl");
+        let err = filter.check(from, ttl, &adv).unwrap_err();
+        assert_eq!(err, vipd::vrrp::RecvDrop::TtlNot255 { ttl });
+        assert_eq!(err.label(), "ttl_not_255");
     }
 }
 
@@ -562,7 +581,6 @@ fn labels_are_distinct_snake_case() {
         DecodeError::FamilyMismatch,
         DecodeError::NoAddresses,
         DecodeError::Carp,
-        DecodeError::BadTtl(1),
         DecodeError::Ipv4TooShort { len: 0 },
         DecodeError::Ipv4BadVersion(6),
         DecodeError::Ipv4BadHeaderLength {
@@ -688,7 +706,7 @@ fn encode_errors() {
 
 #[test]
 fn unchecked_view_of_short_buffer_does_not_panic() {
-    let view = VrrpPacket::new_unchecked(&[0x21u8, 1, 2, 9][..], Family::Ipv6);
+    let view = VrrpPacket::new_unchecked(&[0x21u8, 1, 2, 9][..], Family::V6);
     assert_eq!(view.checksum(), 0);
     assert_eq!(view.addr(0), None);
     assert_eq!(view.addrs().count(), 0);
@@ -844,7 +862,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..300),
         v6 in any::<bool>(), src in any_ip(), dst in any_ip(), f in form(),
     ) {
-        let family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+        let family = if v6 { Family::V6 } else { Family::V4 };
         let check = |view: &VrrpPacket<&[u8]>| {
             let _ = (view.version_field(), view.version(), view.msg_type(), view.vrid());
             let _ = (view.priority(), view.reserved(), view.auth_type(), view.interval());

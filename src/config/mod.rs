@@ -36,6 +36,7 @@ use std::time::Duration;
 pub use arbiter::{Arbiter, ArbiterTls, OnLoss, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_TTL};
 pub use duration::{format_duration, parse_duration, DurationError};
 
+pub use crate::proto::Family;
 use crate::proto::{Centis, Version};
 use crate::track::{CheckSpec, NotifySpec};
 
@@ -67,34 +68,6 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     /// The etcd lease arbiter (`[arbiter]`); `None` = no arbiter.
     pub arbiter: Option<Arbiter>,
-}
-
-/// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
 }
 
 /// Gratuitous ARP / unsolicited Neighbour Advertisement settings of a new master.

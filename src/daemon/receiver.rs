@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::net::{Received, VrrpSocket};
-use crate::proto::{ipv4::parse_ipv4, Advert};
+use crate::proto::{ipv4::parse_ipv4, vrrp, Advert, DropReason};
 use crate::vrrp::{RecvDrop, RecvFilter};
 
 use super::driver::Input;
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
-
-/// IP protocol number of VRRP.
-const IPPROTO_VRRP: u8 = 112;
 
 /// Which driver takes adverts of which VRID on this socket, and the stateless receive
 /// checks (RFC 5798 §7.1) its router would apply, so that a packet it would drop never
@@ -125,7 +122,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
                 };
                 match parse_ipv4(bytes) {
                     Ok((h, payload)) => {
-                        if h.protocol != IPPROTO_VRRP {
+                        if h.protocol != vrrp::IP_PROTOCOL {
                             continue;
                         }
                         (h.src.into(), h.dst.into(), h.ttl, payload)
@@ -167,7 +164,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
             .get(&advert.vrid)
             .cloned();
         match target {
-            None => drops.drop("other_vrid", Some(src)),
+            None => drops.drop(DropReason::OtherVrid.label(), Some(src)),
             Some(route) => {
                 if let Err(e) = route.filter.check(src, ttl, &advert) {
                     drops.drop(e.label(), Some(src));
@@ -182,7 +179,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
                     })
                     .is_err()
                 {
-                    drops.drop("queue_full", Some(src));
+                    drops.drop(DropReason::QueueFull.label(), Some(src));
                 }
             }
         }

@@ -34,7 +34,7 @@ pub use netlink::{
     OwnedAddress, ADDRESS_PROTO,
 };
 pub use packet::FrameSender;
-pub use vrrp_socket::{Received, VrrpSocket, VRRP_PROTO, VRRP_V4_GROUP, VRRP_V6_GROUP};
+pub use vrrp_socket::{Received, VrrpSocket};
 
 /// Errors of the kernel-facing layer. The messages are meant for operators: they name
 /// the interface, address or netlink operation involved and, for permission problems,

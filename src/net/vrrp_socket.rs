@@ -14,16 +14,10 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type}
 use tokio::io::unix::AsyncFd;
 
 use super::{require_runtime, sys, NetError};
-
-/// IP protocol number of VRRP (RFC 5798 §5.1.1.4 / §5.1.2.4).
-pub const VRRP_PROTO: i32 = 112;
-/// The IPv4 multicast group of VRRP, 224.0.0.18 (RFC 5798 §5.1.1.2).
-pub const VRRP_V4_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// The IPv6 multicast group of VRRP, ff02::12 (RFC 5798 §5.1.2.2).
-pub const VRRP_V6_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+use crate::proto::vrrp::{self, IPV4_GROUP, IPV6_GROUP, IP_PROTOCOL};
 
 /// TTL / hop limit of every VRRP packet sent (RFC 5798 §5.1.1.3, §5.1.2.3).
-const VRRP_TTL: u32 = 255;
+const VRRP_TTL: u32 = vrrp::TTL as u32;
 /// DSCP CS6 ("internetwork control"), as keepalived marks its adverts.
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
 
@@ -213,8 +207,12 @@ fn needs_scope(a: &Ipv6Addr) -> bool {
 const RECEIVE_BUFFER: usize = 4 << 20;
 
 fn raw_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
-    let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(VRRP_PROTO)))
-        .map_err(step("opening a raw socket", ifname))?;
+    let sock = Socket::new(
+        domain,
+        Type::RAW,
+        Some(Protocol::from(i32::from(IP_PROTOCOL))),
+    )
+    .map_err(step("opening a raw socket", ifname))?;
     sock.set_nonblocking(true)
         .map_err(step("setting O_NONBLOCK", ifname))?;
     sock.bind_device(Some(ifname.as_bytes())).map_err(step(
@@ -232,7 +230,7 @@ fn open_rx_v4(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
         .map_err(step("turning multicast loop off", ifname))?;
     sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
         .map_err(step("enlarging the receive buffer", ifname))?;
-    s.join_multicast_v4_n(&VRRP_V4_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
+    s.join_multicast_v4_n(&IPV4_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
         .map_err(step("joining 224.0.0.18", ifname))?;
     Ok(s)
 }
@@ -264,7 +262,7 @@ fn open_rx_v6(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
     sys::set_recv_pktinfo_v6(&s).map_err(step("setting IPV6_RECVPKTINFO", ifname))?;
     sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
         .map_err(step("enlarging the receive buffer", ifname))?;
-    s.join_multicast_v6(&VRRP_V6_GROUP, ifindex)
+    s.join_multicast_v6(&IPV6_GROUP, ifindex)
         .map_err(step("joining ff02::12", ifname))?;
     Ok(s)
 }
@@ -371,14 +369,14 @@ mod tests {
 
     #[test]
     fn groups_are_the_rfc5798_addresses() {
-        assert_eq!(VRRP_V4_GROUP.to_string(), "224.0.0.18");
-        assert_eq!(VRRP_V6_GROUP.to_string(), "ff02::12");
+        assert_eq!(IPV4_GROUP.to_string(), "224.0.0.18");
+        assert_eq!(IPV6_GROUP.to_string(), "ff02::12");
     }
 
     #[test]
     fn scope_is_needed_for_link_local_and_link_scope_multicast_only() {
         assert!(needs_scope(&"fe80::1".parse().unwrap()));
-        assert!(needs_scope(&VRRP_V6_GROUP));
+        assert!(needs_scope(&IPV6_GROUP));
         assert!(!needs_scope(&"2001:db8::1".parse().unwrap()));
         assert!(!needs_scope(&"ff05::12".parse().unwrap()));
     }

@@ -7,13 +7,15 @@
 
 pub mod arp;
 pub mod bfd;
+pub mod drop;
 pub mod ipv4;
 pub mod ndp;
 pub mod vrrp;
 
 pub use arp::gratuitous_arp;
+pub use drop::DropReason;
 pub use ipv4::{parse_ipv4, Ipv4Header};
 pub use ndp::unsolicited_na;
 pub use vrrp::{
-    check_ttl, Advert, Centis, ChecksumForm, DecodeError, EncodeError, Family, Version, VrrpPacket,
+    Advert, Centis, ChecksumForm, DecodeError, EncodeError, Family, Version, VrrpPacket,
 };

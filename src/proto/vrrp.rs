@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::drop::DropReason;
+
 /// A duration in centiseconds, the unit of the VRRPv3 Max Advertise Interval field.
 ///
 /// VRRPv2 carries whole seconds; they are stored here as `seconds * 100`.
@@ -70,29 +72,39 @@ impl Version {
     }
 }
 
-/// The address family of an advert: that of its IP header and of every address it carries.
+/// An address family: of an advert (its IP header and every address it carries), of
+/// an instance (its VIPs), of a peer. The one definition in the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// IPv4: addresses are 4 bytes.
-    Ipv4,
+    V4,
     /// IPv6: addresses are 16 bytes (VRRPv3 only).
-    Ipv6,
+    V6,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
 }
 
 impl Family {
     /// The family of an address.
     pub fn of(addr: IpAddr) -> Family {
         match addr {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
         }
     }
 
     /// The length of one address of this family on the wire.
     pub fn addr_len(self) -> usize {
         match self {
-            Family::Ipv4 => 4,
-            Family::Ipv6 => 16,
+            Family::V4 => 4,
+            Family::V6 => 16,
         }
     }
 
@@ -128,8 +140,9 @@ pub enum ChecksumForm {
 /// - IPv6 first address not link-local: RFC 5798 §5.2.9 is a sender rule, not a §7.1
 ///   receive check, and keepalived 2.2.7 sends its configured global VIP first (see the
 ///   captured fixture); rejecting would break interoperation.
-/// - VRID not configured, interval mismatch, TTL: need local state, checked by the router
-///   (for TTL see [`check_ttl`]).
+/// - VRID not configured, interval mismatch, TTL / hop limit: need local state (or, for
+///   the IPv6 hop limit, a control message), checked by the receive filter
+///   ([`crate::vrrp::RecvFilter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// RFC 5798 §7.1: shorter than the fixed header (8 bytes; 16 for VRRPv2 with its
@@ -180,9 +193,6 @@ pub enum DecodeError {
     /// an address count that does not fit that length.
     #[error("CARP advertisement, not VRRP")]
     Carp,
-    /// RFC 5798 §7.1: the IPv4 TTL / IPv6 hop limit is not 255.
-    #[error("TTL / hop limit {0} (must be 255)")]
-    BadTtl(u8),
     /// IPv4 header shorter than 20 bytes.
     #[error("IPv4 header truncated: {len} bytes")]
     Ipv4TooShort {
@@ -213,37 +223,29 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// A stable snake_case label for metrics (`reason="..."`).
-    pub fn label(&self) -> &'static str {
+    /// The receive-drop reason this error counts as (one reason per variant).
+    pub fn reason(&self) -> DropReason {
         match self {
-            DecodeError::TooShort { .. } => "too_short",
-            DecodeError::BadVersion(_) => "bad_version",
-            DecodeError::BadType(_) => "bad_type",
-            DecodeError::AddressCountMismatch { .. } => "address_count_mismatch",
-            DecodeError::BadChecksum => "bad_checksum",
-            DecodeError::IntervalZero => "interval_zero",
-            DecodeError::UnsupportedAuthType(_) => "auth_type",
-            DecodeError::FamilyMismatch => "family_mismatch",
-            DecodeError::NoAddresses => "no_addresses",
-            DecodeError::Carp => "carp",
-            DecodeError::BadTtl(_) => "bad_ttl",
-            DecodeError::Ipv4TooShort { .. } => "ipv4_too_short",
-            DecodeError::Ipv4BadVersion(_) => "ipv4_bad_version",
-            DecodeError::Ipv4BadHeaderLength { .. } => "ipv4_bad_header_length",
-            DecodeError::Ipv4BadTotalLength { .. } => "ipv4_bad_total_length",
+            DecodeError::TooShort { .. } => DropReason::TooShort,
+            DecodeError::BadVersion(_) => DropReason::BadVersion,
+            DecodeError::BadType(_) => DropReason::BadType,
+            DecodeError::AddressCountMismatch { .. } => DropReason::AddressCountMismatch,
+            DecodeError::BadChecksum => DropReason::BadChecksum,
+            DecodeError::IntervalZero => DropReason::IntervalZero,
+            DecodeError::UnsupportedAuthType(_) => DropReason::AuthType,
+            DecodeError::FamilyMismatch => DropReason::FamilyMismatch,
+            DecodeError::NoAddresses => DropReason::NoAddresses,
+            DecodeError::Carp => DropReason::Carp,
+            DecodeError::Ipv4TooShort { .. } => DropReason::Ipv4TooShort,
+            DecodeError::Ipv4BadVersion(_) => DropReason::Ipv4BadVersion,
+            DecodeError::Ipv4BadHeaderLength { .. } => DropReason::Ipv4BadHeaderLength,
+            DecodeError::Ipv4BadTotalLength { .. } => DropReason::Ipv4BadTotalLength,
         }
     }
-}
 
-/// RFC 5798 §7.1 (RFC 3768 §7.1): the TTL / hop limit of a received advert MUST be 255.
-///
-/// Kept apart from [`Advert::parse`] because the hop limit of IPv6 arrives as a control
-/// message, and the caller decides whether unicast adverts are held to it.
-pub fn check_ttl(ttl: u8) -> Result<(), DecodeError> {
-    if ttl == TTL {
-        Ok(())
-    } else {
-        Err(DecodeError::BadTtl(ttl))
+    /// The metric label (`reason="..."`): that of [`DecodeError::reason`].
+    pub fn label(&self) -> &'static str {
+        self.reason().label()
     }
 }
 
@@ -330,7 +332,7 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
             v => return Err(DecodeError::BadVersion(v)),
         };
         // RFC 3768 §1: VRRPv2 is defined for IPv4 only.
-        if version == Version::V2 && self.family == Family::Ipv6 {
+        if version == Version::V2 && self.family == Family::V6 {
             return Err(DecodeError::FamilyMismatch);
         }
         let count = bytes[3];
@@ -443,8 +445,8 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
         let start = HEADER_LEN + index * n;
         let raw = self.buffer.as_ref().get(start..start + n)?;
         Some(match self.family {
-            Family::Ipv4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(raw).ok()?)),
-            Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(raw).ok()?)),
+            Family::V4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(raw).ok()?)),
+            Family::V6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(raw).ok()?)),
         })
     }
 
@@ -561,8 +563,8 @@ impl Advert {
         // RFC 5798 §7.1: MUST verify the VRRP checksum (forms: see ChecksumForm).
         let candidates: &[ChecksumForm] = match (version, family) {
             (Version::V2, _) => &[ChecksumForm::WithoutPseudoHeader],
-            (Version::V3, Family::Ipv6) => &[ChecksumForm::WithPseudoHeader],
-            (Version::V3, Family::Ipv4) => &[
+            (Version::V3, Family::V6) => &[ChecksumForm::WithPseudoHeader],
+            (Version::V3, Family::V4) => &[
                 ChecksumForm::WithPseudoHeader,
                 ChecksumForm::WithoutPseudoHeader,
             ],
@@ -622,7 +624,7 @@ impl Advert {
             return Err(EncodeError::FamilyMismatch);
         }
         // RFC 3768 §1: VRRPv2 is IPv4 only.
-        if self.version == Version::V2 && family == Family::Ipv6 {
+        if self.version == Version::V2 && family == Family::V6 {
             return Err(EncodeError::FamilyMismatch);
         }
         // RFC 5798 §5.2.5: the count is 8 bits, minimum 1 (v3).
@@ -635,8 +637,8 @@ impl Advert {
             // RFC 3768 §5.3.8: checksum over the VRRP message only.
             (Version::V2, _) => form == ChecksumForm::WithoutPseudoHeader,
             // RFC 5798 §5.2.8: IPv6 always with the pseudo-header.
-            (Version::V3, Family::Ipv6) => form == ChecksumForm::WithPseudoHeader,
-            (Version::V3, Family::Ipv4) => true,
+            (Version::V3, Family::V6) => form == ChecksumForm::WithPseudoHeader,
+            (Version::V3, Family::V4) => true,
         };
         if !allowed {
             return Err(EncodeError::ChecksumFormNotAllowed {

@@ -67,9 +67,6 @@ impl RecvFilter {
                 theirs: adv.interval,
             });
         }
-        if adv.interval.0 == 0 {
-            return Err(RecvDrop::ZeroInterval);
-        }
         Ok(())
     }
 }

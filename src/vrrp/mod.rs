@@ -56,7 +56,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::proto::{Centis, Version};
+use crate::proto::{Centis, DropReason, Version};
 
 pub use filter::RecvFilter;
 pub use router::{release_limit, Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
@@ -283,7 +283,9 @@ pub enum Action {
     Released,
 }
 
-/// Why a received advert was dropped (RFC 5798 §7.1, RFC 3768 §7.1).
+/// Why a received advert was dropped by the checks that need the configuration
+/// (RFC 5798 §7.1, RFC 3768 §7.1). The checks on the bytes alone are
+/// [`crate::proto::DecodeError`]; both map onto [`DropReason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum RecvDrop {
     /// §7.1: the TTL / hop limit was not 255.
@@ -309,9 +311,6 @@ pub enum RecvDrop {
         /// The advertised one.
         theirs: Centis,
     },
-    /// An advert advertising an interval of 0 (it would make every timer zero).
-    #[error("advert interval is zero")]
-    ZeroInterval,
     /// The source address is of the other address family.
     #[error("source address of another address family")]
     FamilyMismatch,
@@ -324,17 +323,21 @@ pub enum RecvDrop {
 }
 
 impl RecvDrop {
-    /// A snake_case label for metrics.
-    pub fn label(&self) -> &'static str {
+    /// The receive-drop reason this drop counts as (one reason per variant).
+    pub fn reason(&self) -> DropReason {
         match self {
-            RecvDrop::TtlNot255 { .. } => "ttl_not_255",
-            RecvDrop::OtherVrid { .. } => "other_vrid",
-            RecvDrop::VersionMismatch => "version_mismatch",
-            RecvDrop::IntervalMismatch { .. } => "interval_mismatch",
-            RecvDrop::ZeroInterval => "zero_interval",
-            RecvDrop::FamilyMismatch => "family_mismatch",
-            RecvDrop::FromSelf => "from_self",
-            RecvDrop::UnknownPeer => "unknown_peer",
+            RecvDrop::TtlNot255 { .. } => DropReason::TtlNot255,
+            RecvDrop::OtherVrid { .. } => DropReason::OtherVrid,
+            RecvDrop::VersionMismatch => DropReason::VersionMismatch,
+            RecvDrop::IntervalMismatch { .. } => DropReason::IntervalMismatch,
+            RecvDrop::FamilyMismatch => DropReason::FamilyMismatch,
+            RecvDrop::FromSelf => DropReason::FromSelf,
+            RecvDrop::UnknownPeer => DropReason::UnknownPeer,
         }
+    }
+
+    /// The metric label (`reason="..."`): that of [`RecvDrop::reason`].
+    pub fn label(&self) -> &'static str {
+        self.reason().label()
     }
 }

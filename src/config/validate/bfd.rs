@@ -152,7 +152,7 @@ impl Cx<'_> {
                         Some(format!("{a} cannot be a BFD peer ({why})"))
                     } else if a.is_multicast() {
                         Some(format!("{a} is multicast; BFD peers are unicast addresses"))
-                    } else if family.is_some_and(|f| f != Family::of(&a)) {
+                    } else if family.is_some_and(|f| f != Family::of(a)) {
                         Some(format!("{a} is not of the VIPs' address family"))
                     } else if vips.contains(&a) {
                         Some(format!(

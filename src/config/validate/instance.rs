@@ -387,7 +387,7 @@ impl Cx<'_> {
                 );
                 continue;
             }
-            let fam = Family::of(&addr);
+            let fam = Family::of(addr);
             match &family {
                 None => family = Some((fam, net)),
                 Some((f, first)) if *f != fam => {
@@ -537,10 +537,10 @@ impl Cx<'_> {
             };
             let problem = if let Some(why) = unusable_address(&addr) {
                 Some(format!("{addr} cannot be a peer ({why})"))
-            } else if family.is_some_and(|f| f != Family::of(&addr)) {
+            } else if family.is_some_and(|f| f != Family::of(addr)) {
                 Some(format!(
                     "{addr} is {} but the vips are {}: peers must be of the VIPs' family",
-                    Family::of(&addr),
+                    Family::of(addr),
                     family.map_or(Family::V4, |f| f)
                 ))
             } else if out.contains(&addr) {
@@ -587,10 +587,10 @@ impl Cx<'_> {
             .is_none_or(|l| l.get_ref().is_empty());
         let problem = if let Some(why) = unusable_address(&addr) {
             Some(format!("{addr} cannot be a source address ({why})"))
-        } else if family.is_some_and(|f| f != Family::of(&addr)) {
+        } else if family.is_some_and(|f| f != Family::of(addr)) {
             Some(format!(
                 "{addr} is {} but the vips are {}: the source must be of the VIPs' family",
-                Family::of(&addr),
+                Family::of(addr),
                 family.map_or(Family::V4, |f| f)
             ))
         } else if !owner && vips.contains(&addr) {

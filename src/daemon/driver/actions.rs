@@ -170,8 +170,8 @@ impl Driver {
         };
         let dsts: Vec<IpAddr> = if self.inst.unicast_peers.is_empty() {
             vec![match self.ctx.source {
-                IpAddr::V4(_) => IpAddr::V4(crate::net::VRRP_V4_GROUP),
-                IpAddr::V6(_) => IpAddr::V6(crate::net::VRRP_V6_GROUP),
+                IpAddr::V4(_) => IpAddr::V4(crate::proto::vrrp::IPV4_GROUP),
+                IpAddr::V6(_) => IpAddr::V6(crate::proto::vrrp::IPV6_GROUP),
             }]
         } else {
             self.inst.unicast_peers.clone()
