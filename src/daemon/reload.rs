@@ -227,20 +227,23 @@ vips = ["192.0.2.101/24"]
         crate::config::parse(text, "test.toml").expect("valid")
     }
 
-    fn changes(p: &Plan) -> Vec<(&str, Change)> {
-        p.instances
+    /// Plans `old` -> `new` and checks each instance's change.
+    fn planned(old: &str, new: &str, expected: &[(&str, Change)]) -> Plan {
+        let p = plan(&config(old), &config(new));
+        let got: Vec<(&str, Change)> = p
+            .instances
             .iter()
             .map(|(n, c)| (n.as_str(), c.clone()))
-            .collect()
+            .collect();
+        assert_eq!(got, expected);
+        p
     }
+
+    const KEEP_BOTH: &[(&str, Change)] = &[("web", Change::Keep), ("db", Change::Keep)];
 
     #[test]
     fn the_same_configuration_keeps_everything() {
-        let p = plan(&config(BASE), &config(BASE));
-        assert_eq!(
-            changes(&p),
-            vec![("web", Change::Keep), ("db", Change::Keep)]
-        );
+        let p = planned(BASE, BASE, KEEP_BOTH);
         assert!(p.restart_only.is_empty());
         assert!(!p.sync_groups_changed && !p.arbiter_changed);
     }
@@ -248,13 +251,13 @@ vips = ["192.0.2.101/24"]
     #[test]
     fn a_priority_change_alone_retunes_without_a_rebuild() {
         let new = BASE.replace("priority = 150", "priority = 120");
-        let p = plan(&config(BASE), &config(&new));
-        assert_eq!(
-            changes(&p),
-            vec![
+        planned(
+            BASE,
+            &new,
+            &[
                 ("web", Change::Retune { priority: 120 }),
-                ("db", Change::Keep)
-            ]
+                ("db", Change::Keep),
+            ],
         );
     }
 
@@ -263,24 +266,24 @@ vips = ["192.0.2.101/24"]
         let new = BASE
             .replace("priority = 150", "priority = 120")
             .replace("192.0.2.100/24", "192.0.2.110/24");
-        let p = plan(&config(BASE), &config(&new));
-        assert_eq!(
-            changes(&p),
-            vec![("web", Change::Rebuild), ("db", Change::Keep)]
+        planned(
+            BASE,
+            &new,
+            &[("web", Change::Rebuild), ("db", Change::Keep)],
         );
     }
 
     #[test]
     fn removed_instances_come_first_then_the_new_order() {
         let new = BASE.replace("name = \"web\"", "name = \"www\"");
-        let p = plan(&config(BASE), &config(&new));
-        assert_eq!(
-            changes(&p),
-            vec![
+        planned(
+            BASE,
+            &new,
+            &[
                 ("web", Change::Remove),
                 ("www", Change::Add),
-                ("db", Change::Keep)
-            ]
+                ("db", Change::Keep),
+            ],
         );
     }
 
@@ -289,26 +292,17 @@ vips = ["192.0.2.101/24"]
         let new = format!(
             "control-socket = \"/tmp/other.sock\"\nmetrics-listen = \"127.0.0.1:9999\"\nstate-dir = \"/tmp/state\"\n{BASE}"
         );
-        let p = plan(&config(BASE), &config(&new));
+        let p = planned(BASE, &new, KEEP_BOTH);
         assert_eq!(
             p.restart_only,
             vec!["control-socket", "metrics-listen", "state-dir"]
-        );
-        assert_eq!(
-            changes(&p),
-            vec![("web", Change::Keep), ("db", Change::Keep)]
         );
     }
 
     #[test]
     fn a_sync_group_change_is_seen_and_rebuilds_nothing() {
         let new = format!("{BASE}\n[[sync-group]]\nname = \"g\"\ninstances = [\"web\", \"db\"]\n");
-        let p = plan(&config(BASE), &config(&new));
-        assert!(p.sync_groups_changed);
-        assert_eq!(
-            changes(&p),
-            vec![("web", Change::Keep), ("db", Change::Keep)]
-        );
+        assert!(planned(BASE, &new, KEEP_BOTH).sync_groups_changed);
     }
 
     #[test]
@@ -319,11 +313,11 @@ vips = ["192.0.2.101/24"]
                 BASE.replacen("priority = 150", "priority = 150\narbiter = true", 1)
             )
         };
-        let p = plan(&config(&arb("2s")), &config(&arb("3s")));
-        assert!(p.arbiter_changed);
-        assert_eq!(
-            changes(&p),
-            vec![("web", Change::Rebuild), ("db", Change::Keep)]
+        let p = planned(
+            &arb("2s"),
+            &arb("3s"),
+            &[("web", Change::Rebuild), ("db", Change::Keep)],
         );
+        assert!(p.arbiter_changed);
     }
 }

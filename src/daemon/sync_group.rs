@@ -407,54 +407,53 @@ mod tests {
         assert_eq!(g.record(report("other", State::Master, None, 0)), None);
     }
 
-    #[test]
-    fn a_split_is_reported_once_after_patience_and_once_when_over() {
+    /// `web` master and `db` backup from `t0`; patience 2 s.
+    fn split_from_t0() -> (
+        SyncGroups,
+        impl Fn(&mut SyncGroups, u64) -> Vec<SplitNotice>,
+    ) {
         let mut g = groups();
-        let t0 = Instant::now();
-        let patience = |_: &SyncGroup| Duration::from_secs(2);
         g.record(report("web", State::Master, None, 0));
         g.record(report("db", State::Backup, None, 0));
-        assert!(g.watch_splits(t0, patience).is_empty());
-        assert!(g
-            .watch_splits(t0 + Duration::from_secs(1), patience)
-            .is_empty());
+        let t0 = Instant::now();
+        let at = move |g: &mut SyncGroups, secs: u64| {
+            g.watch_splits(t0 + Duration::from_secs(secs), |_| Duration::from_secs(2))
+        };
+        (g, at)
+    }
+
+    #[test]
+    fn a_split_is_reported_once_after_patience_and_once_when_over() {
+        let (mut g, at) = split_from_t0();
+        assert!(at(&mut g, 0).is_empty());
+        assert!(at(&mut g, 1).is_empty());
         assert_eq!(
-            g.watch_splits(t0 + Duration::from_secs(2), patience),
+            at(&mut g, 2),
             vec![SplitNotice::Split {
                 group: "g".into(),
                 detail: "web master, db backup".into()
             }]
         );
-        assert!(g
-            .watch_splits(t0 + Duration::from_secs(3), patience)
-            .is_empty());
+        assert!(at(&mut g, 3).is_empty());
         g.record(report("db", State::Master, None, 0));
         assert_eq!(
-            g.watch_splits(t0 + Duration::from_secs(4), patience),
+            at(&mut g, 4),
             vec![SplitNotice::Together { group: "g".into() }]
         );
-        assert!(g
-            .watch_splits(t0 + Duration::from_secs(5), patience)
-            .is_empty());
+        assert!(at(&mut g, 5).is_empty());
     }
 
     #[test]
     fn a_short_split_during_a_takeover_is_not_reported() {
-        let mut g = groups();
-        let t0 = Instant::now();
-        let patience = |_: &SyncGroup| Duration::from_secs(2);
-        g.record(report("web", State::Master, None, 0));
-        g.record(report("db", State::Backup, None, 0));
-        assert!(g.watch_splits(t0, patience).is_empty());
+        let (mut g, at) = split_from_t0();
+        assert!(at(&mut g, 0).is_empty());
         g.record(report("db", State::Master, None, 0));
-        assert!(g
-            .watch_splits(t0 + Duration::from_secs(1), patience)
-            .is_empty());
+        assert!(at(&mut g, 1).is_empty());
         g.record(report("db", State::Backup, None, 0));
         // The split starts over: patience counts from here.
-        assert!(g
-            .watch_splits(t0 + Duration::from_secs(2), patience)
-            .is_empty());
+        assert!(at(&mut g, 2).is_empty());
+        assert!(at(&mut g, 3).is_empty());
+        assert_eq!(at(&mut g, 4).len(), 1);
     }
 
     #[test]
