@@ -35,21 +35,16 @@ impl Driver {
                     self.announce(reason);
                     announced = Some(Instant::now());
                     if reason == AnnounceReason::HandoverCancelled {
-                        tracing::info!(
-                            "{}: handover cancelled, still MASTER: re-announcing VIPs",
-                            self.inst.name
-                        );
+                        tracing::info!("handover cancelled, still MASTER: re-announcing VIPs");
                     }
                     if reason == AnnounceReason::PeerLeft {
                         tracing::info!(
-                            "{}: another router sent priority 0 while we are MASTER: re-announcing VIPs",
-                            self.inst.name
+                            "another router sent priority 0 while we are MASTER: re-announcing VIPs"
                         );
                     }
                     if reason == AnnounceReason::SplitBrainHealed {
                         tracing::info!(
-                            "{}: still MASTER after a split brain healed: re-announcing VIPs",
-                            self.inst.name
+                            "still MASTER after a split brain healed: re-announcing VIPs"
                         );
                         self.notifier.notify(
                             &self.inst.name,
@@ -150,7 +145,7 @@ impl Driver {
                 self.vip_add_failed(vip, &e);
             } else {
                 // Not ours (the operator's own address) or a netlink failure: left alone.
-                tracing::error!("{}: not removing {vip}: {e}", self.inst.name);
+                tracing::error!("not removing {vip}: {e}");
             }
         }
     }
@@ -184,12 +179,12 @@ impl Driver {
                     Ok(()) => self.ctx.metrics.advert_sent(&self.inst.name),
                     Err(e) => {
                         if self.log_limiter.hit("send_error", Instant::now()).is_some() {
-                            tracing::warn!("{}: cannot send advert to {dst}: {e}", self.inst.name);
+                            tracing::warn!("cannot send advert to {dst}: {e}");
                         }
                     }
                 },
                 Err(e) => {
-                    tracing::error!("{}: cannot encode advert: {e}", self.inst.name);
+                    tracing::error!("cannot encode advert: {e}");
                 }
             }
         }
@@ -223,7 +218,7 @@ impl Driver {
         // First round synchronously, so that the decision-to-announce time is real.
         for f in &frames {
             if let Err(e) = self.ctx.frames.send(f) {
-                tracing::warn!("{}: cannot send announcement: {e}", self.inst.name);
+                tracing::warn!("cannot send announcement: {e}");
             }
         }
         if let Some(a) = self.announcer.take() {

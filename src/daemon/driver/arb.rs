@@ -67,8 +67,7 @@ impl Driver {
         self.notifier.set_fencing_token(view.holds(now));
         if log_elect {
             tracing::info!(
-                "{}: MASTER-ELECT: VRRP master, VIPs not added until the arbiter key {key} is held ({})",
-                self.inst.name,
+                "MASTER-ELECT: VRRP master, VIPs not added until the arbiter key {key} is held ({})",
                 view.detail.as_deref().unwrap_or("claiming")
             );
         }
@@ -82,15 +81,11 @@ impl Driver {
             a.penalty = penalty;
             if penalty > 0 {
                 tracing::warn!(
-                    "{}: arbiter: no live etcd lease ({}): advertising priority 1 so that a peer reaching etcd takes over",
-                    self.inst.name,
+                    "arbiter: no live etcd lease ({}): advertising priority 1 so that a peer reaching etcd takes over",
                     view.detail.as_deref().unwrap_or("unreachable")
                 );
             } else {
-                tracing::info!(
-                    "{}: arbiter: etcd lease alive: advertising our own priority again",
-                    self.inst.name
-                );
+                tracing::info!("arbiter: etcd lease alive: advertising our own priority again");
             }
             let p = self.penalty_now();
             self.router.set_penalty(now, p);
@@ -99,8 +94,7 @@ impl Driver {
             match act {
                 GateAction::AddVips { token } => {
                     tracing::info!(
-                        "{}: arbiter key {key} held (fencing token {}): adding VIPs",
-                        self.inst.name,
+                        "arbiter key {key} held (fencing token {}): adding VIPs",
                         token.map_or("-".to_owned(), |t| t.to_string())
                     );
                     self.change_vips(true).await;
@@ -111,7 +105,7 @@ impl Driver {
                     self.notifier.notify(&self.inst.name, "master", &reason);
                 }
                 GateAction::RemoveVips { why } => {
-                    tracing::warn!("{}: removing VIPs: {why}", self.inst.name);
+                    tracing::warn!("removing VIPs: {why}");
                     if self.router.state() == State::Master {
                         self.ctx.metrics.arbiter.vips_dropped(&self.inst.name);
                     }

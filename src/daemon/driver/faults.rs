@@ -27,13 +27,12 @@ impl Driver {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!("{}: cannot check {vip}: {e}", self.inst.name);
+                    tracing::warn!("cannot check {vip}: {e}");
                     continue;
                 }
             }
             tracing::warn!(
-                "{}: {vip} disappeared from {} while MASTER: adding it again",
-                self.inst.name,
+                "{vip} disappeared from {} while MASTER: adding it again",
                 self.inst.interface
             );
             self.ctx.metrics.repairs.vip_restored(&self.inst.name);
@@ -47,8 +46,7 @@ impl Driver {
     /// is in fault (a backup takes over) and tries again after [`VIP_RETRY`].
     pub(super) fn vip_add_failed(&mut self, vip: ipnet::IpNet, e: &crate::net::NetError) {
         tracing::error!(
-            "{}: cannot add {vip}: {e}; in fault, retrying in {} s",
-            self.inst.name,
+            "cannot add {vip}: {e}; in fault, retrying in {} s",
             VIP_RETRY.as_secs()
         );
         let now = Instant::now();
@@ -62,10 +60,7 @@ impl Driver {
             .metrics
             .advert_dropped(&self.inst.interface, reason);
         if let Some(n) = self.log_limiter.hit(reason, Instant::now()) {
-            tracing::warn!(
-                "{}: dropped advert from {from}: {reason} ({n} since the last such line)",
-                self.inst.name
-            );
+            tracing::warn!("dropped advert from {from}: {reason} ({n} since the last such line)");
         }
     }
 
@@ -88,8 +83,7 @@ impl Driver {
             .check(&self.inst.name, &ev.name, ev.healthy, ev.latency);
         if ev.changed {
             tracing::info!(
-                "{}: check {} is now {}",
-                self.inst.name,
+                "check {} is now {}",
                 ev.name,
                 if ev.healthy { "healthy" } else { "failing" }
             );

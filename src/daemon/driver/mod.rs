@@ -209,8 +209,7 @@ pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> 
         if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
             let message = panic_message(&panic);
             tracing::error!(
-                "{}: driver panicked ({message}): removing its VIPs; the supervisor restarts it",
-                d.inst.name
+                "driver panicked ({message}): removing its VIPs; the supervisor restarts it"
             );
             d.stop_announcing();
             if !d.inst.address_owner {

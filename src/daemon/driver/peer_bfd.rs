@@ -33,7 +33,7 @@ impl Driver {
                     self.bfd_track = Some(sub);
                 }
                 Err(e) => {
-                    tracing::error!("{}: {e}; bfd tracks stay unhealthy", self.inst.name);
+                    tracing::error!("{e}; bfd tracks stay unhealthy");
                 }
             }
         }
@@ -53,7 +53,7 @@ impl Driver {
                 self.bfd = Some(sub);
             }
             Err(e) => {
-                tracing::error!("{}: {e}; running without BFD", self.inst.name);
+                tracing::error!("{e}; running without BFD");
             }
         }
     }
@@ -100,16 +100,14 @@ impl Driver {
             let wait = self.router.bfd_wait(detect);
             if !wait.is_zero() && self.router.state() == State::Backup {
                 tracing::info!(
-                    "{}: BFD says master {} is down: taking over in {:.1} ms unless another backup does",
-                    self.inst.name,
+                    "BFD says master {} is down: taking over in {:.1} ms unless another backup does",
                     ev.peer,
                     wait.as_secs_f64() * 1000.0
                 );
             }
         } else if follows && self.router.bfd_held_down(now) {
             tracing::info!(
-                "{}: BFD session to master {} down, ignored: BFD is held down after a takeover that adverts undid",
-                self.inst.name,
+                "BFD session to master {} down, ignored: BFD is held down after a takeover that adverts undid",
                 ev.peer
             );
         }

@@ -33,8 +33,7 @@ impl Driver {
         let mut start_at = self.ctx.start_at.filter(|t| *t > now);
         match start_at {
             Some(t) => tracing::info!(
-                "{}: waiting {:.1} s (startup-delay) before taking part",
-                self.inst.name,
+                "waiting {:.1} s (startup-delay) before taking part",
                 t.duration_since(now).as_secs_f64()
             ),
             // Held in Fault if the link is down at start: startup runs when it clears.
@@ -74,7 +73,7 @@ impl Driver {
                     let now = Instant::now();
                     if start_at.is_some_and(|t| t <= now) {
                         start_at = None;
-                        tracing::info!("{}: startup-delay over: starting", self.inst.name);
+                        tracing::info!("startup-delay over: starting");
                         self.router.start(now);
                     }
                     self.router.handle_timeout(now);
@@ -176,8 +175,7 @@ impl Driver {
                             // RFC 5798 §7.1: a mismatch is logged, not dropped (a rolling
                             // reload that adds a VIP would otherwise make two masters).
                             tracing::warn!(
-                                "{}: advert from {from} lists {:?}, we list {:?}: check that both routers configure the same VIPs",
-                                self.inst.name,
+                                "advert from {from} lists {:?}, we list {:?}: check that both routers configure the same VIPs",
                                 advert.addrs,
                                 self.inst.vips.iter().map(|v| v.addr()).collect::<Vec<_>>()
                             );
