@@ -2,21 +2,23 @@
 //! sync groups, sd_notify and metrics.
 //!
 //! ```text
-//!  signals (TERM/INT/HUP) --+
-//!  control socket calls ----+--> [ supervisor ] --spawn/stop--> drivers (one per instance)
-//!  link watcher (netlink) --+        |   ^                           ^
-//!  sync-group reports ------+        |   +---- MemberReport ---------+
-//!  released notices --------+        v
-//!                            receivers (one per interface+source) --Input::Advert--> drivers
+//!  signals (TERM/INT/HUP) ---+
+//!  control socket calls -----+--> [ supervisor ] --spawn into JoinSet, Input::*--> drivers
+//!  link / address watchers --+       ^      ^                          (one per instance)
+//!                                    |      +--- MemberReport (sync groups) ------+
+//!                                    +---------- Ended (JoinSet::join_next) ------+
+//!  receivers (one per interface+source) --Input::Advert--> drivers
 //! ```
 //!
 //! The supervisor owns every kernel handle that instances share (VRRP sockets,
 //! packet sockets, the netlink handle) and routes events to drivers; it never
-//! touches an address itself except to clean up after a crashed earlier run.
+//! touches an address itself except to clean up after a crashed earlier run, and after
+//! handovers that did not finish when vipd stops.
 //!
 //! Files: this one holds the supervisor's state, start-up, event loop and shutdown;
-//! `instances` starts, stops and restarts instances (and reacts to link, address and
-//! crash events); `reload` applies a new configuration; `sync_group` propagates faults
+//! `instances` is the instance lifecycle (one slot per name, the JoinSet of driver
+//! tasks; link, address and crash events); `start` the kernel side of starting one;
+//! `reload` plans and applies a new configuration; `sync_group` propagates faults
 //! and penalties between members; `requests` answers control-socket calls; `driver`
 //! runs one instance; `receiver` reads adverts; `metrics` serves Prometheus.
 

@@ -156,7 +156,7 @@ impl Driver {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.inst.name);
         // A driver of the same name starts only after this one ended (the supervisor's
-        // `pending`), so nothing of a successor is removed here.
+        // `Slot::Stopping { then }`), so nothing of a successor is removed here.
         let checks: Vec<String> = self.inst.tracks.iter().map(|t| t.name.clone()).collect();
         self.ctx.metrics.forget_instance(&self.inst.name, &checks);
     }
