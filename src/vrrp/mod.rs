@@ -45,6 +45,7 @@
 //! announces the VIPs at once, and sends its first advert [`RELEASE_GRACE`] later; the
 //! old master, which drops the VIPs when it hears that advert, answers until then.
 
+mod conditions;
 mod filter;
 mod router;
 mod timers;
@@ -58,6 +59,7 @@ use std::time::Duration;
 
 use crate::proto::{Centis, DropReason, Version};
 
+pub use conditions::{Condition, Conditions, NO_LEASE_PENALTY};
 pub use filter::RecvFilter;
 pub use router::{release_limit, Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
 pub use timers::{master_down_interval, skew_time};

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::conditions::{Condition, Conditions};
 use super::timers;
 use super::{Action, AnnounceReason, Reason, RecvDrop, RecvFilter, RouterConfig, State};
 use crate::proto::{Advert, Centis, Version};
@@ -182,6 +183,8 @@ pub struct Router {
     released: bool,
     base: u8,
     override_priority: Option<u8>,
+    /// The sources of fault and penalty; `penalty` and the Fault phase follow them.
+    conditions: Conditions,
     penalty: u32,
     maintenance: bool,
     addr_mismatches: u64,
@@ -210,6 +213,7 @@ impl Router {
             released: false,
             base,
             override_priority: None,
+            conditions: Conditions::default(),
             penalty: 0,
             maintenance: false,
             addr_mismatches: 0,
@@ -397,14 +401,46 @@ impl Router {
         self.override_priority = p.map(|p| p.clamp(1, 254));
     }
 
-    /// The sum of the weights of failing health checks, subtracted from the priority.
-    pub fn set_penalty(&mut self, _now: Instant, weight_sum: u32) {
-        self.penalty = weight_sum;
+    /// One source of fault or penalty changed (see [`Conditions`] for how they
+    /// combine). The router enters Fault while any source has a fault, leaves it
+    /// through Init (and the startup rules, if [`Router::start`] was called) when none
+    /// has, and subtracts the combined penalty from its priority.
+    pub fn set_condition(&mut self, now: Instant, c: Condition) {
+        self.conditions.set(c);
+        self.penalty = self.conditions.penalty();
+        let fault = self.conditions.fault().map(str::to_owned);
+        self.apply_fault(now, fault);
     }
 
+    /// The health checks' penalty (the sum of the weights of failing checks), keeping
+    /// their fault: [`Condition::Checks`].
+    pub fn set_penalty(&mut self, now: Instant, weight_sum: u32) {
+        let fault = self.conditions.checks_fault.clone();
+        self.set_condition(
+            now,
+            Condition::Checks {
+                penalty: weight_sum,
+                fault,
+            },
+        );
+    }
+
+    /// The health checks' fault, keeping their penalty: [`Condition::Checks`].
     /// `Some(reason)`: enter (or stay in) Fault. `None`: leave Fault through Init and
-    /// run the startup rules (if [`Router::start`] was called).
+    /// run the startup rules (if [`Router::start`] was called), unless another source
+    /// still has a fault.
     pub fn set_fault(&mut self, now: Instant, fault: Option<String>) {
+        let penalty = self.conditions.checks_penalty;
+        self.set_condition(now, Condition::Checks { penalty, fault });
+    }
+
+    /// The sources of fault and penalty.
+    pub fn conditions(&self) -> &Conditions {
+        &self.conditions
+    }
+
+    /// Enter (or stay in) Fault with this text, or leave it.
+    fn apply_fault(&mut self, now: Instant, fault: Option<String>) {
         if self.released {
             return;
         }

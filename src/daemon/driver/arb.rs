@@ -6,17 +6,12 @@ use std::time::{Duration, Instant};
 use crate::arbiter::{ArbiterHandle, Gate, GateAction, View};
 use crate::config::OnLoss;
 use crate::control::message::ArbiterStatus;
-use crate::vrrp::{AnnounceReason, State};
+use crate::vrrp::{AnnounceReason, Condition, State};
 
 use super::Driver;
 
 /// How long a stopping driver waits for etcd to confirm the release and the revoke.
 const STOP_WAIT: Duration = Duration::from_secs(2);
-
-/// Priority penalty while our etcd lease is not alive: we advertise priority 1, so a peer
-/// that reaches etcd takes over VRRP mastership and can claim the key once our lease has
-/// expired. Not applied while `on-loss = hold` keeps our VIPs.
-pub(super) const UNREACHABLE_PENALTY: u32 = 254;
 
 /// The arbiter of one instance, as the driver holds it.
 pub(super) struct Arb {
@@ -24,8 +19,10 @@ pub(super) struct Arb {
     pub(super) gate: Gate,
     /// The master-elect episode has been logged.
     elect_logged: bool,
-    /// The penalty applied now ([`UNREACHABLE_PENALTY`] or 0).
-    penalty: u32,
+    /// No live lease, and `on-loss = hold` does not keep our VIPs: the router
+    /// advertises priority 1 ([`Condition::NoLease`]), so a peer that reaches etcd takes
+    /// over VRRP mastership and can claim the key once our lease has expired.
+    pub(super) no_lease: bool,
     on_loss: crate::config::OnLoss,
 }
 
@@ -36,18 +33,13 @@ impl Arb {
             gate: Gate::new(on_loss),
             elect_logged: false,
             // Until the first lease is granted.
-            penalty: UNREACHABLE_PENALTY,
+            no_lease: true,
             on_loss,
         }
     }
 }
 
 impl Driver {
-    /// The priority penalty for the router: checks (own or sync group) plus the arbiter's.
-    pub(super) fn penalty_now(&self) -> u32 {
-        self.own_penalty.max(self.group_penalty) + self.arb.as_ref().map_or(0, |a| a.penalty)
-    }
-
     /// After the router's actions: tell the etcd task whether to campaign, and bring the
     /// VIPs in line with what the gate says. Returns whether the router's priority
     /// changed (the caller runs the router's actions again).
@@ -71,15 +63,11 @@ impl Driver {
                 view.detail.as_deref().unwrap_or("claiming")
             );
         }
-        let penalty = if view.reachable || (a.on_loss == OnLoss::Hold && a.gate.vips_on()) {
-            0
-        } else {
-            UNREACHABLE_PENALTY
-        };
-        let penalty_changed = penalty != a.penalty;
+        let no_lease = !(view.reachable || (a.on_loss == OnLoss::Hold && a.gate.vips_on()));
+        let penalty_changed = no_lease != a.no_lease;
         if penalty_changed {
-            a.penalty = penalty;
-            if penalty > 0 {
+            a.no_lease = no_lease;
+            if no_lease {
                 tracing::warn!(
                     "arbiter: no live etcd lease ({}): advertising priority 1 so that a peer reaching etcd takes over",
                     view.detail.as_deref().unwrap_or("unreachable")
@@ -87,8 +75,7 @@ impl Driver {
             } else {
                 tracing::info!("arbiter: etcd lease alive: advertising our own priority again");
             }
-            let p = self.penalty_now();
-            self.router.set_penalty(now, p);
+            self.router.set_condition(now, Condition::NoLease(no_lease));
         }
         for act in actions {
             match act {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::track::{self, TrackEvent};
+use crate::vrrp::Condition;
 
 use super::{Driver, MemberReport, VIP_RETRY};
 
@@ -50,9 +51,10 @@ impl Driver {
             VIP_RETRY.as_secs()
         );
         let now = Instant::now();
-        self.vip_fault = Some(format!("cannot add {vip}: {e}"));
         self.vip_retry_at = Some(now + VIP_RETRY);
-        self.recompute_fault(now);
+        let fault = Some(format!("cannot add {vip}: {e}"));
+        self.router.set_condition(now, Condition::VipAdd(fault));
+        self.report_group();
     }
 
     pub(super) fn dropped(&mut self, reason: &str, from: IpAddr) {
@@ -88,10 +90,10 @@ impl Driver {
                 if ev.healthy { "healthy" } else { "failing" }
             );
         }
-        let (penalty, _) = self.track_penalty();
-        self.own_penalty = penalty;
-        self.router.set_penalty(now, self.penalty_now());
-        self.recompute_fault(now);
+        let (penalty, fault) = self.track_penalty();
+        self.router
+            .set_condition(now, Condition::Checks { penalty, fault });
+        self.report_group();
     }
 
     /// Penalty and fault reason of the instance's checks (track::penalty_with_values).
@@ -99,23 +101,18 @@ impl Driver {
         track::penalty_with_values(&self.inst.tracks, &self.track_healthy, &self.track_value)
     }
 
-    pub(super) fn recompute_fault(&mut self, now: Instant) {
-        let link_fault = (!self.link_up).then(|| format!("link down on {}", self.inst.interface));
-        let (_, track_fault) = self.track_penalty();
-        self.own_fault = link_fault
-            .or(track_fault)
-            .or_else(|| self.vip_fault.clone());
-        let fault = self.own_fault.clone().or_else(|| self.group_fault.clone());
-        self.router.set_fault(now, fault);
-        self.report_group();
+    /// The link's fault text while it is down.
+    pub(super) fn link_fault(&self) -> Option<String> {
+        (!self.link_up).then(|| format!("link down on {}", self.inst.interface))
     }
 
     /// Tells the sync-group coordinator what changed (every check result lands here, so
     /// repeats are skipped).
     pub(super) fn report_group(&mut self) {
+        let c = self.router.conditions();
         let now = (
-            self.own_fault.clone(),
-            self.own_penalty,
+            c.own_fault().map(str::to_owned),
+            c.own_penalty(),
             self.router.state(),
         );
         if self.last_report.as_ref() == Some(&now) {

@@ -262,10 +262,6 @@ struct Driver {
     track_latency: Vec<Option<Duration>>,
     track_error: Vec<Option<String>>,
     link_up: bool,
-    own_fault: Option<String>,
-    own_penalty: u32,
-    group_fault: Option<String>,
-    group_penalty: u32,
     /// The last report sent to the sync-group coordinator.
     last_report: Option<(Option<String>, u32, State)>,
     priority_override: Option<u8>,
@@ -281,8 +277,8 @@ struct Driver {
     last_transition: Option<Transition>,
     released: bool,
     log_limiter: super::ratelimit::LogLimiter,
-    /// A VIP could not be added: the instance is in fault until `vip_retry_at`.
-    vip_fault: Option<String>,
+    /// A VIP could not be added: the instance is in fault (the router's
+    /// [`crate::vrrp::Condition::VipAdd`]) until then.
     vip_retry_at: Option<Instant>,
     /// A VIP may have disappeared while the router holds them: check and re-add.
     check_vips: bool,
@@ -350,10 +346,6 @@ impl Driver {
             track_value: vec![0; n],
             track_latency: vec![None; n],
             track_error: vec![None; n],
-            own_fault: None,
-            own_penalty: 0,
-            group_fault: None,
-            group_penalty: 0,
             last_report: None,
             notifier,
             announcer: None,
@@ -365,7 +357,6 @@ impl Driver {
             last_transition: None,
             released: false,
             log_limiter: crate::daemon::ratelimit::LogLimiter::new(Duration::from_secs(10)),
-            vip_fault: None,
             vip_retry_at: None,
             check_vips: false,
             alive,

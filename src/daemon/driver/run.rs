@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::vrrp::Condition;
+
 use super::test_hooks::test_fault_injection;
 use super::{sleep_until, Driver, Input, ADVERT_BATCH, HOOK_WAIT_ON_STOP};
 
@@ -24,10 +26,18 @@ impl Driver {
         }
         // Checks start unhealthy until they rise (track::health): start at the reduced
         // priority rather than preempting on checks that have not run yet.
-        let (penalty, _) = self.track_penalty();
-        self.own_penalty = penalty;
-        self.router.set_penalty(now, self.penalty_now());
-        self.recompute_fault(now);
+        // The link first: with the link down and a check failing, the fault says link.
+        self.router
+            .set_condition(now, Condition::Link(self.link_fault()));
+        let (penalty, fault) = self.track_penalty();
+        self.router
+            .set_condition(now, Condition::Checks { penalty, fault });
+        if let Some(a) = &self.arb {
+            // Until the first lease is granted.
+            self.router
+                .set_condition(now, Condition::NoLease(a.no_lease));
+        }
+        self.report_group();
         self.start_bfd();
         // startup-delay: stay in Init (no adverts, no VIPs) until it has passed.
         let mut start_at = self.ctx.start_at.filter(|t| *t > now);
@@ -81,8 +91,8 @@ impl Driver {
                 _ = retry => {
                     // The VIP that could not be added gets another chance.
                     self.vip_retry_at = None;
-                    self.vip_fault = None;
-                    self.recompute_fault(Instant::now());
+                    self.router.set_condition(Instant::now(), Condition::VipAdd(None));
+                    self.report_group();
                 }
                 input = ctl.recv(), if ctl_open => {
                     match input {
@@ -189,7 +199,9 @@ impl Driver {
             }
             Input::Link { up } => {
                 self.link_up = up;
-                self.recompute_fault(now);
+                self.router
+                    .set_condition(now, Condition::Link(self.link_fault()));
+                self.report_group();
             }
             Input::BasePriority(p) => self.router.set_base_priority(now, p),
             Input::Override(p) => {
@@ -202,12 +214,11 @@ impl Driver {
                 self.router.set_maintenance(now, on);
             }
             Input::GroupFault(f) => {
-                self.group_fault = f;
-                self.recompute_fault(now);
+                self.router.set_condition(now, Condition::GroupFault(f));
+                self.report_group();
             }
             Input::GroupPenalty(p) => {
-                self.group_penalty = p;
-                self.router.set_penalty(now, self.penalty_now());
+                self.router.set_condition(now, Condition::GroupPenalty(p));
             }
             Input::AddressRemoved(addr) => {
                 if self.vips_should_be_on()

@@ -77,7 +77,7 @@ impl Driver {
             last_transition: self.last_transition.clone(),
             tracks,
             sync_group: None, // filled in by the supervisor, which knows the groups
-            fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+            fault: self.router.conditions().fault().map(str::to_owned),
             restarts: 0, // filled in by the supervisor
             bfd: self.bfd.as_ref().map(|b| b.status()).unwrap_or_default(),
             arbiter: self.arbiter_status(),
