@@ -200,7 +200,7 @@ impl Cell<'_> {
 
 pub(crate) fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Result<(), String> {
     match ag {
-        Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 => {
+        Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 | Ag::VipdVmac => {
             let sock = harness::vipd_socket(topo, "lb1");
             let sock = sock.to_string_lossy();
             let vipctl = vipctl_bin();
@@ -228,8 +228,10 @@ pub(crate) fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Res
                 ))
             }
         }
-        Ag::Keepalived => std::fs::write(maint_file(topo, "lb1"), if on { "1\n" } else { "0\n" })
-            .map_err(|e| format!("writing the track file: {e}")),
+        Ag::Keepalived | Ag::KeepalivedVmac => {
+            std::fs::write(maint_file(topo, "lb1"), if on { "1\n" } else { "0\n" })
+                .map_err(|e| format!("writing the track file: {e}"))
+        }
     }
 }
 
@@ -237,6 +239,21 @@ pub(crate) fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> 
     let topo = Topology::new(TopologyOpts::default());
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
+    if ag.vmac() {
+        // What docs/operations.md asks of the parent in virtual MAC mode (keepalived sets
+        // the same itself).
+        for h in ["lb1", "lb2"] {
+            topo.exec_ok(
+                h,
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.conf.eth0.arp_ignore=1",
+                    "net.ipv4.conf.eth0.arp_announce=2",
+                ],
+            );
+        }
+    }
     let lb1 = start(&topo, ag, "lb1", PRIO_LB1, iv);
     let lb2 = start(&topo, ag, "lb2", PRIO_LB2, iv);
     // Resolve the VIP on the client once: later waits read its neighbour entry.
@@ -256,7 +273,7 @@ pub(crate) fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> 
             lb2.log()
         ));
     }
-    if ag == Ag::Keepalived {
+    if ag.keepalived() {
         let c = harness::keepalived_config_complaints(&lb1.log());
         if !c.is_empty() {
             return Err(format!("keepalived refused part of its config: {c:?}"));

@@ -175,6 +175,10 @@ enum Ag {
     /// vipd with unicast peers and `[instance.bfd]` at 3 ms x 3.
     VipdBfd3,
     Keepalived,
+    /// vipd with `virtual-mac = true` (RFC 5798 §7.3).
+    VipdVmac,
+    /// keepalived with `use_vmac`.
+    KeepalivedVmac,
 }
 
 impl Ag {
@@ -184,6 +188,27 @@ impl Ag {
             Ag::VipdBfd10 => "vipd-bfd10",
             Ag::VipdBfd3 => "vipd-bfd3",
             Ag::Keepalived => "keepalived",
+            Ag::VipdVmac => "vipd-vmac",
+            Ag::KeepalivedVmac => "keepalived-vmac",
+        }
+    }
+
+    /// Virtual MAC mode: the client's neighbour entry holds the virtual router MAC.
+    fn vmac(self) -> bool {
+        matches!(self, Ag::VipdVmac | Ag::KeepalivedVmac)
+    }
+
+    /// keepalived, with or without `use_vmac`.
+    fn keepalived(self) -> bool {
+        matches!(self, Ag::Keepalived | Ag::KeepalivedVmac)
+    }
+
+    /// The keepalived agent to compare with (the ratio column).
+    fn reference(self) -> Ag {
+        if self.vmac() {
+            Ag::KeepalivedVmac
+        } else {
+            Ag::Keepalived
         }
     }
 
@@ -192,14 +217,14 @@ impl Ag {
         match self {
             Ag::VipdBfd10 => Some(ms(10)),
             Ag::VipdBfd3 => Some(ms(3)),
-            Ag::Vipd | Ag::Keepalived => None,
+            Ag::Vipd | Ag::Keepalived | Ag::VipdVmac | Ag::KeepalivedVmac => None,
         }
     }
 
     fn kind(self) -> AgentKind {
         match self {
-            Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 => AgentKind::vipd(),
-            Ag::Keepalived => AgentKind::Keepalived,
+            Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 | Ag::VipdVmac => AgentKind::vipd(),
+            Ag::Keepalived | Ag::KeepalivedVmac => AgentKind::Keepalived,
         }
     }
 }
@@ -263,6 +288,8 @@ fn plan(a: &Args) -> Result<Plan, String> {
             "vipd-bfd10" => Ok(Ag::VipdBfd10),
             "vipd-bfd3" => Ok(Ag::VipdBfd3),
             "keepalived" => Ok(Ag::Keepalived),
+            "vipd-vmac" => Ok(Ag::VipdVmac),
+            "keepalived-vmac" => Ok(Ag::KeepalivedVmac),
             o => Err(format!("unknown agent {o:?}")),
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -64,9 +64,14 @@ pub(crate) fn vip() -> IpAddr {
     IpAddr::V4(VIP)
 }
 
-/// Whether the client's neighbour entry for the VIP points at `host` and `host` holds it.
+/// The virtual router MAC of VRID 51 (RFC 5798 §7.3).
+const VMAC: &str = "00:00:5e:00:01:33";
+
+/// Whether the client's neighbour entry for the VIP points at `host` (or, in virtual MAC
+/// mode, at the virtual MAC, which follows the master) and `host` holds it.
 pub(crate) fn client_on(topo: &Topology, host: &str) -> bool {
-    topo.neigh("client", vip()) == Some(topo.mac(host)) && topo.holds_vip(host, vip())
+    let n = topo.neigh("client", vip());
+    (n == Some(topo.mac(host)) || n.as_deref() == Some(VMAC)) && topo.holds_vip(host, vip())
 }
 
 pub(crate) fn who_client_uses(topo: &Topology) -> String {

@@ -71,8 +71,8 @@ pub(crate) fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
                 let lost: Vec<f64> = v.iter().map(|x| x.lost as f64).collect();
                 let min = o.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = o.iter().copied().fold(0.0, f64::max);
-                let vipd_like = *ag != Ag::Keepalived;
-                let ratio = match (vipd_like, med_of(*ag), med_of(Ag::Keepalived)) {
+                let vipd_like = !ag.keepalived();
+                let ratio = match (vipd_like, med_of(*ag), med_of(ag.reference())) {
                     (true, Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
                     (true, Some(a), Some(_)) if a > 0.0 => "inf".into(),
                     (true, Some(_), Some(_)) => "0/0".into(),
@@ -126,7 +126,7 @@ pub(crate) fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
             }
         }
     }
-    println!("(times in ms; ratio = vipd median / keepalived median; RFC bound: Master_Down_Interval = 3 x interval + (256-100)/256 x interval for master death, Skew_Time for graceful stop)");
+    println!("(times in ms; ratio = vipd median / keepalived median (vipd-vmac: / keepalived-vmac); RFC bound: Master_Down_Interval = 3 x interval + (256-100)/256 x interval for master death, Skew_Time for graceful stop)");
     println!("maintenance, keepalived: no drain command; the nearest equivalent used is a track_file with weight -100 set to 1 (priority 150 -> 50, no reload)");
     if !failures.is_empty() {
         println!("\nFAILED cells:");

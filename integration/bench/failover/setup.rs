@@ -31,13 +31,23 @@ pub(crate) fn maint_file(topo: &Topology, host: &str) -> PathBuf {
     topo.path(&format!("{host}-maint"))
 }
 
-pub(crate) fn keepalived_cfg(topo: &Topology, host: &str, prio: u8, iv: Duration) -> String {
+pub(crate) fn keepalived_cfg(
+    topo: &Topology,
+    host: &str,
+    prio: u8,
+    iv: Duration,
+    vmac: bool,
+) -> String {
     let f = maint_file(topo, host);
     let _ = std::fs::write(&f, "0\n");
-    let conf = keepalived_conf(&[KeepalivedInstance::new("web", 51, prio)
+    let mut inst = KeepalivedInstance::new("web", 51, prio)
         .advert_int(iv)
         .vip(&format!("{VIP}/24"))
-        .line("track_file {\n        maint weight -100\n    }")]);
+        .line("track_file {\n        maint weight -100\n    }");
+    if vmac {
+        inst = inst.line("use_vmac");
+    }
+    let conf = keepalived_conf(&[inst]);
     // keepalived's nearest equivalent of `vipctl maintenance on`: a tracked file whose value
     // (0 or 1) times the weight (-100) is added to the priority, applied without a reload.
     let track = format!("track_file maint {{\n    file \"{}\"\n}}\n\n", f.display());
@@ -57,7 +67,14 @@ pub(crate) fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, iv: Duration)
                 .line("multiplier = 3");
             vipd_conf(topo, host, vec![web], false)
         }
-        Ag::Keepalived => keepalived_cfg(topo, host, prio, iv),
+        Ag::VipdVmac => vipd_conf(
+            topo,
+            host,
+            vec![web(prio, iv).line("virtual-mac = true")],
+            false,
+        ),
+        Ag::Keepalived => keepalived_cfg(topo, host, prio, iv, false),
+        Ag::KeepalivedVmac => keepalived_cfg(topo, host, prio, iv, true),
     };
     topo.start_agent(host, ag.kind(), &conf)
 }
