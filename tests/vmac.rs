@@ -14,19 +14,12 @@
 mod harness;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::{
-    keepalived_conf, mono_now, require_netns, wait_until, Agent, AgentKind, KeepalivedInstance,
-    Probe, ProbeReport, Topology, TopologyOpts,
+    keepalived_conf, mono_now, netns_test, wait_until, Agent, AgentKind, KeepalivedInstance, Probe,
+    ProbeReport, Topology, TopologyOpts,
 };
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const INSTANCE: &str = "web";
 const VRID: u8 = 51;
@@ -281,10 +274,7 @@ fn pair_run(virtual_mac: bool) -> PairRun {
 
 #[test]
 fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
-    if !require_netns("takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let with = pair_run(true);
     let without = pair_run(false);
     println!(
@@ -341,10 +331,7 @@ fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
 
 #[test]
 fn partition_heal_never_black_holes_the_client() {
-    if !require_netns("partition_heal_never_black_holes_the_client") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let mut topo = Topology::new(TopologyOpts::default());
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
@@ -407,10 +394,7 @@ fn partition_heal_never_black_holes_the_client() {
 
 #[test]
 fn macvlan_lifecycle_created_removed_and_never_the_operators() {
-    if !require_netns("macvlan_lifecycle_created_removed_and_never_the_operators") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let name = vmac_name(&topo, "lb1");
     let conf = vipd_conf(&topo, "lb1", P1, true);
@@ -557,13 +541,10 @@ fn keepalived_vmac_conf(prio: u8) -> String {
 
 #[test]
 fn keepalived_use_vmac_interop_both_ways() {
-    if !require_netns("keepalived_use_vmac_interop_both_ways") {
-        return;
-    }
     if harness::which("keepalived").is_none() {
         panic!("keepalived is not installed (integration/setup.sh installs it)");
     }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
@@ -786,13 +767,10 @@ fn vipd_state(topo: &Topology, host: &str) -> Option<String> {
 
 #[test]
 fn frr_vrrpd_interop_both_ways() {
-    if !require_netns("frr_vrrpd_interop_both_ways") {
-        return;
-    }
     if harness::which("vtysh").is_none() || !std::path::Path::new("/usr/lib/frr/vrrpd").exists() {
         panic!("FRR (vrrpd, vtysh) is not installed (integration/setup.sh installs frr)");
     }
-    let _g = serial();
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
