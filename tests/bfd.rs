@@ -147,6 +147,72 @@ fn bfd_status_json_lists_the_session_with_its_detection_time_and_metrics() {
     );
 }
 
+/// Context switches (voluntary + involuntary) of `pid`'s BFD engine thread ("vipd-bfd").
+fn engine_switches(pid: u32) -> Option<u64> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "vipd-bfd" {
+            continue;
+        }
+        let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+        return Some(
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum(),
+        );
+    }
+    None
+}
+
+#[test]
+fn bfd_up_session_wakes_the_engine_once_per_transmission_not_per_packet() {
+    if !require_netns("bfd_up_session_wakes_the_engine_once_per_transmission_not_per_packet") {
+        return;
+    }
+    let _g = serial();
+    let p = pair("wakeups", TopologyOpts::default(), "10ms");
+    let pid = p.lb2.proc().pid();
+    let sent = || {
+        metric_sum(
+            &metrics_text(&p.topo, "lb2"),
+            "vipd_bfd_packets_sent_total",
+            &[],
+        )
+    };
+    let received = || {
+        metric_sum(
+            &metrics_text(&p.topo, "lb2"),
+            "vipd_bfd_packets_received_total",
+            &[],
+        )
+    };
+    std::thread::sleep(ms(500));
+    let (w0, s0, r0) = (engine_switches(pid), sent(), received());
+    std::thread::sleep(Duration::from_secs(5));
+    let (w1, s1, r1) = (engine_switches(pid), sent(), received());
+    let (Some(w0), Some(w1)) = (w0, w1) else {
+        panic!("no vipd-bfd thread in /proc/{pid}/task\n{}", p.lb2.log());
+    };
+    let (wakes, tx, rx) = ((w1 - w0) as f64, s1 - s0, r1 - r0);
+    println!("measure: BFD 10ms x3 Up for 5 s: {wakes} engine wake-ups, {tx} sent, {rx} received");
+    // About 5 s / (10 ms less 0..25 % jitter) each way.
+    assert!(tx > 300.0 && rx > 300.0, "sent {tx}, received {rx}");
+    // The peer's packets wait for our next transmission instead of waking the thread:
+    // about one wake-up per packet sent (a thread woken by every packet would show
+    // sent + received). Generous for the odd involuntary switch on a loaded machine.
+    assert!(
+        wakes < 1.4 * tx,
+        "{wakes} wake-ups for {tx} sent and {rx} received\n{}",
+        p.lb2.log()
+    );
+    assert_eq!(bfd_state(&p.topo, "lb2").as_deref(), Some("up"));
+}
+
 #[test]
 fn bfd_master_sigkill_and_link_cut_backup_takes_over_within_500ms() {
     let _g = netns_test!();

@@ -281,6 +281,12 @@ impl Session {
         (self.remote_detect_mult != 0).then(|| self.detection_time_now())
     }
 
+    /// When the next periodic transmission is due (`None`: none is, §6.8.7: not started,
+    /// or the peer's Required Min RX Interval is zero).
+    pub fn next_transmit(&self) -> Option<Instant> {
+        self.next_tx
+    }
+
     /// The interval between our periodic transmissions before jitter (§6.8.7):
     /// the larger of our interval in use and the peer's Required Min RX.
     pub fn tx_interval(&self) -> Duration {

@@ -15,27 +15,38 @@
 //! the core schedules each transmission from the previous deadline, so a late wake-up
 //! does not accumulate. The thread does no work between deadlines and packets.
 //!
+//! What one wake-up costs (measured with `integration/bench/bfd-cpu.sh`): while every
+//! session on a receive socket is Up and fast (transmitting at least every
+//! [`DEFER_MAX`]), the socket is not polled: the peer's packets wait in its queue for
+//! the thread's next transmission, which reads them first, each as of its kernel
+//! receive timestamp (detection stays exact). One Up session then costs one wake-up
+//! per transmission, with one `recvmsg` that reads, one that finds the queue empty and
+//! one `sendto`; nothing is allocated, locked, looked up by name or republished per
+//! packet. Before, the peer's packets woke the thread as well, which doubled the
+//! wake-ups and made every peer's `sendto` wake a real-time thread on the other CPU:
+//! 3 ms x 3 cost 5-6 % of a core per side, now about 2 % on the same loaded machine
+//! (most of it the kernel's path through the veths and the bridge of the test network).
+//! Junk (any dropped datagram, or a full batch) makes the socket wake the thread for
+//! every datagram again for [`NOISY_HOLD`], so a flood is read as fast as it comes.
+//!
 //! Sessions are keyed by (interface, peer): two users of the same peer on one interface
 //! share one session (RFC 5881 allows one session per peer and interface); the first
 //! subscriber's timers are used. When the last subscriber goes, the session is held
 //! AdminDown (one packet says so, RFC 5880 §6.8.16) and removed.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use nix::poll::{ppoll, PollFd, PollFlags};
-use nix::sys::time::TimeSpec;
 use tokio::sync::mpsc;
 
 use crate::bfd::{select_session, Action, Diag, Session, SessionConfig, SessionState};
 use crate::control::message::BfdPeerStatus;
-use crate::net::{BfdRxSocket, BfdTxSocket};
+use crate::net::{wait_readable, BfdRxSocket, BfdTxSocket};
 
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
@@ -239,7 +250,10 @@ struct Subscriber {
 struct Sess {
     spec: PeerSpec,
     session: Session,
-    tx: (u32, bool, Option<IpAddr>),
+    /// Key of its send socket in `Runner::tx`.
+    tx: TxKey,
+    /// Id of its receive socket in `Runner::rx`.
+    rx: u64,
     subs: Vec<Subscriber>,
     /// What the subscribers' status lists show (republished only when it changes).
     shown: (SessionState, Option<Duration>),
@@ -248,13 +262,43 @@ struct Sess {
     received: prometheus_client::metrics::counter::Counter,
 }
 
+/// A send socket's key: interface index, IPv6, source address.
+type TxKey = (u32, bool, Option<IpAddr>);
+
+/// The receive socket of one interface and address family, and its users.
+struct Rx {
+    id: u64,
+    ifname: String,
+    v6: bool,
+    sock: BfdRxSocket,
+    users: u32,
+    /// Until then every datagram wakes the thread: junk arrived (see [`NOISY_HOLD`]).
+    noisy_until: Option<Instant>,
+    /// When a read last found it empty: whatever it holds now arrived after that.
+    drained: Instant,
+}
+
+/// A session whose transmissions are at most this far apart may leave its received
+/// packets queued until the thread wakes for its next transmission (see
+/// [`Runner::defers`]).
+const DEFER_MAX: Duration = Duration::from_millis(50);
+
+/// After a dropped datagram or a full batch, a receive socket wakes the thread for every
+/// datagram again for this long (a flood is read as fast as it comes, as before).
+const NOISY_HOLD: Duration = Duration::from_secs(1);
+
+/// At most this many datagrams per socket and wake-up, so a flood cannot starve the
+/// timers.
+const BATCH: usize = 256;
+
 struct Runner {
     cmds: std_mpsc::Receiver<Cmd>,
     wake: UnixDatagram,
     metrics: Metrics,
     sessions: Vec<Sess>,
-    rx: HashMap<(String, bool), (BfdRxSocket, u32)>,
-    tx: HashMap<(u32, bool, Option<IpAddr>), BfdTxSocket>,
+    rx: Vec<Rx>,
+    tx: Vec<(TxKey, BfdTxSocket)>,
+    next_rx_id: u64,
     discr_seed: u32,
     limiter: LogLimiter,
     closed: bool,
@@ -265,6 +309,33 @@ fn family_name(v6: bool) -> &'static str {
         "IPv6"
     } else {
         "IPv4"
+    }
+}
+
+/// When a datagram read at `now` arrived: `now` less the age the kernel's receive
+/// timestamp gives it (a wall-clock time, compared with the wall clock `real_now`), but
+/// never before `floor` (the last time its socket was found empty: it arrived after
+/// that, whatever a wall-clock step says) nor after `now`.
+fn arrival(
+    now: Instant,
+    real_now: SystemTime,
+    stamp: Option<SystemTime>,
+    floor: Instant,
+) -> Instant {
+    let Some(stamp) = stamp else {
+        return now;
+    };
+    let age = real_now.duration_since(stamp).unwrap_or(Duration::ZERO);
+    now.checked_sub(age)
+        .unwrap_or(floor)
+        .clamp(floor.min(now), now)
+}
+
+fn pollfd(fd: std::os::fd::RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
     }
 }
 
@@ -279,58 +350,78 @@ impl Runner {
             wake,
             metrics,
             sessions: Vec::new(),
-            rx: HashMap::new(),
-            tx: HashMap::new(),
+            rx: Vec::new(),
+            tx: Vec::new(),
+            next_rx_id: 1,
             discr_seed: t ^ std::process::id().rotate_left(16),
             limiter: LogLimiter::new(Duration::from_secs(10)),
             closed: false,
         }
     }
 
+    /// Whether datagrams on `rx` may wait in its queue for the thread's next timer
+    /// instead of waking it: every session on it is Up and transmits at least every
+    /// [`DEFER_MAX`] (so the thread wakes that often anyway and reads the socket then),
+    /// and no junk arrived lately. Each datagram still restarts the detection timer from
+    /// its arrival (kernel timestamp, see [`arrival`]), and every wake-up reads the
+    /// sockets before it fires timers, so detection is as exact as before; what waits
+    /// (at most one transmit interval) is only the reaction to what the peer says: a
+    /// Poll is answered, or its Down seen, with the next periodic packet. This halves
+    /// the wake-ups of an Up session (the peer's packets no longer wake the thread
+    /// between its own transmissions) and the peer's send path (no waiter to wake).
+    fn defers(&self, rx: &Rx, now: Instant) -> bool {
+        rx.noisy_until.is_none_or(|t| now >= t)
+            && self.sessions.iter().filter(|s| s.rx == rx.id).all(|s| {
+                s.session.state() == SessionState::Up
+                    && s.session.next_transmit().is_some()
+                    && s.session.tx_interval() <= DEFER_MAX
+            })
+    }
+
     fn run(mut self) {
         let mut buf = [0u8; 2048];
+        // Reused between wake-ups: a wake-up allocates nothing.
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        // Ids of the receive sockets polled but found without input.
+        let mut idle: Vec<u64> = Vec::new();
         loop {
             if self.closed && self.sessions.is_empty() {
                 return;
             }
+            let now = Instant::now();
             let deadline = self
                 .sessions
                 .iter()
                 .filter_map(|s| s.session.poll_timeout())
                 .min();
-            let timeout = deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                TimeSpec::from_duration(left)
-            });
-            let keys: Vec<_> = self.rx.keys().cloned().collect();
-            let ready: Vec<bool> = {
-                let mut fds = Vec::with_capacity(1 + self.rx.len());
-                fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
-                for k in &keys {
-                    if let Some((s, _)) = self.rx.get(k) {
-                        fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-                    }
+            fds.clear();
+            fds.push(pollfd(self.wake.as_raw_fd()));
+            for rx in &self.rx {
+                if !self.defers(rx, now) {
+                    fds.push(pollfd(rx.sock.as_fd().as_raw_fd()));
                 }
-                match ppoll(&mut fds, timeout, None) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        tracing::error!("BFD engine: ppoll failed: {e}");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-                fds.iter()
-                    .map(|f| {
-                        f.revents()
-                            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
-                    })
-                    .collect()
-            };
-            if ready.first().copied().unwrap_or(false) {
-                while self.wake.recv(&mut buf).is_ok() {}
             }
-            self.commands();
-            for (i, k) in keys.iter().enumerate() {
-                if ready.get(i + 1).copied().unwrap_or(false) {
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            if let Err(e) = wait_readable(&mut fds, timeout) {
+                tracing::error!("BFD engine: ppoll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            idle.clear();
+            for f in &fds[1..] {
+                if f.revents == 0 {
+                    if let Some(rx) = self.rx.iter().find(|r| r.sock.as_fd().as_raw_fd() == f.fd) {
+                        idle.push(rx.id);
+                    }
+                }
+            }
+            if fds[0].revents != 0 {
+                while self.wake.recv(&mut buf).is_ok() {}
+                self.commands();
+            }
+            // Read every socket with input, and every deferring one (its datagrams
+            // waited for this wake-up), before any timer fires.
+            for k in 0..self.rx.len() {
+                if !idle.contains(&self.rx[k].id) {
                     self.receive(k, &mut buf);
                 }
             }
@@ -407,13 +498,28 @@ impl Runner {
             return;
         }
         let v6 = spec.peer.is_ipv6();
-        let rx_key = (spec.ifname.clone(), v6);
-        if let Some((_, n)) = self.rx.get_mut(&rx_key) {
-            *n += 1;
+        let rx_id = if let Some(rx) = self
+            .rx
+            .iter_mut()
+            .find(|r| r.ifname == spec.ifname && r.v6 == v6)
+        {
+            rx.users += 1;
+            rx.id
         } else {
             match BfdRxSocket::open(&spec.ifname, v6) {
-                Ok(s) => {
-                    self.rx.insert(rx_key, (s, 1));
+                Ok(sock) => {
+                    let id = self.next_rx_id;
+                    self.next_rx_id += 1;
+                    self.rx.push(Rx {
+                        id,
+                        ifname: spec.ifname.clone(),
+                        v6,
+                        sock,
+                        users: 1,
+                        noisy_until: None,
+                        drained: Instant::now(),
+                    });
+                    id
                 }
                 Err(e) => {
                     tracing::error!(
@@ -425,10 +531,10 @@ impl Runner {
                     return;
                 }
             }
-        }
+        };
         let source = spec.source;
         let tx_key = (spec.ifindex, v6, source);
-        if !self.tx.contains_key(&tx_key) {
+        if !self.tx.iter().any(|(k, _)| *k == tx_key) {
             self.discr_seed = self
                 .discr_seed
                 .wrapping_mul(1_103_515_245)
@@ -441,7 +547,7 @@ impl Runner {
                 (self.discr_seed >> 8) as u16,
             ) {
                 Ok(s) => {
-                    self.tx.insert(tx_key, s);
+                    self.tx.push((tx_key, s));
                 }
                 Err(e) => {
                     tracing::error!(
@@ -449,7 +555,7 @@ impl Runner {
                         spec.peer,
                         spec.ifname
                     );
-                    self.release_rx(&spec.ifname, v6);
+                    self.release_rx(rx_id);
                     return;
                 }
             }
@@ -481,6 +587,7 @@ impl Runner {
             spec,
             session,
             tx: tx_key,
+            rx: rx_id,
             subs: vec![sub],
             sent,
             received,
@@ -503,12 +610,11 @@ impl Runner {
         }
     }
 
-    fn release_rx(&mut self, ifname: &str, v6: bool) {
-        let key = (ifname.to_owned(), v6);
-        if let Some((_, n)) = self.rx.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.rx.remove(&key);
+    fn release_rx(&mut self, id: u64) {
+        if let Some(k) = self.rx.iter().position(|r| r.id == id) {
+            self.rx[k].users -= 1;
+            if self.rx[k].users == 0 {
+                self.rx.remove(k);
             }
         }
     }
@@ -526,10 +632,9 @@ impl Runner {
             self.sessions[i].session.admin_down(now);
             self.drain(i);
             let s = self.sessions.remove(i);
-            let v6 = s.spec.peer.is_ipv6();
-            self.release_rx(&s.spec.ifname, v6);
+            self.release_rx(s.rx);
             if !self.sessions.iter().any(|x| x.tx == s.tx) {
-                self.tx.remove(&s.tx);
+                self.tx.retain(|(k, _)| *k != s.tx);
             }
             self.metrics
                 .bfd
@@ -537,32 +642,33 @@ impl Runner {
         }
     }
 
-    fn receive(&mut self, key: &(String, bool), buf: &mut [u8]) {
-        // At most this many datagrams per wake-up, so a flood cannot starve the timers.
-        for _ in 0..256 {
-            let Some((sock, _)) = self.rx.get(key) else {
-                return;
-            };
-            let dg = match sock.recv(buf) {
+    /// Reads the `k`th receive socket until it is empty (or [`BATCH`] datagrams) and
+    /// hands each datagram to its session, as of its arrival.
+    fn receive(&mut self, k: usize, buf: &mut [u8]) {
+        let started = Instant::now();
+        let id = self.rx[k].id;
+        let floor = self.rx[k].drained;
+        let mut junk = false;
+        let mut emptied = false;
+        for _ in 0..BATCH {
+            let dg = match self.rx[k].sock.recv(buf) {
                 Ok(Some(dg)) => dg,
-                Ok(None) => return,
+                Ok(None) => {
+                    emptied = true;
+                    break;
+                }
                 Err(e) => {
                     if self.limiter.hit("recv_error", Instant::now()).is_some() {
-                        tracing::warn!("BFD: receive error on {}: {e}", key.0);
+                        tracing::warn!("BFD: receive error on {}: {e}", self.rx[k].ifname);
                     }
-                    return;
+                    break;
                 }
             };
             let now = Instant::now();
-            let ifname = key.0.as_str();
-            let bytes = &buf[..dg.len.min(buf.len())];
-            let candidates: Vec<(usize, IpAddr, u32)> = self
-                .sessions
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.spec.ifname == ifname && s.spec.peer.is_ipv6() == key.1)
-                .map(|(i, s)| (i, s.spec.peer, s.session.local_discr()))
-                .collect();
+            let at = match dg.stamp {
+                Some(_) => arrival(now, SystemTime::now(), dg.stamp, floor),
+                None => now,
+            };
             let result = if dg.len > buf.len() {
                 Err(crate::bfd::RecvDrop::Decode(
                     crate::bfd::DecodeError::LengthExceedsPayload {
@@ -571,8 +677,14 @@ impl Runner {
                     },
                 ))
             } else {
-                select_session(bytes, dg.from, dg.ttl, candidates).and_then(|(i, pkt)| {
-                    self.sessions[i].session.handle_packet(now, &pkt)?;
+                let candidates = self
+                    .sessions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.rx == id)
+                    .map(|(i, s)| (i, s.spec.peer, s.session.local_discr()));
+                select_session(&buf[..dg.len], dg.from, dg.ttl, candidates).and_then(|(i, pkt)| {
+                    self.sessions[i].session.handle_packet(at, &pkt)?;
                     Ok(i)
                 })
             };
@@ -582,7 +694,9 @@ impl Runner {
                     self.drain(i);
                 }
                 Err(drop) => {
+                    junk = true;
                     let label = drop.label();
+                    let ifname = self.rx[k].ifname.as_str();
                     self.metrics.bfd.dropped(ifname, label);
                     if let Some(n) = self.limiter.hit(label, now) {
                         tracing::warn!(
@@ -592,6 +706,13 @@ impl Runner {
                     }
                 }
             }
+        }
+        let rx = &mut self.rx[k];
+        if emptied {
+            rx.drained = started;
+        }
+        if junk || !emptied {
+            rx.noisy_until = Some(Instant::now() + NOISY_HOLD);
         }
     }
 
@@ -612,7 +733,7 @@ impl Runner {
         while let Some(a) = s.session.poll_action() {
             match a {
                 Action::Send(p) => {
-                    let Some(tx) = self.tx.get(&s.tx) else {
+                    let Some((_, tx)) = self.tx.iter().find(|(k, _)| *k == s.tx) else {
                         continue;
                     };
                     match tx.send(s.spec.peer, &p.to_bytes()) {
@@ -719,4 +840,38 @@ pub fn peer_specs(
             multiplier: spec.multiplier,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_is_now_less_the_age_of_the_kernel_timestamp() {
+        let now = Instant::now();
+        let floor = now - Duration::from_millis(3);
+        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let stamp = real - Duration::from_micros(1200);
+        assert_eq!(
+            arrival(now, real, Some(stamp), floor),
+            now - Duration::from_micros(1200)
+        );
+        // No timestamp: read now is all we know.
+        assert_eq!(arrival(now, real, None, floor), now);
+    }
+
+    #[test]
+    fn arrival_stays_between_the_last_empty_read_and_now_whatever_the_wall_clock_says() {
+        let now = Instant::now();
+        let floor = now - Duration::from_millis(3);
+        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // The wall clock stepped forward since the datagram was queued (it looks an hour
+        // old): it cannot have arrived before the socket was last found empty, so the
+        // detection timer does not start early.
+        let old = real - Duration::from_secs(3600);
+        assert_eq!(arrival(now, real, Some(old), floor), floor);
+        // Stepped back (the stamp is in the future): taken as arrived now.
+        let future = real + Duration::from_secs(5);
+        assert_eq!(arrival(now, real, Some(future), floor), now);
+    }
 }

@@ -3,7 +3,9 @@
 //! - [`BfdRxSocket`]: bound to port 3784 on one interface (`SO_BINDTODEVICE`,
 //!   `SO_REUSEADDR` so that one such socket per interface can coexist), reporting the
 //!   TTL / hop limit of every datagram (`IP_RECVTTL` / `IPV6_RECVHOPLIMIT`), since
-//!   RFC 5881 §5 requires 255.
+//!   RFC 5881 §5 requires 255, and the time the kernel queued it (`SO_TIMESTAMPNS`), so
+//!   that a datagram read a little later still restarts the detection timer from its
+//!   arrival.
 //! - [`BfdTxSocket`]: bound to a source port in 49152..=65535 (RFC 5881 §4) on one
 //!   interface, sending with TTL / hop limit 255 (RFC 5881 §5) and DSCP CS6. It drops all
 //!   input, so its queue never fills.
@@ -11,6 +13,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
@@ -66,6 +69,8 @@ pub struct BfdDatagram {
     pub port: u16,
     /// TTL / hop limit it arrived with (0 if the kernel gave none).
     pub ttl: u8,
+    /// When the kernel queued it (`SO_TIMESTAMPNS`, wall clock), if it said.
+    pub stamp: Option<SystemTime>,
 }
 
 /// The receiving socket of one interface and address family (port 3784).
@@ -87,6 +92,8 @@ impl BfdRxSocket {
             setsockopt(&s, sockopt::Ipv4RecvTtl, &true)
                 .map_err(|e| step("setting IP_RECVTTL", ifname)(e.into()))?;
         }
+        setsockopt(&s, sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| step("setting SO_TIMESTAMPNS", ifname)(e.into()))?;
         sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
             .map_err(step("enlarging the receive buffer", ifname))?;
         let addr = if v6 {
@@ -103,8 +110,8 @@ impl BfdRxSocket {
     /// reported with its real length (`len > buf.len()`), for the caller to drop.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<BfdDatagram>> {
         #[repr(C, align(8))]
-        struct Cmsg([u8; 64]);
-        let mut cmsg = Cmsg([0; 64]);
+        struct Cmsg([u8; 128]);
+        let mut cmsg = Cmsg([0; 128]);
         let mut iov = [IoSliceMut::new(buf)];
         let msg = match recvmsg::<SockaddrStorage>(
             self.sock.as_raw_fd(),
@@ -133,11 +140,18 @@ impl BfdRxSocket {
             }
         };
         let mut ttl = 0u8;
+        let mut stamp = None;
         if let Ok(cmsgs) = msg.cmsgs() {
             for c in cmsgs {
                 match c {
                     ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
                         ttl = u8::try_from(t).unwrap_or(0);
+                    }
+                    ControlMessageOwned::ScmTimestampns(ts) => {
+                        stamp = u64::try_from(ts.tv_sec()).ok().map(|secs| {
+                            let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
+                            SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+                        });
                     }
                     _ => {}
                 }
@@ -148,6 +162,7 @@ impl BfdRxSocket {
             from,
             port,
             ttl,
+            stamp,
         }))
     }
 }
@@ -255,6 +270,14 @@ impl BfdTxSocket {
         }
         Ok(())
     }
+}
+
+/// Waits until one of `fds` has input or `timeout` passes (`None`: no timeout), with a
+/// nanosecond timeout (an hrtimer: a 3 ms session wakes on time). The caller keeps the
+/// `pollfd`s between calls, so a wake-up allocates nothing. Returns how many are ready
+/// (0 on timeout or a signal).
+pub fn wait_readable(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    sys::ppoll(fds, timeout)
 }
 
 fn is_link_local(a: &Ipv6Addr) -> bool {

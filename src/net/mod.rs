@@ -24,7 +24,7 @@ mod packet;
 mod sys;
 mod vrrp_socket;
 
-pub use bfd_socket::{BfdDatagram, BfdRxSocket, BfdTxSocket};
+pub use bfd_socket::{wait_readable, BfdDatagram, BfdRxSocket, BfdTxSocket};
 pub use macvlan::{
     fmt_mac, is_virtual_mac, parent_arp_problems, virtual_mac, vmac_name, OwnedVmac, VmacSpec,
     VMAC_ALIAS_PREFIX,

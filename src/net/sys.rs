@@ -97,3 +97,41 @@ pub(super) fn bind_packet(sock: &Socket, ifindex: u32, protocol: u16) -> io::Res
         Err(io::Error::last_os_error())
     }
 }
+
+/// `ppoll(2)` over plain `pollfd`s that the caller keeps between calls (no allocation
+/// per call, unlike building `nix::poll::PollFd`s that borrow their descriptors), with a
+/// nanosecond timeout (`None`: wait until a descriptor is ready). `EINTR` is `Ok(0)`.
+pub(super) fn ppoll(
+    fds: &mut [libc::pollfd],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<usize> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(d.subsec_nanos()),
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `fds` is a valid, writable slice of `fds.len()` pollfd structs; `tsp` is
+    // null or points to `ts`, which outlives the call; the signal mask pointer is null
+    // (keep the current mask). A descriptor that was closed only yields POLLNVAL.
+    let rc = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            tsp,
+            std::ptr::null(),
+        )
+    };
+    match rc {
+        n if n >= 0 => Ok(n as usize),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
