@@ -171,10 +171,7 @@ fn engine_switches(pid: u32) -> Option<u64> {
 
 #[test]
 fn bfd_up_session_wakes_the_engine_once_per_transmission_not_per_packet() {
-    if !require_netns("bfd_up_session_wakes_the_engine_once_per_transmission_not_per_packet") {
-        return;
-    }
-    let _g = serial();
+    let _g = netns_test!();
     let p = pair("wakeups", TopologyOpts::default(), "10ms");
     let pid = p.lb2.proc().pid();
     let sent = || {

@@ -276,6 +276,9 @@ struct Rx {
     noisy_until: Option<Instant>,
     /// When a read last found it empty: whatever it holds now arrived after that.
     drained: Instant,
+    /// Not polled in this round: its datagrams waited for a timer (see
+    /// [`Runner::defers`]).
+    deferred: bool,
 }
 
 /// A session whose transmissions are at most this far apart may leave its received
@@ -396,9 +399,11 @@ impl Runner {
                 .min();
             fds.clear();
             fds.push(pollfd(self.wake.as_raw_fd()));
-            for rx in &self.rx {
-                if !self.defers(rx, now) {
-                    fds.push(pollfd(rx.sock.as_fd().as_raw_fd()));
+            for k in 0..self.rx.len() {
+                let deferred = self.defers(&self.rx[k], now);
+                self.rx[k].deferred = deferred;
+                if !deferred {
+                    fds.push(pollfd(self.rx[k].sock.as_fd().as_raw_fd()));
                 }
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
@@ -518,6 +523,7 @@ impl Runner {
                         users: 1,
                         noisy_until: None,
                         drained: Instant::now(),
+                        deferred: false,
                     });
                     id
                 }
@@ -643,11 +649,17 @@ impl Runner {
     }
 
     /// Reads the `k`th receive socket until it is empty (or [`BATCH`] datagrams) and
-    /// hands each datagram to its session, as of its arrival.
+    /// hands each datagram to its session: as of its arrival if the socket deferred its
+    /// datagrams to this wake-up (they waited at most one transmit interval, and were
+    /// all read), else as of now. A socket that wakes the thread per datagram may hold a
+    /// deep queue under a flood; its datagrams' arrival times would let the detection
+    /// timer of a session whose packets are still queued behind the junk expire, so
+    /// there, as before, a packet counts when it is read.
     fn receive(&mut self, k: usize, buf: &mut [u8]) {
         let started = Instant::now();
         let id = self.rx[k].id;
         let floor = self.rx[k].drained;
+        let deferred = self.rx[k].deferred;
         let mut junk = false;
         let mut emptied = false;
         for _ in 0..BATCH {
@@ -666,8 +678,8 @@ impl Runner {
             };
             let now = Instant::now();
             let at = match dg.stamp {
-                Some(_) => arrival(now, SystemTime::now(), dg.stamp, floor),
-                None => now,
+                Some(_) if deferred => arrival(now, SystemTime::now(), dg.stamp, floor),
+                _ => now,
             };
             let result = if dg.len > buf.len() {
                 Err(crate::bfd::RecvDrop::Decode(
