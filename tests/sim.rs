@@ -120,7 +120,7 @@ fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
     let old: Vec<_> = sim
         .actions_of(0, ms(10_500))
         .into_iter()
-        .filter(|(_, a)| !matches!(a, Action::SendAdvert { .. }))
+        .filter(|(_, a)| !matches!(a, Action::SendAdvert(_)))
         .collect();
     assert_eq!(
         old,
@@ -187,7 +187,7 @@ fn rfc9568_partition_heal_leaves_one_master_and_reannounces() {
     let loser: Vec<_> = sim
         .actions_of(1, heal)
         .into_iter()
-        .filter(|(_, a)| !matches!(a, Action::SendAdvert { .. }))
+        .filter(|(_, a)| !matches!(a, Action::SendAdvert(_)))
         .collect();
     assert_eq!(loser.len(), 2, "{loser:?}");
     assert_eq!(loser[0], (loser_advert + us(2 * LINK), Action::RemoveVips));
@@ -234,7 +234,7 @@ fn rfc5798_6_4_2_preempt_on_returning_higher_priority_takes_over() {
     let first_advert = sim
         .actions_of(0, preempted)
         .into_iter()
-        .find(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .find(|(_, a)| matches!(a, Action::SendAdvert(_)))
         .map(|(t, _)| t);
     assert_eq!(first_advert, Some(preempted + RELEASE_GRACE));
     let dropped = sim
@@ -323,14 +323,14 @@ fn rfc9568_partition_heal_winner_first_still_reannounces() {
     let winner_last = sim
         .actions_of(0, ms(19_000))
         .into_iter()
-        .filter(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .filter(|(_, a)| matches!(a, Action::SendAdvert(_)))
         .map(|(t, _)| t)
         .next_back()
         .expect("the winner advertises");
     let loser_last = sim
         .actions_of(1, ms(19_000))
         .into_iter()
-        .filter(|(_, a)| matches!(a, Action::SendAdvert { .. }))
+        .filter(|(_, a)| matches!(a, Action::SendAdvert(_)))
         .map(|(t, _)| t)
         .next_back()
         .expect("the loser advertises");

@@ -86,7 +86,7 @@ impl Checker {
                     self.state = to;
                 }
                 Action::Released => self.released = true,
-                Action::SendAdvert { interval, .. } => prop_assert_eq!(interval, Centis(100)),
+                Action::SendAdvert(a) => prop_assert_eq!(a.interval, Centis(100)),
             }
         }
         prop_assert_eq!(self.state, r.state());

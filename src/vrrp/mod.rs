@@ -57,7 +57,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::proto::{Centis, DropReason, Version};
+use crate::proto::{Advert, Centis, DropReason, Version};
 
 pub use conditions::{Condition, Conditions, NO_LEASE_PENALTY};
 pub use filter::RecvFilter;
@@ -251,14 +251,10 @@ impl fmt::Display for Reason {
 /// Something the driver must do now, pulled with [`Router::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Build and send one advert now with these fields (VRID, version and VIPs come
-    /// from the [`RouterConfig`]).
-    SendAdvert {
-        /// Priority to put in the advert (0 = we are leaving).
-        priority: u8,
-        /// Our Advertisement_Interval.
-        interval: Centis,
-    },
+    /// Send this advert now (to the multicast group, or to each unicast peer). Its
+    /// priority is 0 when we are leaving; VRID, version, interval and addresses are
+    /// ours ([`RouterConfig`]).
+    SendAdvert(Advert),
     /// Claim the VIPs (add them to the interface) before announcing them.
     AddVips,
     /// Send gratuitous ARP / unsolicited NA for all VIPs.

@@ -693,10 +693,13 @@ impl Router {
     }
 
     fn push_advert(&mut self, priority: u8) {
-        self.push(Action::SendAdvert {
+        self.push(Action::SendAdvert(Advert {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
             priority,
             interval: self.cfg.advert_interval,
-        });
+            addrs: self.cfg.vips.clone(),
+        }));
     }
 
     /// Send one advert (priority 0 while releasing) and reset the Adver_Timer. Master

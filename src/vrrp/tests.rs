@@ -54,10 +54,7 @@ fn changed(from: State, to: State, reason: Reason) -> Action {
 
 fn takeover_actions(priority: u8, reason: Reason, from: State) -> Vec<Action> {
     vec![
-        Action::SendAdvert {
-            priority,
-            interval: SEC,
-        },
+        Action::SendAdvert(adv(priority, SEC)),
         Action::AddVips,
         Action::Announce {
             reason: AnnounceReason::Takeover,
@@ -176,13 +173,7 @@ fn rfc5798_6_4_3_master_sends_an_advert_every_advertisement_interval() {
         r.handle_timeout(t - ms(1));
         assert_eq!(r.poll_action(), None);
         r.handle_timeout(t);
-        assert_eq!(
-            drain(&mut r),
-            vec![Action::SendAdvert {
-                priority: 255,
-                interval: SEC
-            }]
-        );
+        assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(255, SEC))]);
     }
 }
 
@@ -341,24 +332,12 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
         .expect("ok");
     assert_eq!(r.poll_action(), None);
     r.handle_timeout(first + RELEASE_GRACE);
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 200,
-            interval: SEC,
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     assert_eq!(r.poll_timeout(), Some(first + RELEASE_GRACE + ms(1000)));
     // From then on a lower-priority master is answered at once (RFC 9568).
     r.handle_advert(first + RELEASE_GRACE + ms(10), PEER_LO, 255, &adv(100, SEC))
         .expect("ok");
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 200,
-            interval: SEC,
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
 }
 
 #[test]
@@ -456,10 +435,7 @@ fn rfc5798_6_4_3_master_priority_zero_sends_advert_at_once() {
     assert_eq!(
         drain(&mut r),
         vec![
-            Action::SendAdvert {
-                priority: 100,
-                interval: SEC
-            },
+            Action::SendAdvert(adv(100, SEC)),
             Action::Announce {
                 reason: AnnounceReason::PeerLeft
             }
@@ -482,7 +458,7 @@ fn master_answers_a_flood_of_priority_zero_once_per_advert_interval() {
         r.handle_advert(t, PEER_HI, 255, &adv(0, SEC)).expect("ok");
         for a in drain(&mut r) {
             match a {
-                Action::SendAdvert { .. } => adverts += 1,
+                Action::SendAdvert(_) => adverts += 1,
                 Action::Announce { .. } => announces += 1,
                 other => panic!("unexpected {other:?}"),
             }
@@ -507,7 +483,7 @@ fn master_answers_a_flood_of_lower_priority_once_per_advert_interval() {
             .expect("ok");
         adverts += drain(&mut r)
             .iter()
-            .filter(|a| matches!(a, Action::SendAdvert { .. }))
+            .filter(|a| matches!(a, Action::SendAdvert(_)))
             .count();
     }
     assert_eq!(adverts, 1, "one answer in one advert interval");
@@ -548,10 +524,7 @@ fn rfc5798_6_4_3_master_steps_down_on_higher_priority() {
         drain(&mut r),
         vec![
             // vipd's last advert on stepping down (see Router::master_rx).
-            Action::SendAdvert {
-                priority: 100,
-                interval: Centis(100)
-            },
+            Action::SendAdvert(adv(100, Centis(100))),
             Action::RemoveVips,
             changed(State::Master, State::Backup, reason)
         ]
@@ -617,13 +590,7 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     // advert at once (RFC 9568), but no re-announcement (ours just went out).
     r.handle_advert(tm + ms(1), PEER_HI, 255, &adv(100, SEC))
         .expect("ok");
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 200,
-            interval: SEC
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     // A master of standing (>= Master_Down_Interval) hearing a lower priority is
     // healing a split brain: advert at once and re-announce.
     let t1 = tm + r.master_down_interval() + ms(420);
@@ -632,10 +599,7 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     assert_eq!(
         drain(&mut r),
         vec![
-            Action::SendAdvert {
-                priority: 200,
-                interval: SEC
-            },
+            Action::SendAdvert(adv(200, SEC)),
             Action::Announce {
                 reason: AnnounceReason::SplitBrainHealed
             },
@@ -652,13 +616,7 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     let t2b = t1 + ms(1000);
     r.handle_advert(t2b, PEER_HI, 255, &adv(100, SEC))
         .expect("ok");
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 200,
-            interval: SEC
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     let t3 = t1 + r.master_down_interval();
     r.handle_advert(t3, PEER_HI, 255, &adv(100, SEC))
         .expect("ok");
@@ -795,13 +753,7 @@ fn master_priority_change_takes_effect_in_the_next_advert() {
     r.set_penalty(tm, 40);
     assert_eq!(r.poll_action(), None);
     r.handle_timeout(tm + ms(1000));
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 60,
-            interval: SEC
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(60, SEC))]);
 }
 
 // ----- fault ------------------------------------------------------------------------
@@ -816,10 +768,7 @@ fn fault_from_master_sends_priority_zero_and_removes_vips() {
     assert_eq!(
         drain(&mut r),
         vec![
-            Action::SendAdvert {
-                priority: 0,
-                interval: SEC
-            },
+            Action::SendAdvert(adv(0, SEC)),
             Action::RemoveVips,
             changed(State::Master, State::Fault, reason),
         ]
@@ -865,25 +814,13 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     // master's would pull clients back to us just before we drop the VIPs.
     assert_eq!(
         drain(&mut r),
-        vec![
-            Action::StopAnnouncing,
-            Action::SendAdvert {
-                priority: 0,
-                interval: SEC
-            }
-        ]
+        vec![Action::StopAnnouncing, Action::SendAdvert(adv(0, SEC))]
     );
     assert_eq!(r.state(), State::Master);
     assert!(r.is_releasing());
     // Priority-0 adverts continue every interval, VIPs kept.
     r.handle_timeout(tm + ms(1000));
-    assert_eq!(
-        drain(&mut r),
-        vec![Action::SendAdvert {
-            priority: 0,
-            interval: SEC
-        }]
-    );
+    assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(0, SEC))]);
     // Another router leaving (priority 0) is not a new master.
     r.handle_advert(tm + ms(1100), PEER_HI, 255, &adv(0, SEC))
         .expect("ok");
@@ -927,7 +864,7 @@ fn shutdown_master_releases_after_master_down_interval_without_new_master() {
         r.handle_timeout(t);
         for a in drain(&mut r) {
             match a {
-                Action::SendAdvert { priority: 0, .. } => {
+                Action::SendAdvert(Advert { priority: 0, .. }) => {
                     assert!(t < deadline);
                     sent += 1;
                 }
@@ -1003,13 +940,7 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
     r.set_maintenance(tm, true);
     assert_eq!(
         drain(&mut r),
-        vec![
-            Action::StopAnnouncing,
-            Action::SendAdvert {
-                priority: 0,
-                interval: SEC
-            }
-        ]
+        vec![Action::StopAnnouncing, Action::SendAdvert(adv(0, SEC))]
     );
     assert_eq!(r.state(), State::Master);
     let heard = tm + ms(700);
@@ -1057,10 +988,7 @@ fn maintenance_off_during_handover_cancels_it() {
     assert_eq!(
         drain(&mut r),
         vec![
-            Action::SendAdvert {
-                priority: 200,
-                interval: SEC
-            },
+            Action::SendAdvert(adv(200, SEC)),
             Action::Announce {
                 reason: AnnounceReason::HandoverCancelled
             }
@@ -1251,4 +1179,43 @@ fn backup_ignores_priority_zero_from_a_router_that_is_not_its_master() {
     r.handle_advert(t0 + ms(30), PEER_HI, 255, &adv(0, SEC))
         .expect("ok");
     assert_eq!(r.poll_timeout(), Some(t0 + ms(30) + r.skew_time()));
+}
+
+/// `Action::SendAdvert` carries the whole advert: VRID, version, interval and addresses
+/// are the router's own (the driver only encodes it), the priority the one it decided.
+#[test]
+fn send_advert_carries_the_configured_vrid_version_interval_and_addresses() {
+    let t0 = Instant::now();
+    let ll = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0x200, 0x5eff, 0xfe00, 0x207));
+    let global = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100));
+    let mut c6 = cfg(255);
+    c6.vrid = 7;
+    c6.advert_interval = Centis(50);
+    c6.primary_addr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x11));
+    c6.vips = vec![ll, global];
+    let mut v2 = cfg(255);
+    v2.version = Version::V2;
+    v2.vrid = 9;
+    v2.advert_interval = Centis(200);
+    for c in [c6, v2] {
+        let mut r = Router::new(c.clone());
+        r.start(t0);
+        let sent: Vec<Advert> = drain(&mut r)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::SendAdvert(adv) => Some(adv),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            vec![Advert {
+                version: c.version,
+                vrid: c.vrid,
+                priority: 255,
+                interval: c.advert_interval,
+                addrs: c.vips.clone(),
+            }]
+        );
+    }
 }

@@ -338,7 +338,9 @@ impl Sim {
     fn drain(&mut self, i: usize) {
         while let Some(action) = self.nodes[i].router.poll_action() {
             match &action {
-                Action::SendAdvert { priority, interval } => {
+                Action::SendAdvert(Advert {
+                    priority, interval, ..
+                }) => {
                     for j in 0..self.nodes.len() {
                         if j == i || !self.nodes[j].up || self.nodes[j].group != self.nodes[i].group
                         {

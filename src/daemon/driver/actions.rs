@@ -19,9 +19,7 @@ impl Driver {
         let mut announced: Option<Instant> = None;
         while let Some(action) = self.router.poll_action() {
             match action {
-                Action::SendAdvert { priority, interval } => {
-                    self.send_advert(priority, interval).await;
-                }
+                Action::SendAdvert(advert) => self.send_advert(&advert).await,
                 Action::AddVips => {
                     if !self.arbiter_router_add() {
                         self.change_vips(true).await;
@@ -150,14 +148,8 @@ impl Driver {
         }
     }
 
-    pub(super) async fn send_advert(&mut self, priority: u8, interval: crate::proto::Centis) {
-        let advert = Advert {
-            version: self.inst.version,
-            vrid: self.inst.vrid,
-            priority,
-            interval,
-            addrs: self.inst.vips.iter().map(|n| n.addr()).collect(),
-        };
+    /// Encodes the router's advert for each destination and sends it.
+    pub(super) async fn send_advert(&mut self, advert: &Advert) {
         let form = if self.inst.checksum_pseudo_header {
             ChecksumForm::WithPseudoHeader
         } else {
