@@ -95,13 +95,23 @@ pub(super) async fn run(
 
 async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCounts) {
     let mut buf = vec![0u8; 65536];
-    let mut flush = tokio::time::interval(DROP_FLUSH);
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The flush timer runs only while drops wait to be counted: an idle receiver sleeps
+    // until a packet comes.
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
+        if flush_at.is_none() && !drops.pending.is_empty() {
+            flush_at = Some(tokio::time::Instant::now() + DROP_FLUSH);
+        }
         let got = tokio::select! {
             got = socket.recv(&mut buf) => got,
-            _ = flush.tick() => {
+            _ = async {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 drops.flush();
+                flush_at = None;
                 continue;
             }
         };

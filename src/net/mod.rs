@@ -17,6 +17,7 @@
 use std::io;
 use std::net::IpAddr;
 
+mod addr_pipe;
 mod bfd_socket;
 mod macvlan;
 mod netlink;

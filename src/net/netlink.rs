@@ -8,9 +8,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
-};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::SocketAddr as NlSocketAddr;
@@ -58,6 +56,17 @@ pub(super) fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
         _ => NetError::Netlink {
             op,
             source: to_io(e),
+        },
+    }
+}
+
+/// Maps an errno the kernel answered onto [`NetError`], naming the operation.
+fn errno_error(op: String, errno: i32) -> NetError {
+    match errno {
+        libc::EPERM | libc::EACCES => NetError::NeedsCapNetAdmin { op },
+        _ => NetError::Netlink {
+            op,
+            source: io::Error::from_raw_os_error(errno),
         },
     }
 }
@@ -122,6 +131,8 @@ pub struct Netlink {
     /// Address dumps one at a time: the kernel answers a second dump on the same socket
     /// while one is in progress with `EBUSY`.
     dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Address adds and deletes, pipelined on a socket of their own (`addr_pipe`).
+    pipe: super::addr_pipe::AddrPipe,
 }
 
 /// One address of an interface, with what vipd needs of its flags.
@@ -175,9 +186,14 @@ impl Netlink {
                 source,
             })?;
         tokio::spawn(conn);
+        let pipe = super::addr_pipe::AddrPipe::start().map_err(|source| NetError::Netlink {
+            op: "opening a route netlink socket for address changes".to_owned(),
+            source,
+        })?;
         Ok(Netlink {
             handle,
             dumps: Default::default(),
+            pipe,
         })
     }
 
@@ -312,40 +328,109 @@ impl Netlink {
     /// `IFA_F_NODAD`, so they are usable at once instead of sitting tentative during
     /// duplicate address detection.
     pub async fn add_address(&self, ifindex: u32, addr: IpNet) -> Result<(), NetError> {
-        let mut req = self
-            .handle
-            .address()
-            .add(ifindex, addr.addr(), addr.prefix_len());
-        let m = req.message_mut();
-        m.attributes
-            .push(AddressAttribute::Protocol(AddressProtocol::from(
-                ADDRESS_PROTO,
-            )));
-        if addr.addr().is_ipv6() {
-            m.header.flags |= AddressHeaderFlags::Nodad;
-            m.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        match req.execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(libc::EEXIST) => {
-                match self.address_owner(ifindex, addr.addr()).await? {
-                    Some(false) => Err(NetError::AddressNotOurs {
+        self.add_addresses(ifindex, &[addr], false)
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Adds every address of `addrs` as [`Netlink::add_address`] does, with the same
+    /// rules (vipd's mark, `EEXIST` of a marked address is success, IPv6 without DAD),
+    /// and returns one result per address, in order.
+    ///
+    /// The requests of every caller go to the kernel as one pipelined stream (one `send`
+    /// for many requests, acks read after it); `urgent` requests go before any queued
+    /// non-urgent one: pass the first VIP of an instance as urgent and the rest not, so
+    /// that when many instances take over at once each one's first VIP is usable before
+    /// anyone's remaining VIPs are added.
+    pub async fn add_addresses(
+        &self,
+        ifindex: u32,
+        addrs: &[IpNet],
+        urgent: bool,
+    ) -> Vec<Result<(), NetError>> {
+        let answers = self.pipe.submit(ifindex, addrs, true, urgent).await;
+        let mut out = Vec::with_capacity(addrs.len());
+        for (addr, answer) in addrs.iter().zip(answers) {
+            out.push(match answer {
+                Ok(()) => Ok(()),
+                Err(libc::EEXIST) => match self.address_owner(ifindex, addr.addr()).await {
+                    Ok(Some(false)) => Err(NetError::AddressNotOurs {
                         ifindex,
-                        addr,
+                        addr: *addr,
                         proto: ADDRESS_PROTO,
                     }),
-                    _ => Ok(()),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                Err(libc::ENODEV) => {
+                    Err(NetError::NoSuchInterface(format!("with index {ifindex}")))
+                }
+                Err(errno) => Err(errno_error(
+                    format!("add address {addr} to interface index {ifindex}"),
+                    errno,
+                )),
+            });
+        }
+        out
+    }
+
+    /// Removes every address of `addrs` that carries vipd's mark, as
+    /// [`Netlink::del_address`] does (absent: success; not ours: left alone and reported),
+    /// with one address listing for all of them and the deletes pipelined.
+    pub async fn del_addresses(&self, ifindex: u32, addrs: &[IpNet]) -> Vec<Result<(), NetError>> {
+        let entries = match self.entries(ifindex).await {
+            Ok(e) => e,
+            Err(NetError::NoSuchInterface(_)) => return addrs.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                let msg = e.to_string();
+                return addrs
+                    .iter()
+                    .map(|a| {
+                        Err(NetError::Netlink {
+                            op: format!("delete address {a} from interface index {ifindex}"),
+                            source: io::Error::other(msg.clone()),
+                        })
+                    })
+                    .collect();
+            }
+        };
+        let mut out: Vec<Option<Result<(), NetError>>> = Vec::with_capacity(addrs.len());
+        let mut ours = Vec::new();
+        for a in addrs {
+            match entries.iter().find(|e| e.net.addr() == a.addr()) {
+                None => out.push(Some(Ok(()))),
+                Some(e) if !e.is_ours() => out.push(Some(Err(NetError::AddressNotOurs {
+                    ifindex,
+                    addr: *a,
+                    proto: ADDRESS_PROTO,
+                }))),
+                Some(_) => {
+                    ours.push(*a);
+                    out.push(None);
                 }
             }
-            Err(e) if errno(&e) == Some(libc::ENODEV) => {
-                Err(NetError::NoSuchInterface(format!("with index {ifindex}")))
-            }
-            Err(e) => Err(nl_error(
-                format!("add address {addr} to interface index {ifindex}"),
-                e,
-            )),
         }
+        let mut answers = self
+            .pipe
+            .submit(ifindex, &ours, false, false)
+            .await
+            .into_iter()
+            .zip(ours.iter());
+        out.into_iter()
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => match answers.next() {
+                    Some((Ok(()), _)) => Ok(()),
+                    Some((Err(libc::EADDRNOTAVAIL | libc::ENODEV), _)) => Ok(()),
+                    Some((Err(errno), a)) => Err(errno_error(
+                        format!("delete address {a} from interface index {ifindex}"),
+                        errno,
+                    )),
+                    None => Ok(()),
+                },
+            })
+            .collect()
     }
 
     /// Removes `addr` from the interface if vipd added it (it carries the

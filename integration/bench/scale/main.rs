@@ -1,0 +1,788 @@
+//! Scale benchmark (issue 14): many virtual routers with many VIPs on one interface, vipd
+//! beside keepalived in the same run, measured on the wire and from `/proc`.
+//!
+//! Run it with `integration/bench/scale.sh [--runs N] [--idle-secs S] [--scenarios ...]`
+//! (which builds the release binaries and runs the example `scale-scenarios` with
+//! `VIPD_BIN` set). Needs root (network namespaces).
+//!
+//! ```text
+//!   per run, per scenario, per agent: a fresh topology (sw + lb1 + lb2 + client),
+//!   lb1 priority 150, lb2 priority 100, N instances on eth0, VIPs 198.18.K.J/32
+//!   (RFC 2544 benchmarking range, inside the namespaces only)
+//!   1. wait until lb1 holds every VIP and lb2 none, settle 6 s
+//!   2. idle window: utime+stime (/proc/PID/stat) and voluntary context switches of every
+//!      thread (/proc/PID/task/*/status) of master and backup; RSS (VmRSS) at its end
+//!   3. takeover scenarios: capture on the client (tcpdump -w), SIGTERM lb1 (graceful stop:
+//!      priority-0 adverts), wait until lb2 holds every VIP and lb1 none
+//!   4. from the capture: decision(K) = lb1's priority-0 advert for VRID K + Skew_Time of
+//!      priority 100 (RFC 5798 §6.4.2: a backup that hears priority 0 takes over after
+//!      Skew_Time); each VIP's first gratuitous ARP from lb2's MAC
+//! ```
+//!
+//! Figures per takeover: "all" = last VIP's first announcement - first decision;
+//! "first of last" = the latest of every instance's first announcement - first decision;
+//! "per instance" = max over instances of (its last VIP's first announcement - its decision).
+//! Both agents are measured the same way (the capture), so the ratio compares like with like.
+
+#[path = "../../../tests/harness/mod.rs"]
+#[allow(unreachable_pub, missing_docs)]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use harness::{keepalived_conf, wait_until, Agent, AgentKind, KeepalivedInstance, Topology};
+
+const PRIO_MASTER: u8 = 150;
+const PRIO_BACKUP: u8 = 100;
+
+/// Scale benchmark, vipd vs keepalived (run as root via integration/bench/scale.sh).
+#[derive(Parser, Debug)]
+#[command(name = "scale")]
+struct Args {
+    /// Runs per (scenario, agent).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Length of the idle window, seconds.
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+    /// Scenarios, comma-separated: 75x10, 255x8, 1x1@10ms (routers x VIPs[@interval]).
+    #[arg(long, value_delimiter = ',', default_value = "75x10,255x8,1x1@10ms")]
+    scenarios: Vec<String>,
+    /// Agents, comma-separated: vipd, keepalived, vipd-base (vipd from $VIPD_BASE_BIN,
+    /// e.g. the previous main, to measure a change in the same run).
+    #[arg(long, value_delimiter = ',', default_value = "vipd,keepalived")]
+    agents: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Scenario {
+    routers: usize,
+    vips: usize,
+    interval_ms: u64,
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Option<Scenario> {
+        let (rv, iv) = match s.trim().split_once('@') {
+            Some((rv, iv)) => (rv, iv.strip_suffix("ms")?.parse().ok()?),
+            None => (s.trim(), 100),
+        };
+        let (r, v) = rv.split_once('x')?;
+        let sc = Scenario {
+            routers: r.parse().ok()?,
+            vips: v.parse().ok()?,
+            interval_ms: iv,
+        };
+        let ok = (1..=255).contains(&sc.routers)
+            && (1..=254).contains(&sc.vips)
+            && (10..=40_950).contains(&sc.interval_ms)
+            && sc.interval_ms % 10 == 0;
+        ok.then_some(sc)
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} routers x {} VIPs at {} ms",
+            self.routers, self.vips, self.interval_ms
+        )
+    }
+
+    /// A takeover is measured when there are enough VIPs to make it interesting.
+    fn takeover(&self) -> bool {
+        self.routers * self.vips > 1
+    }
+
+    /// VIPs of instance `k` (1-based = its VRID): 198.18.k.1 .. 198.18.k.vips.
+    fn vips_of(&self, k: usize) -> Vec<Ipv4Addr> {
+        (1..=self.vips)
+            .map(|j| Ipv4Addr::new(198, 18, k as u8, j as u8))
+            .collect()
+    }
+
+    fn total(&self) -> usize {
+        self.routers * self.vips
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ag {
+    Vipd,
+    VipdBase,
+    Keepalived,
+}
+
+impl Ag {
+    fn parse(s: &str) -> Option<Ag> {
+        match s.trim() {
+            "vipd" => Some(Ag::Vipd),
+            "vipd-base" => Some(Ag::VipdBase),
+            "keepalived" => Some(Ag::Keepalived),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ag::Vipd => "vipd",
+            Ag::VipdBase => "vipd-base",
+            Ag::Keepalived => "keepalived",
+        }
+    }
+
+    fn kind(self) -> AgentKind {
+        match self {
+            Ag::Vipd => AgentKind::vipd(),
+            Ag::VipdBase => AgentKind::Vipd {
+                bin: std::env::var("VIPD_BASE_BIN")
+                    .expect("agent vipd-base needs VIPD_BASE_BIN")
+                    .into(),
+            },
+            Ag::Keepalived => AgentKind::Keepalived,
+        }
+    }
+}
+
+// ---- configurations ------------------------------------------------------------------------
+
+fn vipd_conf(topo: &Topology, host: &str, prio: u8, sc: &Scenario) -> String {
+    let state = topo.path(&format!("{host}-state"));
+    let _ = std::fs::create_dir_all(&state);
+    let mut s = format!(
+        "control-socket = \"{}\"\nstate-dir = \"{}\"\n",
+        topo.path(&format!("{host}-vipd.sock")).display(),
+        state.display()
+    );
+    for k in 1..=sc.routers {
+        let list: Vec<String> = sc
+            .vips_of(k)
+            .iter()
+            .map(|v| format!("\"{v}/32\""))
+            .collect();
+        let _ = write!(
+            s,
+            "\n[[instance]]\nname = \"r{k:03}\"\ninterface = \"eth0\"\nvrid = {k}\npriority = {prio}\n\
+             advert-interval = \"{}ms\"\nvips = [{}]\n",
+            sc.interval_ms,
+            list.join(", ")
+        );
+    }
+    s
+}
+
+fn keepalived_cfg(prio: u8, sc: &Scenario) -> String {
+    let insts: Vec<KeepalivedInstance> = (1..=sc.routers)
+        .map(|k| {
+            let mut i = KeepalivedInstance::new(&format!("r{k:03}"), k as u8, prio)
+                .advert_int(Duration::from_millis(sc.interval_ms));
+            for v in sc.vips_of(k) {
+                i = i.vip(&format!("{v}/32"));
+            }
+            i
+        })
+        .collect();
+    keepalived_conf(&insts)
+}
+
+fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, sc: &Scenario) -> Agent {
+    let conf = match ag {
+        Ag::Vipd | Ag::VipdBase => vipd_conf(topo, host, prio, sc),
+        Ag::Keepalived => keepalived_cfg(prio, sc),
+    };
+    topo.start_agent(host, ag.kind(), &conf)
+}
+
+/// Addresses in 198.18.0.0/15 on `host`.
+fn bench_vips(topo: &Topology, host: &str) -> usize {
+    topo.addresses(host)
+        .iter()
+        .filter(|(_, a)| matches!(a, IpAddr::V4(a) if a.octets()[0] == 198 && (a.octets()[1] & 0xfe) == 18))
+        .count()
+}
+
+// ---- /proc --------------------------------------------------------------------------------
+
+/// `pid` and its direct children (keepalived: parent + VRRP child).
+fn family(pid: u32) -> Vec<u32> {
+    let mut v = vec![pid];
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s[s.rfind(')')? + 1..].to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            if ppid == Some(pid) {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+/// utime+stime (ticks, all threads), voluntary context switches summed over every thread,
+/// VmRSS (KiB) of one process.
+fn proc_sample(pid: u32) -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let mut csw = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(s) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        csw += s
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some((ticks, csw, rss))
+}
+
+fn family_sample(fam: &[u32]) -> (u64, u64, u64) {
+    fam.iter()
+        .filter_map(|p| proc_sample(*p))
+        .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Idle {
+    /// % of one core.
+    cpu_pct: f64,
+    /// Voluntary context switches per second, all threads.
+    wakeups: f64,
+    rss_mib: f64,
+}
+
+fn idle(fams: &[Vec<u32>], window: Duration) -> Vec<Idle> {
+    let t0: Vec<_> = fams.iter().map(|f| family_sample(f)).collect();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let secs = start.elapsed().as_secs_f64();
+    fams.iter()
+        .zip(t0)
+        .map(|(f, a)| {
+            let b = family_sample(f);
+            Idle {
+                cpu_pct: b.0.saturating_sub(a.0) as f64 / clk_tck() / secs * 100.0,
+                wakeups: b.1.saturating_sub(a.1) as f64 / secs,
+                rss_mib: b.2 as f64 / 1024.0,
+            }
+        })
+        .collect()
+}
+
+// ---- the capture ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Takeover {
+    /// First decision -> every VIP's first announcement (ms).
+    all_ms: f64,
+    /// First decision -> the latest instance's first announcement (ms).
+    first_of_last_ms: f64,
+    /// Max over instances of (its last VIP's first announcement - its own decision) (ms).
+    per_instance_ms: f64,
+    /// Spread of the decisions (ms).
+    spread_ms: f64,
+    /// Announcements per VIP seen in the capture window (min over VIPs).
+    min_announced: usize,
+}
+
+fn skew_ms(prio: u8, interval_ms: u64) -> f64 {
+    (256.0 - f64::from(prio)) * interval_ms as f64 / 256.0
+}
+
+/// Parses `tcpdump -e -tt -n -r` text: lb1's priority-0 adverts and lb2's gratuitous ARPs.
+fn analyse(text: &str, sc: &Scenario, old_ip: &str, new_mac: &str) -> Result<Takeover, String> {
+    let mut prio0: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut garps: BTreeMap<Ipv4Addr, Vec<f64>> = BTreeMap::new();
+    let new_mac = new_mac.to_ascii_lowercase();
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let Some(ts) = it.next().and_then(|t| t.parse::<f64>().ok()) else {
+            continue;
+        };
+        if l.contains("VRRP") && l.contains(&format!(" {old_ip} > ")) && l.contains("prio 0,") {
+            if let Some(v) = l
+                .split("vrid ")
+                .nth(1)
+                .and_then(|r| r.split([',', ' ']).next())
+                .and_then(|v| v.parse::<usize>().ok())
+            {
+                prio0.entry(v).or_insert(ts);
+            }
+            continue;
+        }
+        if !l.to_ascii_lowercase().contains(&format!("{new_mac} > ")) {
+            continue;
+        }
+        let Some(r) = l.split("who-has ").nth(1) else {
+            continue;
+        };
+        // `who-has A tell A`, or `who-has A (ff:ff:ff:ff:ff:ff) tell A` (keepalived fills
+        // in the target hardware address).
+        let mut w = r.split_whitespace().filter(|t| !t.starts_with('('));
+        let (Some(a), Some("tell"), Some(b)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let b = b.trim_end_matches(',');
+        if a != b {
+            continue;
+        }
+        if let Ok(ip) = a.parse::<Ipv4Addr>() {
+            garps.entry(ip).or_default().push(ts);
+        }
+    }
+    let skew = skew_ms(PRIO_BACKUP, sc.interval_ms) / 1000.0;
+    let mut first_decision = f64::INFINITY;
+    let mut last_decision = f64::NEG_INFINITY;
+    let mut all_done = f64::NEG_INFINITY;
+    let mut latest_first = f64::NEG_INFINITY;
+    let mut per_instance = f64::NEG_INFINITY;
+    let mut min_announced = usize::MAX;
+    for k in 1..=sc.routers {
+        let Some(p0) = prio0.get(&k) else {
+            return Err(format!(
+                "no priority-0 advert from {old_ip} for VRID {k} in the capture ({} seen)",
+                prio0.len()
+            ));
+        };
+        let decision = p0 + skew;
+        first_decision = first_decision.min(decision);
+        last_decision = last_decision.max(decision);
+        let mut firsts = Vec::new();
+        for v in sc.vips_of(k) {
+            // Only announcements after the old master stopped count (lb2 sent none before).
+            let Some(t) = garps
+                .get(&v)
+                .and_then(|ts| ts.iter().copied().find(|t| *t >= *p0))
+            else {
+                let arps: Vec<&str> = text.lines().filter(|l| l.contains("ARP")).take(5).collect();
+                return Err(format!(
+                    "no gratuitous ARP for {v} from lb2 ({new_mac}) in the capture; ARP lines:\n{}",
+                    arps.join("\n")
+                ));
+            };
+            min_announced = min_announced.min(garps[&v].iter().filter(|t| **t >= *p0).count());
+            firsts.push(t);
+        }
+        let first = firsts.iter().copied().fold(f64::INFINITY, f64::min);
+        let last = firsts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        all_done = all_done.max(last);
+        latest_first = latest_first.max(first);
+        per_instance = per_instance.max(last - decision);
+    }
+    Ok(Takeover {
+        all_ms: (all_done - first_decision) * 1000.0,
+        first_of_last_ms: (latest_first - first_decision) * 1000.0,
+        per_instance_ms: per_instance * 1000.0,
+        spread_ms: (last_decision - first_decision) * 1000.0,
+        min_announced,
+    })
+}
+
+// ---- one run -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    master: Idle,
+    backup: Idle,
+    takeover: Option<Takeover>,
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, String> {
+    let topo = Topology::new(harness::TopologyOpts::default());
+    let lb1 = start(&topo, ag, "lb1", PRIO_MASTER, sc);
+    // lb1 first: it is master before lb2 starts, so lb2 never holds a VIP.
+    let want = sc.total();
+    if !wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        bench_vips(&topo, "lb1") == want
+    }) {
+        return Err(format!(
+            "lb1 never held all {want} VIPs ({} held)\n{}",
+            bench_vips(&topo, "lb1"),
+            tail(&lb1.log(), 20)
+        ));
+    }
+    let lb2 = start(&topo, ag, "lb2", PRIO_BACKUP, sc);
+    // Settle: lb2 has heard lb1, keepalived's second GARP batch (5 s) is over.
+    std::thread::sleep(Duration::from_secs(6));
+    if bench_vips(&topo, "lb2") != 0 || bench_vips(&topo, "lb1") != want {
+        return Err(format!(
+            "not settled: lb1 holds {}, lb2 holds {}\nlb2:\n{}",
+            bench_vips(&topo, "lb1"),
+            bench_vips(&topo, "lb2"),
+            tail(&lb2.log(), 20)
+        ));
+    }
+    let fams = vec![family(lb1.proc().pid()), family(lb2.proc().pid())];
+    let u = idle(&fams, idle_window);
+    let mut sample = Sample {
+        master: u[0],
+        backup: u[1],
+        takeover: None,
+    };
+    if !sc.takeover() {
+        return Ok(sample);
+    }
+    let pcap = topo.path("takeover.pcap");
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    let cap = topo.spawn(
+        "client",
+        &[
+            "tcpdump",
+            "-n",
+            "-B",
+            "65536",
+            "-i",
+            "eth0",
+            "-w",
+            &pcap_s,
+            "-U",
+            "arp or ip proto 112",
+        ],
+        "client-tcpdump.log",
+    );
+    if !wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        cap.log().contains("listening on")
+    }) {
+        return Err(format!("tcpdump did not start: {}", cap.log()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    lb1.proc()
+        .signal(nix::sys::signal::Signal::SIGTERM)
+        .map_err(|e| format!("SIGTERM lb1: {e}"))?;
+    let ok = wait_until(Duration::from_secs(60), Duration::from_millis(20), || {
+        bench_vips(&topo, "lb2") == want && bench_vips(&topo, "lb1") == 0
+    });
+    // Room for the first round of every VIP (and a few more) to reach the capture.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = cap.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = cap.wait_timeout(Duration::from_secs(5));
+    if !ok {
+        return Err(format!(
+            "after lb1's stop: lb2 holds {} of {want}, lb1 {}\nlb2:\n{}",
+            bench_vips(&topo, "lb2"),
+            bench_vips(&topo, "lb1"),
+            tail(&lb2.log(), 20)
+        ));
+    }
+    let text = harness::run_cmd(
+        &["tcpdump", "-e", "-tt", "-n", "-r", &pcap_s],
+        None,
+        Duration::from_secs(60),
+    );
+    let t = analyse(
+        &text.stdout,
+        sc,
+        &topo.ip4("lb1").to_string(),
+        &topo.mac("lb2"),
+    )
+    .map_err(|e| format!("{e}\ncapture: {}", cap.log()))?;
+    sample.takeover = Some(t);
+    Ok(sample)
+}
+
+// ---- statistics ----------------------------------------------------------------------------
+
+fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let med = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    Some((med, s[0], s[n - 1]))
+}
+
+fn cell(v: &[f64], unit: &str) -> String {
+    match stats(v) {
+        Some((m, lo, hi)) => format!("{m:>8.2} {unit} ({lo:.2}..{hi:.2})"),
+        None => format!("{:>8} {unit}", "-"),
+    }
+}
+
+fn ratio(ours: &[f64], theirs: &[f64]) -> String {
+    match (stats(ours), stats(theirs)) {
+        (Some((a, ..)), Some((b, ..))) if b > 0.0 => format!("x{:.2}", a / b),
+        _ => "-".to_string(),
+    }
+}
+
+type Results = BTreeMap<(Scenario, Ag), Vec<Sample>>;
+
+fn figures(samples: &[Sample]) -> Vec<(&'static str, &'static str, Vec<f64>)> {
+    let tk = |f: fn(&Takeover) -> f64| -> Vec<f64> {
+        samples
+            .iter()
+            .filter_map(|s| s.takeover.as_ref().map(f))
+            .collect()
+    };
+    let id = |f: fn(&Sample) -> f64| -> Vec<f64> { samples.iter().map(f).collect() };
+    vec![
+        (
+            "decision -> all VIPs added+announced",
+            "ms",
+            tk(|t| t.all_ms),
+        ),
+        (
+            "decision -> first VIP of last instance",
+            "ms",
+            tk(|t| t.first_of_last_ms),
+        ),
+        (
+            "per instance: own decision -> its last VIP",
+            "ms",
+            tk(|t| t.per_instance_ms),
+        ),
+        (
+            "spread of decisions (old master's stop)",
+            "ms",
+            tk(|t| t.spread_ms),
+        ),
+        ("idle CPU master", "%", id(|s| s.master.cpu_pct)),
+        ("idle CPU backup", "%", id(|s| s.backup.cpu_pct)),
+        ("wake-ups/s master", "/s", id(|s| s.master.wakeups)),
+        ("wake-ups/s backup", "/s", id(|s| s.backup.wakeups)),
+        ("RSS master", "MiB", id(|s| s.master.rss_mib)),
+        ("RSS backup", "MiB", id(|s| s.backup.rss_mib)),
+    ]
+}
+
+fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
+    println!("\n== results: median (min..max) over the runs; ratio = vipd / keepalived ==");
+    for sc in scenarios {
+        println!("\n### {}", sc.label());
+        let mut head = format!("{:<44}", "");
+        for ag in args_agents {
+            let _ = write!(head, " {:<28}", ag.name());
+        }
+        head.push_str(" ratio");
+        println!("{head}");
+        let empty = Vec::new();
+        let per: Vec<Vec<(&str, &str, Vec<f64>)>> = args_agents
+            .iter()
+            .map(|ag| figures(res.get(&(*sc, *ag)).unwrap_or(&empty)))
+            .collect();
+        let k_idx = args_agents.iter().position(|a| *a == Ag::Keepalived);
+        let v_idx = args_agents.iter().position(|a| *a == Ag::Vipd);
+        for (row, (name, unit, _)) in per[0].iter().enumerate() {
+            if per.iter().all(|p| p[row].2.is_empty()) {
+                continue;
+            }
+            let mut line = format!("{name:<44}");
+            for p in &per {
+                let _ = write!(line, " {:<28}", cell(&p[row].2, unit));
+            }
+            if let (Some(k), Some(v)) = (k_idx, v_idx) {
+                let _ = write!(line, " {}", ratio(&per[v][row].2, &per[k][row].2));
+            }
+            println!("{line}");
+        }
+        if let Some(v) = v_idx {
+            let f = &per[v];
+            let med = |row: usize| stats(&f[row].2).map(|s| s.0);
+            let mut goals = Vec::new();
+            let k = k_idx.map(|k| &per[k]);
+            let kmed = |row: usize| k.and_then(|k| stats(&k[row].2)).map(|s| s.0);
+            let mark = |ok: Option<bool>| match ok {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "not measured",
+            };
+            if sc.routers == 75 && sc.vips == 10 {
+                goals.push(format!(
+                    "all 750 within 20 ms: {}",
+                    mark(med(0).map(|m| m < 20.0))
+                ));
+                goals.push(format!(
+                    "idle master < 1 %: {}",
+                    mark(med(4).map(|m| m < 1.0))
+                ));
+                goals.push(format!(
+                    "idle backup < 0.5 %: {}",
+                    mark(med(5).map(|m| m < 0.5))
+                ));
+            }
+            if sc.routers == 255 && sc.vips == 8 {
+                goals.push(format!(
+                    "all 2,040 within 50 ms: {}",
+                    mark(med(0).map(|m| m < 50.0))
+                ));
+            }
+            if sc.routers == 1 {
+                goals.push(format!(
+                    "CPU below keepalived, master: {}, backup: {}",
+                    mark(med(4).zip(kmed(4)).map(|(a, b)| a < b)),
+                    mark(med(5).zip(kmed(5)).map(|(a, b)| a < b))
+                ));
+                goals.push(format!(
+                    "RSS one instance < 8 MiB: {}",
+                    mark(med(8).map(|m| m < 8.0))
+                ));
+            }
+            if !goals.is_empty() {
+                println!("goals (vipd medians): {}", goals.join("; "));
+            }
+        }
+    }
+    // Memory per instance and per VIP (vipd): RSS(master) = base + I * routers + V * vips,
+    // from the one-instance scenario and the two large ones.
+    for ag in args_agents {
+        let rss = |r: usize, v: usize| -> Option<f64> {
+            let sc = scenarios.iter().find(|s| s.routers == r && s.vips == v)?;
+            let s = res.get(&(*sc, *ag))?;
+            stats(&s.iter().map(|x| x.master.rss_mib).collect::<Vec<_>>()).map(|s| s.0)
+        };
+        if let (Some(r1), Some(ra), Some(rb)) = (rss(1, 1), rss(75, 10), rss(255, 8)) {
+            // (ra - r1) = 74 I + 749 V ; (rb - r1) = 254 I + 2039 V
+            let (a1, b1, c1) = (74.0, 749.0, ra - r1);
+            let (a2, b2, c2) = (254.0, 2039.0, rb - r1);
+            let det = a1 * b2 - a2 * b1;
+            let i = (c1 * b2 - c2 * b1) / det;
+            let v = (a1 * c2 - a2 * c1) / det;
+            println!(
+                "\n{} memory (master, medians): one instance {:.2} MiB; per instance {:.1} KiB, per VIP {:.2} KiB (solved from 1x1, 75x10, 255x8)",
+                ag.name(),
+                r1,
+                i * 1024.0,
+                v * 1024.0
+            );
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut scenarios = Vec::new();
+    for s in &args.scenarios {
+        match Scenario::parse(s) {
+            Some(sc) => scenarios.push(sc),
+            None => {
+                eprintln!("scale: bad scenario {s:?} (want ROUTERSxVIPS[@INTERVALms], e.g. 75x10 or 1x1@10ms)");
+                std::process::exit(2);
+            }
+        }
+    }
+    let mut agents = Vec::new();
+    for a in &args.agents {
+        match Ag::parse(a) {
+            Some(ag) => agents.push(ag),
+            None => {
+                eprintln!("scale: unknown agent {a:?} (vipd, keepalived, vipd-base)");
+                std::process::exit(2);
+            }
+        }
+    }
+    if !harness::require_netns("scale bench") {
+        return;
+    }
+    if let Err(e) = harness::cleanup_on_sigint() {
+        eprintln!("scale: {e}");
+    }
+    let started = Instant::now();
+    println!(
+        "scale benchmark: runs {}, idle window {} s, scenarios {:?}, agents {:?}",
+        args.runs,
+        args.idle_secs,
+        scenarios.iter().map(|s| s.label()).collect::<Vec<_>>(),
+        agents.iter().map(|a| a.name()).collect::<Vec<_>>()
+    );
+    println!(
+        "vipd: {}   keepalived: {}",
+        match AgentKind::vipd() {
+            AgentKind::Vipd { bin } => bin.display().to_string(),
+            AgentKind::Keepalived => String::new(),
+        },
+        harness::run_cmd(&["keepalived", "--version"], None, Duration::from_secs(5))
+            .stderr
+            .lines()
+            .next()
+            .unwrap_or("?")
+    );
+    let mut res: Results = BTreeMap::new();
+    let window = Duration::from_secs(args.idle_secs);
+    // Runs outermost and agents innermost: every agent sees the same machine load.
+    for run in 1..=args.runs {
+        for sc in &scenarios {
+            for ag in &agents {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_once(sc, *ag, window)
+                }));
+                match r {
+                    Ok(Ok(s)) => {
+                        let t = s
+                            .takeover
+                            .map(|t| {
+                                format!(
+                                    "  all {:.1} ms, first-of-last {:.1} ms, per-instance {:.1} ms, spread {:.1} ms, announced >= {}x",
+                                    t.all_ms, t.first_of_last_ms, t.per_instance_ms, t.spread_ms, t.min_announced
+                                )
+                            })
+                            .unwrap_or_default();
+                        println!(
+                            "run {run} {:<32} {:<11} idle CPU {:.2}/{:.2} %, wake-ups {:.0}/{:.0} /s, RSS {:.2}/{:.2} MiB (master/backup){t}",
+                            sc.label(),
+                            ag.name(),
+                            s.master.cpu_pct,
+                            s.backup.cpu_pct,
+                            s.master.wakeups,
+                            s.backup.wakeups,
+                            s.master.rss_mib,
+                            s.backup.rss_mib
+                        );
+                        res.entry((*sc, *ag)).or_default().push(s);
+                    }
+                    Ok(Err(e)) => println!("run {run} {} {} FAILED: {e}", sc.label(), ag.name()),
+                    Err(_) => println!(
+                        "run {run} {} {} FAILED (panic above)",
+                        sc.label(),
+                        ag.name()
+                    ),
+                }
+            }
+        }
+    }
+    print_table(&agents, &scenarios, &res);
+    println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
+}
