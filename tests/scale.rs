@@ -21,7 +21,13 @@ const ROUTERS: usize = 50;
 const VIPS: usize = 10;
 const ANNOUNCE_COUNT: usize = 3;
 const ANNOUNCE_SPACING_MS: u64 = 200;
+/// lb2's advert interval.
 const ADV_MS: u64 = 100;
+/// lb1's: a VRRPv3 backup adopts its master's interval (RFC 5798 §6.4.2), so lb2 takes
+/// over Skew_Time of 1 s (609 ms) after lb1's priority-0 advert, and lb1 (which keeps
+/// sending priority 0 every interval until it hears the new master, plus 100 ms) has
+/// stopped before its second one: each VIP gets exactly `announce-count` rounds.
+const LB1_ADV_MS: u64 = 1000;
 const P1: u8 = 150;
 const P2: u8 = 100;
 /// Decision -> an instance's first announcement. The protocol figure is zero; this is the
@@ -34,7 +40,7 @@ fn vips_of(k: usize) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-fn conf(topo: &Topology, host: &str, prio: u8) -> String {
+fn conf(topo: &Topology, host: &str, prio: u8, adv_ms: u64) -> String {
     let state = topo.path(&format!("{host}-state"));
     let _ = std::fs::create_dir_all(&state);
     let mut s = format!(
@@ -47,7 +53,7 @@ fn conf(topo: &Topology, host: &str, prio: u8) -> String {
         let _ = write!(
             s,
             "\n[[instance]]\nname = \"r{k:03}\"\ninterface = \"eth0\"\nvrid = {k}\n\
-             priority = {prio}\nadvert-interval = \"{ADV_MS}ms\"\nannounce-count = {ANNOUNCE_COUNT}\n\
+             priority = {prio}\nadvert-interval = \"{adv_ms}ms\"\nannounce-count = {ANNOUNCE_COUNT}\n\
              announce-spacing = \"{ANNOUNCE_SPACING_MS}ms\"\nvips = [{}]\n",
             list.join(", ")
         );
@@ -74,7 +80,11 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
     }
     let topo = Topology::new(TopologyOpts::default());
     let want = ROUTERS * VIPS;
-    let lb1 = topo.start_agent("lb1", AgentKind::vipd(), &conf(&topo, "lb1", P1));
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &conf(&topo, "lb1", P1, LB1_ADV_MS),
+    );
     assert!(
         wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
             bench_vips(&topo, "lb1") == want
@@ -83,7 +93,7 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
         bench_vips(&topo, "lb1"),
         tail(&lb1.log(), 30)
     );
-    let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &conf(&topo, "lb2", P2));
+    let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &conf(&topo, "lb2", P2, ADV_MS));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         bench_vips(&topo, "lb2"),
@@ -144,7 +154,11 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
     .stdout;
     let lb1_ip = topo.ip4("lb1").to_string();
     let lb2_mac = topo.mac("lb2").to_ascii_lowercase();
-    let mut prio0: BTreeMap<usize, f64> = BTreeMap::new();
+    // Every priority-0 advert of lb1 per VRID: a releasing master repeats it each advert
+    // interval until it hears the new one, and a master that hears priority 0 re-announces
+    // (RFC 9568 reading, `AnnounceReason::PeerLeft`), so a VRID whose old master sent one
+    // after the takeover may legitimately have more than `announce-count` rounds.
+    let mut zeros: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     let mut garps: BTreeMap<Ipv4Addr, Vec<f64>> = BTreeMap::new();
     for l in text.lines() {
         let Some(ts) = l
@@ -161,7 +175,7 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
                 .and_then(|r| r.split([',', ' ']).next())
                 .and_then(|v| v.parse::<usize>().ok())
             {
-                prio0.entry(v).or_insert(ts);
+                zeros.entry(v).or_default().push(ts);
             }
             continue;
         }
@@ -181,11 +195,13 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
             }
         }
     }
-    let skew = (256.0 - f64::from(P2)) * ADV_MS as f64 / 256.0 / 1000.0;
+    // lb2 runs on the interval it adopted from lb1.
+    let skew = (256.0 - f64::from(P2)) * LB1_ADV_MS as f64 / 256.0 / 1000.0;
     let mut problems = Vec::new();
     let mut worst_first: f64 = 0.0;
+    let mut repeated = 0;
     for k in 1..=ROUTERS {
-        let Some(p0) = prio0.get(&k) else {
+        let Some(p0) = zeros.get(&k).and_then(|z| z.first()) else {
             problems.push(format!(
                 "VRID {k}: no priority-0 advert from lb1 in the capture"
             ));
@@ -193,12 +209,41 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
         };
         let decision = p0 + skew;
         let mut first = f64::INFINITY;
+        let takeover = vips_of(k)
+            .iter()
+            .filter_map(|v| garps.get(v).and_then(|g| g.first()).copied())
+            .fold(f64::INFINITY, f64::min);
+        let late_zero = zeros[&k].iter().any(|t| *t > takeover);
+        if late_zero {
+            repeated += 1;
+        }
+        // Every VIP of an instance goes out in the same rounds: the first VIP, announced
+        // right after it was added, is neither repeated nor left out of the first round.
+        let per_vip: Vec<usize> = vips_of(k)
+            .iter()
+            .map(|v| garps.get(v).map_or(0, Vec::len))
+            .collect();
+        if per_vip.iter().any(|n| *n != per_vip[0]) {
+            problems.push(format!(
+                "VRID {k}: its VIPs were announced unequally often: {per_vip:?}"
+            ));
+        }
         for v in vips_of(k) {
             let seen = garps.get(&v).cloned().unwrap_or_default();
-            if seen.len() != ANNOUNCE_COUNT {
+            let ok = if late_zero {
+                seen.len() >= ANNOUNCE_COUNT
+            } else {
+                seen.len() == ANNOUNCE_COUNT
+            };
+            if !ok {
                 problems.push(format!(
-                    "{v} (VRID {k}): announced {} times by lb2, configured {ANNOUNCE_COUNT}",
-                    seen.len()
+                    "{v} (VRID {k}): announced {} times by lb2, configured {ANNOUNCE_COUNT}{}",
+                    seen.len(),
+                    if late_zero {
+                        " (lb1 sent priority 0 after the takeover: at least that many)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             if let Some(t) = seen.first() {
@@ -207,14 +252,16 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
         }
         let after = (first - decision) * 1000.0;
         worst_first = worst_first.max(after);
-        if !(after <= FIRST_BOUND_MS) {
+        // NaN (no announcement at all) fails too.
+        if after.is_nan() || after > FIRST_BOUND_MS {
             problems.push(format!(
                 "VRID {k}: first announcement {after:.1} ms after its decision (bound {FIRST_BOUND_MS} ms)"
             ));
         }
     }
     println!(
-        "measure: {ROUTERS} instances x {VIPS} VIPs: latest first announcement {worst_first:.1} ms after its instance's decision"
+        "measure: {ROUTERS} instances x {VIPS} VIPs: latest first announcement {worst_first:.1} ms after its instance's decision; \
+         {repeated} VRIDs heard lb1's priority 0 again after the takeover (re-announced, counted as at least {ANNOUNCE_COUNT})"
     );
     assert!(
         problems.is_empty(),

@@ -13,6 +13,12 @@ use super::{unix_ms, Driver};
 impl Driver {
     /// Carries out the router's actions, in order.
     pub(super) async fn execute(&mut self) {
+        self.execute_actions().await;
+        // An early announcement is for the Announce of the same batch only.
+        self.early_announced = None;
+    }
+
+    async fn execute_actions(&mut self) {
         // The router decided just before this batch; a takeover's batch is SendAdvert,
         // AddVips, Announce, StateChanged.
         let decided = Instant::now();
@@ -117,33 +123,50 @@ impl Driver {
         }
     }
 
-    /// Adds (or removes) every VIP, all netlink requests in flight at once: with many
-    /// VIPs the takeover waits for one round trip to the kernel, not one per VIP.
+    /// Adds (or removes) every VIP through the netlink pipeline (`net::addr_pipe`),
+    /// which sends the requests of every instance to the kernel as one stream.
+    ///
+    /// Adding goes in two steps: the first VIP as an urgent request (it goes before any
+    /// instance's remaining VIPs), announced at once when an Announce follows (no
+    /// arbiter), then the rest. When many instances take over together, each one's
+    /// first VIP is usable before anyone's whole list is added.
     pub(super) async fn change_vips(&mut self, add: bool) {
         if self.inst.address_owner {
             // The owner's VIPs are the host's own addresses: never added or removed here.
             return;
         }
-        let (nl, ifindex) = (&self.ctx.netlink, self.ctx.ifindex);
-        let results = futures::future::join_all(self.inst.vips.iter().map(|vip| async move {
-            let r = if add {
-                nl.add_address(ifindex, *vip).await
-            } else {
-                nl.del_address(ifindex, *vip).await
-            };
-            (vip, r)
-        }))
-        .await;
-        let failed: Vec<(ipnet::IpNet, crate::net::NetError)> = results
-            .into_iter()
-            .filter_map(|(vip, r)| r.err().map(|e| (*vip, e)))
-            .collect();
-        for (vip, e) in failed {
-            if add {
-                self.vip_add_failed(vip, &e);
-            } else {
-                // Not ours (the operator's own address) or a netlink failure: left alone.
-                tracing::error!("not removing {vip}: {e}");
+        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
+        let vips = self.inst.vips.clone();
+        if !add {
+            for (vip, r) in vips.iter().zip(nl.del_addresses(ifindex, &vips).await) {
+                if let Err(e) = r {
+                    // Not ours (the operator's own address) or a netlink failure: left alone.
+                    tracing::error!("not removing {vip}: {e}");
+                }
+            }
+            return;
+        }
+        let Some((first, rest)) = vips.split_first() else {
+            return;
+        };
+        let mut results = nl
+            .add_addresses(ifindex, std::slice::from_ref(first), true)
+            .await;
+        if matches!(results.first(), Some(Ok(())))
+            && self.arb.is_none()
+            && self.inst.announce.count > 0
+        {
+            // The Announce that follows AddVips leaves this VIP out of its first round.
+            let frame = self.announce_frame(*first);
+            if let Err(e) = self.ctx.frames.send(&frame) {
+                tracing::warn!("cannot send announcement: {e}");
+            }
+            self.early_announced = Some(*first);
+        }
+        results.extend(nl.add_addresses(ifindex, rest, false).await);
+        for (vip, r) in vips.iter().zip(results) {
+            if let Err(e) = r {
+                self.vip_add_failed(*vip, &e);
             }
         }
     }
@@ -192,26 +215,40 @@ impl Driver {
         }
     }
 
+    /// The gratuitous ARP (IPv4) or unsolicited NA (IPv6) frame of one VIP.
+    fn announce_frame(&self, vip: ipnet::IpNet) -> Vec<u8> {
+        match (vip.addr(), self.ctx.source) {
+            (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.mac, v4),
+            (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.mac, src, v6),
+            (IpAddr::V6(v6), IpAddr::V4(_)) => {
+                ndp::unsolicited_na(self.ctx.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
+            }
+        }
+    }
+
     /// Gratuitous ARP / unsolicited NA for every VIP: `count` rounds, `spacing` apart,
     /// the first at once; then, if configured, one round every `refresh` while master.
+    /// Each round goes out in `sendmmsg` batches. The VIP `change_vips` announced right
+    /// after adding it is left out of this first round (only).
     pub(super) fn announce(&mut self, _reason: AnnounceReason) {
         let frames: Vec<Vec<u8>> = self
             .inst
             .vips
             .iter()
-            .map(|vip| match (vip.addr(), self.ctx.source) {
-                (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.mac, v4),
-                (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.mac, src, v6),
-                (IpAddr::V6(v6), IpAddr::V4(_)) => {
-                    ndp::unsolicited_na(self.ctx.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
-                }
-            })
+            .map(|vip| self.announce_frame(*vip))
             .collect();
+        let early = self.early_announced.take();
         // First round synchronously, so that the decision-to-announce time is real.
-        for f in &frames {
-            if let Err(e) = self.ctx.frames.send(f) {
-                tracing::warn!("cannot send announcement: {e}");
-            }
+        let first: Vec<&[u8]> = self
+            .inst
+            .vips
+            .iter()
+            .zip(&frames)
+            .filter(|(vip, _)| Some(**vip) != early)
+            .map(|(_, f)| f.as_slice())
+            .collect();
+        if let (_, Some(e)) = self.ctx.frames.send_batch(&first) {
+            tracing::warn!("cannot send announcement: {e}");
         }
         if let Some(a) = self.announcer.take() {
             a.abort();
@@ -223,24 +260,22 @@ impl Driver {
         let frames = Arc::new(frames);
         let rounds = frames.clone();
         self.announcer = Some(tokio::spawn(async move {
+            let all: Vec<&[u8]> = rounds.iter().map(|f| f.as_slice()).collect();
             for _ in 1..count {
                 tokio::time::sleep(spacing).await;
-                for f in rounds.iter() {
-                    let _ = sender.send(f);
-                }
+                let _ = sender.send_batch(&all);
             }
         }));
         if let Some(every) = refresh {
             if self.refresher.is_none() {
                 let sender = self.ctx.frames.clone();
                 self.refresher = Some(tokio::spawn(async move {
+                    let all: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
                     let mut tick = tokio::time::interval(every);
                     tick.tick().await;
                     loop {
                         tick.tick().await;
-                        for f in frames.iter() {
-                            let _ = sender.send(f);
-                        }
+                        let _ = sender.send_batch(&all);
                     }
                 }));
             }

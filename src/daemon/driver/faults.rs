@@ -67,6 +67,7 @@ impl Driver {
     }
 
     pub(super) fn handle_track(&mut self, ev: TrackEvent) {
+        self.track_gen = self.track_gen.wrapping_add(1);
         let now = Instant::now();
         if let Some(h) = self.track_healthy.get_mut(ev.check) {
             *h = ev.healthy;

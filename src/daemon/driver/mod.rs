@@ -292,6 +292,14 @@ struct Driver {
     bfd_track_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
     /// The etcd arbiter (`arbiter = true`).
     arb: Option<arb::Arb>,
+    /// The VIP `change_vips` announced right after adding it, which the Announce that
+    /// follows leaves out of its first round (cleared after every batch of actions).
+    early_announced: Option<ipnet::IpNet>,
+    /// What the status board and the instance gauges last showed: `publish` rebuilds
+    /// them only when this changed.
+    published: Option<status::PublishKey>,
+    /// Bumped on every health-check result (tracks are part of the published status).
+    track_gen: u64,
 }
 
 /// Sleeps until `deadline`, or forever when there is none.
@@ -374,6 +382,9 @@ impl Driver {
             }),
             inst,
             ctx,
+            early_announced: None,
+            published: None,
+            track_gen: 0,
         }
     }
 }

@@ -1,14 +1,51 @@
 //! Publishing the instance's status: status board and metrics.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::control::message::{InstanceStatus, TrackStatus};
 use crate::track;
+use crate::vrrp::State;
 
 use super::{unix_ms, BoardEntry, Driver};
 
+/// What the published status depends on, cheap to compare. Instances with BFD or the
+/// arbiter, whose status also changes outside the driver's view, publish every time.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PublishKey {
+    state: State,
+    priority: u8,
+    base_priority: u8,
+    master: Option<IpAddr>,
+    priority_override: Option<u8>,
+    maintenance: bool,
+    fault: Option<String>,
+    entered: Instant,
+    last_transition_at: Option<u64>,
+    track_gen: u64,
+}
+
 impl Driver {
+    /// Publishes the status (board and instance gauges) when it changed since the last
+    /// time: under a steady stream of adverts nothing is rebuilt and no lock is taken.
     pub(super) fn publish(&mut self) {
+        let key = PublishKey {
+            state: self.router.state(),
+            priority: self.router.effective_priority(),
+            base_priority: self.router.base_priority(),
+            master: self.router.master_addr(),
+            priority_override: self.priority_override,
+            maintenance: self.maintenance,
+            fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+            entered: self.entered_state_mono,
+            last_transition_at: self.last_transition.as_ref().map(|t| t.at_unix_ms),
+            track_gen: self.track_gen,
+        };
+        let volatile = self.bfd.is_some() || self.arb.is_some();
+        if !volatile && self.published.as_ref() == Some(&key) {
+            return;
+        }
+        self.published = Some(key);
         let master = self.router.master_addr();
         if master != self.last_master {
             if master.is_some() {
