@@ -140,10 +140,16 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
     let _ = cap.wait_timeout(Duration::from_secs(5));
     assert!(
         moved,
-        "after lb1's stop: lb2 holds {} of {want} VIPs, lb1 {}\nlb2:\n{}",
+        "after lb1's stop: lb2 holds {} of {want} VIPs, lb1 {}\nlb1 (warnings and errors):\n{}\nlb2:\n{}",
         bench_vips(&topo, "lb2"),
         bench_vips(&topo, "lb1"),
-        tail(&lb2.log(), 30)
+        lb1.log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tail(&lb2.log(), 10)
     );
 
     let text = run_cmd(

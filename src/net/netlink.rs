@@ -60,6 +60,9 @@ pub(super) fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
     }
 }
 
+/// Listing-and-delete passes of [`Netlink::del_addresses`].
+const DEL_PASSES: usize = 3;
+
 /// Maps an errno the kernel answered onto [`NetError`], naming the operation.
 fn errno_error(op: String, errno: i32) -> NetError {
     match errno {
@@ -377,60 +380,61 @@ impl Netlink {
 
     /// Removes every address of `addrs` that carries vipd's mark, as
     /// [`Netlink::del_address`] does (absent: success; not ours: left alone and reported),
-    /// with one address listing for all of them and the deletes pipelined.
+    /// with one address listing per pass and the deletes pipelined.
+    ///
+    /// A listing taken while other addresses change (other instances releasing theirs)
+    /// can miss entries, so the listing is taken again after the deletes, and whatever of
+    /// ours is still there is deleted again (at most [`DEL_PASSES`] passes).
     pub async fn del_addresses(&self, ifindex: u32, addrs: &[IpNet]) -> Vec<Result<(), NetError>> {
-        let entries = match self.entries(ifindex).await {
-            Ok(e) => e,
-            Err(NetError::NoSuchInterface(_)) => return addrs.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                let msg = e.to_string();
-                return addrs
-                    .iter()
-                    .map(|a| {
-                        Err(NetError::Netlink {
-                            op: format!("delete address {a} from interface index {ifindex}"),
-                            source: io::Error::other(msg.clone()),
+        let mut out: Vec<Result<(), NetError>> = addrs.iter().map(|_| Ok(())).collect();
+        for _ in 0..DEL_PASSES {
+            let entries = match self.entries(ifindex).await {
+                Ok(e) => e,
+                Err(NetError::NoSuchInterface(_)) => return out,
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (slot, a) in out.iter_mut().zip(addrs) {
+                        if slot.is_ok() {
+                            *slot = Err(NetError::Netlink {
+                                op: format!("delete address {a} from interface index {ifindex}"),
+                                source: io::Error::other(msg.clone()),
+                            });
+                        }
+                    }
+                    return out;
+                }
+            };
+            let mut todo = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                match entries.iter().find(|e| e.net.addr() == a.addr()) {
+                    // Gone (also after a failed attempt of an earlier pass).
+                    None => out[i] = Ok(()),
+                    Some(e) if !e.is_ours() => {
+                        out[i] = Err(NetError::AddressNotOurs {
+                            ifindex,
+                            addr: *a,
+                            proto: ADDRESS_PROTO,
                         })
-                    })
-                    .collect();
-            }
-        };
-        let mut out: Vec<Option<Result<(), NetError>>> = Vec::with_capacity(addrs.len());
-        let mut ours = Vec::new();
-        for a in addrs {
-            match entries.iter().find(|e| e.net.addr() == a.addr()) {
-                None => out.push(Some(Ok(()))),
-                Some(e) if !e.is_ours() => out.push(Some(Err(NetError::AddressNotOurs {
-                    ifindex,
-                    addr: *a,
-                    proto: ADDRESS_PROTO,
-                }))),
-                Some(_) => {
-                    ours.push(*a);
-                    out.push(None);
+                    }
+                    Some(_) => todo.push(i),
                 }
             }
-        }
-        let mut answers = self
-            .pipe
-            .submit(ifindex, &ours, false, false)
-            .await
-            .into_iter()
-            .zip(ours.iter());
-        out.into_iter()
-            .map(|slot| match slot {
-                Some(r) => r,
-                None => match answers.next() {
-                    Some((Ok(()), _)) => Ok(()),
-                    Some((Err(libc::EADDRNOTAVAIL | libc::ENODEV), _)) => Ok(()),
-                    Some((Err(errno), a)) => Err(errno_error(
-                        format!("delete address {a} from interface index {ifindex}"),
+            if todo.is_empty() {
+                break;
+            }
+            let nets: Vec<IpNet> = todo.iter().map(|i| addrs[*i]).collect();
+            let answers = self.pipe.submit(ifindex, &nets, false, false).await;
+            for (i, answer) in todo.into_iter().zip(answers) {
+                out[i] = match answer {
+                    Ok(()) | Err(libc::EADDRNOTAVAIL | libc::ENODEV) => Ok(()),
+                    Err(errno) => Err(errno_error(
+                        format!("delete address {} from interface index {ifindex}", addrs[i]),
                         errno,
                     )),
-                    None => Ok(()),
-                },
-            })
-            .collect()
+                };
+            }
+        }
+        out
     }
 
     /// Removes `addr` from the interface if vipd added it (it carries the
