@@ -36,7 +36,7 @@ impl Driver {
             master: self.router.master_addr(),
             priority_override: self.priority_override,
             maintenance: self.maintenance,
-            fault: self.own_fault.clone().or_else(|| self.group_fault.clone()),
+            fault: self.router.conditions().fault().map(str::to_owned),
             entered: self.entered_state_mono,
             last_transition_at: self.last_transition.as_ref().map(|t| t.at_unix_ms),
             track_gen: self.track_gen,
