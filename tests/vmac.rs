@@ -487,6 +487,26 @@ fn macvlan_lifecycle_created_removed_and_never_the_operators() {
         a.log()
     );
 
+    // 2b. Someone deletes the link under the master: vipd rebuilds the instance, and the
+    //     link and the VIP on it come back.
+    topo.exec_ok("lb1", &["ip", "link", "del", &name]);
+    let back = wait_until(Duration::from_secs(10), ms(20), || {
+        topo.addresses("lb1")
+            .iter()
+            .any(|(dev, a)| dev.starts_with(&name) && *a == vip())
+    });
+    assert!(
+        back,
+        "{name} and the VIP on it did not come back after the link was deleted:\n{}\n{}",
+        a.log(),
+        topo.snapshot()
+    );
+    assert!(
+        a.log().contains("was deleted: rebuilding the instance"),
+        "{}",
+        a.log()
+    );
+
     // 3. Crash, then `vipd cleanup`: the link goes with the VIP.
     a.kill();
     assert!(link_details(&topo, "lb1", &name).is_some());
