@@ -1,15 +1,13 @@
 //! Fault injection for the namespace tests (debug builds only).
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 /// Fault injection for the namespace tests, compiled into debug builds only: with
 /// `VIPD_TEST_PANIC_DRIVER=<instance>` the driver panics on a maintenance command; with
 /// `VIPD_TEST_HANG_DRIVER=<instance>` it stops answering the supervisor's pings (it
 /// blocks its thread) once maintenance is on. Release builds ignore both.
 #[cfg(debug_assertions)]
 pub(super) fn test_fault_injection(instance: &str, on_ping: bool) {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
     static HANG: AtomicBool = AtomicBool::new(false);
     let is = |var: &str| std::env::var(var).ok().as_deref() == Some(instance);
     if on_ping {
