@@ -593,14 +593,13 @@ fn labels_are_distinct_snake_case() {
             len: 20,
         },
     ];
-    let mut labels: Vec<&str> = all.iter().map(|e| e.label()).collect();
-    for l in &labels {
-        assert!(
-            l.chars()
-                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
-            "{l}"
-        );
+    // Each error is its own drop reason, and its label is that reason's (whose labels
+    // are checked snake_case and distinct in src/proto/drop.rs).
+    for e in &all {
+        assert_eq!(e.label(), e.reason().label(), "{e:?}");
+        assert!(vipd::proto::DropReason::ALL.contains(&e.reason()), "{e:?}");
     }
+    let mut labels: Vec<&str> = all.iter().map(|e| e.label()).collect();
     labels.sort_unstable();
     labels.dedup();
     assert_eq!(labels.len(), all.len());
