@@ -15,6 +15,7 @@ mod harness;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use harness::frr::{frr_daemon, frr_daemon_with, frr_dir};
 use harness::prelude::*;
 use harness::vipd::{tshark_fields, vipd_conf, vipd_status, wait_vipd_state, VipdInstance};
 use harness::{netns_test, wait_until, AgentKind, Proc, Topology, TopologyOpts};
@@ -28,43 +29,14 @@ struct Frr {
     bfdd: Option<Proc>,
 }
 
-fn frr_dir(topo: &Topology, host: &str) -> PathBuf {
-    let dir = topo.path(&format!("frr-{host}"));
-    std::fs::create_dir_all(&dir).expect("frr dir");
-    let out = harness::run_cmd(
-        &["chown", "frr:frr", &dir.to_string_lossy()],
-        None,
-        Duration::from_secs(10),
-    );
-    assert!(out.ok(), "chown frr: {}", out.stderr);
-    dir
-}
-
 fn start_bfdd(topo: &Topology, host: &str, dir: &std::path::Path) -> Proc {
-    let d = dir.to_string_lossy().into_owned();
-    let conf = format!("{d}/bfdd.conf");
-    topo.spawn(
+    let ctl = dir.join("bfdd.sock");
+    frr_daemon_with(
+        topo,
         host,
-        &[
-            "/usr/lib/frr/bfdd",
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "--vty_socket",
-            &d,
-            "-z",
-            &format!("{d}/zserv.api"),
-            "-i",
-            &format!("{d}/bfdd.pid"),
-            "--bfdctl",
-            &format!("{d}/bfdd.sock"),
-            "-P",
-            "0",
-            "-f",
-            &conf,
-        ],
-        &format!("{host}-bfdd.log"),
+        dir,
+        "bfdd",
+        &["--bfdctl", &ctl.to_string_lossy()],
     )
 }
 
@@ -84,27 +56,7 @@ fn start_frr(topo: &Topology, host: &str, peer: &str) -> Frr {
         None,
         Duration::from_secs(10),
     );
-    let zebra = topo.spawn(
-        host,
-        &[
-            "/usr/lib/frr/zebra",
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "--vty_socket",
-            &d,
-            "-z",
-            &format!("{d}/zserv.api"),
-            "-i",
-            &format!("{d}/zebra.pid"),
-            "-P",
-            "0",
-            "-f",
-            &format!("{d}/zebra.conf"),
-        ],
-        &format!("{host}-zebra.log"),
-    );
+    let zebra = frr_daemon(topo, host, &dir, "zebra");
     assert!(
         wait_until(Duration::from_secs(15), ms(50), || dir
             .join("zserv.api")

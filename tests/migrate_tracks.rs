@@ -7,12 +7,11 @@
 
 mod harness;
 
-use std::process::{Child, Command};
 use std::time::Instant;
 
 use harness::prelude::*;
 use harness::vipd::{instance_field, vipd_conf, vipd_state};
-use harness::{netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
+use harness::{netns_test, wait_until, Agent, AgentKind, Sleeper, Topology, TopologyOpts};
 
 fn start(topo: &Topology, host: &str, conf: &str) -> Agent {
     let a = topo.start_agent(host, AgentKind::vipd(), conf);
@@ -32,28 +31,6 @@ fn wait_field(topo: &Topology, host: &str, field: &str, want: serde_json::Value,
     );
 }
 
-/// `/bin/sh -c 'sleep 300; :' MARKER`, killed on drop. The harness's namespaces share the
-/// PID namespace, so lb1's vipd sees it; the marker makes it unique to this run.
-struct Service(Child);
-
-impl Service {
-    fn start(marker: &str) -> Service {
-        Service(
-            Command::new("/bin/sh")
-                .args(["-c", "sleep 300; :", marker])
-                .spawn()
-                .expect("start the tracked process"),
-        )
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// lb1 tracks a process (weight 0: gone = Fault) and a file (weight 10 x value). The
 /// process dies: lb2 takes over; it comes back: lb1 preempts. The file says 6: lb1 drops
 /// to 150 - 60 = 90 < 100 and lb2 takes over; it says 0 again: lb1 returns; it says
@@ -65,7 +42,7 @@ fn process_and_file_tracks_move_the_vip() {
     let marker = format!("vipd-migrate-{}-{}", std::process::id(), topo.prefix());
     let weight_file = topo.path("lb1-weight");
     std::fs::write(&weight_file, "0\n").expect("write weight file");
-    let service = Service::start(&marker);
+    let service = Sleeper::start(&marker);
 
     let lb1 = web(150).line(&format!(
         "[[instance.track]]\nkind = \"process\"\nname = \"svc\"\nprocess = \"sh\"\n\
@@ -97,7 +74,7 @@ fn process_and_file_tracks_move_the_vip() {
     );
 
     // It comes back: lb1 preempts.
-    let _service = Service::start(&marker);
+    let _service = Sleeper::start(&marker);
     // process back
     let t = topo.expect_sole_holder(vip(), "lb1", secs(15));
     eprintln!("process back -> lb1 sole holder after {t:?}");

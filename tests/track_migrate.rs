@@ -2,7 +2,8 @@
 //! a `sleep` with a unique argument comes and goes, a file's value changes; the check
 //! tasks report the flips and values the driver turns into priority or Fault.
 
-use std::process::{Child, Command};
+mod harness;
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -10,6 +11,8 @@ use vipd::track::{
     penalty_with_values, probe, probe_value, spawn_checks, ArgsMatch, CheckKind, CheckSpec,
     ProbeError, ProcessMatch, TrackEvent,
 };
+
+use harness::Sleeper;
 
 fn spec(kind: CheckKind, weight: u8) -> CheckSpec {
     CheckSpec {
@@ -33,28 +36,6 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
-}
-
-/// `/bin/sh -c 'sleep 300; :' MARKER`: a shell whose argv carries the marker (the `; :`
-/// keeps sh from exec-ing sleep in its place), with a sleep child. Killed on drop.
-struct Sleeper(Child);
-
-impl Sleeper {
-    fn start(marker: &str) -> Sleeper {
-        Sleeper(
-            Command::new("/bin/sh")
-                .args(["-c", "sleep 300; :", marker])
-                .spawn()
-                .expect("start sh"),
-        )
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn sh_with(how: ArgsMatch, args: &[&str]) -> ProcessMatch {

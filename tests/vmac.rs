@@ -16,6 +16,7 @@ mod harness;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use harness::frr::frr_daemon;
 use harness::{
     keepalived_conf, mono_now, netns_test, wait_until, Agent, AgentKind, KeepalivedInstance, Probe,
     ProbeReport, Topology, TopologyOpts,
@@ -669,31 +670,6 @@ struct FrrVrrp {
     dir: std::path::PathBuf,
     _zebra: harness::Proc,
     vrrpd: harness::Proc,
-}
-
-fn frr_daemon(topo: &Topology, host: &str, dir: &std::path::Path, daemon: &str) -> harness::Proc {
-    let d = dir.to_string_lossy().into_owned();
-    topo.spawn(
-        host,
-        &[
-            &format!("/usr/lib/frr/{daemon}"),
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "--vty_socket",
-            &d,
-            "-z",
-            &format!("{d}/zserv.api"),
-            "-i",
-            &format!("{d}/{daemon}.pid"),
-            "-P",
-            "0",
-            "-f",
-            &format!("{d}/{daemon}.conf"),
-        ],
-        &format!("{host}-{daemon}.log"),
-    )
 }
 
 fn start_frr_vrrp(topo: &Topology, host: &str, prio: u8) -> FrrVrrp {

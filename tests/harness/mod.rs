@@ -32,6 +32,7 @@
 
 pub mod agent;
 pub mod etcd;
+pub mod frr;
 pub mod keepalived;
 pub mod pair;
 pub mod prelude;
@@ -45,7 +46,7 @@ mod wait;
 pub use agent::{Agent, AgentKind};
 pub use keepalived::{keepalived_conf, keepalived_config_complaints, KeepalivedInstance};
 pub use probe::{Outage, Probe, ProbeOpts, ProbeReport, Record, RESPONDER_PORT};
-pub use process::{run_cmd, CmdOutput, Proc};
+pub use process::{run_cmd, CmdOutput, Proc, Sleeper};
 pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREFIX};
 
 pub use self::vipd::{

@@ -335,3 +335,28 @@ pub fn run_cmd(argv: &[&str], stdin: Option<&str>, timeout: Duration) -> CmdOutp
         stderr: t_err.join().unwrap_or_default(),
     }
 }
+
+/// `/bin/sh -c 'sleep 300; :' MARKER`: a shell whose argv carries the marker (the `; :`
+/// keeps sh from exec-ing sleep in its place), with a sleep child, for process tracks to
+/// find. The harness's namespaces share the PID namespace, so every host's vipd sees it.
+/// Killed on drop.
+pub struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    /// Starts one with `marker` in its argv.
+    pub fn start(marker: &str) -> Sleeper {
+        Sleeper(
+            std::process::Command::new("/bin/sh")
+                .args(["-c", "sleep 300; :", marker])
+                .spawn()
+                .expect("start sh"),
+        )
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
