@@ -171,13 +171,7 @@ fn partition_with_arbiter_one_holder_throughout_and_no_loss() {
         arbiter_field(&lan.topo, "lb2", "master_elect").and_then(|v| v.as_bool()) == Some(true)
     });
     assert!(elect, "lb2 never became master-elect\n{}", lan.context());
-    let vipctl_table = {
-        let sock = harness::vipd::vipd_socket(&lan.topo, "lb2");
-        let vipctl = env!("CARGO_BIN_EXE_vipctl");
-        lan.topo
-            .exec("lb2", &[vipctl, "-s", &sock.to_string_lossy(), "status"])
-            .stdout
-    };
+    let vipctl_table = harness::vipctl(&lan.topo, "lb2", &["status"]).stdout;
     assert!(vipctl_table.contains("MASTER-ELECT"), "{vipctl_table}");
     // And in the metrics.
     let m2 = harness::vipd::metrics_text(&lan.topo, "lb2");
@@ -339,8 +333,6 @@ fn holder_cut_from_etcd_drops_before_expiry_and_backup_claims_after() {
 fn planned_handovers_lose_nothing_and_the_token_increases() {
     let _g = netns_test!();
     let mut lan = lan(&Opts::default());
-    let sock = harness::vipd::vipd_socket(&lan.topo, "lb1");
-    let vipctl = env!("CARGO_BIN_EXE_vipctl");
     let t0 = token(&lan.topo, "lb1").expect("lb1 token");
     let mut tokens = vec![t0];
     let wait_holder = |lan: &Lan, host: &str| {
@@ -353,31 +345,11 @@ fn planned_handovers_lose_nothing_and_the_token_increases() {
     };
     println!("mark: maintenance on at {:?}", mono_now());
     // Maintenance drain: lb1 -> lb2.
-    lan.topo.exec_ok(
-        "lb1",
-        &[
-            vipctl,
-            "-s",
-            &sock.to_string_lossy(),
-            "maintenance",
-            "on",
-            INSTANCE,
-        ],
-    );
+    harness::vipctl_ok(&lan.topo, "lb1", &["maintenance", "on", INSTANCE]);
     tokens.push(wait_holder(&lan, "lb2"));
     println!("mark: maintenance off at {:?}", mono_now());
     // Maintenance off: lb1 preempts lb2 (make-before-break).
-    lan.topo.exec_ok(
-        "lb1",
-        &[
-            vipctl,
-            "-s",
-            &sock.to_string_lossy(),
-            "maintenance",
-            "off",
-            INSTANCE,
-        ],
-    );
+    harness::vipctl_ok(&lan.topo, "lb1", &["maintenance", "off", INSTANCE]);
     tokens.push(wait_holder(&lan, "lb1"));
     println!("mark: stop at {:?}", mono_now());
     // Graceful stop of lb1: lb2 takes over.

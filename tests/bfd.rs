@@ -104,17 +104,7 @@ fn bfd_status_json_lists_the_session_with_its_detection_time_and_metrics() {
     assert_eq!(b["state"], "up", "{st}");
     assert_eq!(b["detect_ms"], 30, "{st}");
     // The table shows it too.
-    let vipctl = harness::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
-    let sock = harness::vipd::vipd_socket(&p.topo, "lb2");
-    let table = p.topo.exec_ok(
-        "lb2",
-        &[
-            &vipctl.to_string_lossy(),
-            "-s",
-            &sock.to_string_lossy(),
-            "status",
-        ],
-    );
+    let table = harness::vipctl_ok(&p.topo, "lb2", &["status"]);
     assert!(
         table.contains(&format!("bfd {}: UP, detect 30 ms", p.topo.ip4("lb1"))),
         "{table}"

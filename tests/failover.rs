@@ -252,22 +252,10 @@ fn startup_elects_the_higher_priority_as_sole_master() {
         transition_lines(&lb2.log())
     );
     // ... and per the control socket (`vipctl status --json`, the interface contract).
-    let vipctl = harness::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
-    let vipctl = vipctl.to_string_lossy().into_owned();
     for (host, want) in [("lb1", "master"), ("lb2", "backup")] {
-        let sock = topo.path(&format!("{host}.sock"));
-        let out = topo.exec(
-            host,
-            &[&vipctl, "-s", &sock.to_string_lossy(), "status", "--json"],
-        );
-        assert!(
-            out.ok(),
-            "vipctl status on {host} failed ({:?}): {}",
-            out.status,
-            out.stderr
-        );
-        let v: serde_json::Value = serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("vipctl status --json on {host}: {e}: {}", out.stdout));
+        let out = harness::vipctl_ok(&topo, host, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("vipctl status --json on {host}: {e}: {out}"));
         let state = v["instances"]
             .as_array()
             .and_then(|a| a.iter().find(|i| i["name"] == INSTANCE))
@@ -276,8 +264,7 @@ fn startup_elects_the_higher_priority_as_sole_master() {
         assert_eq!(
             state.as_deref(),
             Some(want),
-            "vipctl status on {host}: {}",
-            out.stdout
+            "vipctl status on {host}: {out}"
         );
     }
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use harness::prelude::*;
 use harness::vipd::{
-    craft, craft_spawn, instance_field, metric_sum, metrics_text, vipd_conf, vipd_socket,
-    vipd_state, wait_vipd_state, VipdInstance,
+    craft, craft_spawn, instance_field, metric_sum, metrics_text, vipd_conf, vipd_state,
+    wait_vipd_state, VipdInstance,
 };
-use harness::{netns_guard, wait_until, Agent, AgentKind, Topology, TopologyOpts};
+use harness::{netns_guard, vipctl, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const VIP_B: &str = "192.0.2.101";
 
@@ -31,13 +31,6 @@ fn begin(test: &str, opts: TopologyOpts) -> Option<(std::sync::MutexGuard<'stati
 /// The vipd under test: `$VIPD_BIN` if set (as the harness's agents use), else this build's.
 fn vipd_bin() -> String {
     std::env::var("VIPD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipd").to_string())
-}
-
-fn vipctl(topo: &Topology, host: &str, args: &[&str]) -> harness::CmdOutput {
-    let s = vipd_socket(topo, host).to_string_lossy().into_owned();
-    let mut argv = vec![env!("CARGO_BIN_EXE_vipctl"), "-s", s.as_str()];
-    argv.extend_from_slice(args);
-    topo.exec(host, &argv)
 }
 
 fn start(topo: &Topology, host: &str, insts: &[VipdInstance]) -> Agent {

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use harness::prelude::*;
 use harness::{
-    expect_vipd_state, instance_status, mono_now, netns_test, vipd_state, wait_until, Agent,
-    AgentKind, CmdOutput, Lan, Probe, ProbeOpts, ProbeReport, Topology, TopologyOpts,
+    expect_vipd_state, instance_status, mono_now, netns_test, vipctl, vipctl_ok, vipd_state,
+    wait_until, Agent, AgentKind, CmdOutput, Lan, Probe, ProbeOpts, ProbeReport, Topology,
+    TopologyOpts,
 };
 use serde_json::Value;
 
@@ -80,25 +81,6 @@ fn wait_ready(topo: &Topology, a: &Agent) {
 }
 
 // ---- vipctl ----------------------------------------------------------------------------------
-
-fn vipctl(topo: &Topology, host: &str, args: &[&str]) -> CmdOutput {
-    let s = sock(topo, host);
-    let mut argv = vec![env!("CARGO_BIN_EXE_vipctl"), "-s", s.as_str()];
-    argv.extend_from_slice(args);
-    topo.exec(host, &argv)
-}
-
-fn vipctl_ok(topo: &Topology, host: &str, args: &[&str]) -> String {
-    let out = vipctl(topo, host, args);
-    assert!(
-        out.ok(),
-        "vipctl {args:?} on {host} failed ({:?}): {}{}",
-        out.status,
-        out.stderr,
-        out.stdout
-    );
-    out.stdout
-}
 
 /// `vipctl status --json` on `host`, parsed.
 fn status(topo: &Topology, host: &str) -> Value {

@@ -51,8 +51,9 @@ pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREF
 
 pub use self::vipd::{
     craft, craft_spawn, dropped, drops_by_reason, expect_vipd_state, instance_field,
-    instance_status, metric_sum, metrics_text, tshark_fields, vipd_conf, vipd_socket, vipd_state,
-    vipd_status, wait_vipd_state, Capture, VipdConfig, VipdInstance, METRICS_PORT,
+    instance_status, metric_sum, metrics_text, tshark_fields, vipctl, vipctl_ok, vipd_conf,
+    vipd_socket, vipd_state, vipd_status, wait_vipd_state, Capture, VipdConfig, VipdInstance,
+    METRICS_PORT,
 };
 
 use std::sync::{Mutex, MutexGuard};

@@ -203,21 +203,34 @@ impl VipdInstance {
     }
 }
 
+/// `vipctl -s SOCK ARGS...` inside `host`'s namespace, against that host's vipd.
+pub fn vipctl(topo: &Topology, host: &str, args: &[&str]) -> super::CmdOutput {
+    let bin = super::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
+    let bin = bin.to_string_lossy().into_owned();
+    let sock = vipd_socket(topo, host).to_string_lossy().into_owned();
+    let mut argv = vec![bin.as_str(), "-s", sock.as_str()];
+    argv.extend_from_slice(args);
+    topo.exec(host, &argv)
+}
+
+/// [`vipctl`], panicking with its output when it fails; its stdout.
+#[track_caller]
+pub fn vipctl_ok(topo: &Topology, host: &str, args: &[&str]) -> String {
+    let out = vipctl(topo, host, args);
+    assert!(
+        out.ok(),
+        "vipctl {args:?} on {host} failed ({:?}): {}{}",
+        out.status,
+        out.stderr,
+        out.stdout
+    );
+    out.stdout
+}
+
 /// `vipctl -s SOCK status --json` on `host`, parsed. `None` when vipctl fails (daemon not
 /// up yet) or prints something that is not JSON.
 pub fn vipd_status(topo: &Topology, host: &str) -> Option<serde_json::Value> {
-    let sock = vipd_socket(topo, host);
-    let vipctl = super::crate_bin("vipctl", "VIPCTL_BIN", option_env!("CARGO_BIN_EXE_vipctl"));
-    let out = topo.exec(
-        host,
-        &[
-            &vipctl.to_string_lossy(),
-            "-s",
-            &sock.to_string_lossy(),
-            "status",
-            "--json",
-        ],
-    );
+    let out = vipctl(topo, host, &["status", "--json"]);
     if !out.ok() {
         return None;
     }
