@@ -249,8 +249,7 @@ fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_inst
     let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
         return;
     };
-    let mut ghost = VipdInstance::new("ghost", 52, 150, &[&format!("{VIP_B}/24")]);
-    ghost.interface = "eth9".into();
+    let ghost = VipdInstance::new("ghost", 52, 150, &[&format!("{VIP_B}/24")]).interface("eth9");
     let lb1 = start(&topo, "lb1", &[web(150), ghost.clone()]);
     wait_master(&topo, "lb1", "web", &lb1);
     let fault = instance_field(&topo, "lb1", "ghost", "fault")
@@ -261,8 +260,7 @@ fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_inst
         "{test}: ghost's status: {fault:?}"
     );
     // Reload: web moves to the missing eth9. It must keep running on eth0.
-    let mut moved = web(150);
-    moved.interface = "eth9".into();
+    let moved = web(150).interface("eth9");
     std::fs::write(lb1.conf_path(), vipd_conf(&topo, "lb1", &[moved, ghost])).expect("write");
     let out = vipctl(&topo, "lb1", &["reload"]);
     println!(

@@ -128,6 +128,29 @@ enum Kind {
     Keepalived,
 }
 
+/// Waits (up to 5 s) until both agents agree on the roles: `master` reports master and
+/// `backup` backup; panics with both states otherwise.
+#[track_caller]
+fn expect_roles(test: &str, topo: &Topology, master: (&Agent, Kind), backup: (&Agent, Kind)) {
+    let states = || {
+        (
+            state_of(topo, master.0, master.1),
+            state_of(topo, backup.0, backup.1),
+        )
+    };
+    let ok = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let (m, b) = states();
+        m.as_deref() == Some("master") && b.as_deref() == Some("backup")
+    });
+    assert!(
+        ok,
+        "{test}: states (master-to-be {}, backup-to-be {}): {:?}",
+        master.0.host(),
+        backup.0.host(),
+        states()
+    );
+}
+
 fn start(topo: &Topology, host: &str, kind: Kind, prio: u8, mode: Mode) -> Agent {
     let peer = other(host);
     match kind {
@@ -262,16 +285,7 @@ fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
         vec![hi.to_string()],
         "{test}: flapped"
     );
-    let ok = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
-        state_of(&topo, &high, high_kind).as_deref() == Some("master")
-            && state_of(&topo, &low, low_kind).as_deref() == Some("backup")
-    });
-    assert!(
-        ok,
-        "{test}: states: high {:?}, low {:?}",
-        state_of(&topo, &high, high_kind),
-        state_of(&topo, &low, low_kind)
-    );
+    expect_roles(test, &topo, (&high, high_kind), (&low, low_kind));
     let vipd_host = if high_kind == Kind::Vipd { hi } else { lo };
     assert_vipd_heard_peer(&topo, vipd_host);
     if low_kind == Kind::Vipd {
@@ -465,16 +479,7 @@ fn equal_priority(test: &str, lb2_kind: Kind) {
         vec!["lb2".to_string()],
         "{test}: flapped"
     );
-    let ok = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-        state_of(&topo, &a2, lb2_kind).as_deref() == Some("master")
-            && state_of(&topo, &a1, lb1_kind).as_deref() == Some("backup")
-    });
-    assert!(
-        ok,
-        "{test}: states lb1 {:?} lb2 {:?}",
-        state_of(&topo, &a1, lb1_kind),
-        state_of(&topo, &a2, lb2_kind)
-    );
+    expect_roles(test, &topo, (&a2, lb2_kind), (&a1, lb1_kind));
     println!("MEASURE {test}: heal -> single master lb2 in {resolved:?}");
 }
 

@@ -168,20 +168,14 @@ fn keepalived_v3_ipv4_advert_decodes_with_pseudo_header() {
     assert!(verifies(payload, src, dst, true));
     assert!(!verifies(payload, src, dst, false));
 
-    let (advert, form) = Advert::parse(payload, src, dst).expect("parse");
-    assert_eq!(form, ChecksumForm::WithPseudoHeader);
-    assert_eq!(
-        advert,
-        Advert {
-            version: Version::V3,
-            vrid: 51,
-            priority: 150,
-            interval: Centis(100),
-            addrs: vec![VIP4],
-        }
-    );
     // Golden emit: re-encoding gives keepalived's bytes exactly.
-    assert_eq!(advert.to_bytes(src, dst, form).unwrap(), payload);
+    golden_round_trip(
+        payload,
+        (src, dst),
+        ChecksumForm::WithPseudoHeader,
+        Version::V3,
+        VIP4,
+    );
 }
 
 #[test]
@@ -203,19 +197,13 @@ fn keepalived_v2_ipv4_advert_decodes() {
     // RFC 3768 §5.3.8: checksum over the VRRP message only.
     assert!(verifies(payload, src, dst, false));
 
-    let (advert, form) = Advert::parse(payload, src, dst).expect("parse");
-    assert_eq!(form, ChecksumForm::WithoutPseudoHeader);
-    assert_eq!(
-        advert,
-        Advert {
-            version: Version::V2,
-            vrid: 51,
-            priority: 150,
-            interval: Centis(100),
-            addrs: vec![VIP4],
-        }
+    golden_round_trip(
+        payload,
+        (src, dst),
+        ChecksumForm::WithoutPseudoHeader,
+        Version::V2,
+        VIP4,
     );
-    assert_eq!(advert.to_bytes(src, dst, form).unwrap(), payload);
 }
 
 #[test]
@@ -234,20 +222,39 @@ fn keepalived_v3_ipv6_advert_decodes() {
     // RFC 5798 §5.2.8: IPv6 pseudo-header always.
     assert!(verifies(payload, src, dst, true));
 
-    let (advert, form) = Advert::parse(payload, src, dst).expect("parse");
-    assert_eq!(form, ChecksumForm::WithPseudoHeader);
     let vip: IpAddr = "2001:db8::100".parse().unwrap();
     // keepalived sends the configured global VIP first, not a link-local one
     // (RFC 5798 §5.2.9 is a sender rule; vipd accepts this on receive).
-    assert_eq!(advert.addrs, vec![vip]);
+    golden_round_trip(
+        payload,
+        (src, dst),
+        ChecksumForm::WithPseudoHeader,
+        Version::V3,
+        vip,
+    );
+}
+
+/// keepalived's advert (VRID 51, priority 150, 1 s, one address `vip`) parses with the
+/// checksum `form` and `version`, and re-encodes to the very same bytes.
+#[track_caller]
+fn golden_round_trip(
+    payload: &[u8],
+    (src, dst): (IpAddr, IpAddr),
+    form: ChecksumForm,
+    version: Version,
+    vip: IpAddr,
+) {
+    let (advert, got_form) = Advert::parse(payload, src, dst).expect("parse");
+    assert_eq!(got_form, form);
     assert_eq!(
-        (
-            advert.version,
-            advert.vrid,
-            advert.priority,
-            advert.interval
-        ),
-        (Version::V3, 51, 150, Centis(100))
+        advert,
+        Advert {
+            version,
+            vrid: 51,
+            priority: 150,
+            interval: Centis(100),
+            addrs: vec![vip],
+        }
     );
     assert_eq!(advert.to_bytes(src, dst, form).unwrap(), payload);
 }

@@ -4,36 +4,26 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// One `vrrp_instance` block.
+/// One `vrrp_instance` block: the keepalived keywords of the same names (`advert_int`: v3
+/// in 10 ms steps, v2 whole seconds; VIPs with their prefix length; no unicast peers means
+/// multicast), then `extra` lines verbatim inside the block. `v3_checksum_as_v2` (the
+/// RFC 9568 checksum form) is unknown to keepalived 2.2.7, which logs "Unknown keyword" and
+/// keeps the pseudo-header.
 #[derive(Debug, Clone)]
 pub struct KeepalivedInstance {
-    /// Instance name.
-    pub name: String,
-    /// Interface (default `eth0`).
-    pub interface: String,
-    /// VRRP version, 2 or 3 (default 3).
-    pub version: u8,
-    /// Virtual router id.
-    pub vrid: u8,
-    /// Priority 1..255.
-    pub priority: u8,
-    /// Advertisement interval (v3: 10 ms steps; v2: whole seconds).
-    pub advert_int: Duration,
-    /// VIPs with prefix length, e.g. `192.0.2.100/24`.
-    pub vips: Vec<String>,
-    /// `unicast_src_ip`.
-    pub unicast_src: Option<IpAddr>,
-    /// `unicast_peer` block (empty: multicast).
-    pub unicast_peers: Vec<IpAddr>,
-    /// `nopreempt`.
-    pub nopreempt: bool,
-    /// `v3_checksum_as_v2`: VRRPv3/IPv4 checksum without the pseudo-header. keepalived 2.2.7
-    /// does not know this keyword (it logs "Unknown keyword" and keeps the pseudo-header).
-    pub v3_checksum_as_v2: bool,
-    /// Initial `state MASTER` instead of `BACKUP`.
-    pub initial_master: bool,
-    /// More lines put verbatim inside the block.
-    pub extra: Vec<String>,
+    name: String,
+    interface: String,
+    version: u8,
+    vrid: u8,
+    priority: u8,
+    advert_int: Duration,
+    vips: Vec<String>,
+    unicast_src: Option<IpAddr>,
+    unicast_peers: Vec<IpAddr>,
+    nopreempt: bool,
+    v3_checksum_as_v2: bool,
+    initial_master: bool,
+    extra: Vec<String>,
 }
 
 impl KeepalivedInstance {

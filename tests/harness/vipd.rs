@@ -14,29 +14,21 @@ use super::wait_until;
 /// Port of the metrics endpoint; every vipd listens on its own namespace's loopback.
 pub const METRICS_PORT: u16 = 9638;
 
-/// One `[[instance]]` of a vipd configuration.
+/// One `[[instance]]` of a vipd configuration: the keys every instance has (VIPs with their
+/// prefix length, the interval as written in TOML), the checksum form only when set, then
+/// `extra` lines verbatim (more keys, then sub-tables such as `[instance.bfd]`).
 #[derive(Debug, Clone)]
 pub struct VipdInstance {
-    /// Instance name.
-    pub name: String,
-    /// Interface (default `eth0`).
-    pub interface: String,
-    /// VRID.
-    pub vrid: u8,
-    /// Priority.
-    pub priority: u8,
-    /// `advert-interval` as written in TOML (e.g. `"100ms"`).
-    pub interval: String,
-    /// 2 or 3.
-    pub version: u8,
-    /// VIPs with prefix length.
-    pub vips: Vec<String>,
-    /// `unicast-peers`.
-    pub unicast_peers: Vec<IpAddr>,
-    /// `checksum-pseudo-header` (None: key left out).
-    pub checksum_pseudo_header: Option<bool>,
-    /// More `key = value` lines put verbatim into the table.
-    pub extra: Vec<String>,
+    name: String,
+    interface: String,
+    vrid: u8,
+    priority: u8,
+    interval: String,
+    version: u8,
+    vips: Vec<String>,
+    unicast_peers: Vec<IpAddr>,
+    checksum_pseudo_header: Option<bool>,
+    extra: Vec<String>,
 }
 
 impl VipdInstance {
@@ -54,6 +46,12 @@ impl VipdInstance {
             checksum_pseudo_header: None,
             extra: Vec::new(),
         }
+    }
+
+    /// Sets the interface.
+    pub fn interface(mut self, i: &str) -> Self {
+        self.interface = i.to_string();
+        self
     }
 
     /// Sets the interval (`"1s"`, `"100ms"`).
