@@ -251,7 +251,7 @@ stop_all() {
 }
 
 hz=$(getconf CLK_TCK)
-declare -A results
+declare -A results rates
 echo "# bfd-cpu: $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -r)  $(nproc) CPUs  git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# $runs runs x ${secs} s idle windows, BFD x3, VRRP adverts 1 s; agents: $agents; intervals (ms): $intervals"
 echo "# vipd: $VIPD_BIN"
@@ -313,6 +313,7 @@ for run in $(seq "$runs"); do
             printf 'run %d  %3sms  %-10s  lb1 %5.2f %% (user %.2f sys %.2f, %5d wake-ups/s)  lb2 %5.2f %% (user %.2f sys %.2f, %5d wake-ups/s)  %5d BFD pkt/s  load %s  %s\n' \
                 "$run" "$iv" "$ag" "$cpu1" "$us1" "$sy1" "$wk1" "$cpu2" "$us2" "$sy2" "$wk2" "$pps" "$load" "$up_end"
             results["$ag $iv"]+="$cpu1 $cpu2 "
+            rates["$ag $iv"]+="$pps "
             stop_all
         done
     done
@@ -332,6 +333,8 @@ for iv in ${intervals//,/ }; do
         [ -n "${results["$ag $iv"]:-}" ] || continue
         # shellcheck disable=SC2086
         read -r m lo hi < <(summary ${results["$ag $iv"]})
+        # shellcheck disable=SC2086
+        read -r r _ _ < <(summary ${rates["$ag $iv"]})
         extra=""
         if [ "$ag" = vipd ]; then
             vm=$m
@@ -341,7 +344,7 @@ for iv in ${intervals//,/ }; do
         elif [ -n "$vm" ]; then
             extra=$(awk -v v="$vm" -v k="$m" 'BEGIN { if (v > 0) printf "  (vipd / %s = %.2f)", "'"$ag"'", v / k }')
         fi
-        printf '  %3sms x3  %-10s  %5.2f %% (%.2f..%.2f)%s\n' "$iv" "$ag" "$m" "$lo" "$hi" "$extra"
+        printf '  %3sms x3  %-10s  %5.2f %% (%.2f..%.2f)  at %4.0f BFD pkt/s%s\n' "$iv" "$ag" "$m" "$lo" "$hi" "$r" "$extra"
     done
 done
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
