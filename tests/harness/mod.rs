@@ -46,7 +46,7 @@ mod wait;
 pub use agent::{Agent, AgentKind};
 pub use keepalived::{keepalived_conf, keepalived_config_complaints, KeepalivedInstance};
 pub use probe::{Outage, Probe, ProbeOpts, ProbeReport, Record, RESPONDER_PORT};
-pub use process::{run_cmd, CmdOutput, Proc, Sleeper};
+pub use process::{clk_tck, proc_usage, process_family, run_cmd, CmdOutput, Proc, Sleeper};
 pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREFIX};
 
 pub use self::vipd::{

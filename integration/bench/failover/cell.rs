@@ -4,21 +4,21 @@
 #[allow(unused_imports)]
 use super::*;
 
-pub(crate) type Results = BTreeMap<(Scenario, Duration, Ag), Vec<Sample>>;
+pub type Results = BTreeMap<(Scenario, Duration, Ag), Vec<Sample>>;
 
-pub(crate) struct Cell<'a> {
-    pub(crate) topo: Topology,
-    pub(crate) ag: Ag,
-    pub(crate) iv: Duration,
-    pub(crate) lb1: Agent,
-    pub(crate) _lb2: Agent,
-    pub(crate) plan: &'a Plan,
+pub struct Cell<'a> {
+    pub topo: Topology,
+    pub ag: Ag,
+    pub iv: Duration,
+    pub lb1: Agent,
+    pub _lb2: Agent,
+    pub plan: &'a Plan,
     /// The run in progress, from 0.
-    pub(crate) run: usize,
+    pub run: usize,
 }
 
 impl Cell<'_> {
-    pub(crate) fn wants(&self, s: Scenario) -> bool {
+    pub fn wants(&self, s: Scenario) -> bool {
         self.plan.scenarios.contains(&s)
     }
 
@@ -28,18 +28,18 @@ impl Cell<'_> {
     /// bench's own rhythm picks a similar phase every run, a different one for each agent.
     /// Runs step through the interval evenly instead (run k of n: k/n of an interval),
     /// so every agent is measured over the whole interval.
-    pub(crate) fn death_phase(&self) -> Duration {
+    pub fn death_phase(&self) -> Duration {
         let n = u32::try_from(self.plan.runs.max(1)).unwrap_or(u32::MAX);
         let k = u32::try_from(self.run).unwrap_or(0) % n;
         self.iv * k / n
     }
 
-    pub(crate) fn mdi(&self) -> Duration {
+    pub fn mdi(&self) -> Duration {
         rfc_master_down(self.iv, PRIO_LB2)
     }
 
     /// A run: death -> failback -> graceful -> partition -> maintenance (selected ones).
-    pub(crate) fn run_once(&mut self, out: &mut Results) -> Result<(), String> {
+    pub fn run_once(&mut self, out: &mut Results) -> Result<(), String> {
         let (ag, iv) = (self.ag, self.iv);
         let mut record = |s: Scenario, r: Sample| {
             println!(
@@ -198,7 +198,7 @@ impl Cell<'_> {
     }
 }
 
-pub(crate) fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Result<(), String> {
+pub fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Result<(), String> {
     match ag {
         Ag::Vipd | Ag::VipdBfd10 | Ag::VipdBfd3 | Ag::VipdVmac => {
             let sock = harness::vipd_socket(topo, "lb1");
@@ -235,7 +235,7 @@ pub(crate) fn maintenance(topo: &Topology, lb1: &Agent, ag: Ag, on: bool) -> Res
     }
 }
 
-pub(crate) fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> Result<(), String> {
+pub fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> Result<(), String> {
     let topo = Topology::new(TopologyOpts::default());
     let _r1 = topo.start_responder("lb1", vip());
     let _r2 = topo.start_responder("lb2", vip());
@@ -303,7 +303,7 @@ pub(crate) fn run_cell(plan: &Plan, ag: Ag, iv: Duration, out: &mut Results) -> 
     Ok(())
 }
 
-pub(crate) fn tail(s: &str, n: usize) -> String {
+pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -4,26 +4,28 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// One scenario's result: the outage, the requests lost in it, a note (who answered
+/// before and after, when the end state came), and what the client saw (for the pictures,
+/// `--records DIR`).
 #[derive(Debug, Clone)]
-pub(crate) struct Sample {
-    pub(crate) outage: Duration,
-    pub(crate) lost: usize,
-    pub(crate) note: String,
-    /// What the client saw, for the pictures (`--records DIR`).
-    pub(crate) trace: Option<Trace>,
+pub struct Sample {
+    pub outage: Duration,
+    pub lost: usize,
+    pub note: String,
+    pub trace: Option<Trace>,
 }
 
 /// One measured event as the client saw it: every request, the event's time and the
 /// outage that was counted (all `CLOCK_MONOTONIC`).
 #[derive(Debug, Clone)]
-pub(crate) struct Trace {
-    pub(crate) event: Duration,
-    pub(crate) records: Vec<harness::Record>,
-    pub(crate) outage: Option<(Duration, Duration)>,
+pub struct Trace {
+    pub event: Duration,
+    pub records: Vec<harness::Record>,
+    pub outage: Option<(Duration, Duration)>,
 }
 
 impl Trace {
-    pub(crate) fn new(
+    pub fn new(
         rep: harness::ProbeReport,
         event: Duration,
         outage: Option<&harness::Outage>,
@@ -36,7 +38,7 @@ impl Trace {
     }
 
     /// JSON lines: a header, then one line per request; times in ms relative to the event.
-    pub(crate) fn to_jsonl(&self, head: &serde_json::Value) -> String {
+    pub fn to_jsonl(&self, head: &serde_json::Value) -> String {
         let rel = |t: Duration| (t.as_secs_f64() - self.event.as_secs_f64()) * 1000.0;
         let mut out = String::new();
         let mut h = head.clone();
@@ -60,7 +62,7 @@ impl Trace {
     }
 }
 
-pub(crate) fn vip() -> IpAddr {
+pub fn vip() -> IpAddr {
     IpAddr::V4(VIP)
 }
 
@@ -69,19 +71,19 @@ const VMAC: &str = "00:00:5e:00:01:33";
 
 /// Whether the client's neighbour entry for the VIP points at `host` (or, in virtual MAC
 /// mode, at the virtual MAC, which follows the master) and `host` holds it.
-pub(crate) fn client_on(topo: &Topology, host: &str) -> bool {
+pub fn client_on(topo: &Topology, host: &str) -> bool {
     let n = topo.neigh("client", vip());
     (n == Some(topo.mac(host)) || n.as_deref() == Some(VMAC)) && topo.holds_vip(host, vip())
 }
 
-pub(crate) fn who_client_uses(topo: &Topology) -> String {
+pub fn who_client_uses(topo: &Topology) -> String {
     topo.neigh("client", vip())
         .and_then(|m| topo.host_by_mac(&m))
         .unwrap_or_else(|| "?".into())
 }
 
 /// Waits until lb1 alone holds the VIP and the client uses it (after any unmeasured change).
-pub(crate) fn settle_on_lb1(topo: &Topology, iv: Duration) -> Result<(), String> {
+pub fn settle_on_lb1(topo: &Topology, iv: Duration) -> Result<(), String> {
     let ok = wait_until(Duration::from_secs(60), ms(50), || {
         topo.vip_holders(vip()) == ["lb1"] && client_on(topo, "lb1")
     });
@@ -98,7 +100,7 @@ pub(crate) fn settle_on_lb1(topo: &Topology, iv: Duration) -> Result<(), String>
 }
 
 /// Waits until `host`'s vipd reports its BFD session Up and follows lb1 as master.
-pub(crate) fn wait_bfd_up(topo: &Topology, host: &str) -> Result<(), String> {
+pub fn wait_bfd_up(topo: &Topology, host: &str) -> Result<(), String> {
     let sock = harness::vipd_socket(topo, host);
     let sock = sock.to_string_lossy().into_owned();
     let vipctl = vipctl_bin();
@@ -122,7 +124,7 @@ pub(crate) fn wait_bfd_up(topo: &Topology, host: &str) -> Result<(), String> {
 /// Runs `action` under a probe and measures the outage around it. `done` is the end state
 /// (polled every 50 ms up to `timeout`); `slack` bounds how late after the event the outage
 /// may begin.
-pub(crate) fn measure(
+pub fn measure(
     topo: &Topology,
     slack: Duration,
     timeout: Duration,

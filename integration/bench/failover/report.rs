@@ -4,16 +4,16 @@
 use super::*;
 
 /// Skew_Time (RFC 5798 §6.1), from the daemon's own arithmetic.
-pub(crate) fn rfc_skew(iv: Duration, prio: u8) -> Duration {
+pub fn rfc_skew(iv: Duration, prio: u8) -> Duration {
     harness::timers::skew(prio, iv)
 }
 
 /// Master_Down_Interval (RFC 5798 §6.1), from the daemon's own arithmetic.
-pub(crate) fn rfc_master_down(iv: Duration, prio: u8) -> Duration {
+pub fn rfc_master_down(iv: Duration, prio: u8) -> Duration {
     harness::timers::mdi(prio, iv)
 }
 
-pub(crate) fn median(v: &[f64]) -> f64 {
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     match s.len() {
@@ -23,7 +23,7 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     }
 }
 
-pub(crate) fn goal(s: Scenario, iv: Duration) -> &'static str {
+pub fn goal(s: Scenario, iv: Duration) -> &'static str {
     match (s, iv.as_millis()) {
         (Scenario::Death, 10) => "median < 60 ms",
         (Scenario::Graceful, _) => "< 5 ms",
@@ -31,7 +31,7 @@ pub(crate) fn goal(s: Scenario, iv: Duration) -> &'static str {
     }
 }
 
-pub(crate) fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
+pub fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
     println!("\n== client-side outage (probe every 2 ms; outage = longest gap without a reply around the event) ==");
     println!(
         "{:<15} {:>8} {:<11} {:>3} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}  goal",
@@ -138,7 +138,7 @@ pub(crate) fn print_table(plan: &Plan, res: &Results, failures: &[String]) {
 
 /// Writes every sample's probe trace as `SCENARIO-INTERVAL-AGENT-runN.jsonl` and the
 /// outage table as `summary.json` into `dir`; returns the number of traces.
-pub(crate) fn write_records(dir: &std::path::Path, res: &Results) -> std::io::Result<usize> {
+pub fn write_records(dir: &std::path::Path, res: &Results) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut n = 0;
     let mut summary = Vec::new();

@@ -7,7 +7,7 @@ use super::*;
 /// 758 are usable as /32 VIPs here (no .0/.255, not the hosts' .11 .12 .50 .66), so the
 /// first `v4` instances take IPv4 /32s and the other `v6` instances take /128s from
 /// 2001:db8:1::/64.
-pub(crate) fn scale_vips(v4: usize, v6: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+pub fn scale_vips(v4: usize, v6: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let mut pool4: Vec<Ipv4Addr> = Vec::new();
     for (a, b, c) in [(198, 51, 100), (203, 0, 113), (192, 0, 2)] {
         for d in 1..=254u8 {
@@ -40,7 +40,7 @@ pub(crate) fn scale_vips(v4: usize, v6: usize) -> (Vec<Vec<String>>, Vec<Vec<Str
     (four, six)
 }
 
-pub(crate) fn scale_conf(topo: &Topology, host: &str, prio: u8, v4: usize, v6: usize) -> String {
+pub fn scale_conf(topo: &Topology, host: &str, prio: u8, v4: usize, v6: usize) -> String {
     let (four, six) = scale_vips(v4, v6);
     let instances = four
         .iter()
@@ -55,7 +55,7 @@ pub(crate) fn scale_conf(topo: &Topology, host: &str, prio: u8, v4: usize, v6: u
     vipd_conf(topo, host, instances, true)
 }
 
-pub(crate) fn scale(plan: &Plan) -> Result<Vec<String>, String> {
+pub fn scale(plan: &Plan) -> Result<Vec<String>, String> {
     let (v4, v6) = plan.scale_instances;
     let n = v4 + v6;
     let topo = Topology::new(TopologyOpts::default());

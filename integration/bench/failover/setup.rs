@@ -5,7 +5,7 @@
 use super::*;
 
 /// The vipd configuration of `host` with `instances` (state directory created here).
-pub(crate) fn vipd_conf(
+pub fn vipd_conf(
     topo: &Topology,
     host: &str,
     instances: Vec<VipdInstance>,
@@ -20,24 +20,18 @@ pub(crate) fn vipd_conf(
 }
 
 /// Instance `web`: VRID 51, `prio`, the VIP, adverts every `iv`, preempting.
-pub(crate) fn web(prio: u8, iv: Duration) -> VipdInstance {
+pub fn web(prio: u8, iv: Duration) -> VipdInstance {
     VipdInstance::new("web", 51, prio, &[&format!("{VIP}/24")])
         .interval(&interval_label(iv))
         .line("preempt = true")
 }
 
 /// The file keepalived's `track_file maint` watches (maintenance scenario).
-pub(crate) fn maint_file(topo: &Topology, host: &str) -> PathBuf {
+pub fn maint_file(topo: &Topology, host: &str) -> PathBuf {
     topo.path(&format!("{host}-maint"))
 }
 
-pub(crate) fn keepalived_cfg(
-    topo: &Topology,
-    host: &str,
-    prio: u8,
-    iv: Duration,
-    vmac: bool,
-) -> String {
+pub fn keepalived_cfg(topo: &Topology, host: &str, prio: u8, iv: Duration, vmac: bool) -> String {
     let f = maint_file(topo, host);
     let _ = std::fs::write(&f, "0\n");
     let mut inst = KeepalivedInstance::new("web", 51, prio)
@@ -54,7 +48,7 @@ pub(crate) fn keepalived_cfg(
     conf.replacen("vrrp_instance", &format!("{track}vrrp_instance"), 1)
 }
 
-pub(crate) fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, iv: Duration) -> Agent {
+pub fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, iv: Duration) -> Agent {
     let conf = match ag {
         Ag::Vipd => vipd_conf(topo, host, vec![web(prio, iv)], false),
         Ag::VipdBfd10 | Ag::VipdBfd3 => {

@@ -205,43 +205,10 @@ fn bench_vips(topo: &Topology, host: &str) -> usize {
 
 // ---- /proc --------------------------------------------------------------------------------
 
-/// `pid` and its direct children (keepalived: parent + VRRP child).
-fn family(pid: u32) -> Vec<u32> {
-    let mut v = vec![pid];
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s[s.rfind(')')? + 1..].to_string();
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                });
-            if ppid == Some(pid) {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
-
 /// utime+stime (ticks, all threads), voluntary context switches summed over every thread,
 /// VmRSS (KiB) of one process.
 fn proc_sample(pid: u32) -> Option<(u64, u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let (ticks, rss) = harness::proc_usage(pid)?;
     let mut csw = 0;
     for t in std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
@@ -265,16 +232,6 @@ fn family_sample(fam: &[u32]) -> (u64, u64, u64) {
         .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
 }
 
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default)]
 struct Idle {
     /// % of one core.
@@ -294,7 +251,7 @@ fn idle(fams: &[Vec<u32>], window: Duration) -> Vec<Idle> {
         .map(|(f, a)| {
             let b = family_sample(f);
             Idle {
-                cpu_pct: b.0.saturating_sub(a.0) as f64 / clk_tck() / secs * 100.0,
+                cpu_pct: b.0.saturating_sub(a.0) as f64 / harness::clk_tck() / secs * 100.0,
                 wakeups: b.1.saturating_sub(a.1) as f64 / secs,
                 rss_mib: b.2 as f64 / 1024.0,
             }
@@ -316,10 +273,6 @@ struct Takeover {
     spread_ms: f64,
     /// Announcements per VIP seen in the capture window (min over VIPs).
     min_announced: usize,
-}
-
-fn skew_ms(prio: u8, interval_ms: u64) -> f64 {
-    (256.0 - f64::from(prio)) * interval_ms as f64 / 256.0
 }
 
 /// Parses `tcpdump -e -tt -n -r` text: lb1's priority-0 adverts and lb2's gratuitous ARPs.
@@ -363,7 +316,8 @@ fn analyse(text: &str, sc: &Scenario, old_ip: &str, new_mac: &str) -> Result<Tak
             garps.entry(ip).or_default().push(ts);
         }
     }
-    let skew = skew_ms(PRIO_BACKUP, sc.interval_ms) / 1000.0;
+    let skew =
+        harness::timers::skew(PRIO_BACKUP, Duration::from_millis(sc.interval_ms)).as_secs_f64();
     let mut first_decision = f64::INFINITY;
     let mut last_decision = f64::NEG_INFINITY;
     let mut all_done = f64::NEG_INFINITY;
@@ -450,7 +404,10 @@ fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, Stri
             tail(&lb2.log(), 20)
         ));
     }
-    let fams = vec![family(lb1.proc().pid()), family(lb2.proc().pid())];
+    let fams = vec![
+        harness::process_family(lb1.proc().pid()),
+        harness::process_family(lb2.proc().pid()),
+    ];
     let u = idle(&fams, idle_window);
     let mut sample = Sample {
         master: u[0],
