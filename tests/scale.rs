@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use harness::{require_netns, run_cmd, wait_until, AgentKind, Topology, TopologyOpts};
+use harness::{netns_test, run_cmd, wait_until, AgentKind, Topology, TopologyOpts};
 
 const ROUTERS: usize = 50;
 const VIPS: usize = 10;
@@ -75,9 +75,7 @@ fn tail(s: &str, n: usize) -> String {
 
 #[test]
 fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
-    if !require_netns("fifty_instances_take_over_together") {
-        return;
-    }
+    let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let want = ROUTERS * VIPS;
     let lb1 = topo.start_agent(
