@@ -716,3 +716,47 @@ fn unreachable_etcd_at_startup_is_not_a_crash_and_recovers() {
     });
     assert!(held, "lb1 never held after etcd came up\n{}", lb1.log());
 }
+
+// ---- reload: an instance added together with the [arbiter] section ------------------
+
+/// A reload that adds `[arbiter]` and an instance with `arbiter = true` in one go starts
+/// that instance under the arbiter (it claims the key), not without it.
+#[test]
+fn reload_adding_the_arbiter_section_and_an_arbiter_instance_starts_it_under_the_arbiter() {
+    let _g = netns_test!();
+    let topo = Topology::new(etcd_topology_opts());
+    let etcd = EtcdCluster::start(&topo);
+    let without = Opts {
+        arbiter: false,
+        ..Opts::default()
+    };
+    let lb1 = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &conf(&topo, &etcd, "lb1", 150, &without),
+    );
+    assert!(
+        wait_vipd_state(&topo, "lb1", INSTANCE, "master", Duration::from_secs(15)),
+        "lb1 not master\n{}",
+        lb1.log()
+    );
+    let with = format!(
+        "{}\n[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\nvips = [\"192.0.2.101/24\"]\narbiter = true\n\n[arbiter]\netcd-endpoints = {}\nlease-ttl = \"2s\"\n",
+        conf(&topo, &etcd, "lb1", 150, &without),
+        etcd.endpoints_toml()
+    );
+    std::fs::write(lb1.conf_path(), with).expect("write the new config");
+    lb1.reload();
+    let held = wait_until(Duration::from_secs(20), ms(50), || {
+        instance_field(&topo, "lb1", "api", "arbiter")
+            .and_then(|a| a.get("holder").and_then(|h| h.as_bool()))
+            == Some(true)
+    });
+    assert!(
+        held,
+        "api does not hold its arbiter key after the reload: {:?}\n{}\n{}",
+        instance_field(&topo, "lb1", "api", "arbiter"),
+        lb1.log(),
+        etcd.logs()
+    );
+}

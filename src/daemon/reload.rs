@@ -130,6 +130,12 @@ impl Supervisor {
             self.stop_instance(name, None);
             removed += 1;
         }
+        // Instances started below (added ones at once, rebuilt ones when their old
+        // driver ends) read the arbiter section and the start-up delay from the running
+        // config: install the new ones first, or an instance added together with its
+        // `[arbiter]` section would start without the arbiter.
+        self.config.arbiter = new.arbiter.clone();
+        self.config.startup_delay = new.startup_delay;
         let names: Vec<&str> = new.instances.iter().map(|i| i.name.as_str()).collect();
         self.groups.reconfigure(new.sync_groups.clone(), &names);
         for (name, change) in &plan.instances {
