@@ -861,17 +861,11 @@ fn track_bfd_bad_values() {
 }
 
 #[test]
-fn virtual_mac_defaults_off_and_is_ipv4_only_and_not_for_an_owner() {
+fn virtual_mac_defaults_off_and_is_for_both_families_but_not_an_owner() {
     assert!(!ok(BASE).instances[0].virtual_mac);
     assert!(ok(&format!("{BASE}virtual-mac = true\n")).instances[0].virtual_mac);
     let v6 = "[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\nvips = [\"2001:db8::1/64\"]\nvirtual-mac = true\n";
-    let e = config::parse(v6, "v6.toml").expect_err("IPv6 virtual-mac accepted");
-    let text = e.to_string();
-    assert!(
-        text.contains("v6.toml:6:")
-            && text.contains("virtual-mac is supported for IPv4 instances only"),
-        "{text}"
-    );
+    assert!(ok(v6).instances[0].virtual_mac);
     let owner = format!("{BASE}address-owner = true\nvirtual-mac = true\n");
     let e = config::parse(&owner, "owner.toml").expect_err("owner virtual-mac accepted");
     assert!(e.to_string().contains("address owner"), "{e}");

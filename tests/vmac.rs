@@ -328,6 +328,275 @@ fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
     );
 }
 
+// ---- IPv6 ------------------------------------------------------------------------------
+
+/// 00:00:5e:00:02:{VRID}.
+const VMAC6: &str = "00:00:5e:00:02:33";
+
+fn vip6() -> IpAddr {
+    "2001:db8::100".parse().expect("literal")
+}
+
+fn vipd_conf6(topo: &Topology, host: &str, prio: u8) -> String {
+    let sock = topo.path(&format!("{host}.sock"));
+    let state = topo.path(&format!("{host}-state"));
+    format!(
+        r#"control-socket = "{sock}"
+state-dir = "{state}"
+
+[[instance]]
+name = "{INSTANCE}"
+interface = "eth0"
+vrid = {VRID}
+priority = {prio}
+advert-interval = "100ms"
+vips = ["fe80::100/64", "2001:db8::100/64"]
+announce-count = 5
+announce-spacing = "100ms"
+virtual-mac = true
+"#,
+        sock = sock.display(),
+        state = state.display(),
+    )
+}
+
+/// `vrrp6-IFINDEX-51` on `host`'s eth0.
+fn vmac6_name(topo: &Topology, host: &str) -> String {
+    let idx = topo.exec_ok(host, &["cat", "/sys/class/net/eth0/ifindex"]);
+    format!("vrrp6-{}-{VRID}", idx.trim())
+}
+
+/// The IPv6 addresses on `host`'s link `name` (empty when there is none or no link).
+fn v6_addrs(topo: &Topology, host: &str, name: &str) -> Vec<IpAddr> {
+    let out = topo.exec(host, &["ip", "-6", "-o", "addr", "show", "dev", name]);
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().skip_while(|t| *t != "inet6");
+            it.next()?;
+            it.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+fn neigh6_samples(topo: &Topology, dur: Duration, macs: &mut Vec<String>) {
+    let end = std::time::Instant::now() + dur;
+    for _ in 0..200 {
+        if std::time::Instant::now() >= end {
+            break;
+        }
+        if let Some(m) = topo.neigh("client", vip6()) {
+            if !macs.contains(&m) {
+                macs.push(m);
+            }
+        }
+        std::thread::sleep(ms(20));
+    }
+}
+
+/// IPv6 pair in virtual MAC mode: the master's VIPs (the link-local VIP first) sit on
+/// `vrrp6-IFINDEX-51` with `00:00:5e:00:02:33`, the backup's macvlan carries no address;
+/// on master death (SIGKILL) the backup answers and the client's neighbour entry never
+/// leaves the virtual MAC; a graceful stop loses nothing and removes the macvlan.
+#[test]
+fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
+    let _g = netns_test!();
+    let topo = Topology::new(TopologyOpts::default());
+    let _r1 = topo.start_responder("lb1", vip6());
+    let _r2 = topo.start_responder("lb2", vip6());
+    // The harness allows non-local binds for its responders (bound by now); vipd must
+    // not need them (its send socket is bound to eth0's link-local but sends through
+    // the macvlan).
+    for r in [&_r1, &_r2] {
+        let up = wait_until(Duration::from_secs(10), ms(20), || {
+            r.log().contains("listening on")
+        });
+        assert!(up, "responder did not start: {}", r.log());
+    }
+    for h in ["lb1", "lb2"] {
+        topo.exec_ok(h, &["sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=0"]);
+    }
+    let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf6(&topo, "lb1", P1));
+    let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &vipd_conf6(&topo, "lb2", P2));
+    let ok = wait_until(Duration::from_secs(10), ms(10), || {
+        topo.vip_holders(vip6()) == ["lb1"]
+    });
+    assert!(
+        ok,
+        "lb1 never held the VIP alone: {:?}\nlb1:\n{}\nlb2:\n{}\n{}",
+        topo.vip_holders(vip6()),
+        lb1.log(),
+        lb2.log(),
+        topo.snapshot()
+    );
+    assert!(
+        lb2.wait_log("INIT -> BACKUP", Duration::from_secs(10)),
+        "{}",
+        lb2.log()
+    );
+    let (n1, n2) = (vmac6_name(&topo, "lb1"), vmac6_name(&topo, "lb2"));
+    let details = link_details(&topo, "lb1", &n1).unwrap_or_else(|| panic!("no {n1} on lb1"));
+    assert!(details.contains(VMAC6), "{details}");
+    // The master's VIPs, the link-local one included, are on the macvlan.
+    let a1 = v6_addrs(&topo, "lb1", &n1);
+    let ll: IpAddr = "fe80::100".parse().expect("literal");
+    assert!(
+        a1.contains(&vip6()) && a1.contains(&ll),
+        "{n1} on lb1 has {a1:?}\n{}",
+        topo.snapshot()
+    );
+    // The backup's macvlan exists and carries no address (nothing answers for the VIPs).
+    assert!(link_details(&topo, "lb2", &n2).is_some(), "no {n2} on lb2");
+    assert_eq!(v6_addrs(&topo, "lb2", &n2), Vec::<IpAddr>::new());
+
+    let probe = topo.start_probe(vip6(), ms(2));
+    let resolved = wait_until(Duration::from_secs(5), ms(20), || {
+        topo.neigh("client", vip6()).as_deref() == Some(VMAC6)
+    });
+    assert!(
+        resolved,
+        "the client never resolved the VIP to {VMAC6}\n{}",
+        topo.snapshot()
+    );
+    let mut macs = Vec::new();
+    neigh6_samples(&topo, ms(300), &mut macs);
+    // lb2 still a backup after a few adverts from the macvlan.
+    assert_eq!(topo.vip_holders(vip6()), ["lb1"], "{}", lb2.log());
+
+    // Master death.
+    let death = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(5), || {
+        topo.holds_vip("lb2", vip6())
+    });
+    assert!(
+        took,
+        "lb2 never took the VIP\nlb2:\n{}\n{}",
+        lb2.log(),
+        topo.snapshot()
+    );
+    neigh6_samples(&topo, ms(1000), &mut macs);
+    let a2 = v6_addrs(&topo, "lb2", &n2);
+    assert!(
+        a2.contains(&vip6()) && a2.contains(&ll),
+        "{n2} on lb2 has {a2:?}"
+    );
+
+    // What lb2 sends from the virtual MAC while lb1 comes back and preempts.
+    let pcap = topo.path("lb2-vmac6-out.pcap");
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    let dump = topo.spawn(
+        "lb2",
+        &[
+            "tcpdump", "-n", "-U", "-i", "eth0", "-Q", "out", "-w", &pcap_s, "ether", "src", VMAC6,
+        ],
+        "lb2-tcpdump.log",
+    );
+    let listening = wait_until(Duration::from_secs(20), ms(50), || {
+        dump.log().contains("listening on")
+    });
+    assert!(listening, "tcpdump did not start: {}", dump.log());
+
+    // lb1 back: its crashed run's macvlan is removed at start, then it preempts.
+    topo.restore_link("lb1");
+    lb1.restart(&topo);
+    let back = wait_until(Duration::from_secs(10), ms(10), || {
+        topo.vip_holders(vip6()) == ["lb1"]
+    });
+    assert!(back, "lb1 did not preempt\nlb1:\n{}", lb1.log());
+    let t_back = mono_now();
+    assert!(
+        lb1.wait_log("removing virtual MAC link", Duration::from_secs(5)),
+        "lb1 did not remove its crashed run's macvlan at start:\n{}",
+        lb1.log()
+    );
+    // lb2, backup again, has taken every address off its macvlan.
+    let clean = wait_until(Duration::from_secs(2), ms(10), || {
+        v6_addrs(&topo, "lb2", &n2).is_empty()
+    });
+    assert!(clean, "{n2} on lb2 kept {:?}", v6_addrs(&topo, "lb2", &n2));
+    neigh6_samples(&topo, ms(1000), &mut macs);
+    let _ = dump.signal(nix::sys::signal::Signal::SIGINT);
+    let _ = dump.wait_timeout(Duration::from_secs(10));
+    // A new backup leaves the solicited-node groups of its VIPs in silence: an MLD
+    // report from the virtual MAC would move the MAC to its switch port.
+    let leaves = harness::vipd::tshark_fields(
+        &pcap,
+        "icmpv6.mldr.mar.record_type == 3 || icmpv6.type == 132",
+        &["frame.time_relative", "icmpv6.mldr.mar.multicast_address"],
+        &[],
+    );
+    assert!(
+        leaves.is_empty(),
+        "lb2, now backup, sent MLD leaves from {VMAC6}: {leaves:?}"
+    );
+
+    // Graceful stop.
+    let stop = mono_now();
+    let st = lb1.stop(Duration::from_secs(10));
+    assert!(st.success(), "lb1 exit {st:?}\n{}", lb1.log());
+    let ok = wait_until(Duration::from_secs(5), ms(10), || {
+        topo.vip_holders(vip6()) == ["lb2"]
+    });
+    assert!(
+        ok,
+        "lb2 did not take over on lb1's stop\n{}",
+        topo.snapshot()
+    );
+    neigh6_samples(&topo, ms(1000), &mut macs);
+    assert!(
+        link_details(&topo, "lb1", &n1).is_none(),
+        "{n1} still there after a graceful stop\n{}",
+        lb1.log()
+    );
+    assert_running(&lb2);
+    let rep = finish(probe);
+    let o_death = rep
+        .outage_around(death, ms(50))
+        .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
+    let o_stop = rep
+        .outage_around(stop, ms(50))
+        .map(|o| o.duration)
+        .unwrap_or_default();
+    println!(
+        "measure: IPv6 virtual-mac: master death outage {:.0} ms, graceful stop {:.0} ms; neighbour MACs {macs:?}",
+        msf(o_death.duration),
+        msf(o_stop)
+    );
+    assert_eq!(macs, [VMAC6], "client neighbour entries seen: {macs:?}");
+    // Once lb1 is back, nothing (no frame from the virtual MAC on lb2's port) black-holes
+    // the client.
+    let settled = t_back + ms(300);
+    let lost_after_failback = rep
+        .records
+        .iter()
+        .filter(|r| r.sent >= settled && r.sent < stop && r.reply.is_none())
+        .count();
+    assert_eq!(
+        lost_after_failback,
+        0,
+        "the client lost requests after lb1 was back: {}",
+        rep.summary()
+    );
+    assert!(
+        rep.replies_from_after("lb2", death) > 0 && rep.replies_from_after("lb2", stop) > 0,
+        "lb2 never answered: {}",
+        rep.summary()
+    );
+    let bound = mdi(P2) + ADV + SLACK;
+    assert!(
+        o_death.duration < bound,
+        "outage on master death {:?} >= MDI + one interval + slack {bound:?}",
+        o_death.duration
+    );
+    assert!(
+        o_stop < ADV + SLACK,
+        "outage on graceful stop {o_stop:?} >= {:?}",
+        ADV + SLACK
+    );
+}
+
 // ---- partition heal ------------------------------------------------------------------
 
 #[test]

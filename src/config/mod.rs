@@ -149,8 +149,9 @@ pub struct Instance {
     /// The etcd key (`arbiter-key`); `None` = `<key-prefix>/<name>`.
     pub arbiter_key: Option<String>,
     /// Virtual MAC mode (`virtual-mac`, default false; RFC 5798 §7.3): the VIPs live on
-    /// a macvlan with the virtual router MAC `00:00:5e:00:01:XX`, from which adverts and
-    /// gratuitous ARPs are sent, so clients never have to relearn the VIP's MAC.
+    /// a macvlan with the virtual router MAC `00:00:5e:00:01:XX` (IPv6:
+    /// `00:00:5e:00:02:XX`), from which adverts and gratuitous ARPs (unsolicited NAs) are
+    /// sent, so clients never have to relearn the VIP's MAC.
     pub virtual_mac: bool,
     /// Peer BFD (`[instance.bfd]`): a backup whose session to the master goes down
     /// takes over at once.

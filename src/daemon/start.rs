@@ -68,9 +68,15 @@ impl Supervisor {
         };
         // Virtual MAC mode (RFC 5798 §7.3): VIPs, adverts and announcements go through
         // the instance's macvlan; adverts are still received on the parent (above).
-        let (ifindex, mac, socket, frames) = if inst.virtual_mac {
+        let (ifindex, mac, socket, frames, vmac_follows_master) = if inst.virtual_mac {
             let spec = super::vmac_spec(&inst, link.index);
-            let problems = crate::net::parent_arp_problems(&inst.interface);
+            // ARP concerns IPv4 only: IPv6 neighbour discovery answers only for the
+            // addresses of the interface a solicitation arrives on.
+            let problems = if inst.family == config::Family::V4 {
+                crate::net::parent_arp_problems(&inst.interface)
+            } else {
+                Vec::new()
+            };
             if !problems.is_empty() {
                 tracing::warn!(
                     "{}: virtual-mac: {} would answer ARP for the VIPs (or announce them) with its own MAC; put these lines in /etc/sysctl.d/ (docs/operations.md): {}",
@@ -83,9 +89,10 @@ impl Supervisor {
             let socket = Arc::new(VrrpSocket::open_sender(&vmac.name, vmac.index, source)?);
             let frames = Arc::new(FrameSender::open(vmac.index)?);
             self.vmacs.insert(inst.name.clone(), vmac.index);
-            (vmac.index, vmac.mac, socket, frames)
+            let follows = (inst.family == config::Family::V6).then(|| vmac.name.clone());
+            (vmac.index, vmac.mac, socket, frames, follows)
         } else {
-            (link.index, link.mac, entry.socket.clone(), frames)
+            (link.index, link.mac, entry.socket.clone(), frames, None)
         };
         let saved = self.store.get(&inst.name);
         let ctx = DriverContext {
@@ -93,6 +100,7 @@ impl Supervisor {
             socket,
             frames,
             ifindex,
+            vmac_follows_master,
             mac,
             source,
             link_up: link.up,

@@ -930,14 +930,12 @@ impl Cx<'_> {
         let vip_list: Vec<String> = keep.iter().map(|(s, _)| s.clone()).collect();
         keys.push(("vips".into(), qlist(&vip_list)));
         if let Some(c) = use_vmac {
-            if v6 {
-                self.notes.push(Note::attention(&c, "use_vmac on an IPv6 instance: vipd's virtual-mac is IPv4 only, so the instance runs with the interface's own MAC (clients follow by unsolicited NA)".to_string()));
-            } else if owner {
+            if owner {
                 self.notes.push(Note::attention(&c, "use_vmac on an address owner: its VIPs are the interface's own addresses and cannot move to a virtual MAC link; not carried over".to_string()));
             } else {
                 keys.push(("virtual-mac".into(), "true".into()));
                 if let Some(ifname) = c.args.first() {
-                    self.notes.push(Note::info(&c, format!("use_vmac {ifname}: vipd names its virtual MAC link vrrp4-IFINDEX-VRID (the interface's index), not {ifname}")));
+                    self.notes.push(Note::info(&c, format!("use_vmac {ifname}: vipd names its virtual MAC link vrrp{}-IFINDEX-VRID (the interface's index), not {ifname}", if v6 { 6 } else { 4 })));
                 }
             }
         }

@@ -453,13 +453,14 @@ fn use_vmac_becomes_virtual_mac_and_what_cannot_move_is_reported() {
         "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
     );
     assert!(!cfg(&i).instances[0].virtual_mac);
-    // IPv6 and the address owner keep the interface's MAC, and say so.
+    // IPv6 converts too (link vrrp6-...); the address owner keeps the interface's MAC,
+    // and says so.
     let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac\n virtual_ipaddress {\n 2001:db8::5/64\n }\n}\n",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac vrrp.7\n virtual_ipaddress {\n 2001:db8::5/64\n }\n}\n",
     );
-    assert!(!i.complete());
-    assert!(!cfg(&i).instances[0].virtual_mac);
-    has_note(&i, 4, "use_vmac", Severity::Attention, "IPv4 only");
+    assert!(i.complete(), "{:#?}", i.notes);
+    assert!(cfg(&i).instances[0].virtual_mac);
+    has_note(&i, 4, "use_vmac", Severity::Info, "vrrp6-IFINDEX-VRID");
     let i = conv(
         "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n priority 255\n use_vmac\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
     );

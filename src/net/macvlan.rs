@@ -24,6 +24,9 @@
 //! through the parent), `promote_secondaries=1`, and IPv6 `addr_gen_mode=none` so that
 //! no link-local address (and no frame from the virtual MAC) appears on a backup. The
 //! parent's settings are the operator's: [`parent_arp_problems`] says what is wrong.
+//!
+//! An IPv6 instance's link is up only while it is master ([`Netlink::set_vmac_up`]): its
+//! addresses then go without a word (no MLD report from the virtual MAC on a backup).
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
@@ -183,7 +186,8 @@ impl Netlink {
         }
     }
 
-    /// Makes sure the instance's macvlan exists, is vipd's, and is up; returns it.
+    /// Makes sure the instance's macvlan exists and is vipd's, and sets it up (IPv4) or
+    /// down (IPv6: it comes up when the instance is master); returns it.
     ///
     /// A link of that name that vipd made for this instance (a crashed run's, if start-up
     /// cleaning missed it) is reused. One that is not vipd's is left alone and reported
@@ -205,7 +209,8 @@ impl Netlink {
             None => self.create_vmac(spec, &name).await?,
         }
         let link = self.link(&name).await?;
-        // Up, and IPv4/IPv6 settings, every time: cheap, and it repairs a reused link.
+        // Up or down, and IPv4/IPv6 settings, every time: cheap, and it repairs a reused
+        // link.
         self.configure_vmac(spec, link.index, &name).await?;
         self.link(&name).await
     }
@@ -276,13 +281,28 @@ impl Netlink {
                 e,
             )
         })?;
-        let up = LinkUnspec::new_with_index(index).up().build();
+        // IPv4: up for good. IPv6: down until the instance is master
+        // ([`Netlink::set_vmac_up`]).
+        self.set_vmac_up(index, name, !spec.v6).await
+    }
+
+    /// Sets the macvlan `index` (`name`, for messages) up or down.
+    ///
+    /// An IPv6 instance's link is up only while it is master. Taking it down is how a
+    /// new backup drops its addresses in silence: the kernel deletes the IPv6 addresses
+    /// of a link that goes down, and the MLD reports that leave their solicited-node
+    /// groups are dropped with the link down, whereas deleting the addresses on a link
+    /// that is up sends those reports (from the virtual MAC, for a second or so), which
+    /// moves the MAC to the backup's switch port.
+    pub async fn set_vmac_up(&self, index: u32, name: &str, up: bool) -> Result<(), NetError> {
+        let b = LinkUnspec::new_with_index(index);
+        let msg = if up { b.up() } else { b.down() }.build();
         self.handle
             .link()
-            .set(up)
+            .set(msg)
             .execute()
             .await
-            .map_err(|e| nl_error(format!("set {name} up"), e))
+            .map_err(|e| nl_error(format!("set {name} {}", if up { "up" } else { "down" }), e))
     }
 
     /// Removes the instance's macvlan if it is vipd's one for this instance; a link that

@@ -105,7 +105,7 @@ impl VrrpSocket {
             ),
             IpAddr::V6(src) => (
                 open_rx_v6(ifname, ifindex)?,
-                open_tx_v6(ifname, ifindex, src)?,
+                open_tx_v6(ifname, ifindex, src, false)?,
             ),
         };
         Ok(VrrpSocket {
@@ -118,15 +118,18 @@ impl VrrpSocket {
 
     /// Opens only the send socket, on `ifindex` / `ifname` (set up as in
     /// [`VrrpSocket::open`]): virtual MAC mode sends adverts from the instance's macvlan
-    /// while it receives on the parent interface. IPv4 only: the source must be an
-    /// address of this host (on any interface).
+    /// while it receives on the parent interface. IPv4: the source must be an address of
+    /// this host (on any interface). IPv6: the source is the parent's link-local address,
+    /// which is not on `ifname` (the macvlan carries no address as backup), so the socket
+    /// is bound with `IPV6_FREEBIND`; the kernel sends from it through `ifname` all the
+    /// same, with the macvlan's (virtual) MAC.
     ///
     /// Must be called from inside a tokio runtime.
     pub fn open_sender(ifname: &str, ifindex: u32, source: IpAddr) -> Result<Self, NetError> {
         require_runtime("VrrpSocket::open_sender")?;
         let tx = match source {
             IpAddr::V4(src) => open_tx_v4(ifname, ifindex, src)?,
-            IpAddr::V6(src) => open_tx_v6(ifname, ifindex, src)?,
+            IpAddr::V6(src) => open_tx_v6(ifname, ifindex, src, true)?,
         };
         Ok(VrrpSocket {
             rx: None,
@@ -267,8 +270,19 @@ fn open_rx_v6(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
     Ok(s)
 }
 
-fn open_tx_v6(ifname: &str, ifindex: u32, source: Ipv6Addr) -> Result<Socket, NetError> {
+/// `freebind`: bind to `source` although it is not an address of `ifname` (virtual MAC
+/// mode, [`VrrpSocket::open_sender`]).
+fn open_tx_v6(
+    ifname: &str,
+    ifindex: u32,
+    source: Ipv6Addr,
+    freebind: bool,
+) -> Result<Socket, NetError> {
     let s = raw_socket(Domain::IPV6, ifname)?;
+    if freebind {
+        s.set_freebind_v6(true)
+            .map_err(step("setting IPV6_FREEBIND", ifname))?;
+    }
     sys::drop_all_input(&s).map_err(step("attaching the drop-all input filter", ifname))?;
     s.set_multicast_loop_v6(false)
         .map_err(step("turning multicast loop off", ifname))?;

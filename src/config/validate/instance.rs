@@ -229,7 +229,7 @@ impl Cx<'_> {
             (None, _, _) => defaults::CHECKSUM_PSEUDO_HEADER,
         };
 
-        let virtual_mac = self.virtual_mac(r, &p, family, address_owner);
+        let virtual_mac = self.virtual_mac(r, &p, address_owner);
         let announce = self.announce(r, &p);
         let notify = self.notify(r.notify.as_ref(), &join(&p, "notify"), true);
         let bfd = self.bfd(r, &p, family, &vip_addrs, unicast_peers.as_deref());
@@ -297,27 +297,13 @@ impl Cx<'_> {
         (built, seen)
     }
 
-    /// `virtual-mac` (RFC 5798 §7.3): IPv4 only for now, and not for an address owner
-    /// (its VIPs are the interface's own addresses and stay there).
-    fn virtual_mac(
-        &mut self,
-        r: &RawInstance,
-        p: &str,
-        family: Option<Family>,
-        address_owner: bool,
-    ) -> bool {
+    /// `virtual-mac` (RFC 5798 §7.3): not for an address owner (its VIPs are the
+    /// interface's own addresses and stay there).
+    fn virtual_mac(&mut self, r: &RawInstance, p: &str, address_owner: bool) -> bool {
         let Some(v) = &r.virtual_mac else {
             return false;
         };
         if !*v.get_ref() {
-            return false;
-        }
-        if family == Some(Family::V6) {
-            self.err(
-                v.span(),
-                join(p, "virtual-mac"),
-                "virtual-mac is supported for IPv4 instances only (IPv6 needs a link-local address on the macvlan that a backup must not announce; not implemented): remove the key".to_owned(),
-            );
             return false;
         }
         if address_owner {

@@ -137,6 +137,10 @@ impl Driver {
         }
         let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
         let vips = self.inst.vips.clone();
+        // IPv6 virtual MAC: the macvlan is down before the addresses go (the kernel
+        // drops them, and no MLD report leaves from the virtual MAC); up before they are
+        // added (the takeover's first advert brought it up already).
+        self.set_vmac_up(add).await;
         if !add {
             for (vip, r) in vips.iter().zip(nl.del_addresses(ifindex, &vips).await) {
                 if let Err(e) = r {
@@ -171,8 +175,32 @@ impl Driver {
         }
     }
 
+    /// IPv6 virtual MAC mode: sets the macvlan up or down unless it already is (a
+    /// failure is logged; the next change tries again).
+    async fn set_vmac_up(&mut self, up: bool) {
+        let Some(name) = &self.ctx.vmac_follows_master else {
+            return;
+        };
+        if self.vmac_up == up {
+            return;
+        }
+        match self
+            .ctx
+            .netlink
+            .set_vmac_up(self.ctx.ifindex, name, up)
+            .await
+        {
+            Ok(()) => self.vmac_up = up,
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+
     /// Encodes the router's advert for each destination and sends it.
     pub(super) async fn send_advert(&mut self, advert: &Advert) {
+        // Only a master sends adverts: in IPv6 virtual MAC mode they leave through the
+        // macvlan, which is down while backup. A takeover's batch sends its first advert
+        // before it adds the VIPs.
+        self.set_vmac_up(true).await;
         let form = if self.inst.checksum_pseudo_header {
             ChecksumForm::WithPseudoHeader
         } else {

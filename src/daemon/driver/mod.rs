@@ -146,8 +146,11 @@ pub struct DriverContext {
     pub socket: Arc<VrrpSocket>,
     /// AF_PACKET sender for announcements.
     pub frames: Arc<FrameSender>,
-    /// Interface index.
+    /// Interface index (in virtual MAC mode: the macvlan's).
     pub ifindex: u32,
+    /// Virtual MAC mode, IPv6: the macvlan `ifindex`, named so, is up only while master
+    /// (see [`crate::net::Netlink::set_vmac_up`]).
+    pub vmac_follows_master: Option<String>,
     /// Interface MAC address.
     pub mac: [u8; 6],
     /// Our source address for adverts (IPv6: link-local).
@@ -295,6 +298,9 @@ struct Driver {
     /// The VIP `change_vips` announced right after adding it, which the Announce that
     /// follows leaves out of its first round (cleared after every batch of actions).
     early_announced: Option<ipnet::IpNet>,
+    /// IPv6 virtual MAC mode: whether the macvlan was last set up (see
+    /// [`DriverContext::vmac_follows_master`]).
+    vmac_up: bool,
     /// What the status board and the instance gauges last showed: `publish` rebuilds
     /// them only when this changed.
     published: Option<status::PublishKey>,
@@ -383,6 +389,7 @@ impl Driver {
             inst,
             ctx,
             early_announced: None,
+            vmac_up: false,
             published: None,
             track_gen: 0,
         }
