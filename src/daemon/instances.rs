@@ -462,17 +462,13 @@ mod tests {
     fn fake_driver(instances: &mut Instances, inst: Instance) {
         let (tx, _rx) = mpsc::channel(1);
         let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
-        let name = inst.name.clone();
         let task = instances.tasks.spawn(async move {
             while let Some(input) = ctl_rx.recv().await {
                 if matches!(input, Input::Shutdown) {
                     break;
                 }
             }
-            Ended {
-                instance: name,
-                crash: None,
-            }
+            Ended { crash: None }
         });
         let handle = DriverHandle {
             tx,

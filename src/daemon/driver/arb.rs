@@ -123,8 +123,9 @@ impl Driver {
 
     /// The router said RemoveVips.
     pub(super) fn arbiter_router_remove(&mut self) -> bool {
-        // Stepping down on hearing a better master (not a fault, not a shutdown's end).
-        let stepping_down = self.router.state() == State::Backup && self.router.fault().is_none();
+        // Stepping down on hearing a better master (not a fault, not a shutdown's end:
+        // those leave the router in Fault or Init).
+        let stepping_down = self.router.state() == State::Backup;
         match self.arb.as_mut() {
             Some(a) => {
                 a.gate.router_remove(Instant::now(), stepping_down);

@@ -85,8 +85,6 @@ pub enum Input {
 /// How a driver task ended: what the supervisor's `JoinSet` yields.
 #[derive(Debug, Clone)]
 pub struct Ended {
-    /// Instance name.
-    pub instance: String,
     /// `Some(panic message)` when the driver panicked (its VIPs were removed); `None`
     /// when it ended after its router was released.
     pub crash: Option<String>,
@@ -226,14 +224,10 @@ pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> 
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&d.inst.name);
             return Ended {
-                instance: d.inst.name.clone(),
                 crash: Some(message),
             };
         }
-        Ended {
-            instance: d.inst.name.clone(),
-            crash: None,
-        }
+        Ended { crash: None }
     };
     let task = tasks.spawn(tracing::Instrument::instrument(run, span));
     DriverHandle {

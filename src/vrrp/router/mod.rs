@@ -82,9 +82,8 @@ pub struct Router {
     released: bool,
     base: u8,
     override_priority: Option<u8>,
-    /// The sources of fault and penalty; `penalty` and the Fault phase follow them.
+    /// The sources of fault and penalty; the priority and the Fault phase follow them.
     conditions: Conditions,
-    penalty: u32,
     maintenance: bool,
     addr_mismatches: u64,
     // Rate limits and the BFD hold-down outlive a state on purpose: a pair that flaps
@@ -113,7 +112,6 @@ impl Router {
             base,
             override_priority: None,
             conditions: Conditions::default(),
-            penalty: 0,
             maintenance: false,
             addr_mismatches: 0,
             last_answer: None,
@@ -306,7 +304,6 @@ impl Router {
     /// has, and subtracts the combined penalty from its priority.
     pub fn set_condition(&mut self, now: Instant, c: Condition) {
         self.conditions.set(c);
-        self.penalty = self.conditions.penalty();
         let fault = self.conditions.fault().map(str::to_owned);
         self.apply_fault(now, fault);
     }
@@ -476,7 +473,8 @@ impl Router {
         if self.maintenance {
             return 1;
         }
-        let p = i64::from(self.override_priority.unwrap_or(self.base)) - i64::from(self.penalty);
+        let p = i64::from(self.override_priority.unwrap_or(self.base))
+            - i64::from(self.conditions.penalty());
         u8::try_from(p.clamp(1, 254)).unwrap_or(1)
     }
 
@@ -490,9 +488,10 @@ impl Router {
         self.override_priority
     }
 
-    /// The current health-check penalty.
+    /// The penalty subtracted from the priority now: every source combined (checks,
+    /// sync group, arbiter lease; see [`Conditions::penalty`]).
     pub fn penalty(&self) -> u32 {
-        self.penalty
+        self.conditions.penalty()
     }
 
     /// Whether maintenance is on.
