@@ -250,12 +250,17 @@ impl Supervisor {
         let vmac = self
             .instances
             .running(name)
-            .filter(|_| self.vmacs.remove(name).is_some())
-            .and_then(|d| {
-                let parent = self.ifindex.get(&d.instance.interface)?;
-                Some(super::vmac_spec(&d.instance, *parent))
-            });
+            .map(|d| d.instance.clone())
+            .and_then(|inst| self.take_vmac(&inst));
         self.instances.stop(name, then, vmac);
+    }
+
+    /// The virtual MAC link `inst` runs on, if it has one, forgotten here: the caller
+    /// removes it once the driver no longer uses it.
+    fn take_vmac(&mut self, inst: &Instance) -> Option<VmacSpec> {
+        self.vmacs.remove(&inst.name)?;
+        let parent = self.ifindex.get(&inst.interface)?;
+        Some(super::vmac_spec(inst, *parent))
     }
 
     /// Shutdown: every running driver hands over, nothing starts afterwards, nothing
@@ -320,7 +325,11 @@ impl Supervisor {
                 self.close_unused_sockets();
             }
             Slot::Running(driver) => {
-                self.vmacs.remove(&name);
+                // The restart creates the link again: none is left behind should a
+                // reload remove the instance or its virtual MAC in the meantime.
+                if let Some(spec) = self.take_vmac(&driver.instance) {
+                    super::remove_vmac(&self.netlink, &spec).await;
+                }
                 self.unroute(&driver);
                 let message = match ended {
                     Ok(Ended { crash: Some(m), .. }) => m,
