@@ -1184,3 +1184,50 @@ fn frr_vrrpd_interop_both_ways() {
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
     assert_running(&low);
 }
+
+// ---- reload pre-flight -------------------------------------------------------------------
+
+/// A reload that turns `virtual-mac` on while an operator's link holds the macvlan's name
+/// cannot start the new settings: the running master is kept, with its VIP, and the
+/// reload says why.
+#[test]
+fn reload_to_virtual_mac_blocked_by_an_operators_link_keeps_the_running_master() {
+    let _g = netns_test!();
+    let topo = Topology::new(TopologyOpts::default());
+    let name = vmac_name(&topo, "lb1");
+    let a = topo.start_agent(
+        "lb1",
+        AgentKind::vipd(),
+        &vipd_conf(&topo, "lb1", P1, false),
+    );
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    topo.exec_ok(
+        "lb1",
+        &[
+            "ip", "link", "add", &name, "link", "eth0", "address", VMAC, "type", "macvlan", "mode",
+            "bridge",
+        ],
+    );
+    std::fs::write(a.conf_path(), vipd_conf(&topo, "lb1", P1, true)).expect("write config");
+    let out = harness::vipd::vipctl(&topo, "lb1", &["reload"]);
+    assert!(
+        !out.ok() && out.stderr.contains(&name),
+        "the reload did not fail naming {name}: {}{}\n{}",
+        out.stdout,
+        out.stderr,
+        a.log()
+    );
+    assert!(
+        a.log_count("settings changed: rebuilding the instance") == 0,
+        "the running instance was stopped:\n{}",
+        a.log()
+    );
+    assert!(
+        topo.holds_vip("lb1", vip()),
+        "lb1 lost the VIP:\n{}",
+        a.log()
+    );
+    assert!(link_details(&topo, "lb1", &name).is_some());
+    assert_running(&a);
+    topo.exec_ok("lb1", &["ip", "link", "del", &name]);
+}

@@ -213,13 +213,18 @@ impl Supervisor {
     }
 
     /// Checks that `inst` can start here and now (interface, addresses, source address,
-    /// socket), without stopping or starting anything.
+    /// socket, its virtual MAC link), without stopping or starting anything.
     pub(super) async fn preflight(&mut self, inst: &Instance) -> Result<(), DaemonError> {
         let link = self.netlink.link(&inst.interface).await?;
         self.check_vip_addresses(inst, link.index).await?;
         let source = self.source_address(inst, link.index).await?;
         if !self.sockets.contains_key(&(inst.interface.clone(), source)) {
             drop(open_socket(&inst.interface, link.index, source).await?);
+        }
+        if inst.virtual_mac {
+            self.netlink
+                .vmac_present(&super::vmac_spec(inst, link.index))
+                .await?;
         }
         Ok(())
     }

@@ -194,25 +194,34 @@ impl Netlink {
     /// as [`NetError::LinkNotOurs`].
     pub async fn ensure_vmac(&self, spec: &VmacSpec) -> Result<LinkInfo, NetError> {
         let name = spec.name();
-        match self.link_facts(&name).await? {
-            Some(f) if f.is_for(spec) => {}
-            Some(f) => {
-                return Err(NetError::LinkNotOurs {
-                    name,
-                    why: if f.is_vipds() {
-                        "it is vipd's but for another interface or VRID".to_owned()
-                    } else {
-                        format!("it lacks vipd's alias \"{VMAC_ALIAS_PREFIX} ...\" (or is not a macvlan with a VRRP MAC)")
-                    },
-                })
-            }
-            None => self.create_vmac(spec, &name).await?,
+        if !self.vmac_present(spec).await? {
+            self.create_vmac(spec, &name).await?;
         }
         let link = self.link(&name).await?;
         // Up or down, and IPv4/IPv6 settings, every time: cheap, and it repairs a reused
         // link.
         self.configure_vmac(spec, link.index, &name).await?;
         self.link(&name).await
+    }
+
+    /// Whether the instance's macvlan is there (`false`: it can be created); a link of
+    /// that name that is not vipd's one for this instance is [`NetError::LinkNotOurs`].
+    /// Reload pre-flights with it, so a rebuild that could not get its link keeps the
+    /// running instance.
+    pub async fn vmac_present(&self, spec: &VmacSpec) -> Result<bool, NetError> {
+        let name = spec.name();
+        match self.link_facts(&name).await? {
+            None => Ok(false),
+            Some(f) if f.is_for(spec) => Ok(true),
+            Some(f) => Err(NetError::LinkNotOurs {
+                name,
+                why: if f.is_vipds() {
+                    "it is vipd's but for another interface or VRID".to_owned()
+                } else {
+                    format!("it lacks vipd's alias \"{VMAC_ALIAS_PREFIX} ...\" (or is not a macvlan with a VRRP MAC)")
+                },
+            }),
+        }
     }
 
     async fn create_vmac(&self, spec: &VmacSpec, name: &str) -> Result<(), NetError> {
