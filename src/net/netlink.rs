@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -59,6 +61,10 @@ pub(super) fn nl_error(op: String, e: rtnetlink::Error) -> NetError {
         },
     }
 }
+
+/// Reads of an address dump before [`Netlink`] gives up on a list that keeps changing
+/// (or a kernel that stays busy).
+const DUMP_TRIES: usize = 8;
 
 /// Listing-and-delete passes of [`Netlink::del_addresses`].
 const DEL_PASSES: usize = 3;
@@ -216,31 +222,51 @@ impl Netlink {
         }
     }
 
-    /// Every address message of the namespace (`ifindex`: of that interface), one dump at a
-    /// time, retried a few times if the kernel says a dump is in progress (`EBUSY`).
+    /// Every address message of the namespace, one dump at a time (`ifindex` only names
+    /// the interface in an error). A dump the kernel marks as interrupted
+    /// (`NLM_F_DUMP_INTR`: the address list changed while it was read, so entries may be
+    /// missing) is read again, as is one refused with `EBUSY`; after [`DUMP_TRIES`] it is
+    /// an error, never a short list: an address missing from it would look gone.
     async fn dump(&self, ifindex: Option<u32>) -> Result<Vec<AddressMessage>, NetError> {
         let _one = self.dumps.lock().await;
-        let mut tries = 0;
-        loop {
-            let mut req = self.handle.address().get();
-            if let Some(i) = ifindex {
-                req = req.set_link_index_filter(i);
+        let what = || match ifindex {
+            Some(i) => format!("list addresses of interface index {i}"),
+            None => "list addresses".to_owned(),
+        };
+        for _ in 0..DUMP_TRIES {
+            match self.dump_once().await {
+                Ok(Some(msgs)) => return Ok(msgs),
+                Ok(None) => {}
+                Err(e) if errno(&e) == Some(libc::EBUSY) => {}
+                Err(e) => return Err(nl_error(what(), e)),
             }
-            match req.execute().try_collect::<Vec<AddressMessage>>().await {
-                Ok(m) => return Ok(m),
-                Err(e) if errno(&e) == Some(libc::EBUSY) && tries < 5 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                }
-                Err(e) => {
-                    let what = match ifindex {
-                        Some(i) => format!("list addresses of interface index {i}"),
-                        None => "list addresses".to_owned(),
-                    };
-                    return Err(nl_error(what, e));
-                }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        Err(NetError::Netlink {
+            op: what(),
+            source: io::Error::other(format!(
+                "the address list changed under every one of {DUMP_TRIES} reads (NLM_F_DUMP_INTR) or the kernel stayed busy"
+            )),
+        })
+    }
+
+    /// One `RTM_GETADDR` dump; `None` when any part of it says it was interrupted.
+    async fn dump_once(&self) -> Result<Option<Vec<AddressMessage>>, rtnetlink::Error> {
+        let mut req =
+            NetlinkMessage::from(RouteNetlinkMessage::GetAddress(AddressMessage::default()));
+        req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut parts = self.handle.clone().request(req)?;
+        let mut out = Vec::new();
+        let mut interrupted = false;
+        while let Some(m) = parts.next().await {
+            interrupted |= m.header.flags & NLM_F_DUMP_INTR != 0;
+            match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => out.push(a),
+                NetlinkPayload::Error(e) => return Err(rtnetlink::Error::NetlinkError(e)),
+                _ => {}
             }
         }
+        Ok((!interrupted).then_some(out))
     }
 
     async fn entries(&self, ifindex: u32) -> Result<Vec<AddrEntry>, NetError> {
