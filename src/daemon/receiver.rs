@@ -43,7 +43,8 @@ struct DropCounts {
 }
 
 impl DropCounts {
-    fn drop(&mut self, reason: &'static str, from: Option<IpAddr>) {
+    fn drop(&mut self, reason: DropReason, from: Option<IpAddr>) {
+        let reason = reason.label();
         *self.pending.entry(reason).or_insert(0) += 1;
         if let Some(n) = self.limiter.hit(reason, Instant::now()) {
             let interface = &self.interface;
@@ -87,7 +88,7 @@ pub(super) async fn run(
                     drops.interface,
                     super::driver::panic_message(&p)
                 );
-                drops.drop("receiver_panic", None);
+                drops.drop(DropReason::ReceiverPanic, None);
             }
         }
     }
@@ -138,7 +139,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
                         (h.src.into(), h.dst.into(), h.ttl, payload)
                     }
                     Err(e) => {
-                        drops.drop(e.label(), None);
+                        drops.drop(e.reason(), None);
                         continue;
                     }
                 }
@@ -158,13 +159,13 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
         // RFC 5798 §7.1: TTL / hop limit 255, checked first: it is the cheapest check
         // and the one every virtual router on the socket shares.
         if ttl != 255 {
-            drops.drop(RecvDrop::TtlNot255 { ttl }.label(), Some(src));
+            drops.drop(RecvDrop::TtlNot255 { ttl }.reason(), Some(src));
             continue;
         }
         let advert = match Advert::parse(payload, src, dst) {
             Ok((a, _form)) => a,
             Err(e) => {
-                drops.drop(e.label(), Some(src));
+                drops.drop(e.reason(), Some(src));
                 continue;
             }
         };
@@ -174,10 +175,10 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
             .get(&advert.vrid)
             .cloned();
         match target {
-            None => drops.drop(DropReason::OtherVrid.label(), Some(src)),
+            None => drops.drop(DropReason::OtherVrid, Some(src)),
             Some(route) => {
                 if let Err(e) = route.filter.check(src, ttl, &advert) {
-                    drops.drop(e.label(), Some(src));
+                    drops.drop(e.reason(), Some(src));
                     continue;
                 }
                 if route
@@ -189,7 +190,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
                     })
                     .is_err()
                 {
-                    drops.drop(DropReason::QueueFull.label(), Some(src));
+                    drops.drop(DropReason::QueueFull, Some(src));
                 }
             }
         }

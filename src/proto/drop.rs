@@ -60,11 +60,14 @@ pub enum DropReason {
     // ---- the receiver ----
     /// The router's input queue was full.
     QueueFull,
+    /// The receiver panicked on this packet (a bug): the packet is lost, the receiver
+    /// goes on.
+    ReceiverPanic,
 }
 
 impl DropReason {
     /// Every reason, in declaration order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::TooShort,
         DropReason::BadVersion,
         DropReason::BadType,
@@ -86,6 +89,7 @@ impl DropReason {
         DropReason::FromSelf,
         DropReason::UnknownPeer,
         DropReason::QueueFull,
+        DropReason::ReceiverPanic,
     ];
 
     /// The stable snake_case metric label (`reason="..."`).
@@ -112,6 +116,7 @@ impl DropReason {
             DropReason::FromSelf => "from_self",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::QueueFull => "queue_full",
+            DropReason::ReceiverPanic => "receiver_panic",
         }
     }
 }

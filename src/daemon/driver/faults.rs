@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use crate::proto::DropReason;
 use crate::track::{self, TrackEvent};
 use crate::vrrp::Condition;
 
@@ -57,7 +58,8 @@ impl Driver {
         self.report_group();
     }
 
-    pub(super) fn dropped(&mut self, reason: &str, from: IpAddr) {
+    pub(super) fn dropped(&mut self, reason: DropReason, from: IpAddr) {
+        let reason = reason.label();
         self.ctx
             .metrics
             .advert_dropped(&self.inst.interface, reason);

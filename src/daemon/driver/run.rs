@@ -194,7 +194,7 @@ impl Driver {
                             self.last_advert_at = Some(now);
                         }
                     }
-                    Err(drop) => self.dropped(drop.label(), from),
+                    Err(drop) => self.dropped(drop.reason(), from),
                 }
             }
             Input::Link { up } => {
