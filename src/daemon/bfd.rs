@@ -33,6 +33,10 @@
 //! share one session (RFC 5881 allows one session per peer and interface); the first
 //! subscriber's timers are used. When the last subscriber goes, the session is held
 //! AdminDown (one packet says so, RFC 5880 §6.8.16) and removed.
+//!
+//! Longer than 600 lines on purpose: the engine is one loop whose timing (deadlines,
+//! deferred reads, the noisy hold) must be read together; the session core itself is
+//! sans-IO in `src/bfd`.
 
 use std::io;
 use std::net::IpAddr;

@@ -1,4 +1,7 @@
 //! rtnetlink: interface lookup, address dump / add / delete, and link events.
+//!
+//! Longer than 600 lines: its last third is unit tests of the message parsing; the
+//! pipelined address changes live in [`super::addr_pipe`].
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
