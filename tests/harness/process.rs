@@ -339,15 +339,21 @@ pub fn run_cmd(argv: &[&str], stdin: Option<&str>, timeout: Duration) -> CmdOutp
 /// `/bin/sh -c 'sleep 300; :' MARKER`: a shell whose argv carries the marker (the `; :`
 /// keeps sh from exec-ing sleep in its place), with a sleep child, for process tracks to
 /// find. The harness's namespaces share the PID namespace, so every host's vipd sees it.
-/// Killed on drop.
-pub struct Sleeper(std::process::Child);
+/// Killed on drop with its `sleep` (its own process group), and with no inherited output:
+/// an orphaned `sleep` holding the test's stdout kept `integration/test.sh`'s `tee`
+/// waiting five minutes after the last test.
+pub struct Sleeper(Child);
 
 impl Sleeper {
     /// Starts one with `marker` in its argv.
     pub fn start(marker: &str) -> Sleeper {
         Sleeper(
-            std::process::Command::new("/bin/sh")
+            Command::new("/bin/sh")
                 .args(["-c", "sleep 300; :", marker])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
                 .spawn()
                 .expect("start sh"),
         )
@@ -356,6 +362,9 @@ impl Sleeper {
 
 impl Drop for Sleeper {
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0.id()) {
+            let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
