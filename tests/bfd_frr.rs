@@ -15,7 +15,7 @@ mod harness;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::frr::{frr_daemon, frr_daemon_with, frr_dir};
+use harness::frr::{frr_daemon_with, start_zebra_for};
 use harness::prelude::*;
 use harness::vipd::{tshark_fields, vipd_conf, vipd_status, wait_vipd_state, VipdInstance};
 use harness::{netns_test, wait_until, AgentKind, Proc, Topology, TopologyOpts};
@@ -41,28 +41,13 @@ fn start_bfdd(topo: &Topology, host: &str, dir: &std::path::Path) -> Proc {
 }
 
 fn start_frr(topo: &Topology, host: &str, peer: &str) -> Frr {
-    let dir = frr_dir(topo, host);
-    let d = dir.to_string_lossy().into_owned();
-    std::fs::write(dir.join("zebra.conf"), "hostname zebra\n").expect("zebra.conf");
-    std::fs::write(
-        dir.join("bfdd.conf"),
-        format!(
+    let (dir, zebra) = start_zebra_for(
+        topo,
+        host,
+        "bfdd",
+        &format!(
             "hostname bfdd\nbfd\n peer {peer} interface eth0\n  receive-interval 10\n  transmit-interval 10\n  detect-multiplier 3\n !\n!\n"
         ),
-    )
-    .expect("bfdd.conf");
-    let _ = harness::run_cmd(
-        &["chown", "-R", "frr:frr", &d],
-        None,
-        Duration::from_secs(10),
-    );
-    let zebra = frr_daemon(topo, host, &dir, "zebra");
-    assert!(
-        wait_until(Duration::from_secs(15), ms(50), || dir
-            .join("zserv.api")
-            .exists()),
-        "zebra did not start: {}",
-        zebra.log()
     );
     let bfdd = start_bfdd(topo, host, &dir);
     Frr {

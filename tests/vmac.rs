@@ -16,7 +16,7 @@ mod harness;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use harness::frr::frr_daemon;
+use harness::frr::{frr_daemon, start_zebra_for};
 use harness::{
     keepalived_conf, mono_now, netns_test, wait_until, Agent, AgentKind, KeepalivedInstance, Probe,
     ProbeReport, Topology, TopologyOpts,
@@ -906,28 +906,35 @@ fn keepalived_use_vmac_interop_both_ways() {
         .holds_vip("lb1", vip())));
     std::thread::sleep(ms(700));
     let rep = finish(probe);
-    for (what, t) in [
-        ("vipd stop -> keepalived", t_stop),
-        ("vipd death -> keepalived", t_death),
-        ("keepalived stop -> vipd", t_k_stop),
-        ("keepalived death -> vipd", t_k_death),
-    ] {
+    assert_handover_outages(
+        "keepalived use_vmac interop",
+        &rep,
+        &[
+            ("vipd stop -> keepalived", t_stop),
+            ("vipd death -> keepalived", t_death),
+            ("keepalived stop -> vipd", t_k_stop),
+            ("keepalived death -> vipd", t_k_death),
+        ],
+    );
+    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_running(&low);
+}
+
+/// Prints the client's outage around each handover of an interop run (`events`: what
+/// happened, when) and asserts each is under 3 s.
+fn assert_handover_outages(peer: &str, rep: &ProbeReport, events: &[(&str, Duration)]) {
+    for (what, t) in events {
         let o = rep
-            .outage_around(t, ms(500))
+            .outage_around(*t, ms(500))
             .map(|o| o.duration)
             .unwrap_or_default();
-        println!(
-            "measure: keepalived use_vmac interop, {what}: client outage {:.0} ms",
-            msf(o)
-        );
+        println!("measure: {peer}, {what}: client outage {:.0} ms", msf(o));
         assert!(
             o < Duration::from_secs(3),
             "{what}: outage {o:?}: {}",
             rep.summary()
         );
     }
-    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
-    assert_running(&low);
 }
 
 // ---- FRR vrrpd ---------------------------------------------------------------------------
@@ -954,30 +961,13 @@ fn start_frr_vrrp(topo: &Topology, host: &str, prio: u8) -> FrrVrrp {
     ] {
         topo.exec_ok(host, &argv);
     }
-    let dir = topo.path(&format!("frr-{host}"));
-    std::fs::create_dir_all(&dir).expect("frr dir");
-    std::fs::write(dir.join("zebra.conf"), "hostname zebra\n").expect("zebra.conf");
-    std::fs::write(
-        dir.join("vrrpd.conf"),
-        format!(
+    let (dir, zebra) = start_zebra_for(
+        topo,
+        host,
+        "vrrpd",
+        &format!(
             "hostname vrrpd\ninterface eth0\n vrrp {VRID} version 3\n vrrp {VRID} priority {prio}\n vrrp {VRID} advertisement-interval 100\n vrrp {VRID} ip 192.0.2.100\n!\n"
         ),
-    )
-    .expect("vrrpd.conf");
-    let d = dir.to_string_lossy().into_owned();
-    let out = harness::run_cmd(
-        &["chown", "-R", "frr:frr", &d],
-        None,
-        Duration::from_secs(10),
-    );
-    assert!(out.ok(), "chown frr: {}", out.stderr);
-    let zebra = frr_daemon(topo, host, &dir, "zebra");
-    assert!(
-        wait_until(Duration::from_secs(15), ms(50), || dir
-            .join("zserv.api")
-            .exists()),
-        "zebra did not start: {}",
-        zebra.log()
     );
     let vrrpd = frr_daemon(topo, host, &dir, "vrrpd");
     FrrVrrp {
@@ -1161,26 +1151,16 @@ fn frr_vrrpd_interop_both_ways() {
     );
     std::thread::sleep(ms(700));
     let rep = finish(probe);
-    for (what, t) in [
-        ("vipd stop -> FRR", t_stop),
-        ("vipd death -> FRR", t_death),
-        ("FRR stop -> vipd", t_f_stop),
-        ("FRR death -> vipd", t_f_death),
-    ] {
-        let o = rep
-            .outage_around(t, ms(500))
-            .map(|o| o.duration)
-            .unwrap_or_default();
-        println!(
-            "measure: FRR vrrpd interop, {what}: client outage {:.0} ms",
-            msf(o)
-        );
-        assert!(
-            o < Duration::from_secs(3),
-            "{what}: outage {o:?}: {}",
-            rep.summary()
-        );
-    }
+    assert_handover_outages(
+        "FRR vrrpd interop",
+        &rep,
+        &[
+            ("vipd stop -> FRR", t_stop),
+            ("vipd death -> FRR", t_death),
+            ("FRR stop -> vipd", t_f_stop),
+            ("FRR death -> vipd", t_f_death),
+        ],
+    );
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
     assert_running(&low);
 }

@@ -21,6 +21,35 @@ pub fn frr_dir(topo: &Topology, host: &str) -> PathBuf {
     dir
 }
 
+/// Prepares the run directory of `host` for zebra and `daemon` (their configs:
+/// `daemon_conf` for `DAEMON.conf`), hands it to user frr, and starts zebra; returns
+/// the directory and zebra once its zserv socket is there.
+pub fn start_zebra_for(
+    topo: &Topology,
+    host: &str,
+    daemon: &str,
+    daemon_conf: &str,
+) -> (PathBuf, Proc) {
+    let dir = frr_dir(topo, host);
+    std::fs::write(dir.join("zebra.conf"), "hostname zebra\n").expect("zebra.conf");
+    std::fs::write(dir.join(format!("{daemon}.conf")), daemon_conf).expect("daemon conf");
+    let out = run_cmd(
+        &["chown", "-R", "frr:frr", &dir.to_string_lossy()],
+        None,
+        Duration::from_secs(10),
+    );
+    assert!(out.ok(), "chown frr: {}", out.stderr);
+    let zebra = frr_daemon(topo, host, &dir, "zebra");
+    assert!(
+        super::wait_until(Duration::from_secs(15), Duration::from_millis(50), || dir
+            .join("zserv.api")
+            .exists()),
+        "zebra did not start: {}",
+        zebra.log()
+    );
+    (dir, zebra)
+}
+
 /// Starts `/usr/lib/frr/DAEMON` on `host` with its config `DIR/DAEMON.conf`, its pid file,
 /// vty socket and zebra socket in `dir`.
 pub fn frr_daemon(topo: &Topology, host: &str, dir: &Path, daemon: &str) -> Proc {
