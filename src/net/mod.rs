@@ -35,6 +35,7 @@ pub use netlink::{
     OwnedAddress, ADDRESS_PROTO,
 };
 pub use packet::FrameSender;
+pub use sys::{RecvBatch, RecvMeta};
 pub use vrrp_socket::{Received, VrrpSocket};
 
 /// Errors of the kernel-facing layer. The messages are meant for operators: they name

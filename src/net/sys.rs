@@ -2,7 +2,9 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, SystemTime};
 
 use socket2::{SockFilter, Socket};
 
@@ -72,7 +74,8 @@ pub(super) fn drop_all_input(sock: &Socket) -> io::Result<()> {
 /// `protocol` is the Ethernet type in host order (0 = receive nothing).
 pub(super) fn bind_packet(sock: &Socket, ifindex: u32, protocol: u16) -> io::Result<()> {
     let addr = libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as libc::c_ushort,
+        sll_family: libc::c_ushort::try_from(libc::AF_PACKET)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
         sll_protocol: protocol.to_be(),
         sll_ifindex: libc::c_int::try_from(ifindex)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
@@ -81,7 +84,8 @@ pub(super) fn bind_packet(sock: &Socket, ifindex: u32, protocol: u16) -> io::Res
         sll_halen: 0,
         sll_addr: [0; 8],
     };
-    let len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    let len = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_ll>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `addr` is a fully initialised sockaddr_ll of `len` bytes, and the
     // descriptor is owned by `sock`, which outlives the call.
     let rc = unsafe {
@@ -107,25 +111,24 @@ pub(super) fn ppoll(
 ) -> io::Result<usize> {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(d.subsec_nanos()),
+        // Below 10^9: it fits an `i32`, which converts into the field's type on every
+        // target (`c_long`, 32 bits on 32-bit targets, or `i64`).
+        tv_nsec: i32::try_from(d.subsec_nanos())
+            .unwrap_or(999_999_999)
+            .into(),
     });
     let tsp = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` is a valid, writable slice of `fds.len()` pollfd structs; `tsp` is
-    // null or points to `ts`, which outlives the call; the signal mask pointer is null
-    // (keep the current mask). A descriptor that was closed only yields POLLNVAL.
-    let rc = unsafe {
-        libc::ppoll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            tsp,
-            std::ptr::null(),
-        )
-    };
-    match rc {
-        n if n >= 0 => Ok(n as usize),
-        _ => {
+    let nfds = libc::nfds_t::try_from(fds.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fds` is a valid, writable slice of `nfds` pollfd structs; `tsp` is null or
+    // points to `ts`, which outlives the call; the signal mask pointer is null (keep the
+    // current mask). A descriptor that was closed only yields POLLNVAL.
+    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), nfds, tsp, std::ptr::null()) };
+    match usize::try_from(rc) {
+        Ok(n) => Ok(n),
+        Err(_) => {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
                 Ok(0)
@@ -133,5 +136,449 @@ pub(super) fn ppoll(
                 Err(e)
             }
         }
+    }
+}
+
+/// Control-message space of one datagram, aligned for `struct cmsghdr`: room for a TTL /
+/// hop limit (`int`: 24 bytes with its header on 64-bit targets), a destination
+/// (`in6_pktinfo`, the larger of the two pktinfos: 40) and a receive timestamp
+/// (`timespec`: 32), with room to spare. Anything beyond is cut (`MSG_CTRUNC`) and its
+/// field left `None`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct CmsgSpace([u8; 128]);
+
+/// One datagram of a [`RecvBatch`], as the kernel described it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Its real length: the bytes in its slot, or more than the slot holds when
+    /// `truncated`.
+    pub len: usize,
+    /// It did not fit its slot: the slot holds only its first bytes.
+    pub truncated: bool,
+    /// Source address (IPv6 with its scope id); `None` for a family other than IPv4 /
+    /// IPv6 (a Unix socket, say).
+    pub from: Option<SocketAddr>,
+    /// TTL / hop limit it arrived with, if the socket asked for it (`IP_RECVTTL`,
+    /// `IPV6_RECVHOPLIMIT`).
+    pub ttl: Option<u8>,
+    /// The destination address of its IP header, if the socket asked for it
+    /// (`IP_PKTINFO`, `IPV6_RECVPKTINFO`).
+    pub dst: Option<IpAddr>,
+    /// When the kernel queued it (wall clock), if the socket asked for it
+    /// (`SO_TIMESTAMPNS`).
+    pub stamp: Option<SystemTime>,
+}
+
+/// Buffers to read up to [`RecvBatch::MAX`] datagrams with one `recvmmsg(2)`: allocated
+/// once, reused by every [`RecvBatch::recv`] (a read allocates nothing). Each datagram
+/// has a slot of `slot_size` bytes and its own control-message space, so a batch carries
+/// every datagram's source, TTL / hop limit, destination and receive timestamp, for
+/// the options the socket set.
+pub struct RecvBatch {
+    slot: usize,
+    data: Box<[u8]>,
+    names: Box<[libc::sockaddr_storage]>,
+    ctrl: Box<[CmsgSpace]>,
+    meta: Vec<RecvMeta>,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("slots", &self.capacity())
+            .field("slot_size", &self.slot)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl RecvBatch {
+    /// The most datagrams one [`RecvBatch::recv`] reads.
+    pub const MAX: usize = 64;
+
+    /// Room for `slots` datagrams (1..=[`RecvBatch::MAX`], clamped) of up to `slot_size`
+    /// bytes each (at least 1).
+    pub fn new(slots: usize, slot_size: usize) -> Self {
+        let slots = slots.clamp(1, Self::MAX);
+        let slot = slot_size.max(1);
+        // SAFETY: all-zero bytes are a valid `sockaddr_storage` (family AF_UNSPEC).
+        let empty: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        RecvBatch {
+            slot,
+            data: vec![0; slots * slot].into_boxed_slice(),
+            names: vec![empty; slots].into_boxed_slice(),
+            ctrl: vec![CmsgSpace([0; 128]); slots].into_boxed_slice(),
+            meta: Vec::with_capacity(slots),
+        }
+    }
+
+    /// How many datagrams one read takes at most.
+    pub fn capacity(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Reads what is queued on `fd`, without waiting, into the batch (replacing what it
+    /// held), with one `recvmmsg(2)` (`MSG_DONTWAIT`). Returns how many datagrams it
+    /// read: 0 when the queue was empty; fewer than [`RecvBatch::capacity`] means the
+    /// kernel found the queue empty after them (or an error, which the next read
+    /// reports), so a caller learns with one call both what was queued and that nothing
+    /// more is.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.meta.clear();
+        let n = self.capacity();
+        let name_len = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_storage>())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: all-zero bytes are valid `iovec`s and `mmsghdr`s (null pointers, zero
+        // lengths); every one used is filled in below.
+        let mut iov: [libc::iovec; Self::MAX] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; Self::MAX] = unsafe { mem::zeroed() };
+        let slots = self.data.chunks_exact_mut(self.slot);
+        for (v, slot) in iov.iter_mut().zip(slots) {
+            v.iov_base = slot.as_mut_ptr().cast();
+            v.iov_len = slot.len();
+        }
+        let parts = self.names.iter_mut().zip(self.ctrl.iter_mut());
+        for (k, (h, (name, ctrl))) in hdrs.iter_mut().zip(parts).enumerate() {
+            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = name_len;
+            h.msg_hdr.msg_iov = iov.as_mut_ptr().wrapping_add(k);
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = ctrl.0.as_mut_ptr().cast();
+            // `size_t` with glibc, `socklen_t` with musl.
+            #[allow(clippy::useless_conversion)]
+            let ctrl_len = ctrl.0.len().try_into().unwrap_or_default();
+            h.msg_hdr.msg_controllen = ctrl_len;
+        }
+        let vlen = libc::c_uint::try_from(n).unwrap_or(1);
+        // SAFETY: `hdrs[..n]` are initialised `mmsghdr`s whose name, iovec, data and
+        // control pointers point into `self.names`, `iov`, `self.data` and `self.ctrl`,
+        // with the lengths of those buffers; all of them outlive the call, and nothing
+        // else uses them during it. The timeout pointer is null (none: MSG_DONTWAIT).
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                vlen,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        let got = match usize::try_from(rc) {
+            Ok(got) => got.min(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                return if e.kind() == io::ErrorKind::WouldBlock {
+                    Ok(0)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        for (h, name) in hdrs.iter().zip(self.names.iter()).take(got) {
+            let len = usize::try_from(h.msg_len).unwrap_or(usize::MAX);
+            let mut meta = RecvMeta {
+                len,
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > self.slot,
+                from: socket_addr(name, h.msg_hdr.msg_namelen),
+                ttl: None,
+                dst: None,
+                stamp: None,
+            };
+            read_cmsgs(&h.msg_hdr, &mut meta);
+            self.meta.push(meta);
+        }
+        Ok(got)
+    }
+
+    /// Datagrams of the last read.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Whether the last read found the queue empty.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// The `i`th datagram of the last read: its bytes (only the first
+    /// `slot_size` of a truncated one) and what the kernel said about it.
+    pub fn get(&self, i: usize) -> Option<(&[u8], &RecvMeta)> {
+        let meta = self.meta.get(i)?;
+        let start = i * self.slot;
+        let bytes = self.data.get(start..start + meta.len.min(self.slot))?;
+        Some((bytes, meta))
+    }
+
+    /// The datagrams of the last read, in the order they were queued.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &RecvMeta)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// The IPv4 / IPv6 address the kernel wrote into `name` (`len` bytes), if it is one.
+fn socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = usize::try_from(len).ok()?;
+    match libc::c_int::from(name.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the kernel wrote a `sockaddr_in` (family AF_INET, `len` bytes) at
+            // the start of the storage, which is larger and at least as aligned.
+            let a = unsafe {
+                std::ptr::read((name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>())
+            };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for a `sockaddr_in6`.
+            let a = unsafe {
+                std::ptr::read((name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>())
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                u32::from_be(a.sin6_flowinfo),
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The payload of control message `c` as a `T`, if it holds one.
+///
+/// # Safety
+/// `c` points to a complete control message inside a buffer the kernel filled, as
+/// `CMSG_FIRSTHDR` / `CMSG_NXTHDR` return them.
+unsafe fn cmsg_value<T: Copy>(c: *const libc::cmsghdr) -> Option<T> {
+    // SAFETY: `c` is a valid header (the caller's contract); CMSG_LEN(0) is the header
+    // with its padding, so `len - CMSG_LEN(0)` bytes of payload follow CMSG_DATA.
+    unsafe {
+        let header = usize::try_from(libc::CMSG_LEN(0)).ok()?;
+        // `size_t` with glibc, `socklen_t` with musl.
+        #[allow(clippy::useless_conversion)]
+        let payload = usize::try_from((*c).cmsg_len).ok()?.checked_sub(header)?;
+        if payload < mem::size_of::<T>() {
+            return None;
+        }
+        Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<T>()))
+    }
+}
+
+/// Fills `meta`'s TTL / hop limit, destination and timestamp from the control messages
+/// of `hdr` (as `recvmmsg` left it: `msg_controllen` is what the kernel wrote).
+fn read_cmsgs(hdr: &libc::msghdr, meta: &mut RecvMeta) {
+    // SAFETY: `hdr.msg_control` points to the batch's control space and
+    // `hdr.msg_controllen` is the length the kernel filled in; CMSG_FIRSTHDR / CMSG_NXTHDR
+    // return null or a header wholly inside it.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !c.is_null() {
+        // SAFETY: `c` is a non-null header from CMSG_FIRSTHDR / CMSG_NXTHDR.
+        let (level, kind) = unsafe { ((*c).cmsg_level, (*c).cmsg_type) };
+        // Each `cmsg_value` below reads the payload type the kernel documents for that
+        // level and type.
+        match (level, kind) {
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                // SAFETY: `c` is such a header; IP_TTL / IPV6_HOPLIMIT carry an `int`.
+                let t = unsafe { cmsg_value::<libc::c_int>(c) };
+                meta.ttl = t.and_then(|t| u8::try_from(t).ok());
+            }
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                // SAFETY: `c` is such a header; IP_PKTINFO carries an `in_pktinfo`.
+                let info = unsafe { cmsg_value::<libc::in_pktinfo>(c) };
+                meta.dst =
+                    info.map(|i| IpAddr::V4(Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                // SAFETY: `c` is such a header; IPV6_PKTINFO carries an `in6_pktinfo`.
+                let info = unsafe { cmsg_value::<libc::in6_pktinfo>(c) };
+                meta.dst = info.map(|i| IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)));
+            }
+            (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => {
+                // SAFETY: `c` is such a header; SCM_TIMESTAMPNS carries a `timespec`.
+                let ts = unsafe { cmsg_value::<libc::timespec>(c) };
+                meta.stamp = ts.and_then(|ts| {
+                    let secs = u64::try_from(ts.tv_sec).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+                });
+            }
+            _ => {}
+        }
+        // SAFETY: `hdr` and `c` as above.
+        c = unsafe { libc::CMSG_NXTHDR(hdr, c) };
+    }
+}
+
+/// Test support: runs `f` on a new thread moved into a network namespace of its own
+/// (`unshare(CLONE_NEWNET)` affects that thread only, and the namespace goes with it),
+/// after `ip -batch` of `setup` there (one `ip` command a line, without the `ip`; `lo` is
+/// brought up first). `None` when that is not allowed (not root): the caller skips,
+/// unless `VIPD_REQUIRE_NETNS=1` makes that a failure.
+#[cfg(test)]
+pub(crate) fn in_private_netns<R: Send + 'static>(
+    test: &str,
+    setup: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    use std::io::Write as _;
+    let test = test.to_owned();
+    let script = format!("link set lo up\n{setup}\n");
+    let run = std::thread::spawn(move || {
+        // SAFETY: plain system call; it moves only this thread into a new namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            let why = io::Error::last_os_error();
+            if std::env::var("VIPD_REQUIRE_NETNS").as_deref() == Ok("1") {
+                panic!("{test}: cannot make a network namespace ({why}) but VIPD_REQUIRE_NETNS=1");
+            }
+            eprintln!("SKIP {test}: cannot make a network namespace ({why})");
+            return None;
+        }
+        // A child process starts in its parent thread's namespace.
+        let mut child = std::process::Command::new("ip")
+            .args(["-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("running ip");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes()).expect("writing to ip");
+        }
+        let status = child.wait().expect("waiting for ip");
+        assert!(status.success(), "{test}: ip -batch failed on:\n{script}");
+        Some(f())
+    });
+    match run.join() {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn recv_batch_reads_the_queue_and_says_it_is_empty_in_one_call() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        for d in [&b"one"[..], b"two", b"three"] {
+            a.send(d).unwrap();
+        }
+        let mut batch = RecvBatch::new(2, 16);
+        // A full batch: there may be more.
+        assert_eq!(batch.recv(b.as_fd()).unwrap(), 2);
+        let got: Vec<&[u8]> = batch.iter().map(|(d, _)| d).collect();
+        assert_eq!(got, [&b"one"[..], b"two"]);
+        // Fewer than the batch holds: the queue is empty after them.
+        assert_eq!(batch.recv(b.as_fd()).unwrap(), 1);
+        assert_eq!(batch.get(0).map(|(d, _)| d), Some(&b"three"[..]));
+        assert_eq!(batch.get(1), None);
+        // Nothing queued: 0 at once, no waiting, no error.
+        assert_eq!(batch.recv(b.as_fd()).unwrap(), 0);
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn recv_batch_reports_a_datagram_larger_than_its_slot_with_its_real_length() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.send(&[7u8; 40]).unwrap();
+        a.send(b"fits").unwrap();
+        let mut batch = RecvBatch::new(4, 8);
+        assert_eq!(batch.recv(b.as_fd()).unwrap(), 2);
+        let (bytes, meta) = batch.get(0).unwrap();
+        assert!(meta.truncated);
+        assert_eq!(meta.len, 40);
+        assert_eq!(bytes, &[7u8; 8]);
+        let (bytes, meta) = batch.get(1).unwrap();
+        assert!(!meta.truncated);
+        assert_eq!(bytes, b"fits");
+        // A Unix socket has no IP source, TTL, destination or timestamp.
+        assert_eq!(
+            (meta.from, meta.ttl, meta.dst, meta.stamp),
+            (None, None, None, None)
+        );
+    }
+
+    fn udp_with_cmsgs(v6: bool) -> socket2::Socket {
+        use socket2::{Domain, Protocol, Type};
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let s = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        let on: libc::c_int = 1;
+        if v6 {
+            setsockopt(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on).unwrap();
+            setsockopt(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &on).unwrap();
+        } else {
+            setsockopt(&s, libc::IPPROTO_IP, libc::IP_RECVTTL, &on).unwrap();
+            setsockopt(&s, libc::IPPROTO_IP, libc::IP_PKTINFO, &on).unwrap();
+        }
+        setsockopt(&s, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on).unwrap();
+        s
+    }
+
+    #[test]
+    fn recv_batch_carries_source_ttl_destination_and_kernel_timestamp_of_each_datagram() {
+        in_private_netns("recv_batch_cmsgs", "", || {
+            for (v6, lo) in [(false, "127.0.0.1"), (true, "::1")] {
+                let ip: IpAddr = lo.parse().unwrap();
+                let rx = udp_with_cmsgs(v6);
+                rx.bind(&SocketAddr::new(ip, 0).into()).unwrap();
+                let to = rx.local_addr().unwrap();
+                let tx = udp_with_cmsgs(v6);
+                tx.bind(&SocketAddr::new(ip, 0).into()).unwrap();
+                let from = tx.local_addr().unwrap().as_socket().unwrap();
+                if v6 {
+                    tx.set_unicast_hops_v6(255).unwrap();
+                } else {
+                    tx.set_ttl_v4(255).unwrap();
+                }
+                let before = SystemTime::now();
+                tx.send_to(b"first", &to).unwrap();
+                if v6 {
+                    tx.set_unicast_hops_v6(7).unwrap();
+                } else {
+                    tx.set_ttl_v4(7).unwrap();
+                }
+                tx.send_to(b"second", &to).unwrap();
+                let after = SystemTime::now();
+                let mut batch = RecvBatch::new(8, 64);
+                assert_eq!(batch.recv(rx.as_fd()).unwrap(), 2, "{lo}");
+                let got: Vec<(&[u8], RecvMeta)> = batch.iter().map(|(d, m)| (d, *m)).collect();
+                assert_eq!(got[0].0, b"first");
+                assert_eq!(got[1].0, b"second");
+                for (k, ttl) in [(0, 255), (1, 7)] {
+                    let m = got[k].1;
+                    assert_eq!(m.from, Some(from), "{lo}");
+                    assert_eq!(m.ttl, Some(ttl), "{lo}");
+                    assert_eq!(m.dst, Some(ip), "{lo}");
+                    let stamp = m.stamp.expect("a kernel receive timestamp");
+                    assert!(stamp >= before && stamp <= after, "{lo}: {stamp:?}");
+                }
+                assert_eq!(batch.recv(rx.as_fd()).unwrap(), 0);
+            }
+        });
+    }
+
+    #[test]
+    fn ppoll_takes_a_nanosecond_timeout_and_reports_ready_descriptors() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let mut fds = [libc::pollfd {
+            fd: b.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let t = std::time::Instant::now();
+        assert_eq!(
+            ppoll(&mut fds, Some(Duration::from_micros(1500))).unwrap(),
+            0
+        );
+        assert!(t.elapsed() >= Duration::from_micros(1500));
+        a.send(b"x").unwrap();
+        assert_eq!(ppoll(&mut fds, Some(Duration::from_secs(5))).unwrap(), 1);
+        assert_ne!(fds[0].revents & libc::POLLIN, 0);
     }
 }
