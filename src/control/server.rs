@@ -302,10 +302,7 @@ pub async fn serve_with(
                     let abort = tasks.spawn(conn);
                     live.push_back(Slot { id: abort.id(), abort, phase });
                 }
-                Err(e) => {
-                    tracing::warn!("control socket accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Err(e) => accept_failed("control socket", e).await,
             },
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let id = match done {
@@ -316,6 +313,13 @@ pub async fn serve_with(
             }
         }
     }
+}
+
+/// After a failed accept (EMFILE and friends) of a server (the control socket, the
+/// metrics endpoint): logs it and backs off 100 ms instead of spinning.
+pub(crate) async fn accept_failed(what: &str, e: io::Error) {
+    tracing::warn!("{what}: accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// Whether a new connection may start: fewer than `max` connections are waiting for or

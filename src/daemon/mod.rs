@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::stream::{self, Stream, StreamExt};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -235,25 +236,19 @@ impl Supervisor {
             background.push(tokio::spawn(metrics.clone().serve(l)));
         }
 
-        let mut watcher = LinkWatcher::open()?;
+        let links = LinkWatcher::open()?;
         let (link_tx, link_rx) = mpsc::channel(256);
-        background.push(tokio::spawn(async move {
-            while let Some(ev) = watcher.next().await {
-                if link_tx.send(ev).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        background.push(forward(
+            stream::unfold(links, |mut w| async move { Some((w.next().await?, w)) }),
+            link_tx,
+        ));
 
-        let mut addr_watcher = AddressWatcher::open()?;
+        let addresses = AddressWatcher::open()?;
         let (addr_tx, addr_rx) = mpsc::channel(1024);
-        background.push(tokio::spawn(async move {
-            while let Some(ev) = addr_watcher.next().await {
-                if addr_tx.send(ev).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        background.push(forward(
+            stream::unfold(addresses, |mut w| async move { Some((w.next().await?, w)) }),
+            addr_tx,
+        ));
 
         let (group_tx, group_rx) = mpsc::unbounded_channel();
         let mut sup = Supervisor {
@@ -465,6 +460,22 @@ impl Supervisor {
             let _ = d.ctl.send(Input::Ping(self.ping));
         }
     }
+}
+
+/// Forwards a watcher's events to the supervisor, until the watcher ends or the
+/// supervisor is gone.
+fn forward<E: Send + 'static>(
+    events: impl Stream<Item = E> + Send + 'static,
+    to: mpsc::Sender<E>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(ev) = events.next().await {
+            if to.send(ev).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// The virtual MAC link `inst` has on the interface with index `parent`.

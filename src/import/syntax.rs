@@ -59,21 +59,14 @@ impl Node {
 }
 
 /// Why a file could not be read into a tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
 pub struct SyntaxError {
     /// Where.
     pub at: Loc,
     /// What.
     pub message: String,
 }
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
-    }
-}
-
-impl std::error::Error for SyntaxError {}
 
 /// What the parser needs from a file system.
 pub trait Files {

@@ -35,13 +35,6 @@ pub const MIN_LEN: usize = 24;
 /// Minimum Length with the authentication section present (RFC 5880 §6.8.6).
 pub const MIN_LEN_AUTH: usize = 26;
 
-const FLAG_P: u8 = 0x20;
-const FLAG_F: u8 = 0x10;
-const FLAG_C: u8 = 0x08;
-const FLAG_A: u8 = 0x04;
-const FLAG_D: u8 = 0x02;
-const FLAG_M: u8 = 0x01;
-
 /// A session state as carried in the Sta field (RFC 5880 §4.1, §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SessionState {
@@ -281,30 +274,6 @@ impl<T: AsRef<[u8]>> BfdPacket<T> {
     pub fn state(&self) -> SessionState {
         SessionState::from_bits(self.byte(1) >> 6)
     }
-    /// The Poll bit.
-    pub fn poll(&self) -> bool {
-        self.byte(1) & FLAG_P != 0
-    }
-    /// The Final bit.
-    pub fn final_bit(&self) -> bool {
-        self.byte(1) & FLAG_F != 0
-    }
-    /// The Control Plane Independent bit.
-    pub fn cpi(&self) -> bool {
-        self.byte(1) & FLAG_C != 0
-    }
-    /// The Authentication Present bit.
-    pub fn auth_present(&self) -> bool {
-        self.byte(1) & FLAG_A != 0
-    }
-    /// The Demand bit.
-    pub fn demand(&self) -> bool {
-        self.byte(1) & FLAG_D != 0
-    }
-    /// The Multipoint bit.
-    pub fn multipoint(&self) -> bool {
-        self.byte(1) & FLAG_M != 0
-    }
     /// The Detect Mult field.
     pub fn detect_mult(&self) -> u8 {
         self.byte(2)
@@ -333,6 +302,38 @@ impl<T: AsRef<[u8]>> BfdPacket<T> {
     pub fn required_min_echo_rx(&self) -> u32 {
         self.u32_at(20)
     }
+}
+
+/// The flag bits of the second byte (RFC 5880 §4.1, `|P|F|C|A|D|M|`): for each, its
+/// mask and the [`BfdPacket`] accessor that reads it.
+macro_rules! flag_bits {
+    ($($(#[$doc:meta])* $get:ident: $mask:ident = $bit:literal,)*) => {
+        $(const $mask: u8 = $bit;)*
+
+        impl<T: AsRef<[u8]>> BfdPacket<T> {
+            $(
+                $(#[$doc])*
+                pub fn $get(&self) -> bool {
+                    self.byte(1) & $mask != 0
+                }
+            )*
+        }
+    };
+}
+
+flag_bits! {
+    /// The Poll bit.
+    poll: FLAG_P = 0x20,
+    /// The Final bit.
+    final_bit: FLAG_F = 0x10,
+    /// The Control Plane Independent bit.
+    cpi: FLAG_C = 0x08,
+    /// The Authentication Present bit.
+    auth_present: FLAG_A = 0x04,
+    /// The Demand bit.
+    demand: FLAG_D = 0x02,
+    /// The Multipoint bit.
+    multipoint: FLAG_M = 0x01,
 }
 
 /// A BFD Control packet (the representation; the authentication section is not kept:

@@ -247,16 +247,78 @@ mod tests {
         .await
     }
 
+    /// Runs `script` with the environment `env`, 5 s and no capabilities; it must start.
+    async fn sh_ok(script: &str, env: &[(&str, &str)]) -> RunOutput {
+        sh(script, env, Duration::from_secs(5), Capabilities::Drop)
+            .await
+            .expect("runs")
+    }
+
+    /// A file into which a test script writes the pid of a background child.
+    struct PidFile {
+        dir: std::path::PathBuf,
+    }
+
+    impl PidFile {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("vipd-track-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            PidFile { dir }
+        }
+
+        /// `sleep SECS` in the background, its pid written here.
+        fn background_sleep(&self, secs: u32) -> String {
+            format!(
+                "sleep {secs} & echo $! > '{}'",
+                self.dir.join("pid").display()
+            )
+        }
+
+        /// The pid written; removes the directory.
+        fn take(self) -> i32 {
+            let pid = std::fs::read_to_string(self.dir.join("pid"))
+                .expect("pid written")
+                .trim()
+                .parse()
+                .expect("a pid");
+            let _ = std::fs::remove_dir_all(&self.dir);
+            pid
+        }
+    }
+
+    /// Whether `pid` is still running (gone, or a zombie waiting for its parent, is not).
+    fn running(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => false,
+            Ok(s) => !s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+        }
+    }
+
+    /// Whether `pid` is still running after up to a second of waiting for it to end.
+    fn still_running_after_a_second(pid: i32) -> bool {
+        for _ in 0..50 {
+            if !running(pid) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        running(pid)
+    }
+
+    /// Asserts that less than `bound` passed since `start`.
+    fn assert_took_less_than(start: std::time::Instant, bound: Duration) {
+        let took = start.elapsed();
+        assert!(took < bound, "took {took:?}, more than {bound:?}");
+    }
+
     #[tokio::test]
     async fn captures_output_and_status() {
-        let out = sh(
-            "echo out; echo err >&2; exit 3",
-            &[],
-            Duration::from_secs(5),
-            Capabilities::Drop,
-        )
-        .await
-        .expect("runs");
+        let out = sh_ok("echo out; echo err >&2; exit 3", &[]).await;
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.stderr, b"err\n");
@@ -264,14 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_capped() {
-        let out = sh(
-            "head -c 100000 /dev/zero",
-            &[],
-            Duration::from_secs(5),
-            Capabilities::Drop,
-        )
-        .await
-        .expect("runs");
+        let out = sh_ok("head -c 100000 /dev/zero", &[]).await;
         assert!(out.status.success());
         assert_eq!(out.stdout.len(), OUTPUT_CAP);
     }
@@ -288,60 +343,21 @@ mod tests {
         )
         .await;
         assert!(matches!(r, Err(RunError::Timeout(_))), "{r:?}");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
+        assert_took_less_than(start, Duration::from_secs(2));
     }
 
     #[tokio::test]
     async fn timeout_kills_background_members_of_the_group() {
-        let dir = std::env::temp_dir().join(format!("vipd-track-pg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let pidfile = dir.join("pid");
-        let script = format!("sleep 30 & echo $! > '{}'; wait", pidfile.display());
+        let pidfile = PidFile::new("pg");
+        let script = format!("{}; wait", pidfile.background_sleep(30));
         let r = sh(&script, &[], Duration::from_millis(300), Capabilities::Drop).await;
         assert!(matches!(r, Err(RunError::Timeout(_))), "{r:?}");
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .expect("pid written")
-            .trim()
-            .parse()
-            .expect("a pid");
-        let _ = std::fs::remove_dir_all(&dir);
+        let pid = pidfile.take();
         // Gone, or a zombie waiting for init: either way no longer running.
-        let mut running = true;
-        for _ in 0..50 {
-            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                Err(_) => running = false,
-                Ok(s) => {
-                    running = !s
-                        .rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                }
-            }
-            if !running {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(!running, "background sleep {pid} survived the timeout");
-    }
-
-    /// Whether `pid` is still running (gone, or a zombie waiting for its parent, is not).
-    fn running(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => false,
-            Ok(s) => !s
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z'),
-        }
+        assert!(
+            !still_running_after_a_second(pid),
+            "background sleep {pid} survived the timeout"
+        );
     }
 
     /// The `Cap*:` lines of the program's own /proc/self/status, as numbers.
@@ -378,18 +394,24 @@ mod tests {
         nix::unistd::geteuid().is_root()
     }
 
-    // Like the packaged unit (ambient CAP_NET_ADMIN + CAP_NET_RAW), on top of root's
-    // full sets: without the fix the program shows all of them.
-    #[tokio::test]
-    async fn programs_start_without_the_daemons_capabilities() {
+    /// As root with ambient CAP_NET_ADMIN + CAP_NET_RAW on top of root's full sets (like
+    /// the packaged unit), the capability sets of a program started with `caps`; `None`
+    /// (the test is skipped) when not root.
+    async fn caps_under_the_packaged_unit(caps: Capabilities) -> Option<Vec<(String, u64)>> {
         if !is_root() {
-            eprintln!("skipped: needs root (capabilities to drop)");
-            return;
+            eprintln!("skipped: needs root (capabilities to drop or keep)");
+            return None;
         }
         sys::testing::raise_ambient(&[CAP_NET_ADMIN, CAP_NET_RAW]).expect("raise ambient");
-        let caps = caps_seen_by_a_program(Capabilities::Drop)
-            .await
-            .expect("runs");
+        Some(caps_seen_by_a_program(caps).await.expect("runs"))
+    }
+
+    // Without the fix the program shows all of root's capabilities.
+    #[tokio::test]
+    async fn programs_start_without_the_daemons_capabilities() {
+        let Some(caps) = caps_under_the_packaged_unit(Capabilities::Drop).await else {
+            return;
+        };
         for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
             assert_eq!(set_of(&caps, set), 0, "{set} in {caps:?}");
         }
@@ -397,14 +419,9 @@ mod tests {
 
     #[tokio::test]
     async fn keep_capabilities_passes_them_on() {
-        if !is_root() {
-            eprintln!("skipped: needs root (capabilities to keep)");
+        let Some(caps) = caps_under_the_packaged_unit(Capabilities::Keep).await else {
             return;
-        }
-        sys::testing::raise_ambient(&[CAP_NET_ADMIN, CAP_NET_RAW]).expect("raise ambient");
-        let caps = caps_seen_by_a_program(Capabilities::Keep)
-            .await
-            .expect("runs");
+        };
         let net = (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW);
         assert_eq!(set_of(&caps, "CapAmb") & net, net, "{caps:?}");
         assert_eq!(set_of(&caps, "CapEff") & net, net, "{caps:?}");
@@ -433,51 +450,26 @@ mod tests {
 
     #[tokio::test]
     async fn background_children_are_killed_when_the_program_exits() {
-        let dir = std::env::temp_dir().join(format!("vipd-track-bg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let pidfile = dir.join("pid");
+        let pidfile = PidFile::new("bg");
         // Exits at once, leaving `sleep 1000` behind (holding stdout too).
-        let script = format!("sleep 1000 & echo $! > '{}'", pidfile.display());
+        let script = pidfile.background_sleep(1000);
         let start = std::time::Instant::now();
         let out = sh(&script, &[], Duration::from_secs(20), Capabilities::Drop)
             .await
             .expect("runs");
         assert!(out.status.success(), "{out:?}");
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .expect("pid written")
-            .trim()
-            .parse()
-            .expect("a pid");
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut alive = running(pid);
-        for _ in 0..50 {
-            if !alive {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            alive = running(pid);
-        }
+        let pid = pidfile.take();
+        let alive = still_running_after_a_second(pid);
         if alive {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         assert!(!alive, "background sleep {pid} outlived its parent");
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            start.elapsed()
-        );
+        assert_took_less_than(start, Duration::from_secs(10));
     }
 
     #[tokio::test]
     async fn env_is_passed() {
-        let out = sh(
-            "printf %s \"$VIPD_X\"",
-            &[("VIPD_X", "a b")],
-            Duration::from_secs(5),
-            Capabilities::Drop,
-        )
-        .await
-        .expect("runs");
+        let out = sh_ok("printf %s \"$VIPD_X\"", &[("VIPD_X", "a b")]).await;
         assert_eq!(out.stdout, b"a b");
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::super::arbiter::{Arbiter, ArbiterTls, OnLoss};
 use super::super::defaults;
 use super::super::raw::{RawArbiter, RawInstance, S};
+use super::keys::host_port;
 use super::{join, Cx};
 
 /// Longest lease TTL accepted (etcd's own maximum is larger; an hour is already far
@@ -325,31 +326,9 @@ fn check_endpoint(url: &str) -> Result<bool, &'static str> {
     if rest.contains(['/', '?', '#', '@']) {
         return Err("must be only scheme://HOST:PORT (no path, query or user)");
     }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let Some((addr, after)) = v6.split_once(']') else {
-            return Err("has an unclosed [ in the host");
-        };
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err("has an invalid IPv6 address in [ ]");
-        }
-        ("v6", after.strip_prefix(':'))
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, port)) => (h, Some(port)),
-            None => (rest, None),
-        }
-    };
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Err("needs a host name or address");
-    }
-    match port {
+    match host_port(rest, "needs a host name or address")? {
         None => Err("needs a port, like :2379"),
-        Some(port) if matches!(port.parse::<u16>(), Ok(p) if p != 0) => Ok(https),
-        Some(_) => Err("has an invalid port (1..=65535)"),
+        Some(_) => Ok(https),
     }
 }
 
@@ -379,20 +358,24 @@ mod tests {
         assert_eq!(check_endpoint("http://192.0.2.31:2379"), Ok(false));
         assert_eq!(check_endpoint("https://etcd1.example:2379/"), Ok(true));
         assert_eq!(check_endpoint("http://[2001:db8::31]:2379"), Ok(false));
-        assert!(check_endpoint("192.0.2.31:2379").is_err());
-        assert!(check_endpoint("http://192.0.2.31").is_err());
-        assert!(check_endpoint("http://192.0.2.31:0").is_err());
-        assert!(check_endpoint("http://192.0.2.31:2379/v3").is_err());
-        assert!(check_endpoint("http://:2379").is_err());
-        assert!(check_endpoint("unix:///run/etcd.sock").is_err());
+        for bad in [
+            "192.0.2.31:2379",
+            "http://192.0.2.31",
+            "http://192.0.2.31:0",
+            "http://192.0.2.31:2379/v3",
+            "http://:2379",
+            "unix:///run/etcd.sock",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn keys() {
         assert!(check_key("/vipd").is_ok());
         assert!(check_key("/vipd/web").is_ok());
-        assert!(check_key("vipd").is_err());
-        assert!(check_key("/a b").is_err());
-        assert!(check_key("/a//b").is_err());
+        for bad in ["vipd", "/a b", "/a//b"] {
+            assert!(check_key(bad).is_err(), "{bad}");
+        }
     }
 }

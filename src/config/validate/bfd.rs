@@ -4,8 +4,6 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use std::ops::Range;
-
 use super::super::defaults;
 use super::super::raw::{RawInstance, RawTrack, S};
 use super::super::{BfdSpec, Family};
@@ -22,7 +20,7 @@ pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(60);
 impl Cx<'_> {
     /// `multiplier` (Detect Mult, 8 bits: RFC 5880 §4.1).
     fn multiplier(&mut self, v: Option<&S<i64>>, p: &str) -> Option<u8> {
-        self.int_or(
+        self.bounded_or(
             v,
             p,
             "multiplier",
@@ -47,7 +45,7 @@ impl Cx<'_> {
         let bp = join(p, "bfd");
         let before = self.errors.len();
         let b = raw.get_ref();
-        let interval = self.duration_or(
+        let interval = self.bounded_or(
             b.interval.as_ref(),
             &bp,
             "interval",
@@ -83,42 +81,19 @@ impl Cx<'_> {
     }
 
     /// `kind = "bfd"` in `[[instance.track]]`: `peer` (required) and `multiplier`.
-    pub(super) fn track_bfd(
-        &mut self,
-        t: &RawTrack,
-        table: &Range<usize>,
-        p: &str,
-    ) -> Option<CheckKind> {
+    pub(super) fn track_bfd(&mut self, raw: &S<RawTrack>, p: &str) -> Option<CheckKind> {
+        let t = raw.get_ref();
         let multiplier = self.multiplier(t.multiplier.as_ref(), p);
-        let Some(v) = &t.peer else {
-            self.missing(
-                table,
-                p,
-                "peer",
-                "a bfd track runs a session to peer = \"IP\" (a gateway or backend on the instance's interface)",
-            );
-            return None;
-        };
-        let s = v.get_ref();
-        let peer = match IpAddr::from_str(s) {
-            Ok(a) if unusable_address(&a).is_none() && !a.is_multicast() => Some(a),
-            Ok(a) => {
-                self.err(
-                    v.span(),
-                    join(p, "peer"),
-                    format!("peer: {a} cannot be a BFD peer (not a unicast address)"),
-                );
-                None
-            }
-            Err(_) => {
-                self.err(
-                    v.span(),
-                    join(p, "peer"),
-                    format!("peer: {s:?} is not an IP address (no prefix, no port)"),
-                );
-                None
-            }
-        };
+        let v = self.required(&t.peer, &raw.span(), p, "peer", "a bfd track runs a session to peer = \"IP\" (a gateway or backend on the instance's interface)")?;
+        let peer = self.checked(v, p, "peer", |s| match IpAddr::from_str(s) {
+            Ok(a) if unusable_address(&a).is_none() && !a.is_multicast() => Ok(a),
+            Ok(a) => Err(format!(
+                "peer: {a} cannot be a BFD peer (not a unicast address)"
+            )),
+            Err(_) => Err(format!(
+                "peer: {s:?} is not an IP address (no prefix, no port)"
+            )),
+        });
         Some(CheckKind::Bfd {
             peer: peer?,
             multiplier: multiplier?,

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
+use super::super::raw::S;
 use super::super::Diagnostic;
 use super::{join, Cx};
 
@@ -74,6 +75,40 @@ impl Cx<'_> {
             join(prefix, key),
             format!("missing key `{key}`: {what}"),
         );
+    }
+
+    /// The value of a required key; reported missing (at `table`, saying `what`) when
+    /// absent.
+    pub(super) fn required<'r, T>(
+        &mut self,
+        v: &'r Option<S<T>>,
+        table: &Range<usize>,
+        prefix: &str,
+        key: &str,
+        what: &str,
+    ) -> Option<&'r S<T>> {
+        if v.is_none() {
+            self.missing(table, prefix, key, what);
+        }
+        v.as_ref()
+    }
+
+    /// What `check` makes of the value of `prefix.key`; its error message is reported
+    /// at the value.
+    pub(super) fn checked<T, U>(
+        &mut self,
+        v: &S<T>,
+        prefix: &str,
+        key: &str,
+        check: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        match check(v.get_ref()) {
+            Ok(x) => Some(x),
+            Err(message) => {
+                self.err(v.span(), join(prefix, key), message);
+                None
+            }
+        }
     }
 }
 

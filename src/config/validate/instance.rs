@@ -87,7 +87,7 @@ impl Cx<'_> {
             }
             // RFC 5798 §5.2.3: VRID is 1..=255.
             Some(v) => self
-                .int_in(v, &p, "vrid", 1, 255)
+                .in_range(v, &p, "vrid", 1..=255)
                 .and_then(|n| u8::try_from(n).ok()),
         };
         seen.vrid = vrid;
@@ -186,7 +186,7 @@ impl Cx<'_> {
                 *v.get_ref()
             }
         };
-        let preempt_delay = self.duration_or(
+        let preempt_delay = self.bounded_or(
             r.preempt_delay.as_ref(),
             &p,
             "preempt-delay",
@@ -599,21 +599,21 @@ impl Cx<'_> {
     }
 
     pub(super) fn announce(&mut self, r: &RawInstance, p: &str) -> Option<Announce> {
-        let count = self.int_or(
+        let count = self.bounded_or(
             r.announce_count.as_ref(),
             p,
             "announce-count",
             0..=100,
             i64::from(defaults::ANNOUNCE_COUNT),
         );
-        let spacing = self.duration_or(
+        let spacing = self.bounded_or(
             r.announce_spacing.as_ref(),
             p,
             "announce-spacing",
             Duration::ZERO..=Duration::from_secs(10),
             defaults::ANNOUNCE_SPACING,
         );
-        let refresh = self.opt_duration(
+        let refresh = self.opt_bounded(
             r.announce_refresh.as_ref(),
             p,
             "announce-refresh",

@@ -22,108 +22,56 @@ impl Cx<'_> {
         }
     }
 
-    /// A duration within `lo..=hi` (after the syntax check).
-    pub(super) fn duration_in(
+    /// A value within `range` (after the syntax check of durations).
+    pub(super) fn in_range<T: Bounded>(
         &mut self,
-        v: &S<String>,
+        v: &S<T::Raw>,
         prefix: &str,
         key: &str,
-        lo: Duration,
-        hi: Duration,
-    ) -> Option<Duration> {
-        let d = self.duration(v, prefix, key)?;
-        if d < lo || d > hi {
+        range: RangeInclusive<T>,
+    ) -> Option<T> {
+        let x = T::read(self, v, prefix, key)?;
+        if !range.contains(&x) {
             self.err(
                 v.span(),
                 join(prefix, key),
                 format!(
-                    "{key} must be {}..={}, got {:?}",
-                    format_duration(lo),
-                    format_duration(hi),
-                    v.get_ref()
+                    "{key} must be {}..={}, got {}",
+                    range.start().show(),
+                    range.end().show(),
+                    T::show_raw(v.get_ref())
                 ),
             );
             return None;
         }
-        Some(d)
+        Some(x)
     }
 
-    pub(super) fn int_in(
+    /// An optional key: `default` when absent, else checked against `range`. `None`
+    /// when an error was reported.
+    pub(super) fn bounded_or<T: Bounded>(
         &mut self,
-        v: &S<i64>,
+        v: Option<&S<T::Raw>>,
         prefix: &str,
         key: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Option<i64> {
-        let n = *v.get_ref();
-        if n < lo || n > hi {
-            self.err(
-                v.span(),
-                join(prefix, key),
-                format!("{key} must be {lo}..={hi}, got {n}"),
-            );
-            return None;
-        }
-        Some(n)
-    }
-
-    /// An optional integer key: `default` when absent, else checked against `range`.
-    /// `None` when an error was reported.
-    pub(super) fn int_or(
-        &mut self,
-        v: Option<&S<i64>>,
-        prefix: &str,
-        key: &str,
-        range: RangeInclusive<i64>,
-        default: i64,
-    ) -> Option<i64> {
-        self.opt_int(v, prefix, key, range)
+        range: RangeInclusive<T>,
+        default: T,
+    ) -> Option<T> {
+        self.opt_bounded(v, prefix, key, range)
             .map(|n| n.unwrap_or(default))
     }
 
-    /// An optional integer key without a default: `Some(None)` when absent.
-    pub(super) fn opt_int(
+    /// An optional key without a default: `Some(None)` when absent.
+    pub(super) fn opt_bounded<T: Bounded>(
         &mut self,
-        v: Option<&S<i64>>,
+        v: Option<&S<T::Raw>>,
         prefix: &str,
         key: &str,
-        range: RangeInclusive<i64>,
-    ) -> Option<Option<i64>> {
+        range: RangeInclusive<T>,
+    ) -> Option<Option<T>> {
         match v {
             None => Some(None),
-            Some(v) => self
-                .int_in(v, prefix, key, *range.start(), *range.end())
-                .map(Some),
-        }
-    }
-
-    /// An optional duration key: `default` when absent, else checked against `range`.
-    pub(super) fn duration_or(
-        &mut self,
-        v: Option<&S<String>>,
-        prefix: &str,
-        key: &str,
-        range: RangeInclusive<Duration>,
-        default: Duration,
-    ) -> Option<Duration> {
-        self.opt_duration(v, prefix, key, range)
-            .map(|d| d.unwrap_or(default))
-    }
-
-    /// An optional duration key without a default: `Some(None)` when absent.
-    pub(super) fn opt_duration(
-        &mut self,
-        v: Option<&S<String>>,
-        prefix: &str,
-        key: &str,
-        range: RangeInclusive<Duration>,
-    ) -> Option<Option<Duration>> {
-        match v {
-            None => Some(None),
-            Some(v) => self
-                .duration_in(v, prefix, key, *range.start(), *range.end())
-                .map(Some),
+            Some(v) => self.in_range(v, prefix, key, range).map(Some),
         }
     }
 
@@ -181,6 +129,86 @@ impl Cx<'_> {
         }
         Some(s.clone())
     }
+}
+
+/// A value checked against an inclusive range, written in the file as `Raw`: integers
+/// (`rise = 3`) and durations (`interval = "1s"`).
+pub(super) trait Bounded: Copy + PartialOrd {
+    /// The TOML value.
+    type Raw;
+    /// The value written; `None` when an error was reported.
+    fn read(cx: &mut Cx<'_>, v: &S<Self::Raw>, prefix: &str, key: &str) -> Option<Self>;
+    /// A bound as messages show it.
+    fn show(self) -> String;
+    /// The value written as messages show it.
+    fn show_raw(raw: &Self::Raw) -> String;
+}
+
+impl Bounded for i64 {
+    type Raw = i64;
+    fn read(_: &mut Cx<'_>, v: &S<i64>, _: &str, _: &str) -> Option<i64> {
+        Some(*v.get_ref())
+    }
+    fn show(self) -> String {
+        self.to_string()
+    }
+    fn show_raw(raw: &i64) -> String {
+        raw.to_string()
+    }
+}
+
+impl Bounded for Duration {
+    type Raw = String;
+    fn read(cx: &mut Cx<'_>, v: &S<String>, prefix: &str, key: &str) -> Option<Duration> {
+        cx.duration(v, prefix, key)
+    }
+    fn show(self) -> String {
+        format_duration(self)
+    }
+    fn show_raw(raw: &String) -> String {
+        format!("{raw:?}")
+    }
+}
+
+/// The port of a URL's `HOST[:PORT]` (HOST a name, an IPv4 address or `[IPv6]`), if
+/// it has one, once both are checked; `bad_host` says what is wrong with a missing or
+/// malformed host.
+pub(super) fn host_port(
+    authority: &str,
+    bad_host: &'static str,
+) -> Result<Option<u16>, &'static str> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return Err("has an unclosed [ in the host");
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("has an invalid IPv6 address in [ ]");
+        }
+        match after {
+            "" => ("v6", None),
+            a => match a.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return Err("has text after the ] of the host"),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, port)) => (h, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(bad_host);
+    }
+    port.map(|port| match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err("has an invalid port (1..=65535)"),
+    })
+    .transpose()
 }
 
 pub(super) fn is_v6_link_local(addr: &IpAddr) -> bool {

@@ -137,7 +137,7 @@ impl Cx<'_> {
             },
         };
 
-        let startup_delay = self.duration_or(
+        let startup_delay = self.bounded_or(
             raw.startup_delay.as_ref(),
             "",
             "startup-delay",

@@ -86,7 +86,7 @@ impl Cx<'_> {
             );
             ok = false;
         }
-        match self.duration_or(
+        match self.bounded_or(
             r.timeout.as_ref(),
             p,
             "timeout",

@@ -1,6 +1,6 @@
 //! `[[instance.track]]`: health checks of every kind, their timing and weight.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::super::defaults;
 use super::super::duration::format_duration;
 use super::super::raw::{RawTrack, StatusItem, S};
+use super::keys::host_port;
 use super::{bfd, join, Cx};
 use crate::track::{ArgsMatch, CheckKind, CheckSpec, ProcessMatch};
 
@@ -39,46 +40,39 @@ impl Cx<'_> {
             },
         };
 
-        // Keys that belong to one kind only.
-        let specific: [(&str, &str, Option<Range<usize>>); 14] = [
-            ("peer", "bfd", t.peer.as_ref().map(|v| v.span())),
-            ("multiplier", "bfd", t.multiplier.as_ref().map(|v| v.span())),
-            ("url", "http", t.url.as_ref().map(|v| v.span())),
+        // Keys that belong to one kind only, by the kind they belong to.
+        fn at<T>(v: &Option<S<T>>) -> Option<Range<usize>> {
+            v.as_ref().map(|v| v.span())
+        }
+        let specific = [
             (
-                "expect-status",
+                "bfd",
+                vec![("peer", at(&t.peer)), ("multiplier", at(&t.multiplier))],
+            ),
+            (
                 "http",
-                t.expect_status.as_ref().map(|v| v.span()),
+                vec![("url", at(&t.url)), ("expect-status", at(&t.expect_status))],
             ),
-            ("address", "tcp", t.address.as_ref().map(|v| v.span())),
-            ("command", "exec", t.command.as_ref().map(|v| v.span())),
+            ("tcp", vec![("address", at(&t.address))]),
             (
-                "keep-capabilities",
                 "exec",
-                t.keep_capabilities.as_ref().map(|v| v.span()),
+                vec![
+                    ("command", at(&t.command)),
+                    ("keep-capabilities", at(&t.keep_capabilities)),
+                ],
             ),
+            ("interface", vec![("interface", at(&t.interface))]),
             (
-                "interface",
-                "interface",
-                t.interface.as_ref().map(|v| v.span()),
-            ),
-            ("process", "process", t.process.as_ref().map(|v| v.span())),
-            ("args", "process", t.args.as_ref().map(|v| v.span())),
-            (
-                "args-match",
                 "process",
-                t.args_match.as_ref().map(|v| v.span()),
+                vec![
+                    ("process", at(&t.process)),
+                    ("args", at(&t.args)),
+                    ("args-match", at(&t.args_match)),
+                    ("min-count", at(&t.min_count)),
+                    ("max-count", at(&t.max_count)),
+                ],
             ),
-            (
-                "min-count",
-                "process",
-                t.min_count.as_ref().map(|v| v.span()),
-            ),
-            (
-                "max-count",
-                "process",
-                t.max_count.as_ref().map(|v| v.span()),
-            ),
-            ("path", "file", t.path.as_ref().map(|v| v.span())),
+            ("file", vec![("path", at(&t.path))]),
         ];
         if let Some(kind) = kind_name {
             let takes = match kind {
@@ -90,9 +84,9 @@ impl Cx<'_> {
                 "bfd" => "peer and multiplier; interval is the BFD interval",
                 _ => "interface",
             };
-            for (key, owner, span) in &specific {
-                if let Some(span) = span {
-                    if *owner != kind {
+            for (owner, keys) in &specific {
+                for (key, span) in keys {
+                    if let (Some(span), true) = (span, *owner != kind) {
                         self.err(
                             span.clone(),
                             join(p, key),
@@ -104,45 +98,23 @@ impl Cx<'_> {
         }
 
         let kind = match kind_name {
-            Some("http") => self.track_http(t, &table, p),
-            Some("tcp") => match &t.address {
-                None => {
-                    self.missing(
-                        &table,
-                        p,
-                        "address",
-                        "a tcp track connects to address = \"IP:PORT\"",
-                    );
-                    None
-                }
-                Some(v) => match SocketAddr::from_str(v.get_ref()) {
-                    Ok(a) if a.port() != 0 && !a.ip().is_unspecified() => {
-                        Some(CheckKind::Tcp { address: a })
-                    }
-                    _ => {
-                        self.err(
-                            v.span(),
-                            join(p, "address"),
-                            format!(
-                                "address must be an IP address and a non-zero port like \"192.0.2.10:80\" or \"[2001:db8::10]:80\", got {:?}",
-                                v.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                },
-            },
-            Some("exec") => match &t.command {
-                None => {
-                    self.missing(
-                        &table,
-                        p,
-                        "command",
-                        "an exec track runs command = [\"/absolute/program\", \"args\"...]",
-                    );
-                    None
-                }
-                Some(v) => self.command(v, p, "command").map(|mut c| {
+            Some("http") => self.track_http(raw, p),
+            Some("tcp") => self
+                .required(&t.address, &table, p, "address", "a tcp track connects to address = \"IP:PORT\"")
+                .and_then(|v| {
+                    self.checked(v, p, "address", |s| match SocketAddr::from_str(s) {
+                        Ok(a) if a.port() != 0 && !a.ip().is_unspecified() => {
+                            Ok(CheckKind::Tcp { address: a })
+                        }
+                        _ => Err(format!(
+                            "address must be an IP address and a non-zero port like \"192.0.2.10:80\" or \"[2001:db8::10]:80\", got {s:?}"
+                        )),
+                    })
+                }),
+            Some("exec") => self
+                .required(&t.command, &table, p, "command", "an exec track runs command = [\"/absolute/program\", \"args\"...]")
+                .and_then(|v| self.command(v, p, "command"))
+                .map(|mut c| {
                     let program = PathBuf::from(c.remove(0));
                     CheckKind::Exec {
                         program,
@@ -153,43 +125,22 @@ impl Cx<'_> {
                             .map_or(defaults::KEEP_CAPABILITIES, |k| *k.get_ref()),
                     }
                 }),
-            },
-            Some("process") => self.track_process(t, &table, p),
-            Some("bfd") => self.track_bfd(t, &table, p),
-            Some("file") => match &t.path {
-                None => {
-                    self.missing(
-                        &table,
-                        p,
-                        "path",
-                        "a file track reads an integer from path = \"/absolute/file\"",
-                    );
-                    None
-                }
-                Some(v) => self
-                    .abs_path(v, &join(p, "path"))
-                    .map(|path| CheckKind::File { path }),
-            },
-            Some(_) => match &t.interface {
-                None => {
-                    self.missing(
-                        &table,
-                        p,
-                        "interface",
-                        "an interface track watches interface = \"NAME\"",
-                    );
-                    None
-                }
-                Some(v) => self
-                    .ifname(v, p, "interface")
-                    .map(|name| CheckKind::Interface { name }),
-            },
+            Some("process") => self.track_process(raw, p),
+            Some("bfd") => self.track_bfd(raw, p),
+            Some("file") => self
+                .required(&t.path, &table, p, "path", "a file track reads an integer from path = \"/absolute/file\"")
+                .and_then(|v| self.abs_path(v, &join(p, "path")))
+                .map(|path| CheckKind::File { path }),
+            Some(_) => self
+                .required(&t.interface, &table, p, "interface", "an interface track watches interface = \"NAME\"")
+                .and_then(|v| self.ifname(v, p, "interface"))
+                .map(|name| CheckKind::Interface { name }),
             None => None,
         };
 
         let is_bfd = kind_name == Some("bfd");
         let interval = if is_bfd {
-            self.duration_or(
+            self.bounded_or(
                 t.interval.as_ref(),
                 p,
                 "interval",
@@ -197,7 +148,7 @@ impl Cx<'_> {
                 defaults::BFD_INTERVAL,
             )
         } else {
-            self.duration_or(
+            self.bounded_or(
                 t.interval.as_ref(),
                 p,
                 "interval",
@@ -205,7 +156,7 @@ impl Cx<'_> {
                 defaults::TRACK_INTERVAL,
             )
         };
-        let timeout = self.duration_or(
+        let timeout = self.bounded_or(
             t.timeout.as_ref(),
             p,
             "timeout",
@@ -237,9 +188,9 @@ impl Cx<'_> {
         } else {
             defaults::TRACK_RISE_FALL
         };
-        let rise = self.int_or(t.rise.as_ref(), p, "rise", 1..=1000, default_rise_fall);
-        let fall = self.int_or(t.fall.as_ref(), p, "fall", 1..=1000, default_rise_fall);
-        let weight = self.int_or(
+        let rise = self.bounded_or(t.rise.as_ref(), p, "rise", 1..=1000, default_rise_fall);
+        let fall = self.bounded_or(t.fall.as_ref(), p, "fall", 1..=1000, default_rise_fall);
+        let weight = self.bounded_or(
             t.weight.as_ref(),
             p,
             "weight",
@@ -276,36 +227,19 @@ impl Cx<'_> {
         })
     }
 
-    pub(super) fn track_process(
-        &mut self,
-        t: &RawTrack,
-        table: &Range<usize>,
-        p: &str,
-    ) -> Option<CheckKind> {
-        let name = match &t.process {
-            None => {
-                self.missing(
-                    table,
-                    p,
-                    "process",
-                    "a process track counts processes named process = \"haproxy\"",
-                );
-                None
-            }
-            Some(v) => {
-                let n = v.get_ref();
-                if n.is_empty() || n.len() > 4096 || n.contains('\0') {
-                    self.err(
-                        v.span(),
-                        join(p, "process"),
-                        format!("process must be an executable name like \"haproxy\" or a path like \"/usr/sbin/haproxy\", got {n:?}"),
-                    );
-                    None
-                } else {
-                    Some(n.clone())
-                }
-            }
-        };
+    pub(super) fn track_process(&mut self, raw: &S<RawTrack>, p: &str) -> Option<CheckKind> {
+        let t = raw.get_ref();
+        let name = self
+            .required(&t.process, &raw.span(), p, "process", "a process track counts processes named process = \"haproxy\"")
+            .and_then(|v| {
+                self.checked(v, p, "process", |n| {
+                    if n.is_empty() || n.len() > 4096 || n.contains('\0') {
+                        Err(format!("process must be an executable name like \"haproxy\" or a path like \"/usr/sbin/haproxy\", got {n:?}"))
+                    } else {
+                        Ok(n.clone())
+                    }
+                })
+            });
         let args = match &t.args {
             None => Some(None),
             Some(list) => {
@@ -348,14 +282,14 @@ impl Cx<'_> {
                 }
             }
         };
-        let min_count = self.int_or(
+        let min_count = self.bounded_or(
             t.min_count.as_ref(),
             p,
             "min-count",
             0..=1_000_000,
             defaults::PROCESS_MIN_COUNT,
         );
-        let max_count = self.opt_int(t.max_count.as_ref(), p, "max-count", 0..=1_000_000);
+        let max_count = self.opt_bounded(t.max_count.as_ref(), p, "max-count", 0..=1_000_000);
         if let (Some(lo), Some(Some(hi)), Some(v)) = (min_count, max_count, &t.max_count) {
             if hi < lo {
                 self.err(
@@ -378,34 +312,23 @@ impl Cx<'_> {
         }))
     }
 
-    pub(super) fn track_http(
-        &mut self,
-        t: &RawTrack,
-        table: &Range<usize>,
-        p: &str,
-    ) -> Option<CheckKind> {
-        let url = match &t.url {
-            None => {
-                self.missing(
-                    table,
-                    p,
-                    "url",
-                    "an http track fetches url = \"http://HOST[:PORT]/PATH\"",
-                );
-                None
-            }
-            Some(v) => match check_http_url(v.get_ref()) {
-                Ok(()) => Some(v.get_ref().clone()),
-                Err(why) => {
-                    self.err(
-                        v.span(),
-                        join(p, "url"),
-                        format!("url {:?}: {why}", v.get_ref()),
-                    );
-                    None
-                }
-            },
-        };
+    pub(super) fn track_http(&mut self, raw: &S<RawTrack>, p: &str) -> Option<CheckKind> {
+        let t = raw.get_ref();
+        let url = self
+            .required(
+                &t.url,
+                &raw.span(),
+                p,
+                "url",
+                "an http track fetches url = \"http://HOST[:PORT]/PATH\"",
+            )
+            .and_then(|v| {
+                self.checked(v, p, "url", |s| {
+                    check_http_url(s)
+                        .map(|()| s.clone())
+                        .map_err(|why| format!("url {s:?}: {why}"))
+                })
+            });
         let expect_status = match &t.expect_status {
             None => Some(vec![defaults::EXPECT_STATUS]),
             Some(list) if list.get_ref().is_empty() => {
@@ -488,39 +411,7 @@ fn check_http_url(url: &str) -> Result<(), &'static str> {
     if authority.contains('@') {
         return Err("must not contain user information (user@)");
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((addr, after)) = v6.split_once(']') else {
-            return Err("has an unclosed [ in the host");
-        };
-        if Ipv6Addr::from_str(addr).is_err() {
-            return Err("has an invalid IPv6 address in [ ]");
-        }
-        match after {
-            "" => ("v6", None),
-            a => match a.strip_prefix(':') {
-                Some(port) => ("v6", Some(port)),
-                None => return Err("has text after the ] of the host"),
-            },
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((h, port)) => (h, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Err("needs a host name or address after http://");
-    }
-    if let Some(port) = port {
-        if !matches!(port.parse::<u16>(), Ok(p) if p != 0) {
-            return Err("has an invalid port (1..=65535)");
-        }
-    }
-    Ok(())
+    host_port(authority, "needs a host name or address after http://").map(|_| ())
 }
 
 #[cfg(test)]
@@ -547,15 +438,23 @@ mod tests {
 
     #[test]
     fn http_urls() {
-        assert!(check_http_url("http://127.0.0.1:8080/health").is_ok());
-        assert!(check_http_url("http://[2001:db8::1]:80/").is_ok());
-        assert!(check_http_url("http://lb.example/").is_ok());
-        assert!(check_http_url("http://192.0.2.1").is_ok());
-        assert!(check_http_url("https://192.0.2.1/").is_err());
-        assert!(check_http_url("http:///x").is_err());
-        assert!(check_http_url("http://192.0.2.1:0/").is_err());
-        assert!(check_http_url("http://192.0.2.1:99999/").is_err());
-        assert!(check_http_url("http://u@192.0.2.1/").is_err());
-        assert!(check_http_url("http://[2001:db8::1/").is_err());
+        for good in [
+            "http://127.0.0.1:8080/health",
+            "http://[2001:db8::1]:80/",
+            "http://lb.example/",
+            "http://192.0.2.1",
+        ] {
+            assert!(check_http_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://192.0.2.1/",
+            "http:///x",
+            "http://192.0.2.1:0/",
+            "http://192.0.2.1:99999/",
+            "http://u@192.0.2.1/",
+            "http://[2001:db8::1/",
+        ] {
+            assert!(check_http_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::control::server::accept_failed;
+
 /// The longest request head read, in bytes.
 const MAX_HEAD: usize = 4096;
 
@@ -54,35 +56,28 @@ where
     R: Fn() -> String + Clone + Send + 'static,
 {
     let max = opts.max_connections.max(1);
+    // Dropped with this future: every connection ends with it.
     let mut tasks = JoinSet::new();
     // Live connections in accept order (the front is the oldest).
     let mut live: VecDeque<AbortHandle> = VecDeque::new();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    while live.len() >= max {
-                        if let Some(oldest) = live.pop_front() {
-                            tracing::debug!("metrics: dropping the oldest connection for a new one");
-                            oldest.abort();
-                        }
-                    }
-                    live.push_back(tasks.spawn(connection(stream, render.clone(), opts.clone())));
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("metrics: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(e) => e.id(),
-                };
-                live.retain(|h| h.id() != id);
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                accept_failed("metrics", e).await;
+                continue;
+            }
+        };
+        // Connections that ended since the last accept no longer count.
+        while tasks.try_join_next().is_some() {}
+        live.retain(|h| !h.is_finished());
+        while live.len() >= max {
+            if let Some(oldest) = live.pop_front() {
+                tracing::debug!("metrics: dropping the oldest connection for a new one");
+                oldest.abort();
             }
         }
+        live.push_back(tasks.spawn(connection(stream, render.clone(), opts.clone())));
     }
 }
 
