@@ -47,25 +47,17 @@ impl Cx<'_> {
             Some(list) => {
                 let mut out: Vec<String> = Vec::new();
                 for v in list.get_ref() {
-                    match check_endpoint(v.get_ref()) {
-                        Ok(https) => {
-                            if out.contains(v.get_ref()) {
-                                self.err(
-                                    v.span(),
-                                    join(p, "etcd-endpoints"),
-                                    format!("etcd-endpoints: {:?} is listed twice", v.get_ref()),
-                                );
-                                continue;
-                            }
-                            any_https |= https;
-                            any_http |= !https;
-                            out.push(v.get_ref().clone());
+                    let https = self.checked(v, p, "etcd-endpoints", |s| match check_endpoint(s) {
+                        Ok(_) if out.contains(s) => {
+                            Err(format!("etcd-endpoints: {s:?} is listed twice"))
                         }
-                        Err(why) => self.err(
-                            v.span(),
-                            join(p, "etcd-endpoints"),
-                            format!("etcd-endpoints: {:?} {why}", v.get_ref()),
-                        ),
+                        Ok(https) => Ok(https),
+                        Err(why) => Err(format!("etcd-endpoints: {s:?} {why}")),
+                    });
+                    if let Some(https) = https {
+                        any_https |= https;
+                        any_http |= !https;
+                        out.push(v.get_ref().clone());
                     }
                 }
                 out
@@ -74,61 +66,35 @@ impl Cx<'_> {
         let lease_ttl = match &r.lease_ttl {
             None => Some(defaults::LEASE_TTL),
             Some(v) => self.duration(v, p, "lease-ttl").and_then(|d| {
-                // etcd leases are whole seconds.
-                if d < Duration::from_secs(1) || d > MAX_LEASE_TTL || d.subsec_nanos() != 0 {
-                    self.err(
-                        v.span(),
-                        join(p, "lease-ttl"),
-                        format!(
-                            "lease-ttl must be whole seconds, 1s..=1h (etcd leases are whole seconds), got {:?}",
-                            v.get_ref()
-                        ),
-                    );
-                    None
-                } else {
-                    Some(d)
-                }
+                self.checked(v, p, "lease-ttl", |s| {
+                    // etcd leases are whole seconds.
+                    if d < Duration::from_secs(1) || d > MAX_LEASE_TTL || d.subsec_nanos() != 0 {
+                        Err(format!("lease-ttl must be whole seconds, 1s..=1h (etcd leases are whole seconds), got {s:?}"))
+                    } else {
+                        Ok(d)
+                    }
+                })
             }),
         };
         let key_prefix = match &r.key_prefix {
             None => Some(defaults::KEY_PREFIX.to_owned()),
-            Some(v) => match check_key(v.get_ref()) {
-                Ok(()) if v.get_ref().ends_with('/') => {
-                    self.err(
-                        v.span(),
-                        join(p, "key-prefix"),
-                        format!(
-                            "key-prefix must not end with '/' (the key is <key-prefix>/<instance name>), got {:?}",
-                            v.get_ref()
-                        ),
-                    );
-                    None
-                }
-                Ok(()) => Some(v.get_ref().clone()),
-                Err(why) => {
-                    self.err(
-                        v.span(),
-                        join(p, "key-prefix"),
-                        format!("key-prefix {why}, got {:?}", v.get_ref()),
-                    );
-                    None
-                }
-            },
+            Some(v) => self.checked(v, p, "key-prefix", |s| match check_key(s) {
+                Ok(()) if s.ends_with('/') => Err(format!(
+                    "key-prefix must not end with '/' (the key is <key-prefix>/<instance name>), got {s:?}"
+                )),
+                Ok(()) => Ok(s.clone()),
+                Err(why) => Err(format!("key-prefix {why}, got {s:?}")),
+            }),
         };
         let on_loss = match &r.on_loss {
             None => Some(defaults::ON_LOSS),
-            Some(v) => match v.get_ref().as_str() {
-                "release" => Some(OnLoss::Release),
-                "hold" => Some(OnLoss::Hold),
-                other => {
-                    self.err(
-                        v.span(),
-                        join(p, "on-loss"),
-                        format!("on-loss must be \"release\" or \"hold\", got {other:?}"),
-                    );
-                    None
-                }
-            },
+            Some(v) => self.checked(v, p, "on-loss", |s| match s.as_str() {
+                "release" => Ok(OnLoss::Release),
+                "hold" => Ok(OnLoss::Hold),
+                other => Err(format!(
+                    "on-loss must be \"release\" or \"hold\", got {other:?}"
+                )),
+            }),
         };
         let path = |cx: &mut Self, v: &Option<S<String>>, key: &str| -> Option<PathBuf> {
             v.as_ref()

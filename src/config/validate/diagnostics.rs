@@ -1,6 +1,8 @@
 //! Diagnostics: positions, the error list, and TOML/serde errors turned into
 //! `FILE:LINE:COL: message` with the key path.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
@@ -91,6 +93,25 @@ impl Cx<'_> {
             self.missing(table, prefix, key, what);
         }
         v.as_ref()
+    }
+
+    /// For what must be unique (names, virtual routers, VIPs): the first of each `key`
+    /// is remembered with `value`; a later one is reported `at` its place and key path,
+    /// with `message(first value)`.
+    pub(super) fn unique<K: Hash + Eq, V>(
+        &mut self,
+        firsts: &mut HashMap<K, V>,
+        key: K,
+        value: V,
+        at: (Range<usize>, String),
+        message: impl FnOnce(&Self, &V) -> String,
+    ) {
+        if let Some(first) = firsts.get(&key) {
+            let message = message(self, first);
+            self.err(at.0, at.1, message);
+        } else {
+            firsts.insert(key, value);
+        }
     }
 
     /// What `check` makes of the value of `prefix.key`; its error message is reported

@@ -103,57 +103,27 @@ impl Cx<'_> {
             } else {
                 defaults::PRIORITY
             }),
-            Some(v) => {
-                let n = *v.get_ref();
-                if address_owner {
-                    if n == 255 {
-                        Some(255u8)
-                    } else {
-                        self.err(
-                            v.span(),
-                            join(&p, "priority"),
-                            format!(
-                                "priority must be 255 with address-owner = true (or leave priority out), got {n}"
-                            ),
-                        );
-                        None
-                    }
-                } else if n == 255 {
-                    self.err(
-                        v.span(),
-                        join(&p, "priority"),
-                        "priority 255 is only for the address owner: set address-owner = true (the VIPs must then be the interface's own addresses) or use 1..=254".to_owned(),
-                    );
-                    None
-                } else if (1..=254).contains(&n) {
-                    u8::try_from(n).ok()
-                } else {
-                    self.err(
-                        v.span(),
-                        join(&p, "priority"),
-                        format!(
-                            "priority must be 1..=254 (255 only with address-owner = true), got {n}"
-                        ),
-                    );
-                    None
-                }
-            }
+            Some(v) => self.checked(v, &p, "priority", |&n| match (address_owner, n) {
+                (true, 255) => Ok(255),
+                (true, _) => Err(format!(
+                    "priority must be 255 with address-owner = true (or leave priority out), got {n}"
+                )),
+                (false, 255) => Err("priority 255 is only for the address owner: set address-owner = true (the VIPs must then be the interface's own addresses) or use 1..=254".to_owned()),
+                // In range: the cast cannot truncate.
+                (false, 1..=254) => Ok(n as u8),
+                (false, _) => Err(format!(
+                    "priority must be 1..=254 (255 only with address-owner = true), got {n}"
+                )),
+            }),
         };
 
         let version = match &r.version {
             None => Some(defaults::VERSION),
-            Some(v) => match *v.get_ref() {
-                2 => Some(Version::V2),
-                3 => Some(Version::V3),
-                n => {
-                    self.err(
-                        v.span(),
-                        join(&p, "version"),
-                        format!("version must be 2 or 3, got {n}"),
-                    );
-                    None
-                }
-            },
+            Some(v) => self.checked(v, &p, "version", |&n| match n {
+                2 => Ok(Version::V2),
+                3 => Ok(Version::V3),
+                n => Err(format!("version must be 2 or 3, got {n}")),
+            }),
         };
 
         // VIPs and the family.
@@ -507,41 +477,31 @@ impl Cx<'_> {
         let Some(list) = &r.unicast_peers else {
             return Some(Vec::new());
         };
-        let key = join(p, "unicast-peers");
         let mut out = Vec::new();
         let mut ok = true;
         for v in list.get_ref() {
-            let s = v.get_ref();
-            let Ok(addr) = IpAddr::from_str(s) else {
-                self.err(
-                    v.span(),
-                    key.clone(),
-                    format!("unicast-peers: {s:?} is not an IP address (no prefix, no port)"),
-                );
-                ok = false;
-                continue;
-            };
-            let problem = if let Some(why) = unusable_address(&addr) {
-                Some(format!("{addr} cannot be a peer ({why})"))
-            } else if family.is_some_and(|f| f != Family::of(addr)) {
-                Some(format!(
-                    "{addr} is {} but the vips are {}: peers must be of the VIPs' family",
-                    Family::of(addr),
-                    family.map_or(Family::V4, |f| f)
-                ))
-            } else if out.contains(&addr) {
-                Some(format!("{addr} is listed twice"))
-            } else if vips.contains(&addr) {
-                Some(format!("{addr} is one of this instance's VIPs; peers are the other routers' own addresses"))
-            } else {
-                None
-            };
-            if let Some(m) = problem {
-                self.err(v.span(), key.clone(), format!("unicast-peers: {m}"));
-                ok = false;
-                continue;
+            let peer = self.checked(v, p, "unicast-peers", |s| {
+                let addr = IpAddr::from_str(s).map_err(|_| {
+                    format!("unicast-peers: {s:?} is not an IP address (no prefix, no port)")
+                })?;
+                let problem = address_problem(addr, family, "a peer", "peers").or_else(|| {
+                    if out.contains(&addr) {
+                        Some(format!("{addr} is listed twice"))
+                    } else if vips.contains(&addr) {
+                        Some(format!("{addr} is one of this instance's VIPs; peers are the other routers' own addresses"))
+                    } else {
+                        None
+                    }
+                });
+                match problem {
+                    Some(m) => Err(format!("unicast-peers: {m}")),
+                    None => Ok(addr),
+                }
+            });
+            match peer {
+                Some(addr) => out.push(addr),
+                None => ok = false,
             }
-            out.push(addr);
         }
         ok.then_some(out)
     }
@@ -557,45 +517,32 @@ impl Cx<'_> {
         let Some(v) = &r.source_address else {
             return Some(None);
         };
-        let key = join(p, "source-address");
-        let s = v.get_ref();
-        let Ok(addr) = IpAddr::from_str(s) else {
-            self.err(
-                v.span(),
-                key,
-                format!("source-address: {s:?} is not an IP address (no prefix)"),
-            );
-            return None;
-        };
         let multicast = r
             .unicast_peers
             .as_ref()
             .is_none_or(|l| l.get_ref().is_empty());
-        let problem = if let Some(why) = unusable_address(&addr) {
-            Some(format!("{addr} cannot be a source address ({why})"))
-        } else if family.is_some_and(|f| f != Family::of(addr)) {
-            Some(format!(
-                "{addr} is {} but the vips are {}: the source must be of the VIPs' family",
-                Family::of(addr),
-                family.map_or(Family::V4, |f| f)
-            ))
-        } else if !owner && vips.contains(&addr) {
-            Some(format!(
-                "{addr} is a VIP; the source must be an address the router keeps as backup"
-            ))
-        } else if multicast && matches!(addr, IpAddr::V6(_)) && !is_v6_link_local(&addr) {
-            // RFC 5798 §5.1.2.1: the IPv6 source is the interface's link-local address.
-            Some(format!(
-                "{addr} is not link-local: multicast IPv6 adverts are sent from the interface's link-local address (RFC 5798 §5.1.2.1)"
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = problem {
-            self.err(v.span(), key, format!("source-address: {m}"));
-            return None;
-        }
-        Some(Some(addr))
+        self.checked(v, p, "source-address", |s| {
+            let addr = IpAddr::from_str(s)
+                .map_err(|_| format!("source-address: {s:?} is not an IP address (no prefix)"))?;
+            let problem = address_problem(addr, family, "a source address", "the source").or_else(|| {
+                if !owner && vips.contains(&addr) {
+                    Some(format!(
+                        "{addr} is a VIP; the source must be an address the router keeps as backup"
+                    ))
+                } else if multicast && matches!(addr, IpAddr::V6(_)) && !is_v6_link_local(&addr) {
+                    // RFC 5798 §5.1.2.1: the IPv6 source is the interface's link-local address.
+                    Some(format!(
+                        "{addr} is not link-local: multicast IPv6 adverts are sent from the interface's link-local address (RFC 5798 §5.1.2.1)"
+                    ))
+                } else {
+                    None
+                }
+            });
+            match problem {
+                Some(m) => Err(format!("source-address: {m}")),
+                None => Ok(Some(addr)),
+            }
+        })
     }
 
     pub(super) fn announce(&mut self, r: &RawInstance, p: &str) -> Option<Announce> {
@@ -624,5 +571,21 @@ impl Cx<'_> {
             spacing: spacing?,
             refresh: refresh?,
         })
+    }
+}
+
+/// Why `addr` cannot be `role` of an instance whose VIPs are of `family` (the rule says
+/// `who` must be of the VIPs' family), as far as the address alone tells.
+fn address_problem(addr: IpAddr, family: Option<Family>, role: &str, who: &str) -> Option<String> {
+    if let Some(why) = unusable_address(&addr) {
+        Some(format!("{addr} cannot be {role} ({why})"))
+    } else if family.is_some_and(|f| f != Family::of(addr)) {
+        Some(format!(
+            "{addr} is {} but the vips are {}: {who} must be of the VIPs' family",
+            Family::of(addr),
+            family.map_or(Family::V4, |f| f)
+        ))
+    } else {
+        None
     }
 }

@@ -72,6 +72,13 @@ struct Seen {
     path: String,
 }
 
+impl Seen {
+    /// The instance's name, or "" when it has none.
+    fn name_or_empty(&self) -> &str {
+        self.name.as_ref().map_or("", |(n, _)| n.as_str())
+    }
+}
+
 struct Cx<'a> {
     text: &'a str,
     origin: &'a str,
@@ -196,18 +203,13 @@ impl Cx<'_> {
         let mut names: HashMap<&str, &Range<usize>> = HashMap::new();
         for s in seen {
             if let Some((name, span)) = &s.name {
-                if let Some(first) = names.get(name.as_str()) {
-                    let line = self.line_of(first);
-                    self.err(
-                        span.clone(),
-                        join(&s.path, "name"),
-                        format!(
-                            "instance name {name:?} is already used by the instance at line {line}: names must be unique"
-                        ),
-                    );
-                } else {
-                    names.insert(name, span);
-                }
+                let at = (span.clone(), join(&s.path, "name"));
+                self.unique(&mut names, name, span, at, |cx, first| {
+                    format!(
+                        "instance name {name:?} is already used by the instance at line {}: names must be unique",
+                        cx.line_of(first)
+                    )
+                });
             }
         }
         // Unique (interface, vrid, family): each is one virtual router on the link.
@@ -216,19 +218,14 @@ impl Cx<'_> {
             let (Some(ifname), Some(vrid), Some(family)) = (&s.interface, s.vrid, s.family) else {
                 continue;
             };
-            if let Some(first) = routers.get(&(ifname.as_str(), vrid, family)) {
-                let line = self.line_of(&first.table);
-                let other = first.name.as_ref().map_or("", |(n, _)| n.as_str());
-                self.err(
-                    s.vrid_span.clone(),
-                    join(&s.path, "vrid"),
-                    format!(
-                        "vrid {vrid} on {ifname} ({family}) is already used by instance {other:?} at line {line}: each (interface, vrid, family) can be configured once"
-                    ),
-                );
-            } else {
-                routers.insert((ifname, vrid, family), s);
-            }
+            let at = (s.vrid_span.clone(), join(&s.path, "vrid"));
+            self.unique(&mut routers, (ifname, vrid, family), s, at, |cx, first| {
+                format!(
+                    "vrid {vrid} on {ifname} ({family}) is already used by instance {:?} at line {}: each (interface, vrid, family) can be configured once",
+                    first.name_or_empty(),
+                    cx.line_of(&first.table)
+                )
+            });
         }
         // A VIP belongs to one instance (link-local VIPs: one per interface).
         // Key: the address and, for link-local ones, the interface.
@@ -241,19 +238,14 @@ impl Cx<'_> {
                 } else {
                     None
                 };
-                if let Some((first, first_span)) = vips.get(&(*addr, scope)) {
-                    let line = self.line_of(first_span);
-                    let other = first.name.as_ref().map_or("", |(n, _)| n.as_str());
-                    self.err(
-                        span.clone(),
-                        join(&s.path, "vips"),
-                        format!(
-                            "VIP {addr} is already in instance {other:?} (line {line}): a VIP belongs to one instance"
-                        ),
-                    );
-                } else {
-                    vips.insert((*addr, scope), (s, span));
-                }
+                let at = (span.clone(), join(&s.path, "vips"));
+                self.unique(&mut vips, (*addr, scope), (s, span), at, |cx, (first, first_span)| {
+                    format!(
+                        "VIP {addr} is already in instance {:?} (line {}): a VIP belongs to one instance",
+                        first.name_or_empty(),
+                        cx.line_of(first_span)
+                    )
+                });
             }
         }
     }

@@ -33,17 +33,13 @@ impl Cx<'_> {
                 Some(v) => {
                     let n = self.object_name(v, &p);
                     if let Some(n) = &n {
-                        if let Some(line) = group_names.get(n) {
-                            self.err(
-                                v.span(),
-                                join(&p, "name"),
-                                format!(
-                                    "sync-group name {n:?} is already used at line {line}: names must be unique"
-                                ),
-                            );
-                        } else {
-                            group_names.insert(n.clone(), self.line_of(&v.span()));
-                        }
+                        let line = self.line_of(&v.span());
+                        let at = (v.span(), join(&p, "name"));
+                        self.unique(&mut group_names, n.clone(), line, at, |_, line| {
+                            format!(
+                                "sync-group name {n:?} is already used at line {line}: names must be unique"
+                            )
+                        });
                     }
                     n
                 }
