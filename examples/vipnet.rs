@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use serde::Serialize;
 
@@ -56,26 +56,7 @@ enum Cmd {
         max_duration: Duration,
     },
     /// Send numbered requests and record who answers, when.
-    Probe {
-        /// The VIP and port to probe.
-        #[arg(long)]
-        target: SocketAddr,
-        /// Time between requests.
-        #[arg(long, value_parser = parse_duration, default_value = "2ms")]
-        interval: Duration,
-        /// Stop sending after this long.
-        #[arg(long, value_parser = parse_duration, default_value = "5s")]
-        duration: Duration,
-        /// Stop sending after this many requests.
-        #[arg(long, default_value_t = 1_000_000)]
-        count: u64,
-        /// A reply later than this after its request counts as lost.
-        #[arg(long, value_parser = parse_duration, default_value = "200ms")]
-        window: Duration,
-        /// Output file (JSON lines).
-        #[arg(long)]
-        out: std::path::PathBuf,
-    },
+    Probe(ProbeArgs),
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `500us`.
@@ -181,12 +162,26 @@ struct Record {
     name: Option<String>,
 }
 
+// The probe's options (the variant above carries the help text).
+#[derive(Args)]
 struct ProbeArgs {
+    /// The VIP and port to probe.
+    #[arg(long)]
     target: SocketAddr,
+    /// Time between requests.
+    #[arg(long, value_parser = parse_duration, default_value = "2ms")]
     interval: Duration,
+    /// Stop sending after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
     duration: Duration,
+    /// Stop sending after this many requests.
+    #[arg(long, default_value_t = 1_000_000)]
     count: u64,
+    /// A reply later than this after its request counts as lost.
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
     window: Duration,
+    /// Output file (JSON lines).
+    #[arg(long)]
     out: std::path::PathBuf,
 }
 
@@ -300,21 +295,7 @@ fn main() -> ExitCode {
             name,
             max_duration,
         } => respond(bind, &name, max_duration),
-        Cmd::Probe {
-            target,
-            interval,
-            duration,
-            count,
-            window,
-            out,
-        } => probe(ProbeArgs {
-            target,
-            interval,
-            duration,
-            count,
-            window,
-            out,
-        }),
+        Cmd::Probe(args) => probe(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use vipd::config::{self, Announce, Diagnostic, Family};
 use vipd::proto::{Centis, Version};
 use vipd::track::{CheckKind, NotifySpec};
 
-use config_common::{ok, BASE};
+use config_common::{ok, track, BASE};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -819,10 +819,7 @@ fn bfd_bad_values_are_rejected_with_their_place() {
 
 #[test]
 fn track_bfd_defaults_and_keys() {
-    let c = ok(&format!(
-        "{BASE}[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\nweight = 40\n"
-    ));
-    let t = &c.instances[0].tracks[0];
+    let t = track("kind = \"bfd\"\npeer = \"192.0.2.1\"\nweight = 40\n");
     assert_eq!(t.name, "bfd 192.0.2.1");
     assert_eq!(t.interval, std::time::Duration::from_millis(10));
     assert_eq!(
@@ -832,10 +829,9 @@ fn track_bfd_defaults_and_keys() {
             multiplier: 3
         }
     );
-    let c = ok(&format!(
-        "{BASE}[[instance.track]]\nkind = \"bfd\"\npeer = \"192.0.2.1\"\ninterval = \"3ms\"\nmultiplier = 5\nweight = 0\n"
-    ));
-    let t = &c.instances[0].tracks[0];
+    let t = track(
+        "kind = \"bfd\"\npeer = \"192.0.2.1\"\ninterval = \"3ms\"\nmultiplier = 5\nweight = 0\n",
+    );
     assert_eq!(t.interval, std::time::Duration::from_millis(3));
     assert!(matches!(
         t.kind,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use vipd::config;
 use vipd::track::{ArgsMatch, CheckKind, ProcessMatch};
 
-use config_common::{ok, BASE};
+use config_common::{ok, track, BASE};
 
 /// The diagnostics of a bad text, as `LINE:COL: message` strings.
 fn bad(text: &str) -> Vec<String> {
@@ -24,12 +24,28 @@ fn bad(text: &str) -> Vec<String> {
     }
 }
 
+/// [`bad`] for [`BASE`] with one `[[instance.track]]` table of these `keys`.
+fn bad_track(keys: &str) -> Vec<String> {
+    bad(&format!("{BASE}[[instance.track]]\n{keys}"))
+}
+
+/// Asserts that the first diagnostic of [`bad_track`] starts with `start` (its place).
+#[track_caller]
+fn first_starts(keys: &str, start: &str) {
+    let e = bad_track(keys);
+    assert!(e[0].starts_with(start), "{e:?}");
+}
+
+/// Asserts that the first diagnostic of [`bad_track`] contains `fragment`.
+#[track_caller]
+fn first_contains(keys: &str, fragment: &str) {
+    let e = bad_track(keys);
+    assert!(e[0].contains(fragment), "{e:?}");
+}
+
 #[test]
 fn process_track_defaults() {
-    let c = ok(&format!(
-        "{BASE}[[instance.track]]\nkind = \"process\"\nprocess = \"haproxy\"\n"
-    ));
-    let t = &c.instances[0].tracks[0];
+    let t = track("kind = \"process\"\nprocess = \"haproxy\"\n");
     assert_eq!(t.name, "process haproxy");
     assert_eq!(
         t.kind,
@@ -46,12 +62,11 @@ fn process_track_defaults() {
 
 #[test]
 fn process_track_every_key() {
-    let c = ok(&format!(
-        "{BASE}[[instance.track]]\nkind = \"process\"\nprocess = \"/usr/sbin/nginx\"\n\
+    let t = track(
+        "kind = \"process\"\nprocess = \"/usr/sbin/nginx\"\n\
          args = [\"-c\", \"/etc/nginx/a\"]\nargs-match = \"initial\"\nmin-count = 2\n\
-         max-count = 4\ninterval = \"500ms\"\ntimeout = \"400ms\"\nweight = 0\n"
-    ));
-    let t = &c.instances[0].tracks[0];
+         max-count = 4\ninterval = \"500ms\"\ntimeout = \"400ms\"\nweight = 0\n",
+    );
     assert_eq!(
         t.kind,
         CheckKind::Process(ProcessMatch {
@@ -82,51 +97,38 @@ fn process_track_every_key() {
 
 #[test]
 fn process_track_mistakes() {
-    let e = bad(&format!("{BASE}[[instance.track]]\nkind = \"process\"\n"));
+    let e = bad_track("kind = \"process\"\n");
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with("7:1: missing key `process`"), "{e:?}");
 
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"process\"\nprocess = \"x\"\nargs-match = \"fuzzy\"\n"
-    ));
+    let e = bad_track("kind = \"process\"\nprocess = \"x\"\nargs-match = \"fuzzy\"\n");
     assert!(
         e.iter().any(|m| m.starts_with("10:14: args-match must be")),
         "{e:?}"
     );
     assert!(e.iter().any(|m| m.contains("give args too")), "{e:?}");
 
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"process\"\nprocess = \"x\"\nmin-count = 3\nmax-count = 2\n"
-    ));
+    let e = bad_track("kind = \"process\"\nprocess = \"x\"\nmin-count = 3\nmax-count = 2\n");
     assert_eq!(
         e,
         vec!["11:13: max-count (2) must not be below min-count (3)"]
     );
 
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"process\"\nprocess = \"\"\n"
-    ));
-    assert!(
-        e[0].starts_with("9:11: process must be an executable name"),
-        "{e:?}"
+    first_starts(
+        "kind = \"process\"\nprocess = \"\"\n",
+        "9:11: process must be an executable name",
     );
 
     // Process keys on another kind.
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"tcp\"\naddress = \"127.0.0.1:80\"\nprocess = \"x\"\n"
-    ));
-    assert!(
-        e[0].starts_with("10:11: process does not apply to kind = \"tcp\""),
-        "{e:?}"
+    first_starts(
+        "kind = \"tcp\"\naddress = \"127.0.0.1:80\"\nprocess = \"x\"\n",
+        "10:11: process does not apply to kind = \"tcp\"",
     );
 }
 
 #[test]
 fn file_track() {
-    let c = ok(&format!(
-        "{BASE}[[instance.track]]\nkind = \"file\"\npath = \"/run/lb/weight\"\nweight = 5\n"
-    ));
-    let t = &c.instances[0].tracks[0];
+    let t = track("kind = \"file\"\npath = \"/run/lb/weight\"\nweight = 5\n");
     assert_eq!(
         t.kind,
         CheckKind::File {
@@ -137,24 +139,20 @@ fn file_track() {
     // A file's value is taken as written: rise and fall default to 1.
     assert_eq!((t.rise, t.fall, t.weight), (1, 1, 5));
 
-    let e = bad(&format!("{BASE}[[instance.track]]\nkind = \"file\"\n"));
-    assert!(e[0].starts_with("7:1: missing key `path`"), "{e:?}");
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"file\"\npath = \"relative/w\"\n"
-    ));
-    assert!(e[0].contains("must be an absolute path"), "{e:?}");
-    let e = bad(&format!(
-        "{BASE}[[instance.track]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\npath = \"/x\"\n"
-    ));
-    assert!(
-        e[0].contains("path does not apply to kind = \"exec\""),
-        "{e:?}"
+    first_starts("kind = \"file\"\n", "7:1: missing key `path`");
+    first_contains(
+        "kind = \"file\"\npath = \"relative/w\"\n",
+        "must be an absolute path",
+    );
+    first_contains(
+        "kind = \"exec\"\ncommand = [\"/bin/true\"]\npath = \"/x\"\n",
+        "path does not apply to kind = \"exec\"",
     );
 }
 
 #[test]
 fn unknown_kind_lists_the_new_kinds() {
-    let e = bad(&format!("{BASE}[[instance.track]]\nkind = \"pid\"\n"));
+    let e = bad_track("kind = \"pid\"\n");
     assert!(
         e[0].contains("\"process\"") && e[0].contains("\"file\""),
         "{e:?}"

@@ -37,6 +37,38 @@ fn error_of(line: &str) -> String {
     }
 }
 
+/// Sends raw bytes; the error message of the response (panics if it is not an error).
+async fn error_reply(path: &Path, bytes: &[u8]) -> String {
+    error_of(&raw(path, bytes).await)
+}
+
+/// Reads one line within [`BOUND`].
+async fn line_in_time<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> String {
+    let mut line = String::new();
+    tokio::time::timeout(BOUND, reader.read_line(&mut line))
+        .await
+        .expect("a line in time")
+        .expect("read");
+    line
+}
+
+/// Asserts that the server closes the connection (end of file within [`BOUND`]).
+async fn expect_closed<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(BOUND, reader.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert_eq!(n, 0);
+}
+
+/// A server on the defaults as `set` changes them.
+async fn server_with(set: impl FnOnce(&mut ServerOptions)) -> Running {
+    let mut opts = ServerOptions::default();
+    set(&mut opts);
+    Running::start(opts, None, 16).await
+}
+
 async fn status_works(path: &Path) {
     let line = raw(path, b"{\"version\":1,\"command\":\"status\"}\n").await;
     assert!(
@@ -119,23 +151,17 @@ async fn priority_out_of_range_is_refused_before_the_daemon() {
 #[tokio::test]
 async fn unknown_instance_error_lists_known_instances() {
     let srv = Running::start(ServerOptions::default(), None, 16).await;
-    let msg = error_of(
-        &raw(
-            &srv.path,
-            b"{\"version\":1,\"command\":\"maintenance\",\"instance\":\"db\",\"on\":true}\n",
-        )
-        .await,
-    );
+    let msg = error_reply(
+        &srv.path,
+        b"{\"version\":1,\"command\":\"maintenance\",\"instance\":\"db\",\"on\":true}\n",
+    )
+    .await;
     assert_eq!(msg, "unknown instance \"db\" (known: web, api)");
 }
 
 #[tokio::test]
 async fn bad_requests_get_an_error_and_the_server_keeps_serving() {
-    let opts = ServerOptions {
-        max_request_len: 1024,
-        ..ServerOptions::default()
-    };
-    let srv = Running::start(opts, None, 16).await;
+    let srv = server_with(|o| o.max_request_len = 1024).await;
     let mut oversized = vec![b'x'; 4096];
     oversized.push(b'\n');
     let cases: Vec<(Vec<u8>, &str)> = vec![
@@ -153,7 +179,7 @@ async fn bad_requests_get_an_error_and_the_server_keeps_serving() {
         (oversized, "request too long (limit 1024 bytes)"),
     ];
     for (bytes, want) in cases {
-        let msg = error_of(&raw(&srv.path, &bytes).await);
+        let msg = error_reply(&srv.path, &bytes).await;
         assert!(msg.contains(want), "{want}: got {msg}");
         status_works(&srv.path).await;
     }
@@ -164,57 +190,36 @@ async fn bad_requests_get_an_error_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn a_silent_client_is_timed_out() {
-    let opts = ServerOptions {
-        read_timeout: Duration::from_millis(200),
-        ..ServerOptions::default()
-    };
-    let srv = Running::start(opts, None, 16).await;
+    let srv = server_with(|o| o.read_timeout = Duration::from_millis(200)).await;
     let started = Instant::now();
     let stream = UnixStream::connect(&srv.path).await.expect("connect");
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    tokio::time::timeout(BOUND, reader.read_line(&mut line))
-        .await
-        .expect("dropped in time")
-        .expect("read");
+    let line = line_in_time(&mut reader).await;
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(190), "{waited:?}");
     assert!(error_of(&line).contains("no request received within 0.2 s"));
     // And the connection is closed afterwards.
-    let mut rest = Vec::new();
-    let n = tokio::time::timeout(BOUND, reader.read_to_end(&mut rest))
-        .await
-        .expect("closed in time")
-        .expect("read");
-    assert_eq!(n, 0);
+    expect_closed(&mut reader).await;
     status_works(&srv.path).await;
 }
 
 #[tokio::test]
 async fn a_daemon_that_does_not_answer_gives_an_error() {
-    let opts = ServerOptions {
-        handler_timeout: Duration::from_millis(200),
-        ..ServerOptions::default()
-    };
-    let srv = Running::start(opts, None, 16).await;
-    let msg = error_of(
-        &raw(
-            &srv.path,
-            b"{\"version\":1,\"command\":\"priority-clear\",\"instance\":\"hang\"}\n",
-        )
-        .await,
-    );
+    let srv = server_with(|o| o.handler_timeout = Duration::from_millis(200)).await;
+    let msg = error_reply(
+        &srv.path,
+        b"{\"version\":1,\"command\":\"priority-clear\",\"instance\":\"hang\"}\n",
+    )
+    .await;
     assert!(
         msg.contains("did not answer the priority-clear request"),
         "{msg}"
     );
-    let msg = error_of(
-        &raw(
-            &srv.path,
-            b"{\"version\":1,\"command\":\"priority-clear\",\"instance\":\"drop\"}\n",
-        )
-        .await,
-    );
+    let msg = error_reply(
+        &srv.path,
+        b"{\"version\":1,\"command\":\"priority-clear\",\"instance\":\"drop\"}\n",
+    )
+    .await;
     assert_eq!(msg, "vipd dropped the priority-clear request");
     status_works(&srv.path).await;
 }
@@ -230,7 +235,7 @@ async fn a_stopped_daemon_gives_an_error() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let msg = error_of(&raw(&srv.path, b"{\"version\":1,\"command\":\"reload\"}\n").await);
+    let msg = error_reply(&srv.path, b"{\"version\":1,\"command\":\"reload\"}\n").await;
     assert_eq!(msg, "vipd is shutting down");
 }
 
@@ -333,19 +338,10 @@ async fn events_end_when_the_server_stops() {
     let srv = Running::start(ServerOptions::default(), None, 4).await;
     let (rd, _wr) = follow_events(&srv.path).await;
     let mut reader = BufReader::new(rd);
-    let mut ack = String::new();
-    tokio::time::timeout(BOUND, reader.read_line(&mut ack))
-        .await
-        .expect("in time")
-        .expect("read");
+    line_in_time(&mut reader).await;
     // Aborting the server ends its connection tasks too (the daemon is going away).
     srv.server.abort();
-    let mut rest = Vec::new();
-    let n = tokio::time::timeout(BOUND, reader.read_to_end(&mut rest))
-        .await
-        .expect("closed in time")
-        .expect("read");
-    assert_eq!(n, 0);
+    expect_closed(&mut reader).await;
 }
 
 #[tokio::test]

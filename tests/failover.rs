@@ -559,29 +559,16 @@ fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
     let vip = Fam::V4.vip();
     let lb1_ip: IpAddr = lan.topo.ip4("lb1").into();
     let lb2_ip: IpAddr = lan.topo.ip4("lb2").into();
-    let tcpdump = harness::which("tcpdump")
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| panic!("tcpdump not found (integration/setup.sh installs it)"));
     // Captures on each balancer's eth0: the first advert from the other side after a heal
     // tells which order the routers heard each other in.
     let caps: Vec<_> = ["lb1", "lb2"]
         .iter()
         .map(|h| {
-            lan.topo.spawn(
-                h,
-                &[
-                    &tcpdump, "-i", "eth0", "-n", "-tt", "-l", "-U", "ip", "proto", "112",
-                ],
-                &format!("{h}-tcpdump.log"),
-            )
+            lan.topo
+                .start_tcpdump(h, &["-tt", "-l", "ip", "proto", "112"])
+                .unwrap_or_else(|e| panic!("{e}"))
         })
         .collect();
-    for c in &caps {
-        let ok = wait_until(Duration::from_secs(5), ms(20), || {
-            c.log().contains("listening on")
-        });
-        assert!(ok, "tcpdump did not start: {}", c.log());
-    }
     let mut runs: Vec<HealRun> = Vec::new();
     const MIN_RUNS: usize = 6;
     const MAX_RUNS: usize = 10;

@@ -128,6 +128,16 @@ enum Kind {
     Keepalived,
 }
 
+impl Kind {
+    /// The agent on the other side: every scenario pairs vipd with keepalived.
+    fn other(self) -> Kind {
+        match self {
+            Kind::Vipd => Kind::Keepalived,
+            Kind::Keepalived => Kind::Vipd,
+        }
+    }
+}
+
 /// Waits (up to 5 s) until both agents agree on the roles: `master` reports master and
 /// `backup` backup; panics with both states otherwise.
 #[track_caller]
@@ -245,11 +255,7 @@ fn crash_and_return(test: &str, mode: Mode, high_kind: Kind) {
     let _g = netns_test!(test);
     let topo = Topology::new(TopologyOpts::default());
     let vip = mode.vip();
-    let low_kind = if high_kind == Kind::Vipd {
-        Kind::Keepalived
-    } else {
-        Kind::Vipd
-    };
+    let low_kind = high_kind.other();
     let (hi, lo) = ("lb1", "lb2");
     let md_lo = mode.master_down(100);
     let slack = Duration::from_secs(8);
@@ -448,11 +454,7 @@ fn equal_priority(test: &str, lb2_kind: Kind) {
     let mut topo = Topology::new(TopologyOpts::default());
     let mode = Mode::V3;
     let vip = mode.vip();
-    let lb1_kind = if lb2_kind == Kind::Vipd {
-        Kind::Keepalived
-    } else {
-        Kind::Vipd
-    };
+    let lb1_kind = lb2_kind.other();
     topo.partition_vrrp("lb1", "lb2");
     let a1 = start(&topo, "lb1", lb1_kind, 100, mode);
     let a2 = start(&topo, "lb2", lb2_kind, 100, mode);
@@ -507,11 +509,7 @@ fn graceful_stop(test: &str, master_kind: Kind) {
     let topo = Topology::new(TopologyOpts::default());
     let mode = Mode::V3;
     let vip = mode.vip();
-    let backup_kind = if master_kind == Kind::Vipd {
-        Kind::Keepalived
-    } else {
-        Kind::Vipd
-    };
+    let backup_kind = master_kind.other();
     let start1 = |host: &str, kind: Kind, prio: u8| -> Agent {
         match kind {
             Kind::Vipd => {
@@ -653,6 +651,23 @@ fn rfc9568_vipd_accepts_v3_checksum_without_pseudo_header() {
     );
 }
 
+/// A new LAN: vipd with `i` on lb1 until it is master (at most 15 s), then keepalived with `k`
+/// (100 ms adverts) on lb2.
+fn vipd_master_then_keepalived(i: VipdInstance, k: KeepalivedInstance) -> (Topology, Agent, Agent) {
+    let topo = Topology::new(TopologyOpts::default());
+    let v = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", &[i]));
+    assert!(wait_vipd_state(
+        &topo,
+        "lb1",
+        NAME,
+        "master",
+        Duration::from_secs(15)
+    ));
+    let k = k.advert_int(Duration::from_millis(100));
+    let ka = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_conf(&[k]));
+    (topo, v, ka)
+}
+
 /// keepalived 2.2.7 knows no `v3_checksum_as_v2` (it logs an unknown keyword) and verifies
 /// VRRPv3/IPv4 checksums only with the pseudo-header: a vipd sending the RFC 9568 form
 /// (`checksum-pseudo-header = false`) is NOT heard by it. Expected, and asserted as what 2.2.7
@@ -662,22 +677,12 @@ fn rfc9568_vipd_accepts_v3_checksum_without_pseudo_header() {
 fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
     let test = "keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form";
     let _g = netns_test!(test);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = addr(VIP4);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP4}/24")]).pseudo_header(false);
-    let _v = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", &[i]));
-    assert!(wait_vipd_state(
-        &topo,
-        "lb1",
-        NAME,
-        "master",
-        Duration::from_secs(15)
-    ));
     let k = KeepalivedInstance::new(NAME, VRID, 100)
-        .advert_int(Duration::from_millis(100))
         .vip(&format!("{VIP4}/24"))
         .v3_checksum_as_v2(true);
-    let ka = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_conf(&[k]));
+    let (topo, _v, ka) = vipd_master_then_keepalived(i, k);
     let logged = ka.wait_log("Invalid VRRPv3 checksum", Duration::from_secs(10));
     let unknown_kw = keepalived_config_complaints(&ka.log())
         .iter()
@@ -721,21 +726,10 @@ fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
 fn ipv6_keepalived_without_link_local_vip_ignores_vipd() {
     let test = "ipv6_keepalived_without_link_local_vip_ignores_vipd";
     let _g = netns_test!(test);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = addr(VIP6);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP6}/64")]);
-    let _v = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", &[i]));
-    assert!(wait_vipd_state(
-        &topo,
-        "lb1",
-        NAME,
-        "master",
-        Duration::from_secs(15)
-    ));
-    let k = KeepalivedInstance::new(NAME, VRID, 100)
-        .advert_int(Duration::from_millis(100))
-        .vip(&format!("{VIP6}/64"));
-    let ka = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_conf(&[k]));
+    let k = KeepalivedInstance::new(NAME, VRID, 100).vip(&format!("{VIP6}/64"));
+    let (topo, _v, ka) = vipd_master_then_keepalived(i, k);
     let logged = ka.wait_log(
         "unexpected ip number count 2, expected 1",
         Duration::from_secs(10),

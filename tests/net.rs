@@ -25,9 +25,24 @@ const B_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// not look inside, so the checksum field is left zero.
 const PAYLOAD: [u8; 12] = [0x31, 51, 100, 1, 0, 100, 0, 0, 192, 0, 2, 100];
 
-/// Looks up `veth0` in the namespace the calling thread is in.
-async fn veth(nl: &Netlink) -> vipd::net::LinkInfo {
-    nl.link(IF).await.expect("veth0 exists")
+/// Connects to netlink and looks up `veth0` in the namespace the calling thread is in.
+async fn veth() -> (Netlink, vipd::net::LinkInfo) {
+    let nl = Netlink::connect().await.expect("netlink");
+    let link = nl.link(IF).await.expect("veth0 exists");
+    (nl, link)
+}
+
+/// A VRRP socket on `veth0` and its source: the v4 primary or the v6 link-local address.
+async fn vrrp_socket(v6: bool, side: &str) -> (VrrpSocket, IpAddr) {
+    let (nl, link) = veth().await;
+    let src = nl
+        .primary_address(link.index, v6)
+        .await
+        .expect("addresses")
+        .expect("a source address");
+    let sock =
+        VrrpSocket::open(IF, link.index, src).unwrap_or_else(|e| panic!("open {side} side: {e}"));
+    (sock, src)
 }
 
 /// What the receiving side saw: the bytes in the buffer and the `Received` description.
@@ -43,14 +58,7 @@ fn receiver(
 ) -> (mpsc::Receiver<()>, std::thread::JoinHandle<Option<Got>>) {
     let (ready_tx, ready_rx) = mpsc::channel();
     let h = spawn_in(ns, move || async move {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
-        let src = nl
-            .primary_address(link.index, v6)
-            .await
-            .expect("addresses")
-            .expect("a source address");
-        let sock = VrrpSocket::open(IF, link.index, src).expect("open receive side");
+        let (sock, _) = vrrp_socket(v6, "receive").await;
         ready_tx.send(()).expect("main thread waits");
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = vec![0u8; 2048];
@@ -86,14 +94,7 @@ fn receiver(
 /// reports whether its own socket received anything within 300 ms (it must not: loop off).
 fn send_until_done(ns: &str, v6: bool, dst: IpAddr, done: Arc<AtomicBool>) -> (IpAddr, bool) {
     run_in(ns, move || async move {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
-        let src = nl
-            .primary_address(link.index, v6)
-            .await
-            .expect("addresses")
-            .expect("a source address");
-        let sock = VrrpSocket::open(IF, link.index, src).expect("open send side");
+        let (sock, src) = vrrp_socket(v6, "send").await;
         for _ in 0..50 {
             sock.send(dst, &PAYLOAD).await.expect("send");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -124,6 +125,17 @@ fn exchange(pair: &Pair, v6: bool, dst: impl FnOnce(&Pair) -> IpAddr) -> (IpAddr
     )
 }
 
+/// [`exchange`] to a multicast group; the sender must not receive its own advert (the
+/// socket turns multicast loop off).
+fn exchange_multicast(pair: &Pair, v6: bool, group: IpAddr) -> (IpAddr, Got) {
+    let (src, own, got) = exchange(pair, v6, |_| group);
+    assert!(
+        !own,
+        "the sender received its own multicast advert (loop must be off)"
+    );
+    (src, got)
+}
+
 fn check_v4(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     assert_eq!(bytes[0] >> 4, 4, "IPv4 header delivered with the packet");
     let ihl = usize::from(bytes[0] & 0x0f) * 4;
@@ -148,14 +160,10 @@ fn check_v4(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
 fn rfc5798_5_1_1_ipv4_multicast_advert_arrives_with_ttl_255_and_is_not_looped_back() {
     let _g = netns_test!();
     let pair = Pair::create();
-    let (src, own, (bytes, r)) = exchange(&pair, false, |_| IpAddr::V4(IPV4_GROUP));
+    let (src, (bytes, r)) = exchange_multicast(&pair, false, IpAddr::V4(IPV4_GROUP));
     assert_eq!(src, IpAddr::V4(A_V4), "IPv4 source is the primary address");
     assert!(matches!(r, Received::V4 { .. }));
     check_v4(&bytes, A_V4, IPV4_GROUP);
-    assert!(
-        !own,
-        "the sender received its own multicast advert (loop must be off)"
-    );
 }
 
 #[test]
@@ -164,6 +172,16 @@ fn rfc5798_5_1_1_ipv4_unicast_advert_reaches_peer_with_ttl_255() {
     let pair = Pair::create();
     let (_, _, (bytes, _)) = exchange(&pair, false, |_| IpAddr::V4(B_V4));
     check_v4(&bytes, A_V4, B_V4);
+}
+
+/// How the receiver must describe our IPv6 advert from `src` to `dst`: hop limit 255.
+fn v6_advert(src: Ipv6Addr, dst: Ipv6Addr) -> Received {
+    Received::V6 {
+        len: PAYLOAD.len(),
+        src,
+        dst,
+        hop_limit: 255,
+    }
 }
 
 fn link_local(ns: &str) -> Ipv6Addr {
@@ -186,7 +204,7 @@ fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_loca
     let _g = netns_test!();
     let pair = Pair::create();
     let a_ll = link_local(&pair.a);
-    let (src, own, (bytes, r)) = exchange(&pair, true, |_| IpAddr::V6(IPV6_GROUP));
+    let (src, (bytes, r)) = exchange_multicast(&pair, true, IpAddr::V6(IPV6_GROUP));
     assert_eq!(
         src,
         IpAddr::V6(a_ll),
@@ -194,19 +212,7 @@ fn rfc5798_5_1_2_ipv6_multicast_advert_arrives_with_hop_limit_255_from_link_loca
     );
     assert_eq!(bytes, PAYLOAD, "IPv6: only the payload is in the buffer");
     // RFC 5798 §5.1.2.1 / §5.1.2.2 / §5.1.2.3: link-local source, ff02::12, hop limit 255.
-    assert_eq!(
-        r,
-        Received::V6 {
-            len: PAYLOAD.len(),
-            src: a_ll,
-            dst: IPV6_GROUP,
-            hop_limit: 255
-        }
-    );
-    assert!(
-        !own,
-        "the sender received its own multicast advert (loop must be off)"
-    );
+    assert_eq!(r, v6_advert(a_ll, IPV6_GROUP));
 }
 
 #[test]
@@ -216,15 +222,7 @@ fn rfc5798_5_1_2_ipv6_unicast_advert_to_link_local_peer() {
     let a_ll = link_local(&pair.a);
     let b_ll = link_local(&pair.b);
     let (_, _, (_, r)) = exchange(&pair, true, move |_| IpAddr::V6(b_ll));
-    assert_eq!(
-        r,
-        Received::V6 {
-            len: PAYLOAD.len(),
-            src: a_ll,
-            dst: b_ll,
-            hop_limit: 255
-        }
-    );
+    assert_eq!(r, v6_advert(a_ll, b_ll));
 }
 
 #[test]
@@ -232,8 +230,7 @@ fn open_errors_name_the_interface_and_the_address() {
     let _g = netns_test!();
     let pair = Pair::create();
     let (missing, foreign) = run_in(&pair.a, || async {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
+        let (nl, link) = veth().await;
         let missing =
             VrrpSocket::open("nope0", 999, IpAddr::V4(A_V4)).expect_err("no such interface");
         // 198.51.100.9 is not on this host: binding to it must fail clearly.
@@ -266,6 +263,23 @@ fn mac_of(ns: &str) -> [u8; 6] {
     mac
 }
 
+/// Adds (`add`) or deletes each of `vips` twice, every call a success; then the addresses
+/// of the interface.
+async fn twice(nl: &Netlink, index: u32, vips: [IpNet; 2], add: bool) -> Vec<IpNet> {
+    let what = if add { "add" } else { "delete" };
+    for vip in vips {
+        for round in ["first", "second"] {
+            let r = if add {
+                nl.add_address(index, vip).await
+            } else {
+                nl.del_address(index, vip).await
+            };
+            r.unwrap_or_else(|e| panic!("{round} {what} of {vip}: {e}"));
+        }
+    }
+    nl.addresses(index).await.expect("addresses")
+}
+
 #[test]
 fn netlink_link_and_addresses() {
     let _g = netns_test!();
@@ -273,21 +287,15 @@ fn netlink_link_and_addresses() {
     let mac = mac_of(&pair.a);
     let ns = pair.a.clone();
     run_in(&pair.a, move || async move {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
+        let (nl, link) = veth().await;
         assert_eq!(link.name, IF);
         assert_eq!(link.mac, mac);
         assert!(link.up, "veth0 is up with its peer up");
 
         let vip4: IpNet = "192.0.2.100/24".parse().unwrap();
         let vip6: IpNet = "2001:db8::100/64".parse().unwrap();
-        for vip in [vip4, vip6] {
-            nl.add_address(link.index, vip).await.expect("first add");
-            nl.add_address(link.index, vip)
-                .await
-                .expect("second add (EEXIST) is success");
-        }
-        let addrs = nl.addresses(link.index).await.expect("addresses");
+        // The second add of each meets EEXIST: a success too.
+        let addrs = twice(&nl, link.index, [vip4, vip6], true).await;
         assert!(addrs.contains(&vip4) && addrs.contains(&vip6), "{addrs:?}");
         assert!(
             addrs.contains(&"192.0.2.1/24".parse().unwrap()),
@@ -329,13 +337,8 @@ fn netlink_link_and_addresses() {
             "control address should be in DAD: {control}"
         );
 
-        for vip in [vip4, vip6] {
-            nl.del_address(link.index, vip).await.expect("first delete");
-            nl.del_address(link.index, vip)
-                .await
-                .expect("second delete (not present) is success");
-        }
-        let addrs = nl.addresses(link.index).await.expect("addresses");
+        // The second delete of each finds it gone: a success too.
+        let addrs = twice(&nl, link.index, [vip4, vip6], false).await;
         assert!(
             !addrs.contains(&vip4) && !addrs.contains(&vip6),
             "{addrs:?}"
@@ -371,8 +374,7 @@ fn link_watcher_reports_down_up_and_removal() {
     let pair = Pair::create();
     let ns = pair.a.clone();
     run_in(&pair.a, move || async move {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
+        let (nl, link) = veth().await;
         let mut w = LinkWatcher::open().expect("watcher");
         let idx = link.index;
 
@@ -445,8 +447,7 @@ fn frame_sender_puts_a_gratuitous_arp_on_the_wire() {
         .recv_timeout(Duration::from_secs(10))
         .expect("capture ready");
     run_in(&pair.a, move || async move {
-        let nl = Netlink::connect().await.expect("netlink");
-        let link = veth(&nl).await;
+        let (_nl, link) = veth().await;
         let tx = FrameSender::open(link.index).expect("frame sender");
         for _ in 0..50 {
             tx.send(&frame).expect("send frame");

@@ -801,15 +801,7 @@ fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_beh
     assert!(kept[0].1 != 0, "keep-capabilities = true: {kept:?}");
 
     let pid: i32 = hook_lines(&bg_pid)[0].trim().parse().expect("a pid");
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-    };
+    let running = || notify_common::pid_running(pid);
     let gone = wait_until(secs(5), ms(20), || !running());
     if !gone {
         let _ = std::process::Command::new("kill")

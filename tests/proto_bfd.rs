@@ -100,25 +100,16 @@ fn section_6_8_6_version_must_be_1() {
 
 #[test]
 fn section_6_8_6_length_below_24_or_26_with_auth_is_discarded() {
-    let mut b = DOWN;
-    b[3] = 23;
-    assert_eq!(
-        ControlPacket::parse(&b),
-        Err(DecodeError::LengthTooSmall {
-            length: 23,
-            min: 24
-        })
-    );
-    let mut b = DOWN;
-    b[1] |= 0x04; // A bit
-    b[3] = 25;
-    assert_eq!(
-        ControlPacket::parse(&b),
-        Err(DecodeError::LengthTooSmall {
-            length: 25,
-            min: 26
-        })
-    );
+    // (flags added, length, the minimum that length is below)
+    for (flags, length, min) in [(0, 23, 24), (0x04 /* A bit */, 25, 26)] {
+        let mut b = DOWN;
+        b[1] |= flags;
+        b[3] = length;
+        assert_eq!(
+            ControlPacket::parse(&b),
+            Err(DecodeError::LengthTooSmall { length, min })
+        );
+    }
 }
 
 #[test]

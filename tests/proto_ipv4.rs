@@ -108,52 +108,37 @@ fn version_not_4() {
 
 #[test]
 fn bad_header_length() {
-    // IHL 4 (< 5).
-    let p = packet(4, &[], 24, &[0; 4]);
-    let err = parse_ipv4(&p).unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::Ipv4BadHeaderLength {
-            header_len: 16,
-            len: 24
-        }
-    );
-    assert_eq!(err.label(), "ipv4_bad_header_length");
-    // IHL 6 but only 20 bytes.
-    let p = packet(6, &[], 20, &[]);
-    assert_eq!(
-        parse_ipv4(&p).unwrap_err(),
-        DecodeError::Ipv4BadHeaderLength {
-            header_len: 24,
-            len: 20
-        }
-    );
+    let cases = [
+        // IHL 4 (< 5).
+        (packet(4, &[], 24, &[0; 4]), 16, 24),
+        // IHL 6 but only 20 bytes.
+        (packet(6, &[], 20, &[]), 24, 20),
+    ];
+    for (p, header_len, len) in cases {
+        let err = parse_ipv4(&p).unwrap_err();
+        assert_eq!(err, DecodeError::Ipv4BadHeaderLength { header_len, len });
+        assert_eq!(err.label(), "ipv4_bad_header_length");
+    }
 }
 
 #[test]
 fn bad_total_length() {
-    // Total Length beyond the bytes received.
-    let p = packet(5, &[], 40, &[0; 10]);
-    let err = parse_ipv4(&p).unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::Ipv4BadTotalLength {
-            total_len: 40,
-            header_len: 20,
-            len: 30
-        }
-    );
-    assert_eq!(err.label(), "ipv4_bad_total_length");
-    // Total Length below the header length (options make the header 24 bytes).
-    let p = packet(6, &[0; 4], 22, &[0; 4]);
-    assert!(matches!(
-        parse_ipv4(&p).unwrap_err(),
-        DecodeError::Ipv4BadTotalLength {
-            total_len: 22,
-            header_len: 24,
-            ..
-        }
-    ));
+    let cases = [
+        // Total Length beyond the bytes received.
+        (packet(5, &[], 40, &[0; 10]), 40, 20, 30),
+        // Total Length below the header length (options make the header 24 bytes).
+        (packet(6, &[0; 4], 22, &[0; 4]), 22, 24, 28),
+    ];
+    for (p, total_len, header_len, len) in cases {
+        let err = parse_ipv4(&p).unwrap_err();
+        let want = DecodeError::Ipv4BadTotalLength {
+            total_len,
+            header_len,
+            len,
+        };
+        assert_eq!(err, want);
+        assert_eq!(err.label(), "ipv4_bad_total_length");
+    }
 }
 
 proptest! {

@@ -10,12 +10,13 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use harness::{netns_test, run_cmd, wait_until, AgentKind, Topology, TopologyOpts};
+use harness::tcpdump::{read_pcap, TakeoverOnWire};
+use harness::{
+    netns_test, tail, wait_until, AgentKind, Topology, TopologyOpts, VipdConfig, VipdInstance,
+};
 
 const ROUTERS: usize = 50;
 const VIPS: usize = 10;
@@ -41,24 +42,18 @@ fn vips_of(k: usize) -> Vec<Ipv4Addr> {
 }
 
 fn conf(topo: &Topology, host: &str, prio: u8, adv_ms: u64) -> String {
-    let state = topo.path(&format!("{host}-state"));
-    let _ = std::fs::create_dir_all(&state);
-    let mut s = format!(
-        "control-socket = \"{}\"\nstate-dir = \"{}\"\n",
-        topo.path(&format!("{host}-vipd.sock")).display(),
-        state.display()
-    );
+    let mut c = VipdConfig::new(topo, host).without_metrics();
     for k in 1..=ROUTERS {
-        let list: Vec<String> = vips_of(k).iter().map(|v| format!("\"{v}/32\"")).collect();
-        let _ = write!(
-            s,
-            "\n[[instance]]\nname = \"r{k:03}\"\ninterface = \"eth0\"\nvrid = {k}\n\
-             priority = {prio}\nadvert-interval = \"{adv_ms}ms\"\nannounce-count = {ANNOUNCE_COUNT}\n\
-             announce-spacing = \"{ANNOUNCE_SPACING_MS}ms\"\nvips = [{}]\n",
-            list.join(", ")
+        let vips: Vec<String> = vips_of(k).iter().map(|v| format!("{v}/32")).collect();
+        let vips: Vec<&str> = vips.iter().map(String::as_str).collect();
+        c = c.instance(
+            VipdInstance::new(&format!("r{k:03}"), k as u8, prio, &vips)
+                .interval(&format!("{adv_ms}ms"))
+                .line(&format!("announce-count = {ANNOUNCE_COUNT}"))
+                .line(&format!("announce-spacing = \"{ANNOUNCE_SPACING_MS}ms\"")),
         );
     }
-    s
+    c.render()
 }
 
 fn bench_vips(topo: &Topology, host: &str) -> usize {
@@ -66,11 +61,6 @@ fn bench_vips(topo: &Topology, host: &str) -> usize {
         .iter()
         .filter(|(_, a)| matches!(a, IpAddr::V4(a) if a.octets()[0] == 198 && a.octets()[1] == 18))
         .count()
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[test]
@@ -102,29 +92,12 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
 
     let pcap = topo.path("takeover.pcap");
     let pcap_s = pcap.to_string_lossy().into_owned();
-    let cap = topo.spawn(
-        "client",
-        &[
-            "tcpdump",
-            "-n",
-            "-B",
-            "65536",
-            "-i",
-            "eth0",
-            "-w",
-            &pcap_s,
-            "-U",
-            "arp or ip proto 112",
-        ],
-        "client-tcpdump.log",
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || cap
-            .log()
-            .contains("listening on")),
-        "tcpdump did not start: {}",
-        cap.log()
-    );
+    let cap = topo
+        .start_tcpdump(
+            "client",
+            &["-B", "65536", "-w", &pcap_s, "arp or ip proto 112"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_millis(300));
     lb1.stop(Duration::from_secs(20));
     let moved = wait_until(Duration::from_secs(60), Duration::from_millis(50), || {
@@ -150,55 +123,13 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
         tail(&lb2.log(), 10)
     );
 
-    let text = run_cmd(
-        &["tcpdump", "-e", "-tt", "-n", "-r", &pcap_s],
-        None,
-        Duration::from_secs(60),
-    )
-    .stdout;
     let lb1_ip = topo.ip4("lb1").to_string();
-    let lb2_mac = topo.mac("lb2").to_ascii_lowercase();
     // Every priority-0 advert of lb1 per VRID: a releasing master repeats it each advert
     // interval until it hears the new one, and a master that hears priority 0 re-announces
     // (RFC 9568 reading, `AnnounceReason::PeerLeft`), so a VRID whose old master sent one
     // after the takeover may legitimately have more than `announce-count` rounds.
-    let mut zeros: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    let mut garps: BTreeMap<Ipv4Addr, Vec<f64>> = BTreeMap::new();
-    for l in text.lines() {
-        let Some(ts) = l
-            .split_whitespace()
-            .next()
-            .and_then(|t| t.parse::<f64>().ok())
-        else {
-            continue;
-        };
-        if l.contains("VRRP") && l.contains(&format!(" {lb1_ip} > ")) && l.contains("prio 0,") {
-            if let Some(v) = l
-                .split("vrid ")
-                .nth(1)
-                .and_then(|r| r.split([',', ' ']).next())
-                .and_then(|v| v.parse::<usize>().ok())
-            {
-                zeros.entry(v).or_default().push(ts);
-            }
-            continue;
-        }
-        if !l.to_ascii_lowercase().contains(&format!("{lb2_mac} > ")) {
-            continue;
-        }
-        let Some(r) = l.split("who-has ").nth(1) else {
-            continue;
-        };
-        let w: Vec<&str> = r
-            .split_whitespace()
-            .filter(|t| !t.starts_with('('))
-            .collect();
-        if w.len() >= 3 && w[1] == "tell" && w[0] == w[2].trim_end_matches(',') {
-            if let Ok(ip) = w[0].parse::<Ipv4Addr>() {
-                garps.entry(ip).or_default().push(ts);
-            }
-        }
-    }
+    let TakeoverOnWire { zeros, garps } =
+        TakeoverOnWire::parse(&read_pcap(&pcap), &lb1_ip, &topo.mac("lb2"));
     // lb2 runs on the interval it adopted from lb1.
     let skew = (256.0 - f64::from(P2)) * LB1_ADV_MS as f64 / 256.0 / 1000.0;
     let mut problems = Vec::new();

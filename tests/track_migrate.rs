@@ -162,20 +162,18 @@ async fn file_check_reports_values_and_faults_on_garbage() {
     let specs = [spec(kind, 10)];
     let (tx, mut rx) = mpsc::channel(64);
     let _set = spawn_checks("web", &specs, tx);
-    let e = next_change(&mut rx).await;
-    assert!(e.healthy && e.value == 0, "{e:?}");
-    assert_eq!(
-        penalty_with_values(&specs, &[e.healthy], &[e.value]),
-        (0, None)
-    );
-
-    std::fs::write(&path, "3\n").expect("write");
-    let e = next_change(&mut rx).await;
-    assert!(e.healthy && e.value == 3, "{e:?}");
-    assert_eq!(
-        penalty_with_values(&specs, &[e.healthy], &[e.value]),
-        (30, None)
-    );
+    // The value read (first the 0 written above, then 3) weighs 10 per unit.
+    for (write, value, penalty) in [(None, 0, 0), (Some("3\n"), 3, 30)] {
+        if let Some(text) = write {
+            std::fs::write(&path, text).expect("write");
+        }
+        let e = next_change(&mut rx).await;
+        assert!(e.healthy && e.value == value, "{e:?}");
+        assert_eq!(
+            penalty_with_values(&specs, &[e.healthy], &[e.value]),
+            (penalty, None)
+        );
+    }
 
     std::fs::write(&path, "maintenance\n").expect("write");
     let e = next_change(&mut rx).await;

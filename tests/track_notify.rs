@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod notify_common;
-use notify_common::{cap_sets, settle, sh, TempDir};
+use notify_common::{cap_sets, pid_running, settle, sh, TempDir};
 
 use vipd::track::{Notifier, NotifySpec};
 
@@ -246,15 +246,7 @@ async fn a_hook_leaves_no_background_process_behind() {
         .first()
         .and_then(|l| l.trim().parse().ok())
         .expect("the hook wrote the pid of its sleep");
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-    };
+    let running = || pid_running(pid);
     let mut alive = running();
     for _ in 0..50 {
         if !alive {

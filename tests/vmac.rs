@@ -486,17 +486,9 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
     // What lb2 sends from the virtual MAC while lb1 comes back and preempts.
     let pcap = topo.path("lb2-vmac6-out.pcap");
     let pcap_s = pcap.to_string_lossy().into_owned();
-    let dump = topo.spawn(
-        "lb2",
-        &[
-            "tcpdump", "-n", "-U", "-i", "eth0", "-Q", "out", "-w", &pcap_s, "ether", "src", VMAC6,
-        ],
-        "lb2-tcpdump.log",
-    );
-    let listening = wait_until(Duration::from_secs(20), ms(50), || {
-        dump.log().contains("listening on")
-    });
-    assert!(listening, "tcpdump did not start: {}", dump.log());
+    let dump = topo
+        .start_tcpdump("lb2", &["-Q", "out", "-w", &pcap_s, "ether", "src", VMAC6])
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // lb1 back: its crashed run's macvlan is removed at start, then it preempts.
     topo.restore_link("lb1");

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_macros, unused_imports)]
 
 use vipd::config::{self, Config};
+use vipd::track::CheckSpec;
 
 /// One minimal valid `[[instance]]` table (the text starts with a newline), as a literal
 /// so that a test can `concat!` keys to it.
@@ -23,4 +24,11 @@ pub fn ok(text: &str) -> Config {
         Ok(c) => c,
         Err(e) => panic!("rejected:\n{e}"),
     }
+}
+
+/// The check that [`BASE`] with one `[[instance.track]]` table of these `keys` (TOML lines)
+/// parses to.
+#[track_caller]
+pub fn track(keys: &str) -> CheckSpec {
+    ok(&format!("{BASE}[[instance.track]]\n{keys}")).instances[0].tracks[0].clone()
 }

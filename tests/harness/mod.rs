@@ -31,6 +31,7 @@
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod agent;
+pub mod bench;
 pub mod etcd;
 pub mod frr;
 pub mod keepalived;
@@ -38,6 +39,7 @@ pub mod pair;
 pub mod prelude;
 pub mod probe;
 pub mod process;
+pub mod tcpdump;
 pub mod timers;
 pub mod topology;
 pub mod vipd;
@@ -133,6 +135,12 @@ pub fn which(prog: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(prog))
         .find(|p| p.is_file());
     found
+}
+
+/// The last `n` lines of `s` (of a log, for a failure message).
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `CLOCK_MONOTONIC` now, as a duration since boot: the time axis the probe's records use

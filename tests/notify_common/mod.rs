@@ -62,3 +62,15 @@ pub fn cap_sets(lines: &[String]) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// Whether process `pid` still runs: its `/proc/PID/stat` exists and its state (the field
+/// after the `)` that closes the command name) is not `Z` (zombie).
+pub fn pid_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}

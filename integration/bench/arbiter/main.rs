@@ -245,14 +245,13 @@ fn main() {
         }
         i += 1;
     }
-    if !harness::require_netns("arbiter bench") {
-        return;
-    }
-    let _ = harness::cleanup_on_sigint();
-    println!(
+    let header = format!(
         "arbiter benchmark: {runs} runs each; partition of protocol 112 for {} s; 100 ms adverts",
         PARTITION.as_secs()
     );
+    if harness::bench::start("arbiter", &header).is_none() {
+        return;
+    }
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     for ag in [Ag::VipdArbiter, Ag::Vipd, Ag::Keepalived] {

@@ -309,21 +309,8 @@ fn plan(a: &Args) -> Result<Plan, String> {
 
 fn main() {
     let args = Args::parse();
-    let plan = match plan(&args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("failover: {e}");
-            std::process::exit(2);
-        }
-    };
-    if !harness::require_netns("failover bench") {
-        return;
-    }
-    if let Err(e) = harness::cleanup_on_sigint() {
-        eprintln!("failover: {e}");
-    }
-    let started = Instant::now();
-    println!(
+    let plan = plan(&args).unwrap_or_else(|e| harness::bench::usage_error("failover", &e));
+    let header = format!(
         "failover benchmark: runs {}, intervals {:?}, scenarios {:?}, agents {:?}, idle window {:?}",
         plan.runs,
         plan.intervals.iter().map(|d| interval_label(*d)).collect::<Vec<_>>(),
@@ -331,29 +318,15 @@ fn main() {
         plan.agents.iter().map(|a| a.name()).collect::<Vec<_>>(),
         plan.idle
     );
-    println!(
-        "vipd: {}   keepalived: {}",
-        harness::crate_bin("vipd", "VIPD_BIN", None).display(),
-        harness::run_cmd(&["keepalived", "--version"], None, Duration::from_secs(5))
-            .stderr
-            .lines()
-            .next()
-            .unwrap_or("?")
-    );
+    let Some(started) = harness::bench::start("failover", &header) else {
+        return;
+    };
     let mut res: Results = BTreeMap::new();
     let mut failures = Vec::new();
     for iv in &plan.intervals {
         for ag in &plan.agents {
             println!("\n## {} at {}", ag.name(), interval_label(*iv));
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_cell(&plan, *ag, *iv, &mut res)
-            }));
-            let err = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("panicked (see the message above)".to_string()),
-            };
-            if let Some(e) = err {
+            if let Err(e) = harness::bench::guarded(|| run_cell(&plan, *ag, *iv, &mut res)) {
                 println!("  FAILED: {e}");
                 failures.push(format!(
                     "{} at {}: {}",
@@ -383,10 +356,8 @@ fn main() {
     }
     if plan.scale && plan.agents.contains(&Ag::Vipd) {
         println!("\n== scale ==");
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scale(&plan))) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => println!("  FAILED: {e}"),
-            Err(_) => println!("  FAILED (panic, see above)"),
+        if let Err(e) = harness::bench::guarded(|| scale(&plan)) {
+            println!("  FAILED: {e}");
         }
     }
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());

@@ -39,7 +39,7 @@ pub fn resources(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     for iv in [ms(1000), ms(10)] {
         for ag in &plan.agents {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = harness::bench::guarded(|| {
                 let topo = Topology::new(TopologyOpts::default());
                 let lb1 = start(&topo, *ag, "lb1", PRIO_LB1, iv);
                 let lb2 = start(&topo, *ag, "lb2", PRIO_LB2, iv);
@@ -55,9 +55,9 @@ pub fn resources(plan: &Plan) -> Vec<String> {
                     harness::process_family(lb2.proc().pid()),
                 ];
                 Ok(idle_usage(&fams, plan.idle))
-            }));
+            });
             let line = match r {
-                Ok(Ok(u)) => {
+                Ok(u) => {
                     let secs = plan.idle.as_secs_f64();
                     let f = |u: &Usage| {
                         format!(
@@ -88,12 +88,7 @@ pub fn resources(plan: &Plan) -> Vec<String> {
                         f(&u[1])
                     )
                 }
-                Ok(Err(e)) => format!("{:<10} {:>6}  FAILED: {e}", ag.name(), interval_label(iv)),
-                Err(_) => format!(
-                    "{:<10} {:>6}  FAILED (panic, see above)",
-                    ag.name(),
-                    interval_label(iv)
-                ),
+                Err(e) => format!("{:<10} {:>6}  FAILED: {e}", ag.name(), interval_label(iv)),
             };
             println!("{line}");
             lines.push(line);

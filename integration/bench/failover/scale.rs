@@ -115,21 +115,16 @@ pub fn scale(plan: &Plan) -> Result<Vec<String>, String> {
     }
 
     // Takeover of all instances at once: lb1 dies, lb2 takes over.
-    let cap = topo.spawn(
+    let cap = topo.start_tcpdump(
         "client",
         &[
-            "tcpdump",
             "-tt",
-            "-n",
             "-l",
             "-B",
             "16384",
-            "-i",
-            "eth0",
             "arp or icmp6 or ip proto 112 or ip6 proto 112",
         ],
-        "client-tcpdump.log",
-    );
+    )?;
     std::thread::sleep(ms(1500));
     topo.cut_link("lb1");
     lb1.kill();
@@ -178,23 +173,11 @@ pub fn scale(plan: &Plan) -> Result<Vec<String>, String> {
     let detect = gauge("vipd_last_takeover_detect_seconds");
     // The capture: lb1's last advert per VRID (priority 150) and the first announcement
     // (gratuitous ARP / unsolicited NA) per VIP, on the client's clock.
-    let mut last_advert: BTreeMap<u32, f64> = BTreeMap::new();
+    let mut last_advert: BTreeMap<usize, f64> = BTreeMap::new();
     let mut first_seen: BTreeMap<String, f64> = BTreeMap::new();
-    for l in cap.log().lines() {
-        let Some(ts) = l
-            .split_whitespace()
-            .next()
-            .and_then(|t| t.parse::<f64>().ok())
-        else {
-            continue;
-        };
+    for (ts, l) in harness::tcpdump::stamped(&cap.log()) {
         if l.contains("prio 150") {
-            if let Some(v) = l
-                .split("vrid ")
-                .nth(1)
-                .and_then(|r| r.split([',', ' ']).next())
-                .and_then(|v| v.parse::<u32>().ok())
-            {
+            if let Some(v) = harness::tcpdump::vrid(l) {
                 last_advert.insert(v, ts);
             }
             continue;
@@ -222,7 +205,7 @@ pub fn scale(plan: &Plan) -> Result<Vec<String>, String> {
     let mut done_all = 0.0f64;
     let mut complete = 0;
     for (k, vips) in four.iter().chain(six.iter()).enumerate() {
-        let vrid = k as u32 + 1;
+        let vrid = k + 1;
         let Some(la) = last_advert.get(&vrid) else {
             continue;
         };

@@ -34,7 +34,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use harness::{keepalived_conf, wait_until, Agent, AgentKind, KeepalivedInstance, Topology};
+use harness::tcpdump::{read_pcap, TakeoverOnWire};
+use harness::{
+    keepalived_conf, tail, wait_until, Agent, AgentKind, KeepalivedInstance, Topology, VipdConfig,
+    VipdInstance,
+};
+
+/// What `--scenarios` takes, and `--agents`.
+const SCENARIO_SYNTAX: &str = "want ROUTERSxVIPS[@INTERVALms], e.g. 75x10 or 1x1@10ms";
+const AGENTS: &str = "vipd, keepalived, vipd-base";
 
 const PRIO_MASTER: u8 = 150;
 const PRIO_BACKUP: u8 = 100;
@@ -149,28 +157,17 @@ impl Ag {
 // ---- configurations ------------------------------------------------------------------------
 
 fn vipd_conf(topo: &Topology, host: &str, prio: u8, sc: &Scenario) -> String {
-    let state = topo.path(&format!("{host}-state"));
-    let _ = std::fs::create_dir_all(&state);
-    let mut s = format!(
-        "control-socket = \"{}\"\nstate-dir = \"{}\"\n",
-        topo.path(&format!("{host}-vipd.sock")).display(),
-        state.display()
-    );
+    let mut c = VipdConfig::new(topo, host).without_metrics();
     for k in 1..=sc.routers {
-        let list: Vec<String> = sc
-            .vips_of(k)
-            .iter()
-            .map(|v| format!("\"{v}/32\""))
-            .collect();
-        let _ = write!(
-            s,
-            "\n[[instance]]\nname = \"r{k:03}\"\ninterface = \"eth0\"\nvrid = {k}\npriority = {prio}\n\
-             advert-interval = \"{}ms\"\nvips = [{}]\n",
-            sc.interval_ms,
-            list.join(", ")
+        let vips: Vec<String> = sc.vips_of(k).iter().map(|v| format!("{v}/32")).collect();
+        let vips: Vec<&str> = vips.iter().map(String::as_str).collect();
+        let vrid = u8::try_from(k).expect("VRIDs are 1..=255");
+        c = c.instance(
+            VipdInstance::new(&format!("r{k:03}"), vrid, prio, &vips)
+                .interval(&format!("{}ms", sc.interval_ms)),
         );
     }
-    s
+    c.render()
 }
 
 fn keepalived_cfg(prio: u8, sc: &Scenario) -> String {
@@ -277,45 +274,8 @@ struct Takeover {
 
 /// Parses `tcpdump -e -tt -n -r` text: lb1's priority-0 adverts and lb2's gratuitous ARPs.
 fn analyse(text: &str, sc: &Scenario, old_ip: &str, new_mac: &str) -> Result<Takeover, String> {
-    let mut prio0: BTreeMap<usize, f64> = BTreeMap::new();
-    let mut garps: BTreeMap<Ipv4Addr, Vec<f64>> = BTreeMap::new();
-    let new_mac = new_mac.to_ascii_lowercase();
-    for l in text.lines() {
-        let mut it = l.split_whitespace();
-        let Some(ts) = it.next().and_then(|t| t.parse::<f64>().ok()) else {
-            continue;
-        };
-        if l.contains("VRRP") && l.contains(&format!(" {old_ip} > ")) && l.contains("prio 0,") {
-            if let Some(v) = l
-                .split("vrid ")
-                .nth(1)
-                .and_then(|r| r.split([',', ' ']).next())
-                .and_then(|v| v.parse::<usize>().ok())
-            {
-                prio0.entry(v).or_insert(ts);
-            }
-            continue;
-        }
-        if !l.to_ascii_lowercase().contains(&format!("{new_mac} > ")) {
-            continue;
-        }
-        let Some(r) = l.split("who-has ").nth(1) else {
-            continue;
-        };
-        // `who-has A tell A`, or `who-has A (ff:ff:ff:ff:ff:ff) tell A` (keepalived fills
-        // in the target hardware address).
-        let mut w = r.split_whitespace().filter(|t| !t.starts_with('('));
-        let (Some(a), Some("tell"), Some(b)) = (w.next(), w.next(), w.next()) else {
-            continue;
-        };
-        let b = b.trim_end_matches(',');
-        if a != b {
-            continue;
-        }
-        if let Ok(ip) = a.parse::<Ipv4Addr>() {
-            garps.entry(ip).or_default().push(ts);
-        }
-    }
+    let TakeoverOnWire { zeros, garps } = TakeoverOnWire::parse(text, old_ip, new_mac);
+    let prio0: BTreeMap<usize, f64> = zeros.iter().map(|(k, t)| (*k, t[0])).collect();
     let skew =
         harness::timers::skew(PRIO_BACKUP, Duration::from_millis(sc.interval_ms)).as_secs_f64();
     let mut first_decision = f64::INFINITY;
@@ -374,11 +334,6 @@ struct Sample {
     takeover: Option<Takeover>,
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, String> {
     let topo = Topology::new(harness::TopologyOpts::default());
     let lb1 = start(&topo, ag, "lb1", PRIO_MASTER, sc);
@@ -419,27 +374,10 @@ fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, Stri
     }
     let pcap = topo.path("takeover.pcap");
     let pcap_s = pcap.to_string_lossy().into_owned();
-    let cap = topo.spawn(
+    let cap = topo.start_tcpdump(
         "client",
-        &[
-            "tcpdump",
-            "-n",
-            "-B",
-            "65536",
-            "-i",
-            "eth0",
-            "-w",
-            &pcap_s,
-            "-U",
-            "arp or ip proto 112",
-        ],
-        "client-tcpdump.log",
-    );
-    if !wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-        cap.log().contains("listening on")
-    }) {
-        return Err(format!("tcpdump did not start: {}", cap.log()));
-    }
+        &["-B", "65536", "-w", &pcap_s, "arp or ip proto 112"],
+    )?;
     std::thread::sleep(Duration::from_millis(300));
     lb1.proc()
         .signal(nix::sys::signal::Signal::SIGTERM)
@@ -459,13 +397,8 @@ fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, Stri
             tail(&lb2.log(), 20)
         ));
     }
-    let text = harness::run_cmd(
-        &["tcpdump", "-e", "-tt", "-n", "-r", &pcap_s],
-        None,
-        Duration::from_secs(60),
-    );
     let t = analyse(
-        &text.stdout,
+        &read_pcap(&pcap),
         sc,
         &topo.ip4("lb1").to_string(),
         &topo.mac("lb2"),
@@ -508,42 +441,39 @@ fn ratio(ours: &[f64], theirs: &[f64]) -> String {
 
 type Results = BTreeMap<(Scenario, Ag), Vec<Sample>>;
 
+/// The takeover figures (milliseconds), then the idle ones with their unit.
+type TakeoverFigure = (&'static str, fn(&Takeover) -> f64);
+type IdleFigure = (&'static str, &'static str, fn(&Sample) -> f64);
+
+const TAKEOVER_FIGURES: [TakeoverFigure; 4] = [
+    ("decision -> all VIPs added+announced", |t| t.all_ms),
+    ("decision -> first VIP of last instance", |t| {
+        t.first_of_last_ms
+    }),
+    ("per instance: own decision -> its last VIP", |t| {
+        t.per_instance_ms
+    }),
+    ("spread of decisions (old master's stop)", |t| t.spread_ms),
+];
+
+const IDLE_FIGURES: [IdleFigure; 6] = [
+    ("idle CPU master", "%", |s| s.master.cpu_pct),
+    ("idle CPU backup", "%", |s| s.backup.cpu_pct),
+    ("wake-ups/s master", "/s", |s| s.master.wakeups),
+    ("wake-ups/s backup", "/s", |s| s.backup.wakeups),
+    ("RSS master", "MiB", |s| s.master.rss_mib),
+    ("RSS backup", "MiB", |s| s.backup.rss_mib),
+];
+
 fn figures(samples: &[Sample]) -> Vec<(&'static str, &'static str, Vec<f64>)> {
-    let tk = |f: fn(&Takeover) -> f64| -> Vec<f64> {
-        samples
-            .iter()
-            .filter_map(|s| s.takeover.as_ref().map(f))
-            .collect()
-    };
-    let id = |f: fn(&Sample) -> f64| -> Vec<f64> { samples.iter().map(f).collect() };
-    vec![
-        (
-            "decision -> all VIPs added+announced",
-            "ms",
-            tk(|t| t.all_ms),
-        ),
-        (
-            "decision -> first VIP of last instance",
-            "ms",
-            tk(|t| t.first_of_last_ms),
-        ),
-        (
-            "per instance: own decision -> its last VIP",
-            "ms",
-            tk(|t| t.per_instance_ms),
-        ),
-        (
-            "spread of decisions (old master's stop)",
-            "ms",
-            tk(|t| t.spread_ms),
-        ),
-        ("idle CPU master", "%", id(|s| s.master.cpu_pct)),
-        ("idle CPU backup", "%", id(|s| s.backup.cpu_pct)),
-        ("wake-ups/s master", "/s", id(|s| s.master.wakeups)),
-        ("wake-ups/s backup", "/s", id(|s| s.backup.wakeups)),
-        ("RSS master", "MiB", id(|s| s.master.rss_mib)),
-        ("RSS backup", "MiB", id(|s| s.backup.rss_mib)),
-    ]
+    let takeover = TAKEOVER_FIGURES.iter().map(|(label, f)| {
+        let v = samples.iter().filter_map(|s| s.takeover.as_ref().map(f));
+        (*label, "ms", v.collect())
+    });
+    let idle = IDLE_FIGURES
+        .iter()
+        .map(|(label, unit, f)| (*label, *unit, samples.iter().map(f).collect()));
+    takeover.chain(idle).collect()
 }
 
 fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
@@ -651,63 +581,37 @@ fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
 
 fn main() {
     let args = Args::parse();
-    let mut scenarios = Vec::new();
-    for s in &args.scenarios {
-        match Scenario::parse(s) {
-            Some(sc) => scenarios.push(sc),
-            None => {
-                eprintln!("scale: bad scenario {s:?} (want ROUTERSxVIPS[@INTERVALms], e.g. 75x10 or 1x1@10ms)");
-                std::process::exit(2);
-            }
-        }
-    }
-    let mut agents = Vec::new();
-    for a in &args.agents {
-        match Ag::parse(a) {
-            Some(ag) => agents.push(ag),
-            None => {
-                eprintln!("scale: unknown agent {a:?} (vipd, keepalived, vipd-base)");
-                std::process::exit(2);
-            }
-        }
-    }
-    if !harness::require_netns("scale bench") {
-        return;
-    }
-    if let Err(e) = harness::cleanup_on_sigint() {
-        eprintln!("scale: {e}");
-    }
-    let started = Instant::now();
-    println!(
+    let bad = |what: &str, word: &str, want: &str| -> ! {
+        harness::bench::usage_error("scale", &format!("{what} {word:?} ({want})"))
+    };
+    let scenarios: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .map(|s| Scenario::parse(s).unwrap_or_else(|| bad("bad scenario", s, SCENARIO_SYNTAX)))
+        .collect();
+    let agents: Vec<Ag> = args
+        .agents
+        .iter()
+        .map(|a| Ag::parse(a).unwrap_or_else(|| bad("unknown agent", a, AGENTS)))
+        .collect();
+    let header = format!(
         "scale benchmark: runs {}, idle window {} s, scenarios {:?}, agents {:?}",
         args.runs,
         args.idle_secs,
         scenarios.iter().map(|s| s.label()).collect::<Vec<_>>(),
         agents.iter().map(|a| a.name()).collect::<Vec<_>>()
     );
-    println!(
-        "vipd: {}   keepalived: {}",
-        match AgentKind::vipd() {
-            AgentKind::Vipd { bin } => bin.display().to_string(),
-            AgentKind::Keepalived => String::new(),
-        },
-        harness::run_cmd(&["keepalived", "--version"], None, Duration::from_secs(5))
-            .stderr
-            .lines()
-            .next()
-            .unwrap_or("?")
-    );
+    let Some(started) = harness::bench::start("scale", &header) else {
+        return;
+    };
     let mut res: Results = BTreeMap::new();
     let window = Duration::from_secs(args.idle_secs);
     // Runs outermost and agents innermost: every agent sees the same machine load.
     for run in 1..=args.runs {
         for sc in &scenarios {
             for ag in &agents {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_once(sc, *ag, window)
-                }));
-                match r {
-                    Ok(Ok(s)) => {
+                match harness::bench::guarded(|| run_once(sc, *ag, window)) {
+                    Ok(s) => {
                         let t = s
                             .takeover
                             .map(|t| {
@@ -730,12 +634,7 @@ fn main() {
                         );
                         res.entry((*sc, *ag)).or_default().push(s);
                     }
-                    Ok(Err(e)) => println!("run {run} {} {} FAILED: {e}", sc.label(), ag.name()),
-                    Err(_) => println!(
-                        "run {run} {} {} FAILED (panic above)",
-                        sc.label(),
-                        ag.name()
-                    ),
+                    Err(e) => println!("run {run} {} {} FAILED: {e}", sc.label(), ag.name()),
                 }
             }
         }
