@@ -85,6 +85,10 @@ impl ArbiterHandle {
     /// Starts the etcd task of `instance` for `key`. `identity` goes into the key's value
     /// (who holds it). Never fails: unreachable endpoints or unreadable files show up as
     /// [`View::detail`].
+    ///
+    /// The task logs in the span current here, which names the instance (the driver's
+    /// `driver{instance=…}`); called outside any span, in an `arbiter{instance=…}` of its
+    /// own.
     pub fn spawn(cfg: &ArbiterConfig, instance: &str, key: String, identity: String) -> Self {
         let (want_tx, want_rx) = watch::channel(false);
         let (view_tx, view_rx) = watch::channel(View {
@@ -93,7 +97,6 @@ impl ArbiterHandle {
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let agent = Agent {
-            instance: instance.to_owned(),
             key: key.clone(),
             value: format!("{identity} pid {}", std::process::id()),
             ttl_asked: cfg.lease_ttl.as_secs().max(1) as i64,
@@ -116,7 +119,11 @@ impl ArbiterHandle {
             view_tx,
             want_rx,
         };
-        let task = tokio::spawn(agent.run(stop_rx));
+        let span = match tracing::Span::current() {
+            none if none.is_none() => tracing::info_span!("arbiter", instance = %instance),
+            current => current,
+        };
+        let task = tokio::spawn(tracing::Instrument::instrument(agent.run(stop_rx), span));
         ArbiterHandle {
             want: want_tx,
             view: view_rx,
@@ -204,7 +211,6 @@ fn connect_options(cfg: &ArbiterConfig) -> Result<ConnectOptions, String> {
 }
 
 struct Agent {
-    instance: String,
     key: String,
     value: String,
     ttl_asked: i64,
@@ -379,7 +385,7 @@ impl Agent {
     fn failed(&mut self, what: &str, why: String) {
         let ep = &self.endpoints[self.cur];
         let msg = format!("etcd {what} via {ep} failed: {why}");
-        tracing::debug!(instance = %self.instance, "{}: arbiter: {msg}", self.instance);
+        tracing::debug!("arbiter: {msg}");
         self.last_error = Some(msg);
         self.clients[self.cur] = None;
         if self.watch.is_some() && self.watch_ep == self.cur {
@@ -394,7 +400,10 @@ impl Agent {
         self.last_error = None;
         if self.unreachable_logged {
             self.unreachable_logged = false;
-            tracing::info!(instance = %self.instance, "{}: arbiter: etcd reachable again via {}", self.instance, self.endpoints[self.cur]);
+            tracing::info!(
+                "arbiter: etcd reachable again via {}",
+                self.endpoints[self.cur]
+            );
         }
     }
 
@@ -403,9 +412,7 @@ impl Agent {
         if !self.unreachable_logged {
             self.unreachable_logged = true;
             tracing::warn!(
-                instance = %self.instance,
-                "{}: arbiter: lease {} {why}{}: {}",
-                self.instance,
+                "arbiter: lease {} {why}{}: {}",
                 self.lease_id.map_or("-".to_owned(), |i| format!("{i:x}")),
                 if had_key.is_some() { ", key lost" } else { "" },
                 self.last_error.as_deref().unwrap_or("no answer from etcd")
@@ -456,9 +463,7 @@ impl Agent {
                     String::new()
                 };
                 tracing::info!(
-                    instance = %self.instance,
-                    "{}: arbiter: lease {:x} granted by {}, TTL {} s{raised}",
-                    self.instance,
+                    "arbiter: lease {:x} granted by {}, TTL {} s{raised}",
                     resp.id(),
                     self.endpoints[self.cur],
                     resp.ttl()
@@ -470,9 +475,7 @@ impl Agent {
                 if !self.unreachable_logged {
                     self.unreachable_logged = true;
                     tracing::warn!(
-                        instance = %self.instance,
-                        "{}: arbiter: no etcd lease yet, VIPs not held: {}",
-                        self.instance,
+                        "arbiter: no etcd lease yet, VIPs not held: {}",
                         self.last_error.as_deref().unwrap_or("")
                     );
                 }
@@ -559,7 +562,10 @@ impl Agent {
                 // Under a lease this run gave up (etcd was unreachable, the server kept
                 // it): not ours to use, but ours to revoke, so the key frees now.
                 let old = kv.lease();
-                tracing::info!(instance = %self.instance, "{}: arbiter: key {} is still under our abandoned lease {old:x}: revoking it", self.instance, self.key);
+                tracing::info!(
+                    "arbiter: key {} is still under our abandoned lease {old:x}: revoking it",
+                    self.key
+                );
                 match tokio::time::timeout(self.request_timeout, c.lease_revoke(old)).await {
                     Ok(Ok(_)) | Ok(Err(_)) => self.old_leases.retain(|l| *l != old),
                     Err(_) => {
@@ -571,7 +577,7 @@ impl Agent {
             Some(kv) => {
                 let who = kv.value_str().unwrap_or("?").to_owned();
                 if self.other_holder.as_deref() != Some(who.as_str()) {
-                    tracing::info!(instance = %self.instance, "{}: arbiter: key {} is held by {who}: waiting", self.instance, self.key);
+                    tracing::info!("arbiter: key {} is held by {who}: waiting", self.key);
                 }
                 self.other_holder = Some(who);
             }
@@ -583,12 +589,7 @@ impl Agent {
     fn took(&mut self, token: i64) {
         if self.lc.claimed(Instant::now(), token) {
             self.other_holder = None;
-            tracing::info!(
-                instance = %self.instance,
-                "{}: arbiter: key {} held (fencing token {token})",
-                self.instance,
-                self.key
-            );
+            tracing::info!("arbiter: key {} held (fencing token {token})", self.key);
         }
     }
 
@@ -617,7 +618,7 @@ impl Agent {
         match r {
             Ok(_) => {
                 self.succeeded();
-                tracing::info!(instance = %self.instance, "{}: arbiter: key {} given up (fencing token {token})", self.instance, self.key);
+                tracing::info!("arbiter: key {} given up (fencing token {token})", self.key);
             }
             Err(e) => {
                 // It stays under our lease: revoke the lease so it frees now, and start
@@ -668,7 +669,10 @@ impl Agent {
                     let gone = ev.prev_kv().map(|kv| kv.create_revision());
                     if let Some(token) = self.lc.token() {
                         if gone.is_none_or(|g| g == token) {
-                            tracing::warn!(instance = %self.instance, "{}: arbiter: our key {} was deleted (fencing token {token})", self.instance, self.key);
+                            tracing::warn!(
+                                "arbiter: our key {} was deleted (fencing token {token})",
+                                self.key
+                            );
                             self.lc.key_lost();
                         }
                     }

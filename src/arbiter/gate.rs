@@ -243,6 +243,18 @@ mod tests {
         g
     }
 
+    /// The gate's answer when it removes the VIPs, for `why`.
+    fn removes(why: &'static str) -> Vec<GateAction> {
+        vec![GateAction::RemoveVips { why }]
+    }
+
+    /// Nothing up to just before `at`, then `then` at `at`: a deadline, checked on both
+    /// sides.
+    fn assert_deadline(g: &mut Gate, at: Instant, v: &View, then: Vec<GateAction>) {
+        assert_eq!(g.update(at - ms(1), v, false), vec![]);
+        assert_eq!(g.update(at, v, false), then);
+    }
+
     const DROPPED_FOR_NEW_HOLDER: GateAction = GateAction::RemoveVips {
         why: "the new master holds the arbiter key",
     };
@@ -281,12 +293,11 @@ mod tests {
         let v = held(3, t0 + ms(880));
         g.update(t0, &v, false);
         assert_eq!(g.poll_timeout(&v), Some(t0 + ms(880)));
-        assert_eq!(g.update(t0 + ms(879), &v, false), vec![]);
-        assert_eq!(
-            g.update(t0 + ms(880), &v, false),
-            vec![GateAction::RemoveVips {
-                why: "the arbiter lease could not be renewed before its deadline"
-            }]
+        assert_deadline(
+            &mut g,
+            t0 + ms(880),
+            &v,
+            removes("the arbiter lease could not be renewed before its deadline"),
         );
         assert!(g.master_elect());
     }
@@ -302,9 +313,7 @@ mod tests {
         // Someone else holds it: now they go.
         assert_eq!(
             g.update(t0 + ms(6100), &other("lb2"), false),
-            vec![GateAction::RemoveVips {
-                why: "the arbiter key is held by another host"
-            }]
+            removes("the arbiter key is held by another host")
         );
     }
 
@@ -349,13 +358,12 @@ mod tests {
             g.poll_timeout(&other("lb2")),
             Some(t0 + ms(120) + HANDOVER_GRACE)
         );
-        assert_eq!(
-            g.update(t0 + ms(120) + HANDOVER_GRACE - ms(1), &other("lb2"), false),
-            vec![]
-        );
-        assert_eq!(
-            g.update(t0 + ms(120) + HANDOVER_GRACE, &other("lb2"), false),
-            vec![DROPPED_FOR_NEW_HOLDER]
+        let grace_end = t0 + ms(120) + HANDOVER_GRACE;
+        assert_deadline(
+            &mut g,
+            grace_end,
+            &other("lb2"),
+            vec![DROPPED_FOR_NEW_HOLDER],
         );
     }
 
@@ -364,15 +372,11 @@ mod tests {
         let t0 = Instant::now();
         let mut g = holding(OnLoss::Release, t0, t0 + ms(5000));
         g.router_remove(t0, true);
-        assert_eq!(
-            g.update(t0 + STEP_DOWN_HOLD - ms(1), &none(), false),
-            vec![]
-        );
-        assert_eq!(
-            g.update(t0 + STEP_DOWN_HOLD, &none(), false),
-            vec![GateAction::RemoveVips {
-                why: "the new master did not take the arbiter key in time"
-            }]
+        assert_deadline(
+            &mut g,
+            t0 + STEP_DOWN_HOLD,
+            &none(),
+            removes("the new master did not take the arbiter key in time"),
         );
     }
 
@@ -383,9 +387,7 @@ mod tests {
         g.router_remove(t0 + ms(1), false);
         assert_eq!(
             g.update(t0 + ms(1), &held(3, t0 + ms(880)), false),
-            vec![GateAction::RemoveVips {
-                why: "VRRP released them"
-            }]
+            removes("VRRP released them")
         );
     }
 

@@ -31,6 +31,17 @@ pub(super) struct OutInstance {
     pub(super) notify: Vec<Kv>,
 }
 
+impl OutInstance {
+    /// The value written for its vipd `name` key (a TOML string), "" if none.
+    fn name(&self) -> String {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// A converted sync group.
 #[derive(Debug, Clone)]
 pub(super) struct OutGroup {
@@ -370,12 +381,7 @@ pub(super) fn convert(parsed: &Parsed, notes: &mut Vec<Note>) -> Out {
             | "vrrp_track_file" | "track_file" => {}
             "vrrp_instance" => {
                 if let Some(i) = cx.instance(n) {
-                    let vname = i
-                        .keys
-                        .iter()
-                        .find(|(k, _)| k == "name")
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default();
+                    let vname = i.name();
                     if !seen_names.insert(vname.clone()) {
                         cx.notes.push(Note::attention(
                             n,
@@ -415,6 +421,31 @@ pub(super) fn convert(parsed: &Parsed, notes: &mut Vec<Note>) -> Out {
 }
 
 impl Cx<'_> {
+    /// `v`; when it is absent, a note that the `block` at `n` is not converted for want
+    /// of `what`.
+    fn needs<T>(&mut self, v: Option<T>, n: &Node, block: &str, what: &str) -> Option<T> {
+        if v.is_none() {
+            self.notes.push(Note::attention(
+                n,
+                format!("{block} has no {what}: not converted"),
+            ));
+        }
+        v
+    }
+
+    /// The name of the `block` at `n` (its first argument); without one, a note that it
+    /// is not converted.
+    fn name_of(&mut self, n: &Node, block: &str) -> Option<String> {
+        let name = n.args.first().cloned();
+        if name.is_none() {
+            self.notes.push(Note::attention(
+                n,
+                format!("{block} without a name: not converted"),
+            ));
+        }
+        name
+    }
+
     fn top_level_other(&mut self, n: &Node, key: &str) {
         let msg = match key {
             "virtual_server" | "virtual_server_group" => "LVS load balancing is not vipd's job (vipd only moves virtual IPs): keep keepalived's checker for it (keepalived --check, without VRRP), or manage IPVS with ipvsadm/ldirectord".to_string(),
@@ -518,13 +549,7 @@ impl Cx<'_> {
                 k => self.notes.push(Note::attention(c, format!("vrrp_script {k}: no vipd equivalent: not carried over"))),
             }
         }
-        let Some(script) = script else {
-            self.notes.push(Note::attention(
-                n,
-                format!("vrrp_script {name} has no script: not converted"),
-            ));
-            return None;
-        };
+        let script = self.needs(script, n, &format!("vrrp_script {name}"), "script")?;
         let timeout = match timeout_ms {
             Some(t) if t < interval_ms => t,
             Some(t) => {
@@ -604,13 +629,12 @@ impl Cx<'_> {
                 k => self.notes.push(Note::attention(c, format!("vrrp_track_process {k}: no vipd equivalent: not carried over"))),
             }
         }
-        let Some(words) = words.filter(|w| !w.is_empty()) else {
-            self.notes.push(Note::attention(
-                n,
-                format!("vrrp_track_process {name} has no process: not converted"),
-            ));
-            return None;
-        };
+        let words = self.needs(
+            words.filter(|w| !w.is_empty()),
+            n,
+            &format!("vrrp_track_process {name}"),
+            "process",
+        )?;
         // keepalived reacts to process events; vipd polls every 500 ms: the delays become
         // rise/fall counts of that interval.
         let steps = |d: f64| 1 + (d / 0.5).ceil().max(0.0) as i64;
@@ -657,13 +681,12 @@ impl Cx<'_> {
                 k => self.notes.push(Note::attention(c, format!("track_file {k}: no vipd equivalent: not carried over"))),
             }
         }
-        let Some(path) = path.filter(|p| p.starts_with('/')) else {
-            self.notes.push(Note::attention(
-                n,
-                format!("track_file {name} has no absolute file path: not converted"),
-            ));
-            return None;
-        };
+        let path = self.needs(
+            path.filter(|p| p.starts_with('/')),
+            n,
+            &format!("track_file {name}"),
+            "absolute file path",
+        )?;
         let keys: Vec<Kv> = vec![
             ("name".into(), q(&name)),
             ("kind".into(), q("file")),
@@ -675,13 +698,7 @@ impl Cx<'_> {
     }
 
     fn instance(&mut self, n: &Node) -> Option<OutInstance> {
-        let Some(kname) = n.args.first().cloned() else {
-            self.notes.push(Note::attention(
-                n,
-                "vrrp_instance without a name: not converted".to_string(),
-            ));
-            return None;
-        };
+        let kname = self.name_of(n, "vrrp_instance")?;
         let name = vipd_name(&kname);
         if name != kname {
             self.notes.push(Note::info(n, format!("instance {kname:?} is named {name:?} (vipd names are letters, digits, '-', '_', '.')")));
@@ -816,20 +833,13 @@ impl Cx<'_> {
                 _ => self.notes.push(Note::attention(c, format!("vrrp_instance keyword {k:?} has no vipd equivalent known to the importer: not carried over"))),
             }
         }
-        let Some(interface) = interface else {
-            self.notes.push(Note::attention(
-                n,
-                format!("vrrp_instance {kname} has no interface: not converted"),
-            ));
-            return None;
-        };
-        let Some(vrid) = vrid else {
-            self.notes.push(Note::attention(
-                n,
-                format!("vrrp_instance {kname} has no virtual_router_id: not converted"),
-            ));
-            return None;
-        };
+        let interface = self.needs(interface, n, &format!("vrrp_instance {kname}"), "interface")?;
+        let vrid = self.needs(
+            vrid,
+            n,
+            &format!("vrrp_instance {kname}"),
+            "virtual_router_id",
+        )?;
         if vips.is_empty() {
             self.notes.push(Note::attention(
                 n,
@@ -1133,13 +1143,7 @@ impl Cx<'_> {
     }
 
     fn sync_group(&mut self, n: &Node) -> Option<OutGroup> {
-        let Some(kname) = n.args.first().cloned() else {
-            self.notes.push(Note::attention(
-                n,
-                "vrrp_sync_group without a name: not converted".to_string(),
-            ));
-            return None;
-        };
+        let kname = self.name_of(n, "vrrp_sync_group")?;
         let mut members = Vec::new();
         let mut notify = Vec::new();
         for c in n.children() {
@@ -1215,15 +1219,7 @@ pub(super) fn render(out: &Out, header: &[String]) -> String {
     let names: BTreeMap<&str, String> = out
         .instances
         .iter()
-        .map(|i| {
-            let n = i
-                .keys
-                .iter()
-                .find(|(k, _)| k == "name")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            (i.kname.as_str(), n)
-        })
+        .map(|i| (i.kname.as_str(), i.name()))
         .collect();
     for i in &out.instances {
         s.push_str(&format!(

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use Severity::{Attention, Info};
 
 fn conv(text: &str) -> Import {
     let files = MemFiles(
@@ -92,8 +93,8 @@ fn a_typical_pair_member_converts_completely() {
     assert!(matches!(&t.kind, crate::track::CheckKind::Process(m) if m.name == "haproxy"));
     assert_eq!((t.weight, t.rise, t.fall), (30, 2, 3));
     assert_eq!(t.interval, std::time::Duration::from_secs(2));
-    has_note(&i, 3, "router_id", Severity::Info, "no effect on VRRP");
-    has_note(&i, 15, "state", Severity::Info, "elects by priority");
+    has_note(&i, 3, "router_id", Info, "no effect on VRRP");
+    has_note(&i, 15, "state", Info, "elects by priority");
     assert_eq!(i.instances, 1);
 }
 
@@ -126,14 +127,8 @@ fn preemption_peers_source_and_checksum() {
     assert_eq!(a.source_address, Some("192.0.2.11".parse().unwrap()));
     assert_eq!(a.unicast_peers.len(), 2);
     assert!(!a.checksum_pseudo_header);
-    has_note(
-        &i,
-        9,
-        "preempt_delay",
-        Severity::Info,
-        "no effect with nopreempt",
-    );
-    has_note(&i, 13, "192.0.2.13", Severity::Info, "TTL 255");
+    has_note(&i, 9, "preempt_delay", Info, "no effect with nopreempt");
+    has_note(&i, 13, "192.0.2.13", Info, "TTL 255");
     let b = &c.instances[1];
     assert_eq!(b.preempt_delay, std::time::Duration::from_millis(2500));
 }
@@ -169,20 +164,8 @@ fn positive_weights_become_a_higher_base_with_penalties() {
         inst.tracks[3].timeout,
         std::time::Duration::from_millis(990)
     );
-    has_note(
-        &i,
-        1,
-        "vrrp_script",
-        Severity::Info,
-        "timeout 3s is not shorter",
-    );
-    has_note(
-        &i,
-        6,
-        "vrrp_instance",
-        Severity::Info,
-        "becomes priority 107",
-    );
+    has_note(&i, 1, "vrrp_script", Info, "timeout 3s is not shorter");
+    has_note(&i, 6, "vrrp_instance", Info, "becomes priority 107");
 }
 
 #[test]
@@ -225,15 +208,9 @@ fn positive_file_weight_and_reverse_need_attention() {
         "track_file f {\n file /run/w\n weight 3 reverse\n init_file 0\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 7\n track_file {\n  f\n }\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
     );
     assert!(!i.complete());
-    has_note(&i, 4, "init_file", Severity::Attention, "does not create");
-    has_note(&i, 10, "f", Severity::Attention, "reverse is not supported");
-    has_note(
-        &i,
-        10,
-        "f",
-        Severity::Attention,
-        "keepalived adds weight x value",
-    );
+    has_note(&i, 4, "init_file", Attention, "does not create");
+    has_note(&i, 10, "f", Attention, "reverse is not supported");
+    has_note(&i, 10, "f", Attention, "keepalived adds weight x value");
     cfg(&i);
 }
 
@@ -254,15 +231,9 @@ fn notify_hooks() {
     );
     assert_eq!(n.stop, Some(vec!["/etc/keepalived/stop.sh".into()]));
     assert_eq!(n.any, Some(vec!["/etc/keepalived/any.sh".into()]));
-    has_note(&i, 6, "notify_fault", Severity::Info, "/usr/bin/env");
-    has_note(&i, 7, "notify_stop", Severity::Info, "user/group");
-    has_note(
-        &i,
-        8,
-        "notify",
-        Severity::Attention,
-        "INSTANCE STATE REASON",
-    );
+    has_note(&i, 6, "notify_fault", Info, "/usr/bin/env");
+    has_note(&i, 7, "notify_stop", Info, "user/group");
+    has_note(&i, 8, "notify", Attention, "INSTANCE STATE REASON");
 }
 
 #[test]
@@ -277,21 +248,9 @@ fn sync_groups() {
         c.sync_groups[0].notify.master,
         Some(vec!["/usr/local/bin/g".into(), "master".into()])
     );
-    has_note(
-        &i,
-        5,
-        "MISSING",
-        Severity::Attention,
-        "not a converted vrrp_instance",
-    );
-    has_note(&i, 8, "notify_stop", Severity::Attention, "no stop hook");
-    has_note(
-        &i,
-        9,
-        "global_tracking",
-        Severity::Info,
-        "largest member penalty",
-    );
+    has_note(&i, 5, "MISSING", Attention, "not a converted vrrp_instance");
+    has_note(&i, 8, "notify_stop", Attention, "no stop hook");
+    has_note(&i, 9, "global_tracking", Info, "largest member penalty");
 }
 
 #[test]
@@ -303,20 +262,8 @@ fn garp_settings() {
     assert_eq!(a.count, 2);
     assert_eq!(a.spacing, std::time::Duration::from_millis(100));
     assert_eq!(a.refresh, Some(std::time::Duration::from_secs(60)));
-    has_note(
-        &i,
-        7,
-        "garp_master_delay",
-        Severity::Info,
-        "no second delayed burst",
-    );
-    has_note(
-        &i,
-        8,
-        "garp_master_refresh_repeat",
-        Severity::Info,
-        "announce-count",
-    );
+    has_note(&i, 7, "garp_master_delay", Info, "no second delayed burst");
+    has_note(&i, 8, "garp_master_refresh_repeat", Info, "announce-count");
 }
 
 #[test]
@@ -325,44 +272,20 @@ fn what_is_not_vipds_job_is_reported_with_its_place() {
         "virtual_server 192.0.2.10 80 {\n delay_loop 6\n real_server 192.0.2.20 80 {\n }\n}\nstatic_routes {\n 10.0.0.0/8 via 192.0.2.1\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 7\n authentication {\n  auth_type PASS\n  auth_pass secret\n }\n use_vmac\n virtual_routes {\n }\n frobnicate 1\n virtual_ipaddress {\n 192.0.2.5/24 dev eth9\n 192.0.2.1-10\n 2001:db8::1/64\n }\n virtual_ipaddress_excluded {\n 192.0.2.9\n }\n}\n",
     );
     assert!(!i.complete());
-    has_note(
-        &i,
-        1,
-        "virtual_server",
-        Severity::Attention,
-        "not vipd's job",
-    );
-    has_note(
-        &i,
-        6,
-        "static_routes",
-        Severity::Attention,
-        "network configuration",
-    );
-    has_note(&i, 12, "authentication", Severity::Attention, "RFC 5798");
-    has_note(&i, 12, "authentication", Severity::Attention, "nftables");
-    has_note(&i, 17, "virtual_routes", Severity::Attention, "notify");
-    has_note(
-        &i,
-        19,
-        "frobnicate",
-        Severity::Attention,
-        "no vipd equivalent",
-    );
-    has_note(&i, 21, "192.0.2.5/24", Severity::Attention, "dev eth9");
-    has_note(&i, 22, "192.0.2.1-10", Severity::Attention, "ranges");
-    has_note(
-        &i,
-        9,
-        "vrrp_instance",
-        Severity::Attention,
-        "mixes address families",
-    );
+    has_note(&i, 1, "virtual_server", Attention, "not vipd's job");
+    has_note(&i, 6, "static_routes", Attention, "network configuration");
+    has_note(&i, 12, "authentication", Attention, "RFC 5798");
+    has_note(&i, 12, "authentication", Attention, "nftables");
+    has_note(&i, 17, "virtual_routes", Attention, "notify");
+    has_note(&i, 19, "frobnicate", Attention, "no vipd equivalent");
+    has_note(&i, 21, "192.0.2.5/24", Attention, "dev eth9");
+    has_note(&i, 22, "192.0.2.1-10", Attention, "ranges");
+    has_note(&i, 9, "vrrp_instance", Attention, "mixes address families");
     has_note(
         &i,
         25,
         "virtual_ipaddress_excluded",
-        Severity::Attention,
+        Attention,
         "not advertised",
     );
     // The nested real_server block is reported once, with its virtual_server.
@@ -375,28 +298,16 @@ fn incomplete_instances_are_left_out_with_a_reason() {
     let i = conv(
         "vrrp_instance NOIF {\n virtual_router_id 1\n virtual_ipaddress {\n 192.0.2.1\n }\n}\nvrrp_instance NOVRID {\n interface eth0\n virtual_ipaddress {\n 192.0.2.2\n }\n}\nvrrp_instance NOVIP {\n interface eth0\n virtual_router_id 3\n}\nvrrp_instance DUP1 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n 192.0.2.4\n }\n}\nvrrp_instance DUP2 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n 192.0.2.5\n }\n}\n",
     );
-    has_note(&i, 1, "vrrp_instance", Severity::Attention, "no interface");
-    has_note(
-        &i,
-        7,
-        "vrrp_instance",
-        Severity::Attention,
-        "no virtual_router_id",
-    );
+    has_note(&i, 1, "vrrp_instance", Attention, "no interface");
+    has_note(&i, 7, "vrrp_instance", Attention, "no virtual_router_id");
     has_note(
         &i,
         13,
         "vrrp_instance",
-        Severity::Attention,
+        Attention,
         "no usable virtual_ipaddress",
     );
-    has_note(
-        &i,
-        24,
-        "vrrp_instance",
-        Severity::Attention,
-        "vipd rejects it",
-    );
+    has_note(&i, 24, "vrrp_instance", Attention, "vipd rejects it");
     assert_eq!((i.instances, i.instances_found), (1, 5));
     assert_eq!(cfg(&i).instances[0].name, "DUP1");
 }
@@ -410,7 +321,7 @@ fn ipv6_instances_are_v3_and_owner_is_kept() {
     assert_eq!(c.instances[0].version, crate::proto::Version::V3);
     assert_eq!(c.instances[0].family, crate::config::Family::V6);
     assert!(c.instances[1].address_owner);
-    has_note(&i, 1, "vrrp_instance", Severity::Info, "IPv4 only");
+    has_note(&i, 1, "vrrp_instance", Info, "IPv4 only");
 }
 
 #[test]
@@ -446,8 +357,8 @@ fn use_vmac_becomes_virtual_mac_and_what_cannot_move_is_reported() {
     );
     assert!(i.complete(), "{:#?}", i.notes);
     assert!(cfg(&i).instances[0].virtual_mac);
-    has_note(&i, 4, "use_vmac", Severity::Info, "vrrp4-IFINDEX-VRID");
-    has_note(&i, 5, "vmac_xmit_base", Severity::Info, "parent interface");
+    has_note(&i, 4, "use_vmac", Info, "vrrp4-IFINDEX-VRID");
+    has_note(&i, 5, "vmac_xmit_base", Info, "parent interface");
     // Without use_vmac: no virtual MAC.
     let i = conv(
         "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
@@ -460,10 +371,10 @@ fn use_vmac_becomes_virtual_mac_and_what_cannot_move_is_reported() {
     );
     assert!(i.complete(), "{:#?}", i.notes);
     assert!(cfg(&i).instances[0].virtual_mac);
-    has_note(&i, 4, "use_vmac", Severity::Info, "vrrp6-IFINDEX-VRID");
+    has_note(&i, 4, "use_vmac", Info, "vrrp6-IFINDEX-VRID");
     let i = conv(
         "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n priority 255\n use_vmac\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
     );
     assert!(!cfg(&i).instances[0].virtual_mac);
-    has_note(&i, 5, "use_vmac", Severity::Attention, "address owner");
+    has_note(&i, 5, "use_vmac", Attention, "address owner");
 }
