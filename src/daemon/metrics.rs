@@ -31,7 +31,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use tokio::net::TcpListener;
 
 pub mod http;
@@ -69,6 +69,13 @@ pub fn vips_label(vips: &[String]) -> String {
     s
 }
 
+/// A new metric (a family of series), registered under `name` with `help`.
+fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let m = M::default();
+    r.register(name, help, m.clone());
+    m
+}
+
 fn inst(instance: &str) -> Labels {
     vec![("instance", instance.to_string())]
 }
@@ -104,30 +111,17 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric family.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vipd");
-        let instance = InstanceMetrics::default();
-        let adverts = AdvertMetrics::default();
-        let takeover = TakeoverMetrics::default();
-        let checks = CheckMetrics::default();
-        let repairs = RepairMetrics::default();
-        repairs.register(&mut registry);
-        let arbiter = ArbiterMetrics::default();
-        arbiter.register(&mut registry);
-        instance.register(&mut registry);
-        adverts.register(&mut registry);
-        takeover.register(&mut registry);
-        checks.register(&mut registry);
-        let bfd = BfdMetrics::default();
-        bfd.register(&mut registry);
+        let mut r = Registry::with_prefix("vipd");
+        // Fields are initialised in the order written: the exposition's order.
         Metrics {
-            bfd,
-            registry: Arc::new(Mutex::new(registry)),
-            instance,
-            adverts,
-            takeover,
-            checks,
-            repairs,
-            arbiter,
+            repairs: RepairMetrics::new(&mut r),
+            arbiter: ArbiterMetrics::new(&mut r),
+            instance: InstanceMetrics::new(&mut r),
+            adverts: AdvertMetrics::new(&mut r),
+            takeover: TakeoverMetrics::new(&mut r),
+            checks: CheckMetrics::new(&mut r),
+            bfd: BfdMetrics::new(&mut r),
+            registry: Arc::new(Mutex::new(r)),
         }
     }
 
@@ -233,7 +227,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 // ----- arbiter --------------------------------------------------------------
 
 /// The etcd arbiter of instances with `arbiter = true`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ArbiterMetrics {
     holder: Family<Labels, Gauge>,
     reachable: Family<Labels, Gauge>,
@@ -243,32 +237,15 @@ pub struct ArbiterMetrics {
 }
 
 impl ArbiterMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "arbiter_holder",
-            "1 while this host holds the instance's etcd key under a live lease",
-            self.holder.clone(),
-        );
-        r.register(
-            "arbiter_reachable",
-            "1 while the instance's etcd lease is kept alive in time",
-            self.reachable.clone(),
-        );
-        r.register(
-            "arbiter_master_elect",
-            "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)",
-            self.master_elect.clone(),
-        );
-        r.register(
-            "arbiter_fencing_token",
-            "The held key's create revision (fencing token), 0 when not holding",
-            self.fencing_token.clone(),
-        );
-        r.register(
-            "arbiter_vips_dropped",
-            "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost",
-            self.lease_losses.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        ArbiterMetrics {
+            holder: registered(r, "arbiter_holder", "1 while this host holds the instance's etcd key under a live lease"),
+            reachable: registered(r, "arbiter_reachable", "1 while the instance's etcd lease is kept alive in time"),
+            master_elect: registered(r, "arbiter_master_elect", "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)"),
+            fencing_token: registered(r, "arbiter_fencing_token", "The held key's create revision (fencing token), 0 when not holding"),
+            lease_losses: registered(r, "arbiter_vips_dropped", "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost"),
+        }
     }
 
     /// Records what the arbiter says now.
@@ -299,7 +276,7 @@ impl ArbiterMetrics {
 // ----- instance -------------------------------------------------------------
 
 /// Per-instance state, identity and operator settings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InstanceMetrics {
     state: Family<Labels, Gauge>,
     state_since: Family<Labels, FloatGauge>,
@@ -314,47 +291,19 @@ pub struct InstanceMetrics {
 }
 
 impl InstanceMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "instance_state",
-            "1 for the state the instance is in, 0 for the others",
-            self.state.clone(),
-        );
-        r.register(
-            "instance_state_since_timestamp_seconds",
-            "When the instance entered its current state, Unix time",
-            self.state_since.clone(),
-        );
-        r.register(
-            "instance_priority",
-            "Effective priority now",
-            self.priority.clone(),
-        );
-        r.register(
-            "instance_info",
-            "Always 1: the instance's virtual router (vrid, address family, VIPs) and interface",
-            self.info.clone(),
-        );
-        r.register(
-            "instance_priority_override",
-            "The operator's priority override (vipctl priority set), 0 when none is set",
-            self.priority_override.clone(),
-        );
-        r.register(
-            "instance_maintenance",
-            "1 while the operator has the instance in maintenance (vipctl maintenance on)",
-            self.maintenance.clone(),
-        );
-        r.register(
-            "transitions",
-            "State transitions by from and to",
-            self.transitions.clone(),
-        );
-        r.register(
-            "master_changes_seen",
-            "Times the master address seen on the wire changed",
-            self.master_changes.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        InstanceMetrics {
+            state: registered(r, "instance_state", "1 for the state the instance is in, 0 for the others"),
+            state_since: registered(r, "instance_state_since_timestamp_seconds", "When the instance entered its current state, Unix time"),
+            priority: registered(r, "instance_priority", "Effective priority now"),
+            info: registered(r, "instance_info", "Always 1: the instance's virtual router (vrid, address family, VIPs) and interface"),
+            info_labels: Arc::default(),
+            priority_override: registered(r, "instance_priority_override", "The operator's priority override (vipctl priority set), 0 when none is set"),
+            maintenance: registered(r, "instance_maintenance", "1 while the operator has the instance in maintenance (vipctl maintenance on)"),
+            transitions: registered(r, "transitions", "State transitions by from and to"),
+            master_changes: registered(r, "master_changes_seen", "Times the master address seen on the wire changed"),
+        }
     }
 
     /// Records the state the instance is in now.
@@ -473,7 +422,7 @@ impl InstanceMetrics {
 // ----- adverts --------------------------------------------------------------
 
 /// Adverts sent, received and dropped.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AdvertMetrics {
     sent: Family<Labels, Counter>,
     received: Family<Labels, Counter>,
@@ -481,18 +430,21 @@ pub struct AdvertMetrics {
 }
 
 impl AdvertMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register("adverts_sent", "Adverts sent", self.sent.clone());
-        r.register(
-            "adverts_received",
-            "Valid adverts received for this instance",
-            self.received.clone(),
-        );
-        r.register(
-            "adverts_dropped",
-            "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)",
-            self.dropped.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        AdvertMetrics {
+            sent: registered(r, "adverts_sent", "Adverts sent"),
+            received: registered(
+                r,
+                "adverts_received",
+                "Valid adverts received for this instance",
+            ),
+            dropped: registered(
+                r,
+                "adverts_dropped",
+                "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)",
+            ),
+        }
     }
 
     /// Counts an advert sent.
@@ -524,24 +476,27 @@ impl AdvertMetrics {
 
 /// What vipd repaired by itself (issue 12): VIPs deleted under a master, drivers that
 /// panicked.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RepairMetrics {
     vips_restored: Family<Labels, Counter>,
     instance_restarts: Family<Labels, Counter>,
 }
 
 impl RepairMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "vips_restored",
-            "VIPs that disappeared from the interface while master and were added again",
-            self.vips_restored.clone(),
-        );
-        r.register(
-            "instance_restarts",
-            "Times the instance's driver ended unexpectedly (a panic) and was restarted",
-            self.instance_restarts.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        RepairMetrics {
+            vips_restored: registered(
+                r,
+                "vips_restored",
+                "VIPs that disappeared from the interface while master and were added again",
+            ),
+            instance_restarts: registered(
+                r,
+                "instance_restarts",
+                "Times the instance's driver ended unexpectedly (a panic) and was restarted",
+            ),
+        }
     }
 
     /// Counts a VIP put back after it disappeared under a master.
@@ -567,39 +522,20 @@ pub struct TakeoverMetrics {
     announce: HistogramFamily,
 }
 
-impl Default for TakeoverMetrics {
-    fn default() -> Self {
-        TakeoverMetrics {
-            last_detect: Family::default(),
-            last_announce: Family::default(),
-            detect: Family::new_with_constructor(takeover_histogram),
-            announce: Family::new_with_constructor(takeover_histogram),
-        }
-    }
-}
-
 impl TakeoverMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "last_takeover_detect_seconds",
-            "Last takeover: time from the last advert heard to declaring the master down",
-            self.last_detect.clone(),
-        );
-        r.register(
-            "last_takeover_announce_seconds",
-            "Last takeover: time from the decision to the VIPs added and announced",
-            self.last_announce.clone(),
-        );
-        r.register(
-            "takeover_detect_seconds",
-            "Takeovers: time from the last advert heard (or the failure detector's verdict) to declaring the master down",
-            self.detect.clone(),
-        );
-        r.register(
-            "takeover_announce_seconds",
-            "Takeovers: time from the decision to every VIP added and announced",
-            self.announce.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        let histograms = |r: &mut Registry, name: &str, help: &str| {
+            let h: HistogramFamily = Family::new_with_constructor(takeover_histogram);
+            r.register(name, help, h.clone());
+            h
+        };
+        TakeoverMetrics {
+            last_detect: registered(r, "last_takeover_detect_seconds", "Last takeover: time from the last advert heard to declaring the master down"),
+            last_announce: registered(r, "last_takeover_announce_seconds", "Last takeover: time from the decision to the VIPs added and announced"),
+            detect: histograms(r, "takeover_detect_seconds", "Takeovers: time from the last advert heard (or the failure detector's verdict) to declaring the master down"),
+            announce: histograms(r, "takeover_announce_seconds", "Takeovers: time from the decision to every VIP added and announced"),
+        }
     }
 
     /// Creates the instance's histograms at zero, so that they exist (and `increase()`
@@ -635,24 +571,23 @@ impl TakeoverMetrics {
 // ----- health checks --------------------------------------------------------
 
 /// Health checks: verdict and latency of the last probe.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CheckMetrics {
     healthy: Family<Labels, Gauge>,
     latency: Family<Labels, FloatGauge>,
 }
 
 impl CheckMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "check_healthy",
-            "1 if the health check is healthy",
-            self.healthy.clone(),
-        );
-        r.register(
-            "check_latency_seconds",
-            "Duration of the last probe of the health check",
-            self.latency.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        CheckMetrics {
+            healthy: registered(r, "check_healthy", "1 if the health check is healthy"),
+            latency: registered(
+                r,
+                "check_latency_seconds",
+                "Duration of the last probe of the health check",
+            ),
+        }
     }
 
     /// Removes one check's series.
@@ -675,7 +610,7 @@ impl CheckMetrics {
 // ----- BFD -------------------------------------------------------------------
 
 /// BFD sessions (RFC 5880): state, transitions, packets, drops by receive check.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BfdMetrics {
     state: Family<Labels, Gauge>,
     transitions: Family<Labels, Counter>,
@@ -692,32 +627,15 @@ fn session(interface: &str, peer: &str) -> Labels {
 }
 
 impl BfdMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "bfd_session_state",
-            "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)",
-            self.state.clone(),
-        );
-        r.register(
-            "bfd_transitions",
-            "BFD session state changes",
-            self.transitions.clone(),
-        );
-        r.register(
-            "bfd_packets_sent",
-            "BFD Control packets sent",
-            self.sent.clone(),
-        );
-        r.register(
-            "bfd_packets_received",
-            "BFD Control packets accepted by a session",
-            self.received.clone(),
-        );
-        r.register(
-            "bfd_packets_dropped",
-            "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)",
-            self.dropped.clone(),
-        );
+    /// Creates and registers its metrics.
+    fn new(r: &mut Registry) -> Self {
+        BfdMetrics {
+            state: registered(r, "bfd_session_state", "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)"),
+            transitions: registered(r, "bfd_transitions", "BFD session state changes"),
+            sent: registered(r, "bfd_packets_sent", "BFD Control packets sent"),
+            received: registered(r, "bfd_packets_received", "BFD Control packets accepted by a session"),
+            dropped: registered(r, "bfd_packets_dropped", "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)"),
+        }
     }
 
     /// Records a session's state.

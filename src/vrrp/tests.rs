@@ -36,6 +36,12 @@ fn adv(priority: u8, interval: Centis) -> Advert {
     }
 }
 
+/// `r` hears a valid advert from `from` at `priority` (1 s, TTL 255) and accepts it.
+fn hear(r: &mut Router, at: Instant, from: IpAddr, priority: u8) {
+    r.handle_advert(at, from, 255, &adv(priority, SEC))
+        .expect("accepted");
+}
+
 fn drain(r: &mut Router) -> Vec<Action> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
@@ -204,11 +210,9 @@ fn rfc5798_6_4_2_backup_master_down_expiry_becomes_master() {
 fn rfc5798_6_4_2_backup_priority_zero_sets_skew_timer() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0 + ms(100), PEER_HI, 255, &adv(200, SEC))
-        .expect("accepted");
+    hear(&mut r, t0 + ms(100), PEER_HI, 200);
     let t1 = t0 + ms(700);
-    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC))
-        .expect("accepted");
+    hear(&mut r, t1, PEER_HI, 0);
     assert_eq!(r.poll_timeout(), Some(t1 + us(609_375)));
     r.handle_timeout(t1 + us(609_375));
     let acts = drain(&mut r);
@@ -276,8 +280,7 @@ fn rfc5798_6_4_2_preempt_off_accepts_a_lower_priority_master() {
     let _ = drain(&mut r);
     for k in 0..20u64 {
         let t = t0 + ms(1000 * k);
-        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
-            .expect("ok");
+        hear(&mut r, t, PEER_LO, 100);
         if let Some(due) = r.poll_timeout() {
             if due <= t {
                 r.handle_timeout(t);
@@ -299,8 +302,7 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
     let first = t0 + us(3_218_750); // our Master_Down_Interval at priority 200
                                     // The lower master's adverts do not reset the timer.
     for k in 0..3u64 {
-        r.handle_advert(t0 + ms(1000 * k), PEER_LO, 255, &adv(100, SEC))
-            .expect("ok");
+        hear(&mut r, t0 + ms(1000 * k), PEER_LO, 100);
     }
     assert_eq!(r.poll_timeout(), Some(first));
     r.handle_timeout(first);
@@ -328,15 +330,13 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
     );
     assert_eq!(r.poll_timeout(), Some(first + RELEASE_GRACE));
     // The old master's adverts meanwhile are expected: no advert out of turn.
-    r.handle_advert(first + ms(50), PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, first + ms(50), PEER_LO, 100);
     assert_eq!(r.poll_action(), None);
     r.handle_timeout(first + RELEASE_GRACE);
     assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     assert_eq!(r.poll_timeout(), Some(first + RELEASE_GRACE + ms(1000)));
     // From then on a lower-priority master is answered at once (RFC 9568).
-    r.handle_advert(first + RELEASE_GRACE + ms(10), PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, first + RELEASE_GRACE + ms(10), PEER_LO, 100);
     assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
 }
 
@@ -344,13 +344,11 @@ fn rfc5798_6_4_2_preempt_ignores_a_lower_priority_master_and_takes_over() {
 fn a_higher_priority_heard_while_claiming_a_preemption_steps_down() {
     let t0 = Instant::now();
     let mut r = backup(200, t0);
-    r.handle_advert(t0, PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t0, PEER_LO, 100);
     let first = t0 + us(3_218_750);
     r.handle_timeout(first);
     let _ = drain(&mut r);
-    r.handle_advert(first + ms(20), PEER_HI, 255, &adv(250, SEC))
-        .expect("ok");
+    hear(&mut r, first + ms(20), PEER_HI, 250);
     let acts = drain(&mut r);
     assert!(acts.contains(&Action::RemoveVips), "{acts:?}");
     assert_eq!(r.state(), State::Backup);
@@ -374,8 +372,7 @@ fn rfc5798_6_4_2_preempt_delay_accepts_lower_master_until_it_has_passed() {
             break;
         }
         let before = r.poll_timeout();
-        r.handle_advert(t, PEER_LO, 255, &adv(100, SEC))
-            .expect("ok");
+        hear(&mut r, t, PEER_LO, 100);
         if r.poll_timeout() != before {
             last_accepted = t;
         }
@@ -398,11 +395,9 @@ fn rfc5798_6_4_2_preempt_delay_accepts_lower_master_until_it_has_passed() {
 fn rfc5798_6_4_2_backup_whose_priority_rises_preempts() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC))
-        .expect("ok");
+    hear(&mut r, t0, PEER_HI, 150);
     let t1 = t0 + ms(1000);
-    r.handle_advert(t1, PEER_HI, 255, &adv(150, SEC))
-        .expect("ok");
+    hear(&mut r, t1, PEER_HI, 150);
     assert_eq!(r.poll_timeout(), Some(t1 + us(3_609_375)));
     r.set_base_priority(t1, 180);
     assert_eq!(r.effective_priority(), 180);
@@ -412,10 +407,8 @@ fn rfc5798_6_4_2_backup_whose_priority_rises_preempts() {
         "no StateChanged for a priority change"
     );
     // The master's adverts are now lower: ignored, so the timer set at t1 runs out.
-    r.handle_advert(t1 + ms(1000), PEER_HI, 255, &adv(150, SEC))
-        .expect("ok");
-    r.handle_advert(t1 + ms(2000), PEER_HI, 255, &adv(150, SEC))
-        .expect("ok");
+    hear(&mut r, t1 + ms(1000), PEER_HI, 150);
+    hear(&mut r, t1 + ms(2000), PEER_HI, 150);
     assert_eq!(r.poll_timeout(), Some(t1 + us(3_609_375)));
     r.handle_timeout(t1 + us(3_609_375));
     assert_eq!(r.state(), State::Master);
@@ -428,7 +421,7 @@ fn rfc5798_6_4_3_master_priority_zero_sends_advert_at_once() {
     let t0 = Instant::now();
     let (mut r, tm) = master(100, t0);
     let t1 = tm + ms(300);
-    r.handle_advert(t1, PEER_HI, 255, &adv(0, SEC)).expect("ok");
+    hear(&mut r, t1, PEER_HI, 0);
     // The advert at once (§6.4.3), and (ours) a re-announcement: the router that left
     // may have claimed the VIPs without ever advertising (a preemption stopped between
     // its claim and its first advert), pulling clients to a host that drops them.
@@ -455,7 +448,7 @@ fn master_answers_a_flood_of_priority_zero_once_per_advert_interval() {
     // 65,000 packets a second for 5 s, as a stranger's flood would be.
     for k in 0..325_000u64 {
         let t = t1 + us(k * 1_000_000 / 65_000);
-        r.handle_advert(t, PEER_HI, 255, &adv(0, SEC)).expect("ok");
+        hear(&mut r, t, PEER_HI, 0);
         for a in drain(&mut r) {
             match a {
                 Action::SendAdvert(_) => adverts += 1,
@@ -479,8 +472,7 @@ fn master_answers_a_flood_of_lower_priority_once_per_advert_interval() {
     let mut adverts = 0;
     for k in 0..65_000u64 {
         let t = t1 + us(k * 1_000_000 / 65_000);
-        r.handle_advert(t, PEER_HI, 255, &adv(100, SEC))
-            .expect("ok");
+        hear(&mut r, t, PEER_HI, 100);
         adverts += drain(&mut r)
             .iter()
             .filter(|a| matches!(a, Action::SendAdvert(_)))
@@ -496,13 +488,11 @@ fn master_hearing_priority_zero_while_claiming_does_not_reannounce() {
     // so is its priority 0 if it is stopping; our own takeover announcement just went out.
     let t0 = Instant::now();
     let mut r = backup(200, t0);
-    r.handle_advert(t0, PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t0, PEER_LO, 100);
     let due = r.poll_timeout().expect("timer");
     r.handle_timeout(due);
     let _ = drain(&mut r);
-    r.handle_advert(due + ms(10), PEER_LO, 255, &adv(0, SEC))
-        .expect("ok");
+    hear(&mut r, due + ms(10), PEER_LO, 0);
     assert!(!drain(&mut r)
         .iter()
         .any(|a| matches!(a, Action::Announce { .. })));
@@ -540,8 +530,7 @@ fn rfc5798_6_4_3_equal_priority_higher_primary_address_wins() {
     let t0 = Instant::now();
     // Equal priority from a higher address: step down.
     let (mut r, tm) = master(100, t0);
-    r.handle_advert(tm, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, tm, PEER_HI, 100);
     assert_eq!(r.state(), State::Backup);
     assert!(drain(&mut r).contains(&changed(
         State::Master,
@@ -553,8 +542,7 @@ fn rfc5798_6_4_3_equal_priority_higher_primary_address_wins() {
     )));
     // Equal priority from a lower address: stay, advertise.
     let (mut r, tm) = master(100, t0);
-    r.handle_advert(tm, PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, tm, PEER_LO, 100);
     assert_eq!(r.state(), State::Master);
 }
 
@@ -588,14 +576,12 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     let (mut r, tm) = master(200, t0);
     // Right after the takeover a lower priority is the old master stepping down: an
     // advert at once (RFC 9568), but no re-announcement (ours just went out).
-    r.handle_advert(tm + ms(1), PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, tm + ms(1), PEER_HI, 100);
     assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     // A master of standing (>= Master_Down_Interval) hearing a lower priority is
     // healing a split brain: advert at once and re-announce.
     let t1 = tm + r.master_down_interval() + ms(420);
-    r.handle_advert(t1, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t1, PEER_HI, 100);
     assert_eq!(
         drain(&mut r),
         vec![
@@ -610,16 +596,13 @@ fn rfc9568_6_4_3_master_hearing_lower_priority_advertises_and_reannounces() {
     // One-way loss: the other master keeps advertising. At most one advert out of
     // turn per advert interval, and one re-announcement per Master_Down_Interval.
     let t2 = t1 + ms(100);
-    r.handle_advert(t2, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t2, PEER_HI, 100);
     assert_eq!(drain(&mut r), vec![]);
     let t2b = t1 + ms(1000);
-    r.handle_advert(t2b, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t2b, PEER_HI, 100);
     assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(200, SEC))]);
     let t3 = t1 + r.master_down_interval();
-    r.handle_advert(t3, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t3, PEER_HI, 100);
     assert!(drain(&mut r).contains(&Action::Announce {
         reason: AnnounceReason::SplitBrainHealed
     }));
@@ -822,13 +805,11 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     r.handle_timeout(tm + ms(1000));
     assert_eq!(drain(&mut r), vec![Action::SendAdvert(adv(0, SEC))]);
     // Another router leaving (priority 0) is not a new master.
-    r.handle_advert(tm + ms(1100), PEER_HI, 255, &adv(0, SEC))
-        .expect("ok");
+    hear(&mut r, tm + ms(1100), PEER_HI, 0);
     assert_eq!(r.poll_action(), None);
     // The new master is heard (any priority above 0): VIPs kept for RELEASE_GRACE
     // more, so that its announcement reaches clients first.
-    r.handle_advert(tm + ms(1200), PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, tm + ms(1200), PEER_LO, 100);
     assert_eq!(r.poll_action(), None);
     assert_eq!(r.poll_timeout(), Some(tm + ms(1200) + RELEASE_GRACE));
     r.handle_timeout(tm + ms(1200) + RELEASE_GRACE);
@@ -842,8 +823,7 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     );
     assert_eq!(r.poll_timeout(), None);
     // Nothing more after Released.
-    r.handle_advert(tm + ms(1300), PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, tm + ms(1300), PEER_LO, 100);
     r.handle_timeout(tm + ms(100_000));
     r.set_fault(tm, Some("x".into()));
     r.set_maintenance(tm, true);
@@ -887,8 +867,7 @@ fn release_limit_bounds_every_release_the_supervisor_waits_for() {
     r.shutdown(tm);
     let _ = drain(&mut r);
     let late = tm + r.master_down_interval() - ms(1);
-    r.handle_advert(late, PEER_HI, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, late, PEER_HI, 100);
     let _ = drain(&mut r);
     let mut released_at = None;
     while let Some(t) = r.poll_timeout() {
@@ -944,8 +923,7 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
     );
     assert_eq!(r.state(), State::Master);
     let heard = tm + ms(700);
-    r.handle_advert(heard, PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, heard, PEER_LO, 100);
     assert_eq!(r.poll_action(), None, "VIPs kept for the grace period");
     let t1 = heard + RELEASE_GRACE;
     r.handle_timeout(t1);
@@ -960,16 +938,14 @@ fn maintenance_hands_over_make_before_break_then_stays_backup_at_priority_1() {
     assert_eq!(r.master_addr(), Some(PEER_LO));
     // The new master's adverts are accepted at priority 1.
     for k in 1..10u64 {
-        r.handle_advert(t1 + ms(1000 * k), PEER_LO, 255, &adv(100, SEC))
-            .expect("ok");
+        hear(&mut r, t1 + ms(1000 * k), PEER_LO, 100);
     }
     assert_eq!(r.state(), State::Backup);
     // Maintenance off: priority 200 again, preempt: the lower master is ignored.
     let t2 = t1 + ms(9000);
     r.set_maintenance(t2, false);
     assert_eq!(r.effective_priority(), 200);
-    r.handle_advert(t2 + ms(1000), PEER_LO, 255, &adv(100, SEC))
-        .expect("ok");
+    hear(&mut r, t2 + ms(1000), PEER_LO, 100);
     // The timer still runs from the last advert accepted at priority 1 (at t2).
     assert_eq!(r.poll_timeout(), Some(t2 + us(3_996_093)));
     r.handle_timeout(t2 + us(3_996_093));
@@ -1049,8 +1025,7 @@ fn unicast_backup(priority: u8, peers: Vec<IpAddr>, t0: Instant) -> Router {
 fn bfd_single_unicast_peer_backup_takes_over_at_once() {
     let t0 = Instant::now();
     let mut r = unicast_backup(100, vec![PEER_HI], t0);
-    r.handle_advert(t0 + ms(10), PEER_HI, 255, &adv(200, SEC))
-        .unwrap();
+    hear(&mut r, t0 + ms(10), PEER_HI, 200);
     let t = t0 + ms(500);
     assert!(r.master_down_detected(t, PEER_HI, ms(30)));
     let reason = Reason::BfdDown {
@@ -1065,7 +1040,7 @@ fn bfd_single_unicast_peer_backup_takes_over_at_once() {
 fn bfd_verdict_about_another_router_than_the_master_is_ignored() {
     let t0 = Instant::now();
     let mut r = unicast_backup(100, vec![PEER_HI, PEER_LO], t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, t0, PEER_HI, 200);
     assert!(!r.master_down_detected(t0 + ms(5), PEER_LO, ms(30)));
     assert!(drain(&mut r).is_empty());
     assert_eq!(r.state(), State::Backup);
@@ -1079,7 +1054,7 @@ fn bfd_verdict_about_another_router_than_the_master_is_ignored() {
 fn bfd_several_backups_wait_a_priority_ranked_fraction_of_detection_time() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, t0, PEER_HI, 200);
     let _ = drain(&mut r);
     // (255 - 100) * 30 ms / 128 = 36.328125 ms.
     assert_eq!(r.bfd_wait(ms(30)), Duration::from_nanos(36_328_125));
@@ -1100,12 +1075,11 @@ fn bfd_several_backups_wait_a_priority_ranked_fraction_of_detection_time() {
 fn bfd_pending_takeover_is_cancelled_by_an_advert_of_the_new_master() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, t0, PEER_HI, 200);
     let t = t0 + ms(100);
     assert!(r.master_down_detected(t, PEER_HI, ms(30)));
     // Another backup took over first and advertises.
-    r.handle_advert(t + ms(5), PEER_LO, 255, &adv(150, SEC))
-        .unwrap();
+    hear(&mut r, t + ms(5), PEER_LO, 150);
     r.handle_timeout(t + ms(50));
     assert_eq!(r.state(), State::Backup);
     assert_eq!(r.master_addr(), Some(PEER_LO));
@@ -1117,14 +1091,13 @@ fn bfd_pending_takeover_is_cancelled_by_an_advert_of_the_new_master() {
 fn bfd_false_takeover_undone_by_adverts_holds_bfd_down() {
     let t0 = Instant::now();
     let mut r = unicast_backup(100, vec![PEER_HI], t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, t0, PEER_HI, 200);
     let t = t0 + ms(100);
     assert!(r.master_down_detected(t, PEER_HI, ms(30)));
     assert_eq!(r.state(), State::Master);
     let _ = drain(&mut r);
     // The master is alive (only BFD was lost): its advert makes us step down.
-    r.handle_advert(t + ms(2), PEER_HI, 255, &adv(200, SEC))
-        .unwrap();
+    hear(&mut r, t + ms(2), PEER_HI, 200);
     assert_eq!(r.state(), State::Backup);
     let _ = drain(&mut r);
     // BFD up and down again soon after: ignored, no second takeover.
@@ -1136,8 +1109,7 @@ fn bfd_false_takeover_undone_by_adverts_holds_bfd_down() {
     assert!(r.bfd_hold_down() >= BFD_HOLD_DOWN_MIN);
     assert!(r.bfd_held_down(t + ms(500) + r.bfd_hold_down() - ms(1)));
     let later = t + ms(500) + r.bfd_hold_down();
-    r.handle_advert(later - ms(1), PEER_HI, 255, &adv(200, SEC))
-        .unwrap();
+    hear(&mut r, later - ms(1), PEER_HI, 200);
     assert!(!r.bfd_held_down(later));
     assert!(r.master_down_detected(later, PEER_HI, ms(30)));
     assert_eq!(r.state(), State::Master);
@@ -1147,12 +1119,12 @@ fn bfd_false_takeover_undone_by_adverts_holds_bfd_down() {
 fn bfd_genuine_takeover_does_not_hold_bfd_down() {
     let t0 = Instant::now();
     let mut r = unicast_backup(100, vec![PEER_HI], t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, t0, PEER_HI, 200);
     let t = t0 + ms(100);
     assert!(r.master_down_detected(t, PEER_HI, ms(30)));
     // The old master comes back a minute later and preempts: not a false verdict.
     let back = t + Duration::from_secs(60);
-    r.handle_advert(back, PEER_HI, 255, &adv(200, SEC)).unwrap();
+    hear(&mut r, back, PEER_HI, 200);
     assert_eq!(r.state(), State::Backup);
     assert!(!r.bfd_held_down(back + ms(1)));
     assert!(r.master_down_detected(back + ms(500), PEER_HI, ms(30)));
@@ -1163,8 +1135,7 @@ fn bfd_genuine_takeover_does_not_hold_bfd_down() {
 fn backup_ignores_priority_zero_from_a_router_that_is_not_its_master() {
     let t0 = Instant::now();
     let mut r = backup(100, t0);
-    r.handle_advert(t0, PEER_HI, 255, &adv(150, SEC))
-        .expect("ok");
+    hear(&mut r, t0, PEER_HI, 150);
     let due = r.poll_timeout();
     // A stranger's priority 0 neither moves the timer nor the master.
     r.handle_advert(t0 + ms(10), PEER_LO, 255, &adv(0, SEC))
@@ -1172,12 +1143,10 @@ fn backup_ignores_priority_zero_from_a_router_that_is_not_its_master() {
     assert_eq!(r.poll_timeout(), due);
     assert_eq!(r.master_addr(), Some(PEER_HI));
     // A lower-priority stranger we ignore (preempt) does not become "the master" either.
-    r.handle_advert(t0 + ms(20), PEER_LO, 255, &adv(50, SEC))
-        .expect("ok");
+    hear(&mut r, t0 + ms(20), PEER_LO, 50);
     assert_eq!(r.master_addr(), Some(PEER_HI));
     // The master's own priority 0 still counts (§6.4.2).
-    r.handle_advert(t0 + ms(30), PEER_HI, 255, &adv(0, SEC))
-        .expect("ok");
+    hear(&mut r, t0 + ms(30), PEER_HI, 0);
     assert_eq!(r.poll_timeout(), Some(t0 + ms(30) + r.skew_time()));
 }
 
