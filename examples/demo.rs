@@ -20,7 +20,9 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use harness::{mono_now, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology};
+use harness::{
+    mono_now, wait_until, Agent, AgentKind, Probe, ProbeReport, Topology, VipdConfig, VipdInstance,
+};
 
 const VIP: &str = "192.0.2.100";
 
@@ -37,24 +39,10 @@ fn vip() -> IpAddr {
 }
 
 fn conf(topo: &Topology, host: &str, prio: u8) -> String {
-    format!(
-        r#"control-socket = "{sock}"
-state-dir = "{state}"
-
-[[instance]]
-name = "web"
-interface = "eth0"
-vrid = 51
-priority = {prio}
-advert-interval = "100ms"
-preempt = true
-vips = ["{VIP}/24"]
-announce-count = 5
-announce-spacing = "100ms"
-"#,
-        sock = topo.path(&format!("{host}.sock")).display(),
-        state = topo.path(&format!("{host}-state")).display(),
-    )
+    let web = VipdInstance::new("web", 51, prio, &[&format!("{VIP}/24")])
+        .line("preempt = true")
+        .announce(5, "100ms");
+    VipdConfig::only(topo, host, web)
 }
 
 struct Demo {

@@ -82,6 +82,20 @@ fn track(topo: &Topology) -> Option<(u64, bool)> {
     ))
 }
 
+/// Waits (30 s at most) until gw's bfdd session is up again and lb1's track healthy at
+/// full priority (150); panics saying `when` otherwise.
+#[track_caller]
+fn expect_recovery(frr: &Frr, topo: &Topology, when: &str) {
+    assert!(
+        wait_until(Duration::from_secs(30), ms(100), || {
+            frr.status(topo, "gw").as_deref() == Some("up") && track(topo) == Some((150, true))
+        }),
+        "no recovery {when}: {}\n{:?}",
+        frr.peers(topo, "gw"),
+        vipd_status(topo, "lb1")
+    );
+}
+
 #[test]
 fn frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_decodes() {
     let _g = netns_test!();
@@ -203,14 +217,7 @@ fn frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_de
         t.elapsed().as_secs_f64() * 1000.0
     );
     frr.bfdd = Some(start_bfdd(&topo, "gw", &frr.dir));
-    assert!(
-        wait_until(Duration::from_secs(30), ms(100), || {
-            frr.status(&topo, "gw").as_deref() == Some("up") && track(&topo) == Some((150, true))
-        }),
-        "no recovery after bfdd restart: {}\n{:?}",
-        frr.peers(&topo, "gw"),
-        vipd_status(&topo, "lb1")
-    );
+    expect_recovery(&frr, &topo, "after bfdd restart");
 
     // gw's link cut: both sides go Down; restored: both Up again.
     topo.cut_link("gw");
@@ -228,14 +235,7 @@ fn frr_bfdd_as_gateway_of_a_bfd_track_up_down_on_kill_and_cut_recovers_tshark_de
         frr.peers(&topo, "gw")
     );
     topo.restore_link("gw");
-    assert!(
-        wait_until(Duration::from_secs(30), ms(100), || {
-            frr.status(&topo, "gw").as_deref() == Some("up") && track(&topo) == Some((150, true))
-        }),
-        "no recovery after the link came back: {}\n{:?}",
-        frr.peers(&topo, "gw"),
-        vipd_status(&topo, "lb1")
-    );
+    expect_recovery(&frr, &topo, "after the link came back");
     // One log line per state change, with FRR's diagnostic visible.
     let log = lb1.log();
     assert!(

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common_sim::{config, ms, secs, v4, Sim, XorShift};
+use common_sim::{config, ms, secs, v4, Sim, Step, XorShift};
 use vipd::bfd::{Action, ControlPacket, Diag, Session, SessionConfig, SessionState};
 use vipd::vrrp::State;
 
@@ -93,50 +93,45 @@ impl BfdNet {
         self.node_up[node] = false;
     }
 
+    /// The session ends' next deadlines (those on nodes that are up).
+    fn timers(&self) -> impl Iterator<Item = (usize, Option<Instant>)> + '_ {
+        let ends = self.ends.iter().enumerate();
+        let up = ends.filter(|(_, e)| self.node_up[e.owner]);
+        up.map(|(i, e)| (i, e.session.poll_timeout()))
+    }
+
     /// Run until offset `t`; returns the state changes seen (end, from, to, diag).
     fn run_until(&mut self, t: Duration) -> Vec<(usize, SessionState, SessionState, Diag)> {
         let mut out = Vec::new();
         loop {
-            let next_flight = self.queue.peek().map(|Reverse(f)| f.at);
-            let next_timer = self
-                .ends
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| self.node_up[e.owner])
-                .filter_map(|(i, e)| {
-                    e.session
-                        .poll_timeout()
-                        .map(|x| (x.saturating_duration_since(self.base), i))
-                })
-                .min();
-            let (at, flight) = match (next_flight, next_timer) {
-                (None, None) => break,
-                (Some(f), Some((tm, _))) if f <= tm => (f, true),
-                (Some(f), None) => (f, true),
-                (_, Some((tm, _))) => (tm, false),
+            let delivery = self.queue.peek().map(|Reverse(f)| f.at);
+            let Some(step) = Step::next(self.base, delivery, self.timers()) else {
+                break;
             };
-            if at > t {
+            if step.at() > t {
                 break;
             }
-            self.now = self.now.max(at);
+            self.now = self.now.max(step.at());
             let now = self.base + self.now;
-            let e = if flight {
-                let Some(Reverse(f)) = self.queue.pop() else {
-                    break;
-                };
-                if !self.node_up[self.ends[f.to_end].owner] {
-                    continue;
+            let e = match step {
+                Step::Deliver(_) => {
+                    let Some(Reverse(f)) = self.queue.pop() else {
+                        break;
+                    };
+                    if !self.node_up[self.ends[f.to_end].owner] {
+                        continue;
+                    }
+                    let pkt = ControlPacket::parse(&f.bytes).expect("sim packets are valid");
+                    self.ends[f.to_end]
+                        .session
+                        .handle_packet(now, &pkt)
+                        .expect("accepted");
+                    f.to_end
                 }
-                let pkt = ControlPacket::parse(&f.bytes).expect("sim packets are valid");
-                self.ends[f.to_end]
-                    .session
-                    .handle_packet(now, &pkt)
-                    .expect("accepted");
-                f.to_end
-            } else {
-                let (_, i) = next_timer.unwrap();
-                self.ends[i].session.handle_timeout(now);
-                i
+                Step::Timer(_, i) => {
+                    self.ends[i].session.handle_timeout(now);
+                    i
+                }
             };
             out.extend(self.drain(e));
         }
@@ -187,12 +182,19 @@ fn ups(net: &BfdNet, e: usize) -> usize {
         .count()
 }
 
-#[test]
-fn rfc5880_6_2_pair_comes_up_within_a_few_seconds_and_stays_up() {
-    let mut net = BfdNet::new(Instant::now(), 2, 1);
+/// Two nodes (random `seed`) with one 10 ms x 3 session, run for 5 s: its first end (the
+/// second is returned too) must be Up by then.
+fn pair_up_after_5s(seed: u64) -> (BfdNet, usize, usize) {
+    let mut net = BfdNet::new(Instant::now(), 2, seed);
     let (a, b) = net.pair(0, 1, ms(10), 3);
     net.run_until(secs(5));
     assert_eq!(net.ends[a].session.state(), SessionState::Up);
+    (net, a, b)
+}
+
+#[test]
+fn rfc5880_6_2_pair_comes_up_within_a_few_seconds_and_stays_up() {
+    let (mut net, a, b) = pair_up_after_5s(1);
     assert_eq!(net.ends[b].session.state(), SessionState::Up);
     // Both on the fast timers after the Poll Sequence.
     assert_eq!(net.ends[a].session.detection_time(), Some(ms(30)));
@@ -221,10 +223,7 @@ fn rfc5880_6_8_4_two_percent_loss_keeps_a_10ms_x3_session_up() {
 
 #[test]
 fn rfc5880_6_8_4_heavy_loss_brings_the_session_down_and_it_recovers() {
-    let mut net = BfdNet::new(Instant::now(), 2, 3);
-    let (a, _) = net.pair(0, 1, ms(10), 3);
-    net.run_until(secs(5));
-    assert_eq!(net.ends[a].session.state(), SessionState::Up);
+    let (mut net, a, _) = pair_up_after_5s(3);
     net.loss_ppm = 1_000_000;
     net.run_until(secs(6));
     assert_eq!(net.ends[a].session.state(), SessionState::Down);

@@ -31,6 +31,27 @@ fn expect(text: &str, want: &[(usize, usize, &str)]) {
 /// The base instance with `arbiter = true` (line 7).
 const INST: &str = concat!(config_common::base_instance!(), "arbiter = true\n");
 
+/// Every fixture `tests/fixtures/config/arbiter/PREFIX*.toml` (there must be `n`) gives
+/// exactly the diagnostics its own `# expect` lines list.
+fn expect_each(prefix: &str, n: usize) {
+    let dir = config_common::fixture("arbiter");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(prefix) && f.ends_with(".toml"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        n,
+        "{prefix}*.toml in {}: {names:?}",
+        dir.display()
+    );
+    for name in names {
+        config_common::expect(&format!("arbiter/{name}"));
+    }
+}
+
 #[test]
 fn defaults_and_key() {
     let c = ok(&format!(
@@ -102,22 +123,7 @@ fn arbiter_on_instance_without_section() {
 
 #[test]
 fn bad_urls_located() {
-    expect(
-        "[arbiter]\netcd-endpoints = [\"192.0.2.31:2379\", \"http://192.0.2.32\", \"http://192.0.2.33:2379/v3\"]\n",
-        &[
-            (2, 19, "must start with http:// or https://"),
-            (2, 38, "needs a port"),
-            (2, 59, "no path"),
-        ],
-    );
-    expect(
-        "[arbiter]\netcd-endpoints = []\n",
-        &[(2, 18, "at least one URL")],
-    );
-    expect(
-        "[arbiter]\nlease-ttl = \"2s\"\n",
-        &[(1, 1, "missing key `etcd-endpoints`")],
-    );
+    expect_each("urls_", 3);
 }
 
 #[test]
@@ -139,47 +145,7 @@ fn ttl_whole_seconds_at_least_one() {
 
 #[test]
 fn other_section_rules() {
-    let base = "[arbiter]\netcd-endpoints = [\"http://192.0.2.31:2379\"]\n";
-    expect(
-        &format!("{base}on-loss = \"keep\"\n"),
-        &[(3, 11, "\"release\" or \"hold\"")],
-    );
-    expect(
-        &format!("{base}key-prefix = \"vipd\"\n"),
-        &[(3, 14, "must start with '/'")],
-    );
-    expect(
-        &format!("{base}key-prefix = \"/vipd/\"\n"),
-        &[(3, 14, "must not end with '/'")],
-    );
-    expect(
-        &format!("{base}tls-cert = \"/c.pem\"\n"),
-        &[(3, 12, "needs tls-key")],
-    );
-    expect(
-        &format!("{base}username = \"vipd\"\n"),
-        &[(3, 12, "needs password-file")],
-    );
-    expect(
-        &format!("{base}password-file = \"/p\"\n"),
-        &[(3, 17, "needs username")],
-    );
-    expect(
-        &format!("{base}username = \"vipd\"\npassword-file = \"p\"\n"),
-        &[(4, 17, "must be an absolute path")],
-    );
-    expect(
-        &format!("{base}tls-ca = \"/ca.pem\"\n"),
-        &[(2, 18, "must be https://")],
-    );
-    expect(
-        "[arbiter]\netcd-endpoints = [\"https://192.0.2.31:2379\"]\n",
-        &[(2, 18, "need tls-ca")],
-    );
-    expect(
-        &format!("{base}etcd = 1\n"),
-        &[(3, 1, "unknown key `etcd`")],
-    );
+    expect_each("section_", 10);
 }
 
 #[test]

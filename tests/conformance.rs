@@ -78,8 +78,7 @@ fn capture_pair(
 /// and gratuitous ARP on becoming master (§6.4.1/§6.4.2).
 #[test]
 fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
-    let test = "rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -190,8 +189,7 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
 /// read VRRPv3 checksums as v2 (`vrrp.v3_checksum_as_in_v2:TRUE`), and flags it bad otherwise.
 #[test]
 fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
-    let test = "rfc9568_v3_checksum_without_pseudo_header_on_the_wire";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -229,8 +227,7 @@ fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
 /// message only, TTL 255.
 #[test]
 fn rfc3768_5_v2_advert_on_the_wire() {
-    let test = "rfc3768_5_v2_advert_on_the_wire";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -290,8 +287,7 @@ fn rfc3768_5_v2_advert_on_the_wire() {
 /// target link-layer address option, hop limit 255, to ff02::1).
 #[test]
 fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
-    let test = "rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP6}/64");
     let pcap = capture_pair(
@@ -404,8 +400,7 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
 /// then the backup (after Skew_Time) becomes master and advertises its own priority.
 #[test]
 fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
-    let test = "rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let pcap = capture_pair(
@@ -465,8 +460,7 @@ fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
 /// Captured on lb2 (a switch does not flood unicast to the client once it has learnt MACs).
 #[test]
 fn rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255() {
-    let test = "rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
     let lb1: IpAddr = topo.ip4("lb1").into();

@@ -20,6 +20,13 @@ struct Ctl {
     _rt: Runtime,
 }
 
+impl Ctl {
+    /// What `vipctl ARGS` printed on stdout.
+    fn out(&self, args: &[&str]) -> String {
+        stdout(&vipctl(&self.srv.path, args))
+    }
+}
+
 fn start(group: Option<&str>) -> Ctl {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -100,29 +107,26 @@ fn status_table_shows_what_an_operator_needs() {
         .find(|l| l.starts_with("api "))
         .expect("api row");
     assert!(api.contains("198.51.100.7/24,198.51.100.8/24"), "{api}");
-    assert!(
-        out.contains("last transition: BACKUP -> MASTER")
-            && out.contains("(no advert from 192.0.2.11 for 3.35 s)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("track nginx: healthy, weight -50, 12 ms"),
-        "{out}"
-    );
+    for line in [
+        "last transition: BACKUP -> MASTER",
+        "(no advert from 192.0.2.11 for 3.35 s)",
+        "track nginx: healthy, weight -50, 12 ms",
+    ] {
+        assert!(out.contains(line), "{line:?} missing: {out}");
+    }
 }
 
 #[test]
 fn status_shows_the_arbiter() {
     let ctl = start(None);
-    let out = stdout(&vipctl(&ctl.srv.path, &["status"]));
+    let out = ctl.out(&["status"]);
     assert!(
         out.contains("  arbiter: key /vipd/web, holder (fencing token 42), etcd reachable\n"),
         "{out}"
     );
     // An instance without the arbiter has no such line, and `"arbiter": null` in JSON.
     assert_eq!(out.matches("arbiter:").count(), 1, "{out}");
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&vipctl(&ctl.srv.path, &["status", "--json"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ctl.out(&["status", "--json"])).unwrap();
     let inst = json["instances"].as_array().unwrap();
     let web = inst.iter().find(|i| i["name"] == "web").unwrap();
     assert_eq!(web["arbiter"]["holder"], true);
@@ -140,7 +144,7 @@ fn status_shows_the_arbiter() {
         a.master_elect = true;
         a.other_holder = Some("lb2 192.0.2.12 pid 7".into());
     }
-    let out = stdout(&vipctl(&ctl.srv.path, &["status"]));
+    let out = ctl.out(&["status"]);
     let web = out.lines().find(|l| l.starts_with("web ")).unwrap();
     assert!(web.contains("MASTER-ELECT"), "{out}");
     assert!(
@@ -239,23 +243,14 @@ fn maintenance_and_reload() {
 fn not_running_when_the_socket_is_absent_or_stale() {
     let dir = TempDir::new("norun");
     let path = dir.path().join("vipd.sock");
-    let o = vipctl(&path, &["status"]);
-    assert_eq!(
-        one_line_failure(&o, 1),
-        format!(
-            "vipd is not running (no control socket at {})",
-            path.display()
-        )
-    );
+    let not_running = |args: &[&str], why: &str| {
+        let o = vipctl(&path, args);
+        let want = format!("vipd is not running ({why} {})", path.display());
+        assert_eq!(one_line_failure(&o, 1), want);
+    };
+    not_running(&["status"], "no control socket at");
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
-    let o = vipctl(&path, &["reload"]);
-    assert_eq!(
-        one_line_failure(&o, 1),
-        format!(
-            "vipd is not running (nothing answers on {})",
-            path.display()
-        )
-    );
+    not_running(&["reload"], "nothing answers on");
 }
 
 #[test]
@@ -300,16 +295,27 @@ fn wait_for_subscriber(ctl: &Ctl) {
     panic!("vipctl events never subscribed");
 }
 
-#[test]
-fn events_follow_state_changes() {
-    let ctl = start(None);
-    let mut child = command(&ctl.srv.path, &["events"])
+/// Starts `vipctl ARGS` (an events command) with its stdout read line by line, and waits
+/// until it has subscribed.
+fn follow(
+    ctl: &Ctl,
+    args: &[&str],
+    stderr: Stdio,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command(&ctl.srv.path, args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn");
     let lines = line_reader(&mut child);
-    wait_for_subscriber(&ctl);
+    wait_for_subscriber(ctl);
+    (child, lines)
+}
+
+#[test]
+fn events_follow_state_changes() {
+    let ctl = start(None);
+    let (mut child, lines) = follow(&ctl, &["events"], Stdio::piped());
     ctl.srv.events.send(event(1)).expect("subscriber");
     ctl.srv.events.send(event(2)).expect("subscriber");
     let first = lines
@@ -351,13 +357,7 @@ fn events_follow_state_changes() {
 #[test]
 fn events_json_prints_raw_lines() {
     let ctl = start(None);
-    let mut child = command(&ctl.srv.path, &["events", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let lines = line_reader(&mut child);
-    wait_for_subscriber(&ctl);
+    let (mut child, lines) = follow(&ctl, &["events", "--json"], Stdio::null());
     ctl.srv.events.send(event(7)).expect("subscriber");
     let got = lines.recv_timeout(Duration::from_secs(5));
     let _ = child.kill();
@@ -407,9 +407,12 @@ fn as_user(socket: &Path, uid: u32, gid: u32, args: &[&str]) -> Output {
         .expect("run vipctl")
 }
 
-/// [`start`] for a test that runs vipctl as another user: `None` (skip, said why) when
-/// vipctl or the temp dir is not reachable by nobody.
-fn start_for_others(group: Option<&str>) -> Option<Ctl> {
+/// [`start`] for the `test` that runs vipctl as another user: `None` (skip, said why)
+/// when we are not root, or vipctl or the temp dir is not reachable by nobody.
+fn start_for_others(test: &str, group: Option<&str>) -> Option<Ctl> {
+    if !as_root_or_skip(test) {
+        return None;
+    }
     let ctl = start(group);
     fix_run_dir(&ctl);
     if !reachable_by_others(Path::new(env!("CARGO_BIN_EXE_vipctl")))
@@ -429,10 +432,10 @@ fn fix_run_dir(ctl: &Ctl) {
 
 #[test]
 fn a_non_root_peer_outside_the_group_is_refused_by_the_server() {
-    if !as_root_or_skip("a_non_root_peer_outside_the_group_is_refused_by_the_server") {
-        return;
-    }
-    let Some(ctl) = start_for_others(None) else {
+    let Some(ctl) = start_for_others(
+        "a_non_root_peer_outside_the_group_is_refused_by_the_server",
+        None,
+    ) else {
         return;
     };
     // Open the file itself, so only the SO_PEERCRED check stands in the way.
@@ -448,10 +451,7 @@ fn a_non_root_peer_outside_the_group_is_refused_by_the_server() {
 
 #[test]
 fn a_non_root_peer_is_kept_out_by_the_socket_mode() {
-    if !as_root_or_skip("a_non_root_peer_is_kept_out_by_the_socket_mode") {
-        return;
-    }
-    let Some(ctl) = start_for_others(None) else {
+    let Some(ctl) = start_for_others("a_non_root_peer_is_kept_out_by_the_socket_mode", None) else {
         return;
     };
     let o = as_user(
@@ -472,14 +472,12 @@ fn a_non_root_peer_is_kept_out_by_the_socket_mode() {
 
 #[test]
 fn a_member_of_the_control_group_is_admitted() {
-    if !as_root_or_skip("a_member_of_the_control_group_is_admitted") {
-        return;
-    }
     let Some(gid) = nogroup() else {
         println!("skipped: no group 'nogroup' on this machine");
         return;
     };
-    let Some(ctl) = start_for_others(Some("nogroup")) else {
+    let Some(ctl) = start_for_others("a_member_of_the_control_group_is_admitted", Some("nogroup"))
+    else {
         return;
     };
     let o = as_user(&ctl.srv.path, NOBODY, gid, &["status", "--json"]);

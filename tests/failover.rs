@@ -74,12 +74,8 @@ impl Fam {
 fn vipd_conf(topo: &Topology, host: &str, prio: u8, preempt: bool, fam: Fam) -> String {
     let web = VipdInstance::new(INSTANCE, VRID, prio, fam.vips())
         .line(&format!("preempt = {preempt}"))
-        .line("announce-count = 5")
-        .line("announce-spacing = \"100ms\"");
-    VipdConfig::new(topo, host)
-        .without_metrics()
-        .instance(web)
-        .render()
+        .announce(5, "100ms");
+    VipdConfig::only(topo, host, web)
 }
 
 /// State changes of `inst` in a vipd log: lines `... web: BACKUP -> MASTER (why) ...`, as
@@ -104,6 +100,19 @@ fn transitions(log: &str, inst: &str) -> Vec<(String, String)> {
 /// The state `inst` last changed to, per its log.
 fn last_state(log: &str) -> Option<String> {
     transitions(log, INSTANCE).pop().map(|(_, to)| to)
+}
+
+/// Asserts that the agent's last logged state change was into `state`.
+#[track_caller]
+fn assert_ends_in(a: &Agent, state: &str) {
+    let log = a.log();
+    assert_eq!(
+        last_state(&log).as_deref(),
+        Some(state),
+        "{}'s state changes:\n{}",
+        a.host(),
+        transition_lines(&log)
+    );
 }
 
 /// The state-change lines themselves (for messages).
@@ -132,16 +141,6 @@ fn start_pair(topo: &Topology, preempt_lb1: bool, fam: Fam) -> (Agent, Agent, Du
     (lb1, lb2, up)
 }
 
-fn assert_running(a: &Agent) {
-    assert!(
-        a.proc().is_running(),
-        "vipd on {} exited ({:?}); log:\n{}",
-        a.host(),
-        a.proc().exit_status(),
-        a.log()
-    );
-}
-
 /// Responders on both load balancers, vipd on both, lb1 the sole holder, then a probe every
 /// 2 ms whose client has resolved the VIP to lb1's MAC (a pre-existing neighbour entry).
 struct Lan {
@@ -154,12 +153,11 @@ struct Lan {
 fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
     let topo = Topology::new(TopologyOpts::default());
     let vip = fam.vip();
-    let _r1 = topo.start_responder("lb1", vip);
-    let _r2 = topo.start_responder("lb2", vip);
+    let _responders = topo.start_responders(vip);
     let (lb1, lb2, _) = start_pair(&topo, preempt_lb1, fam);
     topo.expect_sole_holder(vip, "lb1", Duration::from_secs(10));
-    assert_running(&lb1);
-    assert_running(&lb2);
+    lb1.assert_running();
+    lb2.assert_running();
     let probe = topo.start_probe_resolved(vip, ms(2), "lb1");
     Lan {
         topo,
@@ -231,15 +229,10 @@ fn startup_elects_the_higher_priority_as_sole_master() {
         assert_eq!(h, ["lb1"], "sample {i} after settling: holders {h:?}");
         std::thread::sleep(ms(50));
     }
-    assert_running(&lb1);
-    assert_running(&lb2);
+    lb1.assert_running();
+    lb2.assert_running();
     // Exactly one master, per the logs (one line per state change)...
-    assert_eq!(
-        last_state(&lb1.log()).as_deref(),
-        Some("MASTER"),
-        "lb1's state changes:\n{}",
-        transition_lines(&lb1.log())
-    );
+    assert_ends_in(&lb1, "MASTER");
     assert_ne!(
         last_state(&lb2.log()).as_deref(),
         Some("MASTER"),
@@ -327,7 +320,7 @@ fn master_crash_backup_takes_over_and_client_reaches_it() {
         rep.summary()
     );
     assert_eq!(last_state(&lan.lb2.log()).as_deref(), Some("MASTER"));
-    assert_running(&lan.lb2);
+    lan.lb2.assert_running();
 }
 
 // ---- 3. graceful stop --------------------------------------------------------------------
@@ -431,18 +424,8 @@ fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
         "lb1 took the VIP back only {since_restart:?} after restarting (bound {bound:?})\nlb1:\n{}",
         lan.lb1.log()
     );
-    assert_eq!(
-        last_state(&lan.lb1.log()).as_deref(),
-        Some("MASTER"),
-        "{}",
-        transition_lines(&lan.lb1.log())
-    );
-    assert_eq!(
-        last_state(&lan.lb2.log()).as_deref(),
-        Some("BACKUP"),
-        "{}",
-        transition_lines(&lan.lb2.log())
-    );
+    assert_ends_in(&lan.lb1, "MASTER");
+    assert_ends_in(&lan.lb2, "BACKUP");
     assert_eq!(
         rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
         Some("lb1"),
@@ -477,7 +460,7 @@ fn failback_without_preempt_the_restarted_router_stays_backup() {
         samples += 1;
         std::thread::sleep(ms(50));
     }
-    assert_running(&lan.lb1);
+    lan.lb1.assert_running();
     let rep = lan.finish_probe();
     println!(
         "measure: no failback: lb2 sole holder in {samples} samples over 3 s after lb1's restart; \
@@ -491,12 +474,7 @@ fn failback_without_preempt_the_restarted_router_stays_backup() {
         "lb1 (preempt = false) became master after its restart:\n{}",
         transition_lines(&lan.lb1.log())
     );
-    assert_eq!(
-        last_state(&lan.lb1.log()).as_deref(),
-        Some("BACKUP"),
-        "lb1 should log its entry into BACKUP:\n{}",
-        lan.lb1.log()
-    );
+    assert_ends_in(&lan.lb1, "BACKUP");
     assert_eq!(
         rep.replies_from_after("lb1", restart),
         0,
@@ -719,8 +697,8 @@ fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
             transition_lines(&lan.lb2.log())
         );
     }
-    assert_running(&lan.lb1);
-    assert_running(&lan.lb2);
+    lan.lb1.assert_running();
+    lan.lb2.assert_running();
 }
 
 // ---- 6. announcements move the client's neighbour entry ---------------------------------
@@ -921,7 +899,7 @@ fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
         reload_lines(&lan.lb1.log()) > reloads_before
     });
     std::thread::sleep(ms(1000));
-    assert_running(&lan.lb1);
+    lan.lb1.assert_running();
     assert_eq!(
         lan.topo.vip_holders(vip),
         ["lb1"],
@@ -975,7 +953,7 @@ fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
         rejected,
         "no rejection naming {loc}<col> in lb1's log:\n{log}"
     );
-    assert_running(&lan.lb1);
+    lan.lb1.assert_running();
     assert_eq!(
         lan.topo.vip_holders(vip),
         ["lb1"],
@@ -1055,7 +1033,7 @@ fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
         "lb1 did not go to FAULT:\n{}",
         transition_lines(&lb1.log())
     );
-    assert_running(&lb1);
+    lb1.assert_running();
     println!(
         "measure: interface deleted: lb2 sole holder after {:.0} ms",
         msf(took)
@@ -1093,7 +1071,7 @@ fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
         "{}",
         transition_lines(&log)
     );
-    assert_running(&lb1);
+    lb1.assert_running();
     println!(
         "measure: interface re-created: lb1 sole holder again after {:.0} ms",
         msf(back)

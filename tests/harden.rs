@@ -14,19 +14,12 @@ use std::time::{Duration, Instant};
 
 use harness::prelude::*;
 use harness::vipd::{
-    craft, craft_spawn, instance_field, metric_sum, metrics_text, vipd_conf, vipd_state,
-    wait_vipd_state, VipdInstance,
+    craft, craft_spawn, flood_args, instance_field, metric_sum, metrics_text, vipd_conf,
+    vipd_state, wait_vipd_state, VipdInstance,
 };
-use harness::{netns_guard, vipctl, wait_until, Agent, AgentKind, Topology, TopologyOpts};
+use harness::{netns_test, vipctl, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
 const VIP_B: &str = "192.0.2.101";
-
-/// The preamble of every test here: skip (or fail, under `VIPD_REQUIRE_NETNS=1`) without
-/// root, run one at a time, and build the LAN.
-fn begin(test: &str, opts: TopologyOpts) -> Option<(std::sync::MutexGuard<'static, ()>, Topology)> {
-    let g = netns_guard(test)?;
-    Some((g, Topology::new(opts)))
-}
 
 /// The vipd under test: `$VIPD_BIN` if set (as the harness's agents use), else this build's.
 fn vipd_bin() -> String {
@@ -60,16 +53,31 @@ fn has_addr(topo: &Topology, host: &str, addr: &str) -> bool {
         .any(|l| l.contains(&format!(" {addr}/")))
 }
 
+/// lb1 running `web` at priority 150, once it is master.
+fn lb1_master(topo: &Topology) -> Agent {
+    let lb1 = start(topo, "lb1", &[web(150)]);
+    wait_master(topo, "lb1", "web", &lb1);
+    lb1
+}
+
+/// `ip addr add|del CIDR dev eth0` on lb1, by hand (as an operator would).
+fn lb1_addr(topo: &Topology, add_or_del: &str, cidr: &str) {
+    topo.exec_ok("lb1", &["ip", "addr", add_or_del, cidr, "dev", "eth0"]);
+}
+
+/// Ends a vipd started by hand: `signal`, then a wait for it of at most `within`.
+fn end(p: &harness::Proc, signal: nix::sys::signal::Signal, within: Duration) {
+    let _ = p.signal(signal);
+    let _ = p.wait_timeout(within);
+}
+
 /// Item 1: a second vipd started by mistake on the same host exits non-zero with a one-line
 /// reason, before it touched anything: the master keeps its VIP and stays master.
 #[test]
 fn second_vipd_on_the_same_host_exits_and_touches_nothing() {
-    let test = "second_vipd_on_the_same_host_exits_and_touches_nothing";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
-    let lb1 = start(&topo, "lb1", &[web(150)]);
-    wait_master(&topo, "lb1", "web", &lb1);
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
+    let lb1 = lb1_master(&topo);
     let conf = lb1.conf_path().to_string_lossy().into_owned();
     let bin = vipd_bin();
     // Watch the VIP with millisecond resolution while the second daemon runs.
@@ -111,14 +119,9 @@ fn second_vipd_on_the_same_host_exits_and_touches_nothing() {
 /// removed: the instance is refused, status says why, and the address survives a stop.
 #[test]
 fn operators_own_address_equal_to_a_vip_is_never_removed() {
-    let test = "operators_own_address_equal_to_a_vip_is_never_removed";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
-    topo.exec_ok(
-        "lb1",
-        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
-    );
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
+    lb1_addr(&topo, "add", &format!("{VIP}/24"));
     let other = VipdInstance::new("other", 52, 150, &[&format!("{VIP_B}/24")]);
     let lb1 = start(&topo, "lb1", &[web(150), other]);
     // The other instance runs; web is refused with the reason.
@@ -151,16 +154,10 @@ fn operators_own_address_equal_to_a_vip_is_never_removed() {
 /// leftover VIP too.
 #[test]
 fn sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else() {
-    let test = "sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
-    topo.exec_ok(
-        "lb1",
-        &["ip", "addr", "add", "198.51.100.7/24", "dev", "eth0"],
-    );
-    let lb1 = start(&topo, "lb1", &[web(150)]);
-    wait_master(&topo, "lb1", "web", &lb1);
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
+    lb1_addr(&topo, "add", "198.51.100.7/24");
+    let lb1 = lb1_master(&topo);
     let marked = addr_lines(&topo, "lb1")
         .into_iter()
         .find(|l| l.contains(&format!(" {VIP}/")))
@@ -212,17 +209,11 @@ fn sigkill_leftovers_are_removed_by_cleanup_and_at_restart_and_nothing_else() {
 /// Item 4: a VIP deleted under a master (by hand) is added again, with a log line.
 #[test]
 fn vip_deleted_under_a_master_is_added_again() {
-    let test = "vip_deleted_under_a_master_is_added_again";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
-    let lb1 = start(&topo, "lb1", &[web(150)]);
-    wait_master(&topo, "lb1", "web", &lb1);
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
+    let lb1 = lb1_master(&topo);
     let t0 = Instant::now();
-    topo.exec_ok(
-        "lb1",
-        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
-    );
+    lb1_addr(&topo, "del", &format!("{VIP}/24"));
     let back = wait_until(secs(5), ms(1), || topo.holds_vip("lb1", vip()));
     println!("MEASURE {test}: VIP back after {:?}", t0.elapsed());
     assert!(back, "{test}: the VIP did not come back\n{}", lb1.log());
@@ -245,10 +236,8 @@ fn vip_deleted_under_a_master_is_added_again() {
 /// `vipctl reload` exits non-zero naming it.
 #[test]
 fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_instance() {
-    let test = "missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_instance";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
     let ghost = VipdInstance::new("ghost", 52, 150, &[&format!("{VIP_B}/24")]).interface("eth9");
     let lb1 = start(&topo, "lb1", &[web(150), ghost.clone()]);
     wait_master(&topo, "lb1", "web", &lb1);
@@ -286,10 +275,8 @@ fn missing_interface_waits_and_a_reload_that_cannot_start_keeps_the_running_inst
 /// Master_Down_Interval, here about 10 s) stops waiting; the VIP is removed and vipd exits.
 #[test]
 fn second_sigterm_during_a_long_handover_exits_at_once() {
-    let test = "second_sigterm_during_a_long_handover_exits_at_once";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
     let lb1 = start(&topo, "lb1", &[web(150).interval("3s")]);
     assert!(wait_vipd_state(&topo, "lb1", "web", "master", secs(30)));
     let t0 = Instant::now();
@@ -332,10 +319,8 @@ fn adverts_sent(topo: &Topology, host: &str) -> f64 {
 /// per interval, and does not delay the takeover when the master dies during a flood.
 #[test]
 fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
-    let test = "floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default().with_host("rogue")) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default().with_host("rogue"));
     // 1 s adverts (the common setting): on a 2-core machine whose other core runs the
     // flood generator, a line-rate flood overflows the receive socket now and then, and at
     // 100 ms three lost adverts in a row are only 300 ms of overflow (see the closing note).
@@ -362,21 +347,7 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
     ];
     for (case, extra) in cases {
         let sent0 = adverts_sent(&topo, "lb1");
-        let mut args = vec![
-            "--case",
-            case,
-            "--src",
-            &rogue,
-            "--vrid",
-            "51",
-            "--count",
-            "1000000",
-            "--gap",
-            FLOOD_GAP,
-            "--duration",
-            "8",
-        ];
-        args.extend_from_slice(extra);
+        let args = flood_args(case, &rogue, 51, 1_000_000, FLOOD_GAP, 8, extra);
         let out = craft(&topo, "rogue", &args, true);
         let sent = adverts_sent(&topo, "lb1") - sent0;
         let trans2 = lb2.log().matches("-> MASTER").count();
@@ -404,27 +375,16 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
     }
     // The master dies during a TTL-254 flood: lb2 takes over in about its
     // Master_Down_Interval (3.61 s); generous bound for a loaded machine.
-    let flood = craft_spawn(
-        &topo,
-        "rogue",
-        &[
-            "--case",
-            "ttl254",
-            "--src",
-            &rogue,
-            "--vrid",
-            "51",
-            "--prio",
-            "200",
-            "--count",
-            "1000000",
-            "--gap",
-            FLOOD_GAP,
-            "--duration",
-            "10",
-        ],
-        "rogue-flood.log",
+    let args = flood_args(
+        "ttl254",
+        &rogue,
+        51,
+        1_000_000,
+        FLOOD_GAP,
+        10,
+        &["--prio", "200"],
     );
+    let flood = craft_spawn(&topo, "rogue", &args, "rogue-flood.log");
     std::thread::sleep(ms(1000));
     let t0 = Instant::now();
     lb1.kill();
@@ -441,10 +401,8 @@ fn floods_for_the_own_vrid_move_nothing_and_do_not_delay_a_takeover() {
 /// counts it), the other instance stays master throughout, the daemon keeps running.
 #[test]
 fn a_panicking_driver_is_restarted_alone() {
-    let test = "a_panicking_driver_is_restarted_alone";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
     let other = VipdInstance::new("other", 52, 150, &[&format!("{VIP_B}/24")]);
     let conf = topo.path("lb1-panic.toml");
     std::fs::write(&conf, vipd_conf(&topo, "lb1", &[web(150), other])).expect("write");
@@ -490,18 +448,15 @@ fn a_panicking_driver_is_restarted_alone() {
         .count();
     assert_eq!(other_left, 0, "{test}: the other instance moved:\n{log}");
     assert!(topo.holds_vip("lb1", VIP_B.parse().expect("ip")));
-    let _ = p.signal(nix::sys::signal::Signal::SIGTERM);
-    let _ = p.wait_timeout(secs(10));
+    end(&p, nix::sys::signal::Signal::SIGTERM, secs(10));
 }
 
 /// Item 11: with WATCHDOG_USEC set, vipd sends WATCHDOG=1 to NOTIFY_SOCKET while every
 /// driver answers, and stops when one hangs.
 #[test]
 fn watchdog_is_fed_only_while_every_driver_answers() {
-    let test = "watchdog_is_fed_only_while_every_driver_answers";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
     let sock_path = topo.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(ms(100))).expect("timeout");
@@ -563,8 +518,7 @@ fn watchdog_is_fed_only_while_every_driver_answers() {
         p.log()
     );
     assert!(p.log().contains("not feeding the watchdog"), "{}", p.log());
-    let _ = p.signal(nix::sys::signal::Signal::SIGKILL);
-    let _ = p.wait_timeout(secs(5));
+    end(&p, nix::sys::signal::Signal::SIGKILL, secs(5));
 }
 
 /// Item 4: a VIP that cannot be added (here: the operator put the same address on the
@@ -573,19 +527,14 @@ fn watchdog_is_fed_only_while_every_driver_answers() {
 /// is gone the instance takes over with its own.
 #[test]
 fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
-    let test = "a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default()) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default());
     let lb2 = start(&topo, "lb2", &[web(150)]);
     wait_master(&topo, "lb2", "web", &lb2);
     let lb1 = start(&topo, "lb1", &[web(100)]);
     assert!(wait_vipd_state(&topo, "lb1", "web", "backup", secs(20)));
     // The operator's own copy of the VIP on lb1, then lb2 goes away.
-    topo.exec_ok(
-        "lb1",
-        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
-    );
+    lb1_addr(&topo, "add", &format!("{VIP}/24"));
     let st = lb2.stop(secs(20));
     assert!(st.success(), "{test}: lb2 exit {st:?}");
     let faulted = wait_until(secs(10), ms(20), || {
@@ -602,10 +551,7 @@ fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
     // The operator's address is still there: vipd did not take it over or remove it.
     assert!(has_addr(&topo, "lb1", VIP));
     // The operator removes it: the next retry adds vipd's own and lb1 becomes master.
-    topo.exec_ok(
-        "lb1",
-        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
-    );
+    lb1_addr(&topo, "del", &format!("{VIP}/24"));
     assert!(
         wait_vipd_state(&topo, "lb1", "web", "master", secs(15)),
         "{test}: lb1 never master after the address was freed\n{}",
@@ -625,10 +571,8 @@ fn a_vip_that_cannot_be_added_is_a_fault_retried_until_it_can() {
 /// master it follows can leave. Before the fix the backup became master Skew_Time after one.
 #[test]
 fn a_strangers_priority_zero_flood_does_not_make_the_backup_take_over() {
-    let test = "a_strangers_priority_zero_flood_does_not_make_the_backup_take_over";
-    let Some((_g, topo)) = begin(test, TopologyOpts::default().with_host("rogue")) else {
-        return;
-    };
+    let (_g, test) = netns_test!(@name);
+    let topo = Topology::new(TopologyOpts::default().with_host("rogue"));
     // Priorities 254 and 250: the backup's Skew_Time is 23 ms, so one priority 0 it
     // honoured would make it master long before the master's next advert (1 s).
     let lb1 = start(&topo, "lb1", &[web(254).interval("1s")]);
@@ -640,27 +584,16 @@ fn a_strangers_priority_zero_flood_does_not_make_the_backup_take_over() {
     let lb2 = start(&topo, "lb2", &[web(250).interval("1s")]);
     assert!(wait_vipd_state(&topo, "lb2", "web", "backup", secs(20)));
     let rogue = topo.ip4("rogue").to_string();
-    let out = craft(
-        &topo,
-        "rogue",
-        &[
-            "--case",
-            "valid",
-            "--src",
-            &rogue,
-            "--vrid",
-            "51",
-            "--prio",
-            "0",
-            "--count",
-            "1000000",
-            "--gap",
-            FLOOD_GAP,
-            "--duration",
-            "5",
-        ],
-        true,
+    let args = flood_args(
+        "valid",
+        &rogue,
+        51,
+        1_000_000,
+        FLOOD_GAP,
+        5,
+        &["--prio", "0"],
     );
+    let out = craft(&topo, "rogue", &args, true);
     println!("MEASURE {test}: rogue {}", out.trim());
     assert_eq!(
         lb2.log().matches("-> MASTER").count(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use harness::prelude::*;
 use harness::{
     keepalived_conf, keepalived_config_complaints, mono_now, netns_test, wait_until, Agent,
-    AgentKind, KeepalivedInstance, ProbeReport, Record, Topology, TopologyOpts,
+    AgentKind, KeepalivedInstance, Probe, ProbeReport, Record, Topology, TopologyOpts,
 };
 
 fn rec(seq: u64, sent_ms: u64, reply_ms: Option<u64>, name: &str) -> Record {
@@ -283,12 +283,30 @@ fn responder_answers_only_while_the_vip_is_local() {
     assert!(rep.lost == rep.sent, "removed: {}", rep.summary());
 }
 
+/// Waits (at most `timeout`) until the client's neighbour entry for the VIP is `host`'s
+/// MAC, lets `settle` pass, then stops the probe and prints its summary: whether the
+/// client got there, and the probe's report.
+fn client_follows(
+    topo: &Topology,
+    probe: Probe,
+    host: &str,
+    timeout: Duration,
+    settle: Duration,
+) -> (bool, ProbeReport) {
+    let reached = wait_until(timeout, ms(10), || {
+        topo.neigh("client", vip()) == Some(topo.mac(host))
+    });
+    std::thread::sleep(settle);
+    let rep = probe.finish();
+    eprintln!("{}", rep.summary());
+    (reached, rep)
+}
+
 #[test]
 fn keepalived_crash_of_master_client_reaches_backup() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     let (lb1, lb2) = ka_pair(&topo);
     topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(10));
     assert_keepalived_took_config(&lb1);
@@ -311,12 +329,7 @@ fn keepalived_crash_of_master_client_reaches_backup() {
         topo.snapshot()
     );
     let t_vip = mono_now() - event;
-    let moved = wait_until(Duration::from_secs(10), ms(10), || {
-        topo.neigh("client", vip()) == Some(topo.mac("lb2"))
-    });
-    std::thread::sleep(ms(1000));
-    let rep = probe.finish();
-    eprintln!("{}", rep.summary());
+    let (moved, rep) = client_follows(&topo, probe, "lb2", Duration::from_secs(10), ms(1000));
     assert!(
         moved,
         "client's neighbour entry for {VIP} never moved to lb2\n{}",
@@ -357,8 +370,7 @@ fn keepalived_crash_of_master_client_reaches_backup() {
 fn keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master() {
     let _g = netns_test!();
     let mut topo = Topology::new(TopologyOpts::default());
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     let (lb1, mut lb2) = ka_pair(&topo);
     topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(10));
     let probe = topo.start_probe(vip(), ms(2));
@@ -397,12 +409,7 @@ fn keepalived_vrrp_partition_splits_brain_and_heal_restores_one_master() {
     topo.expect_sole_holder(vip(), "lb1", Duration::from_secs(5));
     // The client may stay pointed at lb2 until its own ARP re-resolution (see DESIGN.md §4):
     // allow that, bounded.
-    let back = wait_until(Duration::from_secs(15), ms(20), || {
-        topo.neigh("client", vip()) == Some(topo.mac("lb1"))
-    });
-    std::thread::sleep(ms(500));
-    let rep = probe.finish();
-    eprintln!("{}", rep.summary());
+    let (back, rep) = client_follows(&topo, probe, "lb1", Duration::from_secs(15), ms(500));
     assert!(
         back,
         "client never came back to lb1 after heal\n{}",

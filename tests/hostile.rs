@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use harness::vipd::{
-    craft, craft_spawn, drops_by_reason, instance_field, metric_sum, metrics_text, vipd_conf,
-    vipd_state, wait_vipd_state, VipdInstance,
+    craft, craft_spawn, drops_by_reason, flood_args, instance_field, metric_sum, metrics_text,
+    vipd_conf, vipd_state, wait_vipd_state, VipdInstance,
 };
 use harness::{netns_test, wait_until, Agent, AgentKind, Topology, TopologyOpts};
 
@@ -280,8 +280,7 @@ fn carp_packets_are_told_apart_and_dropped() {
 /// hit first), none is accepted, nothing crashes.
 #[test]
 fn random_bytes_with_protocol_112_are_all_dropped() {
-    let test = "random_bytes_with_protocol_112_are_all_dropped";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
     let rx_before = [p.received("lb1")];
@@ -323,35 +322,15 @@ fn random_bytes_with_protocol_112_are_all_dropped() {
 /// counts them under `other_vrid`, and logs a handful of WARN lines, not thousands.
 #[test]
 fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() {
-    let test = "flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let p = pair(test, false);
     let before = [p.drops("lb1"), p.drops("lb2")];
     let other_lines = |a: &Agent| a.log_count("other_vrid");
     let warn_before = [other_lines(&p.lb1), other_lines(&p.lb2)];
     let rogue = p.rogue();
     let t0 = Instant::now();
-    let out = craft(
-        &p.topo,
-        "rogue",
-        &[
-            "--case",
-            "valid",
-            "--src",
-            &rogue,
-            "--vrid",
-            "52",
-            "--prio",
-            "254",
-            "--count",
-            "50000",
-            "--gap",
-            "0",
-            "--duration",
-            "60",
-        ],
-        true,
-    );
+    let args = flood_args("valid", &rogue, 52, 50_000, "0", 60, &["--prio", "254"]);
+    let out = craft(&p.topo, "rogue", &args, true);
     let flood_time = t0.elapsed();
     let sent: f64 = out
         .split_whitespace()
@@ -410,8 +389,7 @@ fn flood_of_50000_adverts_for_another_vrid_is_counted_and_log_is_rate_limited() 
 /// falls silent, lb1 takes the VIP back after Master_Down_Interval.
 #[test]
 fn rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers() {
-    let test = "rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let p = pair(test, false);
     let rogue = p.rogue();
     let t0 = Instant::now();
@@ -482,8 +460,7 @@ fn rfc5798_6_4_3_forged_priority_255_from_a_non_owner_wins_without_unicast_peers
 /// to lb1's and lb2's own addresses, changes nothing.
 #[test]
 fn forged_priority_255_is_dropped_as_unknown_peer_with_unicast_peers() {
-    let test = "forged_priority_255_is_dropped_as_unknown_peer_with_unicast_peers";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let p = pair(test, true);
     let rogue = p.rogue();
     let n = 30u32;

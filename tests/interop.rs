@@ -597,8 +597,7 @@ fn rfc5798_6_4_3_graceful_stop_keepalived_master_vipd_takes_over_after_skew() {
 /// makes the priority-150 master step down (§6.4.3), and it is counted as received.
 #[test]
 fn rfc9568_vipd_accepts_v3_checksum_without_pseudo_header() {
-    let test = "rfc9568_vipd_accepts_v3_checksum_without_pseudo_header";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default().with_host("rogue"));
     let vip = addr(VIP4);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP4}/24")]);
@@ -675,8 +674,7 @@ fn vipd_master_then_keepalived(i: VipdInstance, k: KeepalivedInstance) -> (Topol
 /// too (both hold the VIP). The `v3_checksum_as_v2` interop cannot be tested with 2.2.7.
 #[test]
 fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
-    let test = "keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let vip = addr(VIP4);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP4}/24")]).pseudo_header(false);
     let k = KeepalivedInstance::new(NAME, VRID, 100)
@@ -724,8 +722,7 @@ fn keepalived_2_2_7_rejects_vipd_rfc9568_checksum_form() {
 /// observed behaviour; the remedy is the explicit link-local VIP on keepalived's side.
 #[test]
 fn ipv6_keepalived_without_link_local_vip_ignores_vipd() {
-    let test = "ipv6_keepalived_without_link_local_vip_ignores_vipd";
-    let _g = netns_test!(test);
+    let (_g, test) = netns_test!(@name);
     let vip = addr(VIP6);
     let i = VipdInstance::new(NAME, VRID, 150, &[&format!("{VIP6}/64")]);
     let k = KeepalivedInstance::new(NAME, VRID, 100).vip(&format!("{VIP6}/64"));

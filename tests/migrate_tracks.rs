@@ -10,7 +10,7 @@ mod harness;
 use std::time::Instant;
 
 use harness::prelude::*;
-use harness::vipd::{instance_field, vipd_conf, vipd_state};
+use harness::vipd::{instance_field, text_contains, vipd_conf, vipd_state};
 use harness::{netns_test, wait_until, Agent, AgentKind, Sleeper, Topology, TopologyOpts};
 
 fn start(topo: &Topology, host: &str, conf: &str) -> Agent {
@@ -65,13 +65,7 @@ fn process_and_file_tracks_move_the_vip() {
     eprintln!("process killed -> lb2 sole holder after {t:?}");
     wait_field(&topo, "lb1", "state", "fault".into(), "process gone");
     let fault = instance_field(&topo, "lb1", "web", "fault");
-    assert!(
-        fault
-            .as_ref()
-            .and_then(|f| f.as_str())
-            .is_some_and(|f| f.contains("'svc'")),
-        "{fault:?}"
-    );
+    assert!(text_contains(&fault, "'svc'"), "{fault:?}");
 
     // It comes back: lb1 preempts.
     let _service = Sleeper::start(&marker);

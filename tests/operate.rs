@@ -177,8 +177,7 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
                  rise = 2\nfall = 2\nweight = 60\n";
     let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, track)));
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     topo.expect_sole_holder(vip(), "lb1", secs(10));
     wait_until(secs(5), ms(50), || {
         instance_status(&topo, "lb1", "web").is_some_and(|i| i["priority"] == 150)
@@ -331,8 +330,7 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
         top(&topo, "lb1", "") + &web(150, "announce-count = 100\nannounce-spacing = \"40ms\"");
     let mut lb1 = start_vipd(&topo, "lb1", &lb1_conf);
     let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     topo.expect_sole_holder(vip(), "lb1", secs(10));
     expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let probe = probe_vip(&topo, vip(), ms(2));
@@ -1818,8 +1816,7 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     let topo = Topology::new(TopologyOpts::default());
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
     let lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     topo.expect_sole_holder(vip(), "lb1", secs(10));
     expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let tr1 = transitions(&lb1.log(), "web").len();

@@ -147,6 +147,18 @@ fn split_ipv6(pkt: &[u8]) -> (IpAddr, IpAddr, u8, &[u8]) {
     (src.into(), dst.into(), pkt[7], &pkt[40..40 + plen])
 }
 
+/// The fields keepalived's three captured adverts share (VRID 51, priority 150, one
+/// address, 1 s = 100 cs), and each capture's own version and checksum.
+#[track_caller]
+fn assert_keepalived_fields(view: &VrrpPacket<&[u8]>, version: u8, checksum: u16) {
+    assert_eq!(view.version_field(), version);
+    assert_eq!(view.vrid(), 51);
+    assert_eq!(view.priority(), 150);
+    assert_eq!(view.addr_count(), 1);
+    assert_eq!(view.interval(), Centis(100));
+    assert_eq!(view.checksum(), checksum);
+}
+
 #[test]
 fn keepalived_v3_ipv4_advert_decodes_with_pseudo_header() {
     let pkt = hex(KA_V3_IPV4);
@@ -155,14 +167,9 @@ fn keepalived_v3_ipv4_advert_decodes_with_pseudo_header() {
     // Raw field check against the wire layout of RFC 5798 §5.1.
     assert_eq!(payload.len(), 12);
     let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
-    assert_eq!(view.version_field(), 3);
+    assert_keepalived_fields(&view, 3, 0xd367);
     assert_eq!(view.msg_type(), 1);
-    assert_eq!(view.vrid(), 51);
-    assert_eq!(view.priority(), 150);
-    assert_eq!(view.addr_count(), 1);
     assert_eq!(view.reserved(), 0);
-    assert_eq!(view.interval(), Centis(100));
-    assert_eq!(view.checksum(), 0xd367);
     assert_eq!(view.auth_type(), None);
     // keepalived's default (no v3_checksum_as_v2): the IPv4 pseudo-header is included.
     assert!(verifies(payload, src, dst, true));
@@ -186,14 +193,9 @@ fn keepalived_v2_ipv4_advert_decodes() {
     // RFC 3768 §5.1: 8 fixed bytes, one address, 8 bytes of authentication data.
     assert_eq!(payload.len(), 20);
     let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
-    assert_eq!(view.version_field(), 2);
-    assert_eq!(view.vrid(), 51);
-    assert_eq!(view.priority(), 150);
-    assert_eq!(view.addr_count(), 1);
+    assert_keepalived_fields(&view, 2, 0x8665);
     assert_eq!(view.auth_type(), Some(0));
-    assert_eq!(view.interval(), Centis(100));
     assert_eq!(view.auth_data(), Some(&[0u8; 8][..]));
-    assert_eq!(view.checksum(), 0x8665);
     // RFC 3768 §5.3.8: checksum over the VRRP message only.
     assert!(verifies(payload, src, dst, false));
 
@@ -213,12 +215,7 @@ fn keepalived_v3_ipv6_advert_decodes() {
     assert_eq!((src, dst, hlim), (SRC6, GROUP6, 255));
     assert_eq!(payload.len(), 24);
     let view = VrrpPacket::new_checked(payload, Family::V6).expect("view");
-    assert_eq!(view.version_field(), 3);
-    assert_eq!(view.vrid(), 51);
-    assert_eq!(view.priority(), 150);
-    assert_eq!(view.addr_count(), 1);
-    assert_eq!(view.interval(), Centis(100));
-    assert_eq!(view.checksum(), 0x8ca8);
+    assert_keepalived_fields(&view, 3, 0x8ca8);
     // RFC 5798 §5.2.8: IPv6 pseudo-header always.
     assert!(verifies(payload, src, dst, true));
 

@@ -49,8 +49,7 @@ fn conf(topo: &Topology, host: &str, prio: u8, adv_ms: u64) -> String {
         c = c.instance(
             VipdInstance::new(&format!("r{k:03}"), k as u8, prio, &vips)
                 .interval(&format!("{adv_ms}ms"))
-                .line(&format!("announce-count = {ANNOUNCE_COUNT}"))
-                .line(&format!("announce-spacing = \"{ANNOUNCE_SPACING_MS}ms\"")),
+                .announce(ANNOUNCE_COUNT as u32, &format!("{ANNOUNCE_SPACING_MS}ms")),
         );
     }
     c.render()

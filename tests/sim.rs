@@ -7,6 +7,8 @@
 
 mod common_sim;
 
+use std::time::Duration;
+
 use common_sim::{config, ms, secs, us, v4, Sim};
 use vipd::vrrp::{master_down_interval, Action, AnnounceReason, Reason, State, RELEASE_GRACE};
 
@@ -17,34 +19,34 @@ const LINK: u64 = 1_000; // µs
 
 #[test]
 fn rfc5798_6_4_2_two_routers_elect_the_highest_priority() {
-    let mut sim = Sim::new(vec![config(100, 11), config(200, 12)], 1);
-    sim.start_all();
-    sim.run_until(secs(30));
+    let sim = Sim::started(vec![config(100, 11), config(200, 12)], 1, secs(30));
     // §6.4.1 / §6.4.2: nobody is heard, so the higher priority's shorter timer fires first.
     assert_eq!(sim.became_master(1, secs(0)), vec![us(MDI_200)]);
     assert!(sim.became_master(0, secs(0)).is_empty());
-    assert_eq!(sim.masters(), vec![1]);
-    assert_eq!(sim.holders(), vec![1]);
+    sim.assert_sole_master(1);
     assert_eq!(sim.nodes[0].router.master_addr(), Some(v4(12)));
     assert_eq!(sim.nodes[1].router.master_addr(), Some(v4(12)));
 }
 
 #[test]
 fn rfc5798_6_4_2_three_routers_elect_the_highest_priority() {
-    let mut sim = Sim::new(vec![config(100, 11), config(150, 13), config(200, 12)], 2);
-    sim.start_all();
-    sim.run_until(secs(30));
+    let sim = Sim::started(
+        vec![config(100, 11), config(150, 13), config(200, 12)],
+        2,
+        secs(30),
+    );
     assert_eq!(sim.became_master(2, secs(0)), vec![us(MDI_200)]);
     assert_eq!(sim.master_transitions(secs(0)), 1);
-    assert_eq!(sim.masters(), vec![2]);
-    assert_eq!(sim.holders(), vec![2]);
+    sim.assert_sole_master(2);
 }
 
 #[test]
 fn rfc5798_6_4_3_equal_priorities_the_higher_address_wins() {
-    let mut sim = Sim::new(vec![config(100, 11), config(100, 12), config(100, 5)], 3);
-    sim.start_all();
-    sim.run_until(secs(30));
+    let sim = Sim::started(
+        vec![config(100, 11), config(100, 12), config(100, 5)],
+        3,
+        secs(30),
+    );
     // All three fire together at MDI and hear each other 1 ms later.
     for i in 0..3 {
         assert_eq!(sim.became_master(i, secs(0)), vec![us(MDI_100)], "node {i}");
@@ -70,9 +72,7 @@ fn rfc5798_6_4_3_equal_priorities_the_higher_address_wins() {
 
 #[test]
 fn rfc5798_6_4_2_master_disappears_next_takes_over_after_master_down_interval() {
-    let mut sim = Sim::new(vec![config(100, 11), config(200, 12)], 4);
-    sim.start_all();
-    sim.run_until(ms(10_500));
+    let mut sim = Sim::started(vec![config(100, 11), config(200, 12)], 4, ms(10_500));
     assert_eq!(sim.masters(), vec![1]);
     sim.crash(1);
     sim.run_until(secs(30));
@@ -101,9 +101,11 @@ fn rfc5798_6_4_2_master_disappears_next_takes_over_after_master_down_interval() 
 #[test]
 fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
     // 0: priority 200 (master), 1: 150, 2: 100.
-    let mut sim = Sim::new(vec![config(200, 12), config(150, 13), config(100, 11)], 5);
-    sim.start_all();
-    sim.run_until(ms(10_500));
+    let mut sim = Sim::started(
+        vec![config(200, 12), config(150, 13), config(100, 11)],
+        5,
+        ms(10_500),
+    );
     assert_eq!(sim.masters(), vec![0]);
     sim.command(0, |r, now| r.shutdown(now));
     sim.run_until(secs(30));
@@ -143,17 +145,21 @@ fn rfc5798_6_4_3_graceful_shutdown_is_make_before_break() {
         "no instant without VIPs: {:?}",
         sim.gaps
     );
-    assert_eq!(sim.masters(), vec![1]);
-    assert_eq!(sim.holders(), vec![1]);
+    sim.assert_sole_master(1);
+}
+
+/// Routers 0 (priority 200, master) and 1 (100), settled for 10.5 s, then partitioned
+/// from each other until `t`.
+fn partitioned_until(seed: u64, t: Duration) -> Sim {
+    let mut sim = Sim::started(vec![config(200, 12), config(100, 11)], seed, ms(10_500));
+    sim.partition(&[&[0], &[1]]);
+    sim.run_until(t);
+    sim
 }
 
 #[test]
 fn rfc9568_partition_heal_leaves_one_master_and_reannounces() {
-    let mut sim = Sim::new(vec![config(200, 12), config(100, 11)], 6);
-    sim.start_all();
-    sim.run_until(ms(10_500));
-    sim.partition(&[&[0], &[1]]);
-    sim.run_until(ms(20_500));
+    let mut sim = partitioned_until(6, ms(20_500));
     // The backup's takeover is exact: last advert heard (10.21975 s) + MDI.
     assert_eq!(
         sim.became_master(1, secs(0)),
@@ -243,16 +249,13 @@ fn rfc5798_6_4_2_preempt_on_returning_higher_priority_takes_over() {
         .find(|(_, a)| *a == Action::RemoveVips)
         .map(|(t, _)| t);
     assert_eq!(dropped, Some(preempted + RELEASE_GRACE + us(LINK)));
-    assert_eq!(sim.masters(), vec![0]);
-    assert_eq!(sim.holders(), vec![0]);
+    sim.assert_sole_master(0);
     assert!(sim.gaps.is_empty());
 }
 
 #[test]
 fn maintenance_hands_over_without_gap_and_comes_back_with_preempt() {
-    let mut sim = Sim::new(vec![config(200, 12), config(150, 13)], 9);
-    sim.start_all();
-    sim.run_until(ms(10_500));
+    let mut sim = Sim::started(vec![config(200, 12), config(150, 13)], 9, ms(10_500));
     assert_eq!(sim.masters(), vec![0]);
     sim.command(0, |r, now| r.set_maintenance(now, true));
     sim.run_until(ms(20_500));
@@ -304,8 +307,7 @@ fn random_loss_ten_percent_three_routers_ten_thousand_intervals() {
     );
     sim.loss_ppm = 0;
     sim.run_for(secs(10));
-    assert_eq!(sim.masters(), vec![0]);
-    assert_eq!(sim.holders(), vec![0]);
+    sim.assert_sole_master(0);
 }
 
 /// The other order: after the heal the winner's advert crosses first, so the loser
@@ -313,27 +315,16 @@ fn random_loss_ten_percent_three_routers_ten_thousand_intervals() {
 /// last advert on stepping down makes the winner re-announce anyway.
 #[test]
 fn rfc9568_partition_heal_winner_first_still_reannounces() {
-    let mut sim = Sim::new(vec![config(200, 12), config(100, 11)], 8);
-    sim.start_all();
-    sim.run_until(ms(10_500));
-    sim.partition(&[&[0], &[1]]);
-    sim.run_until(ms(20_000));
+    let mut sim = partitioned_until(8, ms(20_000));
     assert_eq!(sim.masters(), vec![0, 1], "split brain");
     // Heal 1 ms before the winner's next advert, long after the loser's last one.
-    let winner_last = sim
-        .actions_of(0, ms(19_000))
-        .into_iter()
-        .filter(|(_, a)| matches!(a, Action::SendAdvert(_)))
-        .map(|(t, _)| t)
-        .next_back()
-        .expect("the winner advertises");
-    let loser_last = sim
-        .actions_of(1, ms(19_000))
-        .into_iter()
-        .filter(|(_, a)| matches!(a, Action::SendAdvert(_)))
-        .map(|(t, _)| t)
-        .next_back()
-        .expect("the loser advertises");
+    let last_advert = |node: usize| {
+        let sent = sim.actions_of(node, ms(19_000)).into_iter();
+        let adverts = sent.filter(|(_, a)| matches!(a, Action::SendAdvert(_)));
+        adverts.map(|(t, _)| t).next_back()
+    };
+    let winner_last = last_advert(0).expect("the winner advertises");
+    let loser_last = last_advert(1).expect("the loser advertises");
     let next_winner = winner_last + secs(1);
     let next_loser = loser_last + secs(1);
     assert!(next_winner < next_loser, "the winner must advertise first");
@@ -341,8 +332,7 @@ fn rfc9568_partition_heal_winner_first_still_reannounces() {
     let heal = sim.now;
     sim.heal();
     sim.run_for(secs(1));
-    assert_eq!(sim.masters(), vec![0]);
-    assert_eq!(sim.holders(), vec![0]);
+    sim.assert_sole_master(0);
     let healed: Vec<_> = sim
         .actions_of(0, heal)
         .into_iter()

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use harness::frr::{frr_daemon, start_zebra_for};
 use harness::{
-    keepalived_conf, mono_now, netns_test, wait_until, Agent, AgentKind, KeepalivedInstance, Probe,
-    ProbeReport, Topology, TopologyOpts,
+    keepalived_conf, mono_now, netns_test, wait_until, AgentKind, KeepalivedInstance, Probe,
+    ProbeReport, Topology, TopologyOpts, VipdConfig, VipdInstance,
 };
 
 const INSTANCE: &str = "web";
@@ -49,26 +49,15 @@ fn vip() -> IpAddr {
 }
 
 fn vipd_conf(topo: &Topology, host: &str, prio: u8, virtual_mac: bool) -> String {
-    let sock = topo.path(&format!("{host}.sock"));
-    let state = topo.path(&format!("{host}-state"));
-    format!(
-        r#"control-socket = "{sock}"
-state-dir = "{state}"
+    conf_with(topo, host, prio, &["192.0.2.100/24"], virtual_mac)
+}
 
-[[instance]]
-name = "{INSTANCE}"
-interface = "eth0"
-vrid = {VRID}
-priority = {prio}
-advert-interval = "100ms"
-vips = ["192.0.2.100/24"]
-announce-count = 5
-announce-spacing = "100ms"
-virtual-mac = {virtual_mac}
-"#,
-        sock = sock.display(),
-        state = state.display(),
-    )
+/// The instance every test here runs: 100 ms adverts, five announcements 100 ms apart.
+fn conf_with(topo: &Topology, host: &str, prio: u8, vips: &[&str], virtual_mac: bool) -> String {
+    let i = VipdInstance::new(INSTANCE, VRID, prio, vips)
+        .announce(5, "100ms")
+        .line(&format!("virtual-mac = {virtual_mac}"));
+    VipdConfig::only(topo, host, i)
 }
 
 /// What docs/operations.md asks of the parent interface in virtual MAC mode.
@@ -94,16 +83,6 @@ fn vmac_name(topo: &Topology, host: &str) -> String {
 fn link_details(topo: &Topology, host: &str, name: &str) -> Option<String> {
     let out = topo.exec(host, &["ip", "-d", "link", "show", "dev", name]);
     out.ok().then_some(out.stdout)
-}
-
-fn assert_running(a: &Agent) {
-    assert!(
-        a.proc().is_running(),
-        "{} exited ({:?}); log:\n{}",
-        a.describe(),
-        a.proc().exit_status(),
-        a.log()
-    );
 }
 
 fn wait_sole_holder(topo: &Topology, host: &str, timeout: Duration) {
@@ -156,8 +135,7 @@ fn pair_run(virtual_mac: bool) -> PairRun {
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
     }
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     let mut lb1 = topo.start_agent(
         "lb1",
         AgentKind::vipd(),
@@ -252,7 +230,7 @@ fn pair_run(virtual_mac: bool) -> PairRun {
             lb1.log()
         );
     }
-    assert_running(&lb2);
+    lb2.assert_running();
     let rep = finish(probe);
     let o_death = rep
         .outage_around(death, ms(50))
@@ -338,25 +316,12 @@ fn vip6() -> IpAddr {
 }
 
 fn vipd_conf6(topo: &Topology, host: &str, prio: u8) -> String {
-    let sock = topo.path(&format!("{host}.sock"));
-    let state = topo.path(&format!("{host}-state"));
-    format!(
-        r#"control-socket = "{sock}"
-state-dir = "{state}"
-
-[[instance]]
-name = "{INSTANCE}"
-interface = "eth0"
-vrid = {VRID}
-priority = {prio}
-advert-interval = "100ms"
-vips = ["fe80::100/64", "2001:db8::100/64"]
-announce-count = 5
-announce-spacing = "100ms"
-virtual-mac = true
-"#,
-        sock = sock.display(),
-        state = state.display(),
+    conf_with(
+        topo,
+        host,
+        prio,
+        &["fe80::100/64", "2001:db8::100/64"],
+        true,
     )
 }
 
@@ -402,12 +367,11 @@ fn neigh6_samples(topo: &Topology, dur: Duration, macs: &mut Vec<String>) {
 fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let _r1 = topo.start_responder("lb1", vip6());
-    let _r2 = topo.start_responder("lb2", vip6());
+    let responders = topo.start_responders(vip6());
     // The harness allows non-local binds for its responders (bound by now); vipd must
     // not need them (its send socket is bound to eth0's link-local but sends through
     // the macvlan).
-    for r in [&_r1, &_r2] {
+    for r in &responders {
         let up = wait_until(Duration::from_secs(10), ms(20), || {
             r.log().contains("listening on")
         });
@@ -542,7 +506,7 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         "{n1} still there after a graceful stop\n{}",
         lb1.log()
     );
-    assert_running(&lb2);
+    lb2.assert_running();
     let rep = finish(probe);
     let o_death = rep
         .outage_around(death, ms(50))
@@ -598,8 +562,7 @@ fn partition_heal_never_black_holes_the_client() {
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
     }
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     let lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
     let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &vipd_conf(&topo, "lb2", P2, true));
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
@@ -648,8 +611,8 @@ fn partition_heal_never_black_holes_the_client() {
         rep.summary()
     );
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
-    assert_running(&lb1);
-    assert_running(&lb2);
+    lb1.assert_running();
+    lb2.assert_running();
 }
 
 // ---- the macvlan's life cycle ------------------------------------------------------------
@@ -831,8 +794,7 @@ fn keepalived_use_vmac_interop_both_ways() {
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
     }
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     // vipd (150) on lb1, keepalived (100) with use_vmac on lb2.
     let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
     let mut lb2 = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_vmac_conf(P2));
@@ -909,7 +871,7 @@ fn keepalived_use_vmac_interop_both_ways() {
         ],
     );
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
-    assert_running(&low);
+    low.assert_running();
 }
 
 /// Prints the client's outage around each handover of an interop run (`events`: what
@@ -1022,8 +984,7 @@ fn frr_vrrpd_interop_both_ways() {
     for h in ["lb1", "lb2"] {
         parent_sysctls(&topo, h);
     }
-    let _r1 = topo.start_responder("lb1", vip());
-    let _r2 = topo.start_responder("lb2", vip());
+    let _responders = topo.start_responders(vip());
     // vipd (150) on lb1, FRR (100) on lb2: vipd wins the election.
     let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
     let mut frr = start_frr_vrrp(&topo, "lb2", P2);
@@ -1154,7 +1115,7 @@ fn frr_vrrpd_interop_both_ways() {
         ],
     );
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
-    assert_running(&low);
+    low.assert_running();
 }
 
 // ---- reload pre-flight -------------------------------------------------------------------
@@ -1200,6 +1161,6 @@ fn reload_to_virtual_mac_blocked_by_an_operators_link_keeps_the_running_master()
         a.log()
     );
     assert!(link_details(&topo, "lb1", &name).is_some());
-    assert_running(&a);
+    a.assert_running();
     topo.exec_ok("lb1", &["ip", "link", "del", &name]);
 }

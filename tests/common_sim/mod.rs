@@ -18,6 +18,43 @@ use std::time::{Duration, Instant};
 use vipd::proto::{Advert, Centis, Version};
 use vipd::vrrp::{Action, Router, RouterConfig, State};
 
+/// A simulator's next step on its virtual clock (offsets from its base instant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Deliver the packet at the head of the queue, due at this offset.
+    Deliver(Duration),
+    /// Fire the timer of participant `.1` (a router, a BFD session end), due at `.0`.
+    Timer(Duration, usize),
+}
+
+impl Step {
+    /// Whichever comes first: the queue head due at `delivery`, or the earliest of the
+    /// `timers` (participant index, deadline); a delivery first when they tie. `None` when
+    /// nothing is pending.
+    pub fn next(
+        base: Instant,
+        delivery: Option<Duration>,
+        timers: impl Iterator<Item = (usize, Option<Instant>)>,
+    ) -> Option<Step> {
+        let timer = timers
+            .filter_map(|(i, t)| Some((t?.saturating_duration_since(base), i)))
+            .min();
+        match (delivery, timer) {
+            (Some(d), Some((tm, _))) if d <= tm => Some(Step::Deliver(d)),
+            (Some(d), None) => Some(Step::Deliver(d)),
+            (_, Some((tm, i))) => Some(Step::Timer(tm, i)),
+            (None, None) => None,
+        }
+    }
+
+    /// When it is due.
+    pub fn at(self) -> Duration {
+        match self {
+            Step::Deliver(at) | Step::Timer(at, _) => at,
+        }
+    }
+}
+
 /// Tiny deterministic RNG (xorshift64*).
 #[derive(Debug, Clone)]
 pub struct XorShift(u64);
@@ -197,6 +234,21 @@ impl Sim {
         self.base + self.now
     }
 
+    /// Asserts that router `i` alone is Master and alone holds the VIPs.
+    #[track_caller]
+    pub fn assert_sole_master(&self, i: usize) {
+        assert_eq!(self.masters(), vec![i]);
+        assert_eq!(self.holders(), vec![i]);
+    }
+
+    /// A sim of `cfgs` (loss and order from `seed`), every router started, run until `t`.
+    pub fn started(cfgs: Vec<RouterConfig>, seed: u64, t: Duration) -> Self {
+        let mut sim = Sim::new(cfgs, seed);
+        sim.start_all();
+        sim.run_until(t);
+        sim
+    }
+
     /// Start every router now.
     pub fn start_all(&mut self) {
         for i in 0..self.nodes.len() {
@@ -251,33 +303,21 @@ impl Sim {
         }
     }
 
+    /// The routers' next deadlines (those of routers that are up).
+    fn timers(&self) -> impl Iterator<Item = (usize, Option<Instant>)> + '_ {
+        let up = self.nodes.iter().enumerate().filter(|(_, n)| n.up);
+        up.map(|(i, n)| (i, n.router.poll_timeout()))
+    }
+
     /// Run until offset `t` (inclusive of events at `t`).
     pub fn run_until(&mut self, t: Duration) {
         let mut same_instant = 0u32;
         loop {
-            let next_delivery = self.queue.peek().map(|Reverse(d)| d.at);
-            let next_timer = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.up)
-                .filter_map(|(i, n)| {
-                    n.router
-                        .poll_timeout()
-                        .map(|x| (x.saturating_duration_since(self.base), i))
-                })
-                .min();
-            let deliver_first = match (next_delivery, next_timer) {
-                (None, None) => break,
-                (Some(d), Some((tm, _))) => d <= tm,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
+            let delivery = self.queue.peek().map(|Reverse(d)| d.at);
+            let Some(step) = Step::next(self.base, delivery, self.timers()) else {
+                break;
             };
-            let at = if deliver_first {
-                next_delivery.unwrap_or(t)
-            } else {
-                next_timer.map(|(x, _)| x).unwrap_or(t)
-            };
+            let at = step.at();
             if at > t {
                 break;
             }
@@ -289,15 +329,18 @@ impl Sim {
             }
             assert!(at >= self.now, "time went backwards");
             self.now = at;
-            if deliver_first {
-                let Some(Reverse(d)) = self.queue.pop() else {
-                    break;
-                };
-                self.deliver(d);
-            } else if let Some((_, i)) = next_timer {
-                let now = self.instant();
-                self.nodes[i].router.handle_timeout(now);
-                self.drain(i);
+            match step {
+                Step::Deliver(_) => {
+                    let Some(Reverse(d)) = self.queue.pop() else {
+                        break;
+                    };
+                    self.deliver(d);
+                }
+                Step::Timer(_, i) => {
+                    let now = self.instant();
+                    self.nodes[i].router.handle_timeout(now);
+                    self.drain(i);
+                }
             }
         }
         self.now = t;

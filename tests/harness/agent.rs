@@ -287,6 +287,18 @@ impl Agent {
         self.starts
     }
 
+    /// Panics, with its exit status and log, unless the agent's process is still running.
+    #[track_caller]
+    pub fn assert_running(&self) {
+        assert!(
+            self.proc.is_running(),
+            "{} exited ({:?}); log:\n{}",
+            self.describe(),
+            self.proc.exit_status(),
+            self.log()
+        );
+    }
+
     /// For messages.
     pub fn describe(&self) -> String {
         format!(

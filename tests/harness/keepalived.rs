@@ -46,16 +46,17 @@ impl KeepalivedInstance {
         }
     }
 
-    /// Sets the interval.
-    pub fn advert_int(mut self, d: Duration) -> Self {
-        self.advert_int = d;
-        self
-    }
-
-    /// Sets the version.
-    pub fn version(mut self, v: u8) -> Self {
-        self.version = v;
-        self
+    setters! {
+        /// Sets the interval.
+        advert_int: Duration,
+        /// Sets the version.
+        version: u8,
+        /// Sets the interface.
+        interface: &str,
+        /// Sets `nopreempt`.
+        nopreempt: bool,
+        /// Sets `v3_checksum_as_v2`.
+        v3_checksum_as_v2: bool,
     }
 
     /// Adds a VIP (with prefix length).
@@ -64,28 +65,10 @@ impl KeepalivedInstance {
         self
     }
 
-    /// Sets the interface.
-    pub fn interface(mut self, i: &str) -> Self {
-        self.interface = i.to_string();
-        self
-    }
-
     /// Unicast mode: our source and the peers.
     pub fn unicast(mut self, src: IpAddr, peers: &[IpAddr]) -> Self {
         self.unicast_src = Some(src);
         self.unicast_peers = peers.to_vec();
-        self
-    }
-
-    /// Sets `nopreempt`.
-    pub fn nopreempt(mut self, on: bool) -> Self {
-        self.nopreempt = on;
-        self
-    }
-
-    /// Sets `v3_checksum_as_v2`.
-    pub fn v3_checksum_as_v2(mut self, on: bool) -> Self {
-        self.v3_checksum_as_v2 = on;
         self
     }
 

@@ -30,6 +30,21 @@
 //! [`serial`] lock so that only one topology runs at a time.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+/// Builder methods of the configuration builders that each set one field of the same name:
+/// `setters! { /// Sets the version.\n version: u8, }` is `pub fn version(mut self, v: u8)
+/// -> Self` (the value converted with `Into`, so `&str` fills a `String`).
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $t:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, v: $t) -> Self {
+                self.$field = v.into();
+                self
+            }
+        )*
+    };
+}
+
 pub mod agent;
 pub mod bench;
 pub mod etcd;
@@ -52,10 +67,10 @@ pub use process::{clk_tck, proc_usage, process_family, run_cmd, CmdOutput, Proc,
 pub use topology::{cleanup_on_sigint, Host, Lan, Topology, TopologyOpts, NS_PREFIX};
 
 pub use self::vipd::{
-    craft, craft_spawn, dropped, drops_by_reason, expect_vipd_state, instance_field,
-    instance_status, metric_sum, metrics_text, tshark_fields, vipctl, vipctl_ok, vipd_conf,
-    vipd_socket, vipd_state, vipd_status, wait_vipd_state, Capture, VipdConfig, VipdInstance,
-    METRICS_PORT,
+    craft, craft_spawn, dropped, drops_by_reason, expect_vipd_state, flood_args, instance_field,
+    instance_status, metric_sum, metrics_text, text_contains, tshark_fields, vipctl, vipctl_ok,
+    vipd_conf, vipd_socket, vipd_state, vipd_status, wait_vipd_state, Capture, VipdConfig,
+    VipdInstance, METRICS_PORT,
 };
 
 use std::sync::{Mutex, MutexGuard};
@@ -85,12 +100,16 @@ pub fn test_fn_name(type_name: &'static str) -> &'static str {
 
 /// `let _g = netns_test!();` at the top of a namespace test: returns from the test (skip)
 /// when namespaces cannot be used, else holds the serial lock (see [`netns_guard`]). The
-/// test's own function name is used in the skip message. `netns_test!("name")` names it.
+/// test's own function name is used in the skip message. `netns_test!("name")` names it;
+/// `let (_g, test) = netns_test!(@name);` also gives the test its own name (for messages).
 macro_rules! netns_test {
-    () => {{
+    () => {
+        $crate::harness::netns_test!(@name).0
+    };
+    (@name) => {{
         fn here() {}
         let name = $crate::harness::test_fn_name(std::any::type_name_of_val(&here));
-        $crate::harness::netns_test!(name)
+        ($crate::harness::netns_test!(name), name)
     }};
     ($name:expr) => {
         match $crate::harness::netns_guard($name) {

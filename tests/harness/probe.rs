@@ -312,6 +312,11 @@ impl Topology {
         )
     }
 
+    /// [`Topology::start_responder`] on both load balancers, lb1 and lb2.
+    pub fn start_responders(&self, vip: IpAddr) -> [Proc; 2] {
+        ["lb1", "lb2"].map(|host| self.start_responder(host, vip))
+    }
+
     /// Starts a probe from the client to `vip`:7000 every `interval`.
     pub fn start_probe(&self, vip: IpAddr, interval: Duration) -> Probe {
         self.start_probe_with(ProbeOpts::new(vip, interval))

@@ -48,22 +48,13 @@ impl VipdInstance {
         }
     }
 
-    /// Sets the interface.
-    pub fn interface(mut self, i: &str) -> Self {
-        self.interface = i.to_string();
-        self
-    }
-
-    /// Sets the interval (`"1s"`, `"100ms"`).
-    pub fn interval(mut self, i: &str) -> Self {
-        self.interval = i.to_string();
-        self
-    }
-
-    /// Sets the version.
-    pub fn version(mut self, v: u8) -> Self {
-        self.version = v;
-        self
+    setters! {
+        /// Sets the interface.
+        interface: &str,
+        /// Sets the interval (`"1s"`, `"100ms"`).
+        interval: &str,
+        /// Sets the version.
+        version: u8,
     }
 
     /// Sets unicast peers.
@@ -82,6 +73,12 @@ impl VipdInstance {
     pub fn line(mut self, l: &str) -> Self {
         self.extra.push(l.to_string());
         self
+    }
+
+    /// Sets `announce-count` and `announce-spacing` (`"100ms"`).
+    pub fn announce(self, count: u32, spacing: &str) -> Self {
+        self.line(&format!("announce-count = {count}"))
+            .line(&format!("announce-spacing = \"{spacing}\""))
     }
 }
 
@@ -139,6 +136,15 @@ impl VipdConfig {
     pub fn instance(mut self, i: VipdInstance) -> Self {
         self.instances.push(i);
         self
+    }
+
+    /// The configuration of `host` with the one instance `i` and no metrics endpoint, as
+    /// TOML text.
+    pub fn only(topo: &Topology, host: &str, i: VipdInstance) -> String {
+        VipdConfig::new(topo, host)
+            .without_metrics()
+            .instance(i)
+            .render()
     }
 
     /// The TOML text.
@@ -258,6 +264,15 @@ pub fn instance_field(
     field: &str,
 ) -> Option<serde_json::Value> {
     instance_status(topo, host, name)?.get(field).cloned()
+}
+
+/// Whether a status field (as [`instance_field`] returns it) is a string containing
+/// `fragment`.
+pub fn text_contains(field: &Option<serde_json::Value>, fragment: &str) -> bool {
+    field
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .is_some_and(|s| s.contains(fragment))
 }
 
 /// Waits until vipd on `host` reports `state` for `name`.
@@ -439,12 +454,13 @@ pub fn craft_script() -> PathBuf {
 /// Runs the crafting script on `host` (system python3 with scapy) with `args`; returns
 /// its stdout. Panics with stderr on failure. Bounded by the harness's 20 s command
 /// timeout per call unless `long` (then up to 120 s).
-pub fn craft(topo: &Topology, host: &str, args: &[&str], long: bool) -> String {
+pub fn craft<S: AsRef<str>>(topo: &Topology, host: &str, args: &[S], long: bool) -> String {
     let script = craft_script();
     let s = script.to_string_lossy().into_owned();
     let ns = topo.ns(host);
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let mut argv = vec!["ip", "netns", "exec", ns.as_str(), "/usr/bin/python3", &s];
-    argv.extend_from_slice(args);
+    argv.extend_from_slice(&args);
     let timeout = if long {
         Duration::from_secs(120)
     } else {
@@ -464,11 +480,35 @@ pub fn craft(topo: &Topology, host: &str, args: &[&str], long: bool) -> String {
     out.stdout
 }
 
+/// The crafting script's arguments for a flood: `case` adverts from `src` for `vrid`,
+/// `count` of them `gap` seconds apart, for at most `secs` seconds; then `extra` (such as
+/// `--prio 0`).
+pub fn flood_args(
+    case: &str,
+    src: &str,
+    vrid: u8,
+    count: u32,
+    gap: &str,
+    secs: u32,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        format!("--case={case}"),
+        format!("--src={src}"),
+        format!("--vrid={vrid}"),
+        format!("--count={count}"),
+        format!("--gap={gap}"),
+        format!("--duration={secs}"),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
 /// Starts the crafting script as a background process (for adverts sent over seconds).
-pub fn craft_spawn(topo: &Topology, host: &str, args: &[&str], log: &str) -> Proc {
+pub fn craft_spawn<S: AsRef<str>>(topo: &Topology, host: &str, args: &[S], log: &str) -> Proc {
     let script = craft_script();
     let s = script.to_string_lossy().into_owned();
     let mut argv = vec!["/usr/bin/python3", s.as_str()];
-    argv.extend_from_slice(args);
+    argv.extend(args.iter().map(AsRef::as_ref));
     topo.spawn(host, &argv, log)
 }
