@@ -155,7 +155,7 @@ impl Router {
             self.addr_mismatches = self.addr_mismatches.saturating_add(1);
         }
         match &self.phase {
-            Phase::Init { .. } | Phase::Fault { .. } => {}
+            Phase::Init { .. } | Phase::Fault => {}
             Phase::Backup(b) => {
                 // Ours: only the master we follow can leave. A priority 0 from anyone
                 // else (a stranger, or a router that was never master) would make us
@@ -212,7 +212,7 @@ impl Router {
                     self.become_master(now, reason);
                 }
             }
-            Phase::Init { .. } | Phase::Fault { .. } => {}
+            Phase::Init { .. } | Phase::Fault => {}
         }
     }
 
@@ -304,8 +304,7 @@ impl Router {
     /// has, and subtracts the combined penalty from its priority.
     pub fn set_condition(&mut self, now: Instant, c: Condition) {
         self.conditions.set(c);
-        let fault = self.conditions.fault().map(str::to_owned);
-        self.apply_fault(now, fault);
+        self.apply_fault(now);
     }
 
     /// The health checks' penalty (the sum of the weights of failing checks), keeping
@@ -335,15 +334,14 @@ impl Router {
         &self.conditions
     }
 
-    /// Enter (or stay in) Fault with this text, or leave it.
-    fn apply_fault(&mut self, now: Instant, fault: Option<String>) {
+    /// Enter (or stay in) Fault while [`Conditions::fault`] has one, or leave it.
+    fn apply_fault(&mut self, now: Instant) {
         if self.released {
             return;
         }
-        match fault {
+        match self.conditions.fault().map(str::to_owned) {
             Some(text) => {
-                if let Phase::Fault { reason } = &mut self.phase {
-                    *reason = text;
+                if matches!(self.phase, Phase::Fault) {
                     return;
                 }
                 let release = match &self.phase {
@@ -357,18 +355,13 @@ impl Router {
                     },
                     _ => None,
                 };
-                self.enter(
-                    Phase::Fault {
-                        reason: text.clone(),
-                    },
-                    Reason::Fault(text),
-                );
+                self.enter(Phase::Fault, Reason::Fault(text));
                 if release.is_some_and(|r| r.kind == ReleaseKind::Shutdown) {
                     self.finish_released();
                 }
             }
             None => {
-                if !matches!(self.phase, Phase::Fault { .. }) {
+                if !matches!(self.phase, Phase::Fault) {
                     return;
                 }
                 self.enter(Phase::Init { master: None }, Reason::FaultCleared);
@@ -421,7 +414,7 @@ impl Router {
                 Role::Releasing(r) => r.kind = ReleaseKind::Shutdown,
                 _ => self.begin_release(now, ReleaseKind::Shutdown),
             },
-            Phase::Backup(_) | Phase::Fault { .. } => {
+            Phase::Backup(_) | Phase::Fault => {
                 // RFC 5798 §6.4.2: Shutdown: cancel the Master_Down_Timer, go to Initialize.
                 let master = self.master_addr();
                 self.enter(Phase::Init { master }, Reason::Shutdown);
@@ -454,7 +447,7 @@ impl Router {
                 Some(p) => b.master_down_timer.min(p.at),
                 None => b.master_down_timer,
             }),
-            Phase::Init { .. } | Phase::Fault { .. } => None,
+            Phase::Init { .. } | Phase::Fault => None,
         }
     }
 
@@ -501,8 +494,8 @@ impl Router {
 
     /// The current fault text, if in Fault.
     pub fn fault(&self) -> Option<&str> {
-        match &self.phase {
-            Phase::Fault { reason } => Some(reason),
+        match self.phase {
+            Phase::Fault => self.conditions.fault(),
             _ => None,
         }
     }
@@ -546,7 +539,7 @@ impl Router {
             Phase::Init { master } => *master,
             Phase::Backup(b) => b.master,
             Phase::Master(_) => Some(self.cfg.primary_addr),
-            Phase::Fault { .. } => None,
+            Phase::Fault => None,
         }
     }
 

@@ -56,11 +56,9 @@ pub(super) enum Phase {
     Backup(Backup),
     /// RFC 5798 §6.4.3.
     Master(Master),
-    /// Out of service; the text says why.
-    Fault {
-        /// The fault, for status and logs.
-        reason: String,
-    },
+    /// Out of service. Why is [`crate::vrrp::Conditions::fault`]'s (one source of truth:
+    /// [`crate::vrrp::Router::fault`] reads it there).
+    Fault,
 }
 
 /// Backup: watching a master (RFC 5798 §6.4.2).
@@ -114,7 +112,7 @@ impl Phase {
             Phase::Init { .. } => State::Init,
             Phase::Backup(_) => State::Backup,
             Phase::Master(_) => State::Master,
-            Phase::Fault { .. } => State::Fault,
+            Phase::Fault => State::Fault,
         }
     }
 }
