@@ -27,11 +27,11 @@ fn rfc5798_6_4_1_address_owner_becomes_master_at_once() {
 fn rfc5798_6_4_1_startup_below_255_enters_backup_with_master_down_timer() {
     let t0 = Instant::now();
     let mut r = started(100, t0);
+    assert_eq!(r.master_adver_interval(), SEC);
     assert_eq!(
         drain(&mut r),
         vec![changed(State::Init, State::Backup, Reason::Startup)]
     );
-    assert_eq!(r.master_adver_interval(), SEC);
     assert_eq!(r.poll_timeout(), Some(t0 + us(3_609_375)));
     assert_eq!(r.master_addr(), None);
     // start() twice is a no-op.
