@@ -23,6 +23,12 @@
 //! "first of last" = the latest of every instance's first announcement - first decision;
 //! "per instance" = max over instances of (its last VIP's first announcement - its decision).
 //! Both agents are measured the same way (the capture), so the ratio compares like with like.
+//!
+//! The "agent" `floor` (in the default list) runs no agent: in a fresh topology it adds
+//! every VIP of the scenario to lb2's eth0 with one pipelined netlink stream
+//! (`floor.rs`) and reports how long the kernel took: what no agent can beat here.
+
+mod floor;
 
 #[path = "../../../tests/harness/mod.rs"]
 #[allow(unreachable_pub, missing_docs)]
@@ -61,8 +67,9 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "75x10,255x8,1x1@10ms")]
     scenarios: Vec<String>,
     /// Agents, comma-separated: vipd, keepalived, vipd-base (vipd from $VIPD_BASE_BIN,
-    /// e.g. the previous main, to measure a change in the same run).
-    #[arg(long, value_delimiter = ',', default_value = "vipd,keepalived")]
+    /// e.g. the previous main, to measure a change in the same run), floor (no agent: the
+    /// kernel's own time to add every VIP, pipelined; takeover scenarios only).
+    #[arg(long, value_delimiter = ',', default_value = "vipd,keepalived,floor")]
     agents: Vec<String>,
 }
 
@@ -121,6 +128,7 @@ enum Ag {
     Vipd,
     VipdBase,
     Keepalived,
+    Floor,
 }
 
 impl Ag {
@@ -129,6 +137,7 @@ impl Ag {
             "vipd" => Some(Ag::Vipd),
             "vipd-base" => Some(Ag::VipdBase),
             "keepalived" => Some(Ag::Keepalived),
+            "floor" => Some(Ag::Floor),
             _ => None,
         }
     }
@@ -138,6 +147,7 @@ impl Ag {
             Ag::Vipd => "vipd",
             Ag::VipdBase => "vipd-base",
             Ag::Keepalived => "keepalived",
+            Ag::Floor => "kernel floor",
         }
     }
 
@@ -149,7 +159,7 @@ impl Ag {
                     .expect("agent vipd-base needs VIPD_BASE_BIN")
                     .into(),
             },
-            Ag::Keepalived => AgentKind::Keepalived,
+            Ag::Keepalived | Ag::Floor => AgentKind::Keepalived,
         }
     }
 }
@@ -187,7 +197,7 @@ fn keepalived_cfg(prio: u8, sc: &Scenario) -> String {
 fn start(topo: &Topology, ag: Ag, host: &str, prio: u8, sc: &Scenario) -> Agent {
     let conf = match ag {
         Ag::Vipd | Ag::VipdBase => vipd_conf(topo, host, prio, sc),
-        Ag::Keepalived => keepalived_cfg(prio, sc),
+        Ag::Keepalived | Ag::Floor => keepalived_cfg(prio, sc),
     };
     topo.start_agent(host, ag.kind(), &conf)
 }
@@ -332,9 +342,29 @@ struct Sample {
     master: Idle,
     backup: Idle,
     takeover: Option<Takeover>,
+    /// Agent `floor`: the kernel's time to add every VIP (ms); nothing else is measured.
+    floor_ms: Option<f64>,
+}
+
+/// Agent `floor`: a fresh topology, no agent; every VIP added to lb2's eth0 at once.
+fn run_floor(sc: &Scenario) -> Result<Sample, String> {
+    let topo = Topology::new(harness::TopologyOpts::default());
+    let all: Vec<Ipv4Addr> = (1..=sc.routers).flat_map(|k| sc.vips_of(k)).collect();
+    let took = floor::add_all(&topo.ns("lb2"), "eth0", &all)?;
+    let held = bench_vips(&topo, "lb2");
+    if held != all.len() {
+        return Err(format!("lb2 holds {held} of {} after the adds", all.len()));
+    }
+    Ok(Sample {
+        floor_ms: Some(took.as_secs_f64() * 1000.0),
+        ..Sample::default()
+    })
 }
 
 fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, String> {
+    if ag == Ag::Floor {
+        return run_floor(sc);
+    }
     let topo = Topology::new(harness::TopologyOpts::default());
     let lb1 = start(&topo, ag, "lb1", PRIO_MASTER, sc);
     // lb1 first: it is master before lb2 starts, so lb2 never holds a VIP.
@@ -367,7 +397,7 @@ fn run_once(sc: &Scenario, ag: Ag, idle_window: Duration) -> Result<Sample, Stri
     let mut sample = Sample {
         master: u[0],
         backup: u[1],
-        takeover: None,
+        ..Sample::default()
     };
     if !sc.takeover() {
         return Ok(sample);
@@ -470,10 +500,17 @@ fn figures(samples: &[Sample]) -> Vec<(&'static str, &'static str, Vec<f64>)> {
         let v = samples.iter().filter_map(|s| s.takeover.as_ref().map(f));
         (*label, "ms", v.collect())
     });
+    // The floor's samples have no idle figures.
+    let measured = || samples.iter().filter(|s| s.floor_ms.is_none());
     let idle = IDLE_FIGURES
         .iter()
-        .map(|(label, unit, f)| (*label, *unit, samples.iter().map(f).collect()));
-    takeover.chain(idle).collect()
+        .map(|(label, unit, f)| (*label, *unit, measured().map(f).collect()));
+    let floor = (
+        "kernel floor: every VIP added (no agent)",
+        "ms",
+        samples.iter().filter_map(|s| s.floor_ms).collect(),
+    );
+    takeover.chain(idle).chain([floor]).collect()
 }
 
 fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
@@ -512,6 +549,13 @@ fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
             let mut goals = Vec::new();
             let k = k_idx.map(|k| &per[k]);
             let kmed = |row: usize| k.and_then(|k| stats(&k[row].2)).map(|s| s.0);
+            // The kernel's own time for the same adds, when the floor was measured.
+            let floor = args_agents
+                .iter()
+                .position(|a| *a == Ag::Floor)
+                .and_then(|i| stats(&per[i][10].2))
+                .map(|s| format!(" (kernel floor {:.2} ms)", s.0))
+                .unwrap_or_default();
             let mark = |ok: Option<bool>| match ok {
                 Some(true) => "met",
                 Some(false) => "NOT met",
@@ -519,7 +563,7 @@ fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
             };
             if sc.routers == 75 && sc.vips == 10 {
                 goals.push(format!(
-                    "all 750 within 20 ms: {}",
+                    "all 750 within 20 ms: {}{floor}",
                     mark(med(0).map(|m| m < 20.0))
                 ));
                 goals.push(format!(
@@ -533,7 +577,7 @@ fn print_table(args_agents: &[Ag], scenarios: &[Scenario], res: &Results) {
             }
             if sc.routers == 255 && sc.vips == 8 {
                 goals.push(format!(
-                    "all 2,040 within 50 ms: {}",
+                    "all 2,040 within 50 ms: {}{floor}",
                     mark(med(0).map(|m| m < 50.0))
                 ));
             }
@@ -610,7 +654,19 @@ fn main() {
     for run in 1..=args.runs {
         for sc in &scenarios {
             for ag in &agents {
+                if *ag == Ag::Floor && !sc.takeover() {
+                    continue;
+                }
                 match harness::bench::guarded(|| run_once(sc, *ag, window)) {
+                    Ok(s) if s.floor_ms.is_some() => {
+                        println!(
+                            "run {run} {:<32} {:<11} every VIP added in {:.1} ms (one pipelined netlink stream, no agent)",
+                            sc.label(),
+                            ag.name(),
+                            s.floor_ms.unwrap_or_default()
+                        );
+                        res.entry((*sc, *ag)).or_default().push(s);
+                    }
                     Ok(s) => {
                         let t = s
                             .takeover
