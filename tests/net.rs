@@ -15,7 +15,10 @@ use harness::netns_test;
 use harness::pair::{ip, run_in, spawn_in, Pair, IF};
 use ipnet::IpNet;
 use tokio::time::timeout;
-use vipd::net::{FrameSender, LinkWatcher, NetError, Netlink, Received, VrrpSocket};
+use vipd::net::{
+    AddressChange, AddressWatcher, FrameSender, LinkWatcher, NetError, Netlink, Received,
+    VrrpSocket,
+};
 use vipd::proto::vrrp::{IPV4_GROUP, IPV6_GROUP};
 
 const A_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -366,6 +369,44 @@ async fn expect_event(
     })
     .await;
     assert_eq!(found, Ok(true), "no link event: {what}");
+}
+
+/// Issue 14: a takeover adds thousands of addresses at once. The address watcher hears
+/// only removals (the kernel drops the other messages before they are queued), so such
+/// a burst neither overruns its socket nor comes before the removal that matters: an
+/// address deleted by someone else right after 2,040 adds is the first thing reported.
+#[test]
+fn address_watcher_reports_a_removal_right_after_a_burst_of_adds() {
+    let _g = netns_test!();
+    let pair = Pair::create();
+    let ns = pair.a.clone();
+    run_in(&pair.a, move || async move {
+        let (nl, link) = veth().await;
+        let mut w = AddressWatcher::open().expect("watcher");
+        let burst: Vec<IpNet> = (0..2040u32)
+            .map(|i| {
+                format!("198.18.{}.{}/32", 1 + i / 200, 1 + i % 200)
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        // The watcher is not read while the burst goes in: its queue holds what it let in.
+        for r in nl.add_addresses(link.index, &burst, false).await {
+            r.expect("add");
+        }
+        let gone = burst[1000];
+        ip(&["-n", &ns, "addr", "del", &gone.to_string(), "dev", IF]);
+        let first = timeout(Duration::from_secs(5), w.next()).await;
+        match first {
+            Ok(Some(AddressChange::Event(ev))) => {
+                assert!(
+                    ev.removed && ev.addr == gone && ev.ifindex == link.index,
+                    "first event: {ev:?}, want the removal of {gone}"
+                );
+            }
+            other => panic!("first report: {other:?}, want the removal of {gone}"),
+        }
+    });
 }
 
 #[test]

@@ -525,9 +525,15 @@ pub struct AddressEvent {
     pub removed: bool,
 }
 
-/// Address events from `RTNLGRP_IPV4_IFADDR` and `RTNLGRP_IPV6_IFADDR` (no polling):
+/// Address removals from `RTNLGRP_IPV4_IFADDR` and `RTNLGRP_IPV6_IFADDR` (no polling):
 /// how a master learns that one of its VIPs was deleted under it (by hand, by another
 /// tool, or with its primary address when `promote_secondaries` is off).
+///
+/// Only removals (`RTM_DELADDR`) reach the socket: a filter attached to it
+/// ([`deladdr_only`]) makes the kernel drop every other message before it is queued.
+/// A takeover of 255 instances x 8 VIPs makes the kernel multicast 2,040 `RTM_NEWADDR`
+/// at once; unfiltered, they overflowed the socket's buffer (an overrun makes every
+/// master list its addresses) and cost a parse each while the takeover still ran.
 ///
 /// When the socket's buffer overflowed, events were lost: [`AddressWatcher::next`]
 /// reports [`AddressChange::Overrun`] so the consumer can check what it holds.
@@ -546,10 +552,10 @@ pub enum AddressChange {
 }
 
 impl AddressWatcher {
-    /// Subscribes to address events. Must be called from inside a tokio runtime.
+    /// Subscribes to address removals. Must be called from inside a tokio runtime.
     pub fn open() -> Result<Self, NetError> {
         require_runtime("AddressWatcher::open")?;
-        let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&[
+        let (mut conn, _handle, messages) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Ipv4Ifaddr,
             MulticastGroup::Ipv6Ifaddr,
         ])
@@ -557,6 +563,15 @@ impl AddressWatcher {
             op: "subscribe to address events (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR)".to_owned(),
             source,
         })?;
+        {
+            use rtnetlink::sys::AsyncSocket;
+            socket2::SockRef::from(&*conn.socket_mut().socket_mut())
+                .attach_filter(&deladdr_only())
+                .map_err(|source| NetError::Netlink {
+                    op: "filter address events (SO_ATTACH_FILTER)".to_owned(),
+                    source,
+                })?;
+        }
         tokio::spawn(conn);
         Ok(AddressWatcher { messages })
     }
@@ -580,6 +595,28 @@ impl AddressWatcher {
             }
         }
     }
+}
+
+/// `RTM_DELADDR` as a classic BPF load sees it: `ldh` reads two bytes in network order,
+/// while netlink headers are in host order.
+const DELADDR_AS_LOADED: u32 = u16::from_be_bytes(libc::RTM_DELADDR.to_ne_bytes()) as u32;
+
+/// Socket filter (classic BPF) that passes a netlink message only when its type
+/// (`nlmsg_type`, bytes 4..6 of the header) is `RTM_DELADDR`. The kernel sends each
+/// multicast notification in a buffer of its own, so the first header is the message.
+pub(super) fn deladdr_only() -> [socket2::SockFilter; 4] {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| socket2::SockFilter::new(code as u16, jt, jf, k);
+    [
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 4),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            1,
+            DELADDR_AS_LOADED,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ]
 }
 
 /// A change of one interface, as announced by the kernel.
@@ -733,6 +770,37 @@ mod tests {
         let e = addr_entry(&m).unwrap();
         assert_eq!(e.net, "192.0.2.1/24".parse::<IpNet>().unwrap());
         assert!(e.flags.contains(AddressFlags::Secondary));
+    }
+
+    /// The address watcher's socket filter, run by the kernel on a datagram socket pair:
+    /// a header of type `RTM_DELADDR` passes, `RTM_NEWADDR` and others are dropped.
+    #[test]
+    fn address_filter_passes_only_deladdr() {
+        use std::io::Read;
+        let (tx, rx) =
+            socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::DGRAM, None).unwrap();
+        rx.attach_filter(&deladdr_only()).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        for (kind, passes) in [
+            (libc::RTM_NEWADDR, false),
+            (libc::RTM_DELADDR, true),
+            (libc::RTM_NEWLINK, false),
+            (libc::RTM_DELLINK, false),
+        ] {
+            let mut hdr = [0u8; 16];
+            hdr[..4].copy_from_slice(&16u32.to_ne_bytes());
+            hdr[4..6].copy_from_slice(&kind.to_ne_bytes());
+            tx.send(&hdr).unwrap();
+            let mut buf = [0u8; 64];
+            let got = (&rx).read(&mut buf);
+            match got {
+                Ok(n) => assert!(passes && n == 16, "type {kind} passed ({n} bytes)"),
+                Err(e) => assert!(
+                    !passes && e.kind() == io::ErrorKind::WouldBlock,
+                    "type {kind}: {e}"
+                ),
+            }
+        }
     }
 
     #[test]
