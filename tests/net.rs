@@ -378,18 +378,18 @@ async fn expect_event(
 #[test]
 fn address_watcher_reports_a_removal_right_after_a_burst_of_adds() {
     let _g = netns_test!();
+    let burst: Vec<IpNet> = (0..2040u32)
+        .map(|i| {
+            format!("198.18.{}.{}/32", 1 + i / 200, 1 + i % 200)
+                .parse()
+                .unwrap()
+        })
+        .collect();
     let pair = Pair::create();
     let ns = pair.a.clone();
     run_in(&pair.a, move || async move {
-        let (nl, link) = veth().await;
         let mut w = AddressWatcher::open().expect("watcher");
-        let burst: Vec<IpNet> = (0..2040u32)
-            .map(|i| {
-                format!("198.18.{}.{}/32", 1 + i / 200, 1 + i % 200)
-                    .parse()
-                    .unwrap()
-            })
-            .collect();
+        let (nl, link) = veth().await;
         // The watcher is not read while the burst goes in: its queue holds what it let in.
         for r in nl.add_addresses(link.index, &burst, false).await {
             r.expect("add");

@@ -68,7 +68,7 @@ impl AddrPipe {
         sock.connect(&SocketAddr::new(0, 0))?;
         // Best effort: the chunk size fits the default buffer as well.
         let _ = sock.set_rx_buf_sz(RCVBUF);
-        set_rcvtimeo(&sock, ACK_WAIT)?;
+        socket2::SockRef::from(&sock).set_read_timeout(Some(ACK_WAIT))?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("vipd-addr".to_owned())
@@ -110,30 +110,6 @@ impl AddrPipe {
             });
         }
         out
-    }
-}
-
-fn set_rcvtimeo(sock: &Socket, d: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: the fd is open for the socket's lifetime; tv is a valid timeval of the
-    // size given.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

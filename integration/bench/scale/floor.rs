@@ -11,25 +11,21 @@
 //!
 //! Not `ip -batch`: that waits for each answer before it sends the next request.
 
+use std::io::Read;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Requests per `send` (vipd's address pipeline sends as many).
 const CHUNK: usize = 128;
+/// `sizeof(struct nlmsghdr)`.
 const NLMSG_HDR: usize = 16;
-const IFADDRMSG: usize = 8;
-const RTM_NEWADDR: u16 = 20;
-const NLMSG_ERROR: u16 = 2;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_PROTO: u16 = 11;
+/// Attribute types `IFA_ADDRESS`, `IFA_LOCAL`, `IFA_PROTO` (linux/if_addr.h).
+const IFA_ATTRS: [u16; 3] = [1, 2, 11];
 /// vipd's address mark (`proto 86`), so the requests are the same as vipd's.
 const PROTO_VIPD: u8 = 86;
-
-fn os(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
 
 fn attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
     let len = 4 + data.len();
@@ -45,16 +41,17 @@ fn new_addr(buf: &mut Vec<u8>, seq: u32, ifindex: u32, addr: Ipv4Addr) {
     let flags =
         (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_EXCL | libc::NLM_F_CREATE) as u16;
     buf.extend_from_slice(&0u32.to_ne_bytes()); // length, filled in below
-    buf.extend_from_slice(&RTM_NEWADDR.to_ne_bytes());
+    buf.extend_from_slice(&libc::RTM_NEWADDR.to_ne_bytes());
     buf.extend_from_slice(&flags.to_ne_bytes());
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     // struct ifaddrmsg: family, prefixlen, flags, scope, index
     buf.extend_from_slice(&[libc::AF_INET as u8, 32, 0, 0]);
     buf.extend_from_slice(&ifindex.to_ne_bytes());
-    attr(buf, IFA_LOCAL, &addr.octets());
-    attr(buf, IFA_ADDRESS, &addr.octets());
-    attr(buf, IFA_PROTO, &[PROTO_VIPD]);
+    let [address, local, proto] = IFA_ATTRS;
+    attr(buf, local, &addr.octets());
+    attr(buf, address, &addr.octets());
+    attr(buf, proto, &[PROTO_VIPD]);
     let len = (buf.len() - at) as u32;
     buf[at..at + 4].copy_from_slice(&len.to_ne_bytes());
 }
@@ -68,7 +65,7 @@ fn read_acks(data: &[u8]) -> (usize, Option<i32>) {
         if len < NLMSG_HDR || off + len > data.len() {
             break;
         }
-        if kind == NLMSG_ERROR && len >= NLMSG_HDR + 4 {
+        if i32::from(kind) == libc::NLMSG_ERROR && len >= NLMSG_HDR + 4 {
             let code = i32::from_ne_bytes(
                 data[off + NLMSG_HDR..off + NLMSG_HDR + 4]
                     .try_into()
@@ -89,63 +86,31 @@ fn read_acks(data: &[u8]) -> (usize, Option<i32>) {
 /// namespace is deleted afterwards).
 pub(crate) fn add_all(ns: &str, ifname: &str, addrs: &[Ipv4Addr]) -> Result<Duration, String> {
     let ns_path = format!("/run/netns/{ns}");
-    let ifname = std::ffi::CString::new(ifname).map_err(|e| e.to_string())?;
+    let ifname = ifname.to_owned();
     let addrs = addrs.to_vec();
     std::thread::spawn(move || -> Result<Duration, String> {
         let nsf = std::fs::File::open(&ns_path).map_err(|e| format!("{ns_path}: {e}"))?;
         // SAFETY: a valid namespace fd; only this thread changes namespace, and it ends
         // after the measurement.
         if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(os("setns"));
+            return Err(format!("setns: {}", std::io::Error::last_os_error()));
         }
-        // SAFETY: if_nametoindex reads a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(os("if_nametoindex"));
-        }
-        // SAFETY: plain socket(2); the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(os("netlink socket"));
-        }
-        // SAFETY: fd was just returned by socket(2) and is not owned elsewhere.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Room for every ack of a chunk (root may exceed rmem_max).
-        let big: libc::c_int = 8 << 20;
-        // SAFETY: valid fd and an int option of the size given.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&big as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let ifindex = nix::net::if_::if_nametoindex(ifname.as_str())
+            .map_err(|e| format!("interface {ifname}: {e}"))?;
+        let sock = Socket::new(
+            Domain::from(libc::AF_NETLINK),
+            Type::RAW.cloexec(),
+            Some(Protocol::from(libc::NETLINK_ROUTE)),
+        )
+        .map_err(|e| format!("netlink socket: {e}"))?;
+        // Room for the acks of a chunk (the kernel may grant less: a chunk fits anyway).
+        let _ = sock.set_recv_buffer_size(1 << 20);
         // A missing ack fails the measurement instead of hanging it.
-        let wait = libc::timeval {
-            tv_sec: 5,
-            tv_usec: 0,
-        };
-        // SAFETY: valid fd and a timeval of the size given.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&wait as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
+        sock.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
         let mut msgs: Vec<Vec<u8>> = Vec::new();
         for (c, part) in addrs.chunks(CHUNK).enumerate() {
-            let mut buf = Vec::with_capacity(part.len() * (NLMSG_HDR + IFADDRMSG + 24));
+            let mut buf = Vec::with_capacity(part.len() * 64);
             for (i, a) in part.iter().enumerate() {
                 new_addr(&mut buf, (c * CHUNK + i + 1) as u32, ifindex, *a);
             }
@@ -154,21 +119,15 @@ pub(crate) fn add_all(ns: &str, ifname: &str, addrs: &[Ipv4Addr]) -> Result<Dura
         let mut rbuf = vec![0u8; 1 << 20];
         let started = Instant::now();
         for (buf, part) in msgs.iter().zip(addrs.chunks(CHUNK)) {
-            // SAFETY: buf is a valid slice; the kernel handles every request inside send.
-            let n = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-            if n < 0 || n as usize != buf.len() {
-                return Err(os("send"));
+            // The kernel handles every request of the buffer inside this send.
+            let n = sock.send(buf).map_err(|e| format!("send: {e}"))?;
+            if n != buf.len() {
+                return Err(format!("sent {n} of {} bytes", buf.len()));
             }
             let mut got = 0;
             while got < part.len() {
-                // SAFETY: rbuf is a valid writable buffer of the size given.
-                let n = unsafe {
-                    libc::recv(sock.as_raw_fd(), rbuf.as_mut_ptr().cast(), rbuf.len(), 0)
-                };
-                if n < 0 {
-                    return Err(os("recv"));
-                }
-                let (acks, err) = read_acks(&rbuf[..n as usize]);
+                let n = (&sock).read(&mut rbuf).map_err(|e| format!("recv: {e}"))?;
+                let (acks, err) = read_acks(&rbuf[..n]);
                 if let Some(e) = err {
                     return Err(format!(
                         "the kernel refused an address: {}",
