@@ -106,6 +106,21 @@ fn seal(mut msg: Vec<u8>, src: IpAddr, dst: IpAddr, pseudo: bool) -> Vec<u8> {
     msg
 }
 
+/// The error parsing `m` (sent from SRC4 to the IPv4 group) gives; panics if it parses.
+#[track_caller]
+fn parse_err(m: &[u8]) -> DecodeError {
+    Advert::parse(m, SRC4, GROUP4).unwrap_err()
+}
+
+/// Asserts that `m` (sent from SRC4 to the IPv4 group) is rejected with `want`, counted
+/// under the drop label `label`.
+#[track_caller]
+fn rejected(m: &[u8], want: DecodeError, label: &str) {
+    let err = parse_err(m);
+    assert_eq!(err, want);
+    assert_eq!(err.label(), label);
+}
+
 /// A hand-built v3 IPv4 advert: vrid 51, prio 150, 100 cs, addresses as given.
 fn v3_ipv4(count_field: u8, addrs: &[[u8; 4]], interval: u16) -> Vec<u8> {
     let [hi, lo] = interval.to_be_bytes();
@@ -147,6 +162,43 @@ fn split_ipv6(pkt: &[u8]) -> (IpAddr, IpAddr, u8, &[u8]) {
     (src.into(), dst.into(), pkt[7], &pkt[40..40 + plen])
 }
 
+/// One of keepalived's captured IP packets, split by hand, its VRRP payload copied out.
+struct Captured {
+    src: IpAddr,
+    dst: IpAddr,
+    payload: Vec<u8>,
+    family: Family,
+}
+
+/// Splits keepalived's capture `hex_text` of `family` and checks it: sent from keepalived's
+/// address to the VRRP group with TTL (hop limit) 255; a VRRP payload of `len` bytes with
+/// the fields the three captures share and its own `version` and `checksum`.
+#[track_caller]
+fn captured(hex_text: &str, family: Family, len: usize, version: u8, checksum: u16) -> Captured {
+    let pkt = hex(hex_text);
+    let ((src, dst, ttl, payload), want) = match family {
+        Family::V4 => (split_ipv4(&pkt), (SRC4, GROUP4)),
+        Family::V6 => (split_ipv6(&pkt), (SRC6, GROUP6)),
+    };
+    assert_eq!((src, dst, ttl), (want.0, want.1, 255));
+    assert_eq!(payload.len(), len);
+    let c = Captured {
+        src,
+        dst,
+        payload: payload.to_vec(),
+        family,
+    };
+    assert_keepalived_fields(&c.view(), version, checksum);
+    c
+}
+
+impl Captured {
+    /// The checked view of the VRRP payload.
+    fn view(&self) -> VrrpPacket<&[u8]> {
+        VrrpPacket::new_checked(&self.payload[..], self.family).expect("view")
+    }
+}
+
 /// The fields keepalived's three captured adverts share (VRID 51, priority 150, one
 /// address, 1 s = 100 cs), and each capture's own version and checksum.
 #[track_caller]
@@ -161,86 +213,51 @@ fn assert_keepalived_fields(view: &VrrpPacket<&[u8]>, version: u8, checksum: u16
 
 #[test]
 fn keepalived_v3_ipv4_advert_decodes_with_pseudo_header() {
-    let pkt = hex(KA_V3_IPV4);
-    let (src, dst, ttl, payload) = split_ipv4(&pkt);
-    assert_eq!((src, dst, ttl), (SRC4, GROUP4, 255));
     // Raw field check against the wire layout of RFC 5798 §5.1.
-    assert_eq!(payload.len(), 12);
-    let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
-    assert_keepalived_fields(&view, 3, 0xd367);
+    let c = captured(KA_V3_IPV4, Family::V4, 12, 3, 0xd367);
+    let view = c.view();
     assert_eq!(view.msg_type(), 1);
     assert_eq!(view.reserved(), 0);
     assert_eq!(view.auth_type(), None);
     // keepalived's default (no v3_checksum_as_v2): the IPv4 pseudo-header is included.
-    assert!(verifies(payload, src, dst, true));
-    assert!(!verifies(payload, src, dst, false));
+    assert!(verifies(&c.payload, c.src, c.dst, true));
+    assert!(!verifies(&c.payload, c.src, c.dst, false));
 
     // Golden emit: re-encoding gives keepalived's bytes exactly.
-    golden_round_trip(
-        payload,
-        (src, dst),
-        ChecksumForm::WithPseudoHeader,
-        Version::V3,
-        VIP4,
-    );
+    golden_round_trip(&c, ChecksumForm::WithPseudoHeader, Version::V3, VIP4);
 }
 
 #[test]
 fn keepalived_v2_ipv4_advert_decodes() {
-    let pkt = hex(KA_V2_IPV4);
-    let (src, dst, ttl, payload) = split_ipv4(&pkt);
-    assert_eq!((src, dst, ttl), (SRC4, GROUP4, 255));
     // RFC 3768 §5.1: 8 fixed bytes, one address, 8 bytes of authentication data.
-    assert_eq!(payload.len(), 20);
-    let view = VrrpPacket::new_checked(payload, Family::V4).expect("view");
-    assert_keepalived_fields(&view, 2, 0x8665);
+    let c = captured(KA_V2_IPV4, Family::V4, 20, 2, 0x8665);
+    let view = c.view();
     assert_eq!(view.auth_type(), Some(0));
     assert_eq!(view.auth_data(), Some(&[0u8; 8][..]));
     // RFC 3768 §5.3.8: checksum over the VRRP message only.
-    assert!(verifies(payload, src, dst, false));
+    assert!(verifies(&c.payload, c.src, c.dst, false));
 
-    golden_round_trip(
-        payload,
-        (src, dst),
-        ChecksumForm::WithoutPseudoHeader,
-        Version::V2,
-        VIP4,
-    );
+    golden_round_trip(&c, ChecksumForm::WithoutPseudoHeader, Version::V2, VIP4);
 }
 
 #[test]
 fn keepalived_v3_ipv6_advert_decodes() {
-    let pkt = hex(KA_V3_IPV6);
-    let (src, dst, hlim, payload) = split_ipv6(&pkt);
-    assert_eq!((src, dst, hlim), (SRC6, GROUP6, 255));
-    assert_eq!(payload.len(), 24);
-    let view = VrrpPacket::new_checked(payload, Family::V6).expect("view");
-    assert_keepalived_fields(&view, 3, 0x8ca8);
+    let c = captured(KA_V3_IPV6, Family::V6, 24, 3, 0x8ca8);
     // RFC 5798 §5.2.8: IPv6 pseudo-header always.
-    assert!(verifies(payload, src, dst, true));
+    assert!(verifies(&c.payload, c.src, c.dst, true));
 
     let vip: IpAddr = "2001:db8::100".parse().unwrap();
     // keepalived sends the configured global VIP first, not a link-local one
     // (RFC 5798 §5.2.9 is a sender rule; vipd accepts this on receive).
-    golden_round_trip(
-        payload,
-        (src, dst),
-        ChecksumForm::WithPseudoHeader,
-        Version::V3,
-        vip,
-    );
+    golden_round_trip(&c, ChecksumForm::WithPseudoHeader, Version::V3, vip);
 }
 
 /// keepalived's advert (VRID 51, priority 150, 1 s, one address `vip`) parses with the
 /// checksum `form` and `version`, and re-encodes to the very same bytes.
 #[track_caller]
-fn golden_round_trip(
-    payload: &[u8],
-    (src, dst): (IpAddr, IpAddr),
-    form: ChecksumForm,
-    version: Version,
-    vip: IpAddr,
-) {
+fn golden_round_trip(c: &Captured, form: ChecksumForm, version: Version, vip: IpAddr) {
+    let (payload, src, dst) = (&c.payload[..], c.src, c.dst);
+
     let (advert, got_form) = Advert::parse(payload, src, dst).expect("parse");
     assert_eq!(got_form, form);
     assert_eq!(
@@ -300,9 +317,7 @@ fn rfc5798_7_1_bad_version() {
         let m = seal(v3_ipv4(1, &[[192, 0, 2, 100]], 100), SRC4, GROUP4, true);
         let mut m = m;
         m[0] = first;
-        let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-        assert_eq!(err, DecodeError::BadVersion(first >> 4));
-        assert_eq!(err.label(), "bad_version");
+        rejected(&m, DecodeError::BadVersion(first >> 4), "bad_version");
     }
 }
 
@@ -311,25 +326,19 @@ fn rfc5798_5_2_2_unknown_type_discarded() {
     let mut m = v3_ipv4(1, &[[192, 0, 2, 100]], 100);
     m[0] = 0x32;
     let m = seal(m, SRC4, GROUP4, true);
-    let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-    assert_eq!(err, DecodeError::BadType(2));
-    assert_eq!(err.label(), "bad_type");
+    rejected(&m, DecodeError::BadType(2), "bad_type");
 }
 
 #[test]
 fn rfc5798_7_1_address_count_mismatch() {
     // Count 2, one address present.
     let m = seal(v3_ipv4(2, &[[192, 0, 2, 100]], 100), SRC4, GROUP4, true);
-    let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::AddressCountMismatch {
-            count: 2,
-            need: 16,
-            len: 12
-        }
-    );
-    assert_eq!(err.label(), "address_count_mismatch");
+    let want = DecodeError::AddressCountMismatch {
+        count: 2,
+        need: 16,
+        len: 12,
+    };
+    rejected(&m, want, "address_count_mismatch");
     // IPv6: 16 bytes per address, so 12 bytes of IPv4-sized payload do not fit count 1.
     let m1 = seal(v3_ipv4(1, &[[192, 0, 2, 100]], 100), SRC4, GROUP4, true);
     let err = Advert::parse(&m1, SRC6, GROUP6).unwrap_err();
@@ -372,10 +381,7 @@ fn rfc5798_7_1_bad_checksum() {
 fn rfc3768_5_3_8_v2_checksum_never_includes_pseudo_header() {
     let m = seal(v2(&[[192, 0, 2, 100]], 0, 1), SRC4, GROUP4, true);
     assert!(!verifies(&m, SRC4, GROUP4, false));
-    assert_eq!(
-        Advert::parse(&m, SRC4, GROUP4).unwrap_err(),
-        DecodeError::BadChecksum
-    );
+    assert_eq!(parse_err(&m), DecodeError::BadChecksum);
 }
 
 #[test]
@@ -438,24 +444,16 @@ fn rfc5798_5_2_8_pseudo_header_uses_real_unicast_destination() {
 #[test]
 fn rfc5798_5_2_7_interval_zero() {
     let m = seal(v3_ipv4(1, &[[192, 0, 2, 100]], 0), SRC4, GROUP4, true);
-    let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-    assert_eq!(err, DecodeError::IntervalZero);
-    assert_eq!(err.label(), "interval_zero");
+    rejected(&m, DecodeError::IntervalZero, "interval_zero");
     // The 4 reserved bits are not part of the interval: rsvd set, interval 0 is still 0.
     let m = seal(v3_ipv4(1, &[[192, 0, 2, 100]], 0xf000), SRC4, GROUP4, true);
-    assert_eq!(
-        Advert::parse(&m, SRC4, GROUP4).unwrap_err(),
-        DecodeError::IntervalZero
-    );
+    assert_eq!(parse_err(&m), DecodeError::IntervalZero);
 }
 
 #[test]
 fn rfc3768_5_3_7_v2_adver_int_zero() {
     let m = seal(v2(&[[192, 0, 2, 100]], 0, 0), SRC4, GROUP4, false);
-    assert_eq!(
-        Advert::parse(&m, SRC4, GROUP4).unwrap_err(),
-        DecodeError::IntervalZero
-    );
+    assert_eq!(parse_err(&m), DecodeError::IntervalZero);
 }
 
 #[test]
@@ -480,9 +478,7 @@ fn rfc3768_7_1_auth_type_not_zero() {
     let mut m = v2(&[[192, 0, 2, 100]], 1, 1);
     m[12..20].copy_from_slice(b"secret\0\0");
     let m = seal(m, SRC4, GROUP4, false);
-    let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-    assert_eq!(err, DecodeError::UnsupportedAuthType(1));
-    assert_eq!(err.label(), "auth_type");
+    rejected(&m, DecodeError::UnsupportedAuthType(1), "auth_type");
 }
 
 #[test]
@@ -507,9 +503,7 @@ fn family_mismatch() {
 #[test]
 fn rfc5798_5_2_5_v3_count_zero() {
     let m = seal(v3_ipv4(0, &[], 100), SRC4, GROUP4, true);
-    let err = Advert::parse(&m, SRC4, GROUP4).unwrap_err();
-    assert_eq!(err, DecodeError::NoAddresses);
-    assert_eq!(err.label(), "no_addresses");
+    rejected(&m, DecodeError::NoAddresses, "no_addresses");
     let m6 = seal(vec![0x31, 51, 150, 0, 0, 100, 0, 0], SRC6, GROUP6, true);
     assert_eq!(
         Advert::parse(&m6, SRC6, GROUP6).unwrap_err(),
@@ -738,6 +732,25 @@ fn form() -> impl Strategy<Value = ChecksumForm> {
     ]
 }
 
+/// Encodes `a` in checksum `form`, checks that the checksum verifies in that form, and
+/// parses the bytes back: the bytes, the advert and the form the parser found.
+fn encode_and_parse(
+    a: &Advert,
+    src: IpAddr,
+    dst: IpAddr,
+    form: ChecksumForm,
+) -> Result<(Vec<u8>, Advert, ChecksumForm), TestCaseError> {
+    let bytes = a.to_bytes(src, dst, form).unwrap();
+    prop_assert!(verifies(
+        &bytes,
+        src,
+        dst,
+        form == ChecksumForm::WithPseudoHeader
+    ));
+    let (b, parsed) = Advert::parse(&bytes, src, dst).unwrap();
+    Ok((bytes, b, parsed))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -751,10 +764,8 @@ proptest! {
             addrs: addrs.into_iter().map(IpAddr::V4).collect(),
         };
         let (src, dst) = (IpAddr::V4(src), IpAddr::V4(dst));
-        let bytes = a.to_bytes(src, dst, ChecksumForm::WithoutPseudoHeader).unwrap();
+        let (bytes, b, form) = encode_and_parse(&a, src, dst, ChecksumForm::WithoutPseudoHeader)?;
         prop_assert_eq!(bytes.len(), a.buffer_len());
-        prop_assert!(verifies(&bytes, src, dst, false));
-        let (b, form) = Advert::parse(&bytes, src, dst).unwrap();
         prop_assert_eq!(b, a);
         prop_assert_eq!(form, ChecksumForm::WithoutPseudoHeader);
     }
@@ -770,9 +781,7 @@ proptest! {
             addrs: addrs.into_iter().map(IpAddr::V4).collect(),
         };
         let (src, dst) = (IpAddr::V4(src), IpAddr::V4(dst));
-        let bytes = a.to_bytes(src, dst, form).unwrap();
-        prop_assert!(verifies(&bytes, src, dst, form == ChecksumForm::WithPseudoHeader));
-        let (b, parsed_form) = Advert::parse(&bytes, src, dst).unwrap();
+        let (bytes, b, parsed_form) = encode_and_parse(&a, src, dst, form)?;
         prop_assert_eq!(&b, &a);
         if parsed_form != form {
             // Only possible when the pseudo-header sums to 0 (one's complement): then the
@@ -791,9 +800,7 @@ proptest! {
             addrs: addrs.into_iter().map(IpAddr::V6).collect(),
         };
         let (src, dst) = (IpAddr::V6(src), IpAddr::V6(dst));
-        let bytes = a.to_bytes(src, dst, ChecksumForm::WithPseudoHeader).unwrap();
-        prop_assert!(verifies(&bytes, src, dst, true));
-        let (b, form) = Advert::parse(&bytes, src, dst).unwrap();
+        let (_, b, form) = encode_and_parse(&a, src, dst, ChecksumForm::WithPseudoHeader)?;
         prop_assert_eq!(b, a);
         prop_assert_eq!(form, ChecksumForm::WithPseudoHeader);
     }

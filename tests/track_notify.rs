@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod notify_common;
-use notify_common::{cap_sets, pid_running, settle, sh, TempDir};
+use notify_common::{cap_sets, hooks, pid_running, settle, sh, TempDir};
 
 use vipd::track::{Notifier, NotifySpec};
 
@@ -65,11 +65,7 @@ async fn hooks_run_in_order_with_arguments_and_environment() {
 async fn notify_never_blocks_the_caller() {
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        master: Some(sh("sleep 0.5; echo m", &f, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(&f, &[("master", "sleep 0.5; echo m")]));
     let start = Instant::now();
     for _ in 0..3 {
         n.notify("web", "master", "r");
@@ -117,12 +113,10 @@ async fn a_failing_missing_or_hanging_hook_does_not_stop_the_next() {
 async fn states_without_their_own_hook_run_only_any() {
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        master: Some(sh("echo master", &f, &[])),
-        any: Some(sh("echo \"any $1\"", &f, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(
+        &f,
+        &[("master", "echo master"), ("any", "echo \"any $1\"")],
+    ));
     n.notify("db", "backup", "x");
     n.notify("db", "init", "y");
     settle(&n).await;
@@ -133,11 +127,7 @@ async fn states_without_their_own_hook_run_only_any() {
 async fn queued_hooks_still_run_after_the_notifier_is_dropped() {
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        backup: Some(sh("sleep 0.1; echo backup", &f, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(&f, &[("backup", "sleep 0.1; echo backup")]));
     n.notify("web", "backup", "shutdown");
     n.notify("web", "backup", "shutdown");
     drop(n);
@@ -162,11 +152,7 @@ async fn no_hooks_configured_is_idle_at_once() {
 async fn a_full_queue_drops_the_oldest_hooks_so_the_latest_state_runs() {
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        any: Some(sh("echo \"$2\"", &f, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(&f, &[("any", "echo \"$2\"")]));
     // The test runtime is single-threaded: the worker cannot start before we yield.
     let total = vipd::track::QUEUE_CAP + 10;
     for i in 0..total {
@@ -196,11 +182,7 @@ async fn hooks_run_without_the_daemons_capabilities_unless_kept() {
     }
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        master: Some(sh("grep ^Cap /proc/self/status", &f, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(&f, &[("master", "grep ^Cap /proc/self/status")]));
     n.notify("web", "master", "r");
     settle(&n).await;
     let caps = caps_in(&f);
@@ -211,12 +193,9 @@ async fn hooks_run_without_the_daemons_capabilities_unless_kept() {
 
     let dir2 = TempDir::new();
     let kept = dir2.file();
-    let n = Notifier::new(NotifySpec {
-        master: Some(sh("grep ^CapEff /proc/self/status", &kept, &[])),
-        timeout: Duration::from_secs(5),
-        keep_capabilities: true,
-        ..NotifySpec::default()
-    });
+    let mut spec = hooks(&kept, &[("master", "grep ^CapEff /proc/self/status")]);
+    spec.keep_capabilities = true;
+    let n = Notifier::new(spec);
     n.notify("web", "master", "r");
     settle(&n).await;
     let caps = caps_in(&kept);
@@ -271,17 +250,13 @@ async fn a_hook_leaves_no_background_process_behind() {
 async fn stop_runs_only_the_stop_hook_with_its_environment() {
     let dir = TempDir::new();
     let f = dir.file();
-    let n = Notifier::new(NotifySpec {
-        backup: Some(sh("echo backup", &f, &[])),
-        any: Some(sh("echo \"any $1\"", &f, &[])),
-        stop: Some(sh(
-            "echo \"$0 [$VIPD_INSTANCE|$VIPD_STATE|$VIPD_REASON]\"",
-            &f,
-            &["stop-hook"],
-        )),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let mut spec = hooks(&f, &[("backup", "echo backup"), ("any", "echo \"any $1\"")]);
+    spec.stop = Some(sh(
+        "echo \"$0 [$VIPD_INSTANCE|$VIPD_STATE|$VIPD_REASON]\"",
+        &f,
+        &["stop-hook"],
+    ));
+    let n = Notifier::new(spec);
     n.notify("web", "init", "shutdown");
     n.notify("web", "stop", "instance stopped");
     settle(&n).await;
@@ -291,11 +266,7 @@ async fn stop_runs_only_the_stop_hook_with_its_environment() {
     );
     // Without a stop hook, stopping runs nothing (not even `any`).
     let g = dir.file().with_file_name("log2");
-    let n = Notifier::new(NotifySpec {
-        any: Some(sh("echo \"any $1\"", &g, &[])),
-        timeout: Duration::from_secs(5),
-        ..NotifySpec::default()
-    });
+    let n = Notifier::new(hooks(&g, &[("any", "echo \"any $1\"")]));
     n.notify("web", "stop", "instance stopped");
     settle(&n).await;
     assert!(lines(&g).is_empty(), "{:?}", lines(&g));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use vipd::track::Notifier;
+use vipd::track::{Notifier, NotifySpec};
 
 /// A temp dir removed on drop.
 pub struct TempDir(PathBuf);
@@ -73,4 +73,25 @@ pub fn pid_running(pid: i32) -> bool {
             .trim_start()
             .starts_with('Z')
     })
+}
+
+/// Hooks for `(state, script)` pairs (`master`, `backup`, `fault`, `any` or `stop`), each a
+/// `/bin/sh` script appending to `log` (see [`sh`]), with a 5 s timeout.
+pub fn hooks(log: &Path, scripts: &[(&str, &str)]) -> NotifySpec {
+    let mut spec = NotifySpec {
+        timeout: Duration::from_secs(5),
+        ..NotifySpec::default()
+    };
+    for (state, script) in scripts {
+        let hook = Some(sh(script, log, &[]));
+        match *state {
+            "master" => spec.master = hook,
+            "backup" => spec.backup = hook,
+            "fault" => spec.fault = hook,
+            "any" => spec.any = hook,
+            "stop" => spec.stop = hook,
+            other => panic!("no hook for the state {other:?}"),
+        }
+    }
+    spec
 }
