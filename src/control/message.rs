@@ -314,7 +314,8 @@ pub struct Status {
 /// The state of one instance as vipd sees it now.
 ///
 /// The first ten fields are the interface contract (DESIGN.md §3) and keep their names;
-/// the rest are details that may be absent (older daemons) and default when missing.
+/// the rest are details that may be absent (older daemons) and default when missing
+/// (`#[serde(default)]`; an absent `Option` is `None` by serde's own rule).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// Instance name, as in the configuration.
@@ -345,22 +346,17 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub advert_interval_ms: u32,
     /// When the instance entered its current state, Unix time in milliseconds.
-    #[serde(default)]
     pub since_unix_ms: Option<u64>,
     /// How long the instance has been in its current state, in milliseconds (monotonic).
-    #[serde(default)]
     pub in_state_ms: Option<u64>,
     /// The last state change and why it happened.
-    #[serde(default)]
     pub last_transition: Option<Transition>,
     /// Health checks and their state.
     #[serde(default)]
     pub tracks: Vec<TrackStatus>,
     /// The sync group this instance belongs to, if any.
-    #[serde(default)]
     pub sync_group: Option<String>,
     /// Why the instance is in fault, if it is.
-    #[serde(default)]
     pub fault: Option<String>,
     /// How often the instance was restarted after its driver panicked.
     #[serde(default)]
@@ -369,7 +365,6 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub bfd: Vec<BfdPeerStatus>,
     /// The etcd arbiter of the instance; null when it has none (`arbiter = false`).
-    #[serde(default)]
     pub arbiter: Option<ArbiterStatus>,
 }
 
@@ -403,13 +398,10 @@ pub struct ArbiterStatus {
     #[serde(default)]
     pub vips_held: bool,
     /// Who holds the key, when someone else does (the key's value).
-    #[serde(default)]
     pub other_holder: Option<String>,
     /// Why we do not hold the key, or the last etcd error.
-    #[serde(default)]
     pub detail: Option<String>,
     /// The lease TTL etcd granted, in milliseconds.
-    #[serde(default)]
     pub lease_ttl_ms: Option<u64>,
 }
 
@@ -438,10 +430,8 @@ pub struct TrackStatus {
     #[serde(default)]
     pub weight: i32,
     /// How long the last check took, in milliseconds.
-    #[serde(default)]
     pub last_latency_ms: Option<u64>,
     /// The last failure, for a person.
-    #[serde(default)]
     pub detail: Option<String>,
 }
 
@@ -463,6 +453,28 @@ pub struct Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A status with only the contract's fields (an older daemon) parses, every detail
+    /// at its default: `#[serde(default)]` fields and, by serde's rule, `Option`s.
+    #[test]
+    fn older_daemons_status_parses_with_details_defaulted() {
+        let line = r#"{"name":"web","vrid":51,"interface":"eth0","state":"master","priority":150,"base_priority":150,"override":null,"maintenance":false,"vips":["192.0.2.100/24"],"master":"192.0.2.11"}"#;
+        let s: InstanceStatus = serde_json::from_str(line).expect("parses");
+        assert_eq!(s.name, "web");
+        assert_eq!(s.master.as_deref(), Some("192.0.2.11"));
+        assert_eq!(
+            (s.since_unix_ms, s.in_state_ms, s.sync_group, s.fault),
+            (None, None, None, None)
+        );
+        assert!(s.last_transition.is_none() && s.arbiter.is_none());
+        assert!(s.tracks.is_empty() && s.bfd.is_empty() && s.restarts == 0);
+        let a: ArbiterStatus =
+            serde_json::from_str(r#"{"holder":true,"reachable":true}"#).expect("parses");
+        assert_eq!(
+            (a.fencing_token, a.other_holder, a.detail, a.lease_ttl_ms),
+            (None, None, None, None)
+        );
+    }
 
     #[test]
     fn request_wire_form_matches_the_docs() {
