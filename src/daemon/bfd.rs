@@ -39,7 +39,7 @@
 //! sans-IO in `src/bfd`.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::mpsc as std_mpsc;
@@ -50,7 +50,7 @@ use tokio::sync::mpsc;
 
 use crate::bfd::{select_session, Action, Diag, Session, SessionConfig, SessionState};
 use crate::control::message::BfdPeerStatus;
-use crate::net::{wait_readable, BfdRxSocket, BfdTxSocket};
+use crate::net::{wait_readable, BfdRxSocket, BfdTxSocket, RecvBatch};
 
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
@@ -107,7 +107,10 @@ enum Cmd {
 #[derive(Debug)]
 pub struct Engine {
     cmds: Mutex<std_mpsc::Sender<Cmd>>,
+    /// Wakes the thread from `ppoll` (while it polls a receive socket).
     wake: UnixDatagram,
+    /// Wakes it from `park_timeout` (while every receive socket defers).
+    thread: std::thread::Thread,
     next_id: Mutex<u64>,
 }
 
@@ -134,15 +137,18 @@ impl Engine {
         wake_rx.set_nonblocking(true)?;
         wake_tx.set_nonblocking(true)?;
         let (tx, rx) = std_mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("vipd-bfd".into())
             .spawn(move || {
                 realtime();
                 Runner::new(rx, wake_rx, metrics).run()
-            })?;
+            })?
+            .thread()
+            .clone();
         Ok(Engine {
             cmds: Mutex::new(tx),
             wake: wake_tx,
+            thread,
             next_id: Mutex::new(1),
         })
     }
@@ -154,6 +160,7 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .send(cmd);
         let _ = self.wake.send(&[1]);
+        self.thread.unpark();
     }
 
     /// Sessions to `specs` for `owner` (used in log lines). Dropping the subscription
@@ -254,8 +261,8 @@ struct Subscriber {
 struct Sess {
     spec: PeerSpec,
     session: Session,
-    /// Key of its send socket in `Runner::tx`.
-    tx: TxKey,
+    /// Its own send socket (connected to the peer when it has a source address).
+    tx: BfdTxSocket,
     /// Id of its receive socket in `Runner::rx`.
     rx: u64,
     subs: Vec<Subscriber>,
@@ -265,9 +272,6 @@ struct Sess {
     sent: prometheus_client::metrics::counter::Counter,
     received: prometheus_client::metrics::counter::Counter,
 }
-
-/// A send socket's key: interface index, IPv6, source address.
-type TxKey = (u32, bool, Option<IpAddr>);
 
 /// The receive socket of one interface and address family, and its users.
 struct Rx {
@@ -298,13 +302,20 @@ const NOISY_HOLD: Duration = Duration::from_secs(1);
 /// timers.
 const BATCH: usize = 256;
 
+/// Datagrams read per `recvmmsg` (a BFD Control packet is 24 bytes, 52 with the longest
+/// authentication section; a larger datagram is dropped anyway).
+const RECV_SLOTS: usize = 32;
+/// Bytes kept of each datagram.
+const RECV_SLOT_SIZE: usize = 128;
+
 struct Runner {
     cmds: std_mpsc::Receiver<Cmd>,
     wake: UnixDatagram,
     metrics: Metrics,
     sessions: Vec<Sess>,
     rx: Vec<Rx>,
-    tx: Vec<(TxKey, BfdTxSocket)>,
+    /// Reused by every read: a wake-up allocates nothing.
+    batch: RecvBatch,
     next_rx_id: u64,
     discr_seed: u32,
     limiter: LogLimiter,
@@ -358,7 +369,7 @@ impl Runner {
             metrics,
             sessions: Vec::new(),
             rx: Vec::new(),
-            tx: Vec::new(),
+            batch: RecvBatch::new(RECV_SLOTS, RECV_SLOT_SIZE),
             next_rx_id: 1,
             discr_seed: t ^ std::process::id().rotate_left(16),
             limiter: LogLimiter::new(Duration::from_secs(10)),
@@ -386,7 +397,6 @@ impl Runner {
     }
 
     fn run(mut self) {
-        let mut buf = [0u8; 2048];
         // Reused between wake-ups: a wake-up allocates nothing.
         let mut fds: Vec<libc::pollfd> = Vec::new();
         // Ids of the receive sockets polled but found without input.
@@ -411,9 +421,27 @@ impl Runner {
                 }
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            if let Err(e) = wait_readable(&mut fds, timeout) {
-                tracing::error!("BFD engine: ppoll failed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
+            if fds.len() == 1 {
+                // Every receive socket defers (or there is none): only a command can come
+                // before the deadline, and `Engine::send` unparks the thread for it. A
+                // futex wait costs less than a `ppoll` of the wake socket, and nothing
+                // else is waited for.
+                match timeout {
+                    Some(t) => std::thread::park_timeout(t),
+                    None => std::thread::park(),
+                }
+                if self.commands() {
+                    self.drain_wake();
+                }
+            } else {
+                if let Err(e) = wait_readable(&mut fds, timeout) {
+                    tracing::error!("BFD engine: ppoll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if fds[0].revents != 0 {
+                    self.drain_wake();
+                    self.commands();
+                }
             }
             idle.clear();
             for f in &fds[1..] {
@@ -423,15 +451,11 @@ impl Runner {
                     }
                 }
             }
-            if fds[0].revents != 0 {
-                while self.wake.recv(&mut buf).is_ok() {}
-                self.commands();
-            }
             // Read every socket with input, and every deferring one (its datagrams
             // waited for this wake-up), before any timer fires.
             for k in 0..self.rx.len() {
                 if !idle.contains(&self.rx[k].id) {
-                    self.receive(k, &mut buf);
+                    self.receive(k);
                 }
             }
             let now = Instant::now();
@@ -448,9 +472,19 @@ impl Runner {
         }
     }
 
-    fn commands(&mut self) {
+    /// Empties the wake socket (its bytes only say that commands are queued).
+    fn drain_wake(&self) {
+        let mut buf = [0u8; 64];
+        while self.wake.recv(&mut buf).is_ok() {}
+    }
+
+    /// Carries out the queued commands; whether there were any.
+    fn commands(&mut self) -> bool {
+        let mut any = false;
         loop {
-            match self.cmds.try_recv() {
+            let cmd = self.cmds.try_recv();
+            any |= cmd.is_ok();
+            match cmd {
                 Ok(Cmd::Subscribe {
                     id,
                     owner,
@@ -463,10 +497,10 @@ impl Runner {
                     }
                 }
                 Ok(Cmd::Unsubscribe { id }) => self.remove(id),
-                Err(std_mpsc::TryRecvError::Empty) => return,
+                Err(std_mpsc::TryRecvError::Empty) => return any,
                 Err(std_mpsc::TryRecvError::Disconnected) => {
                     self.closed = true;
-                    return;
+                    return any;
                 }
             }
         }
@@ -542,34 +576,29 @@ impl Runner {
                 }
             }
         };
-        let source = spec.source;
-        let tx_key = (spec.ifindex, v6, source);
-        if !self.tx.iter().any(|(k, _)| *k == tx_key) {
-            self.discr_seed = self
-                .discr_seed
-                .wrapping_mul(1_103_515_245)
-                .wrapping_add(12345);
-            match BfdTxSocket::open(
-                &spec.ifname,
-                spec.ifindex,
-                v6,
-                source,
-                (self.discr_seed >> 8) as u16,
-            ) {
-                Ok(s) => {
-                    self.tx.push((tx_key, s));
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "{owner}: BFD to {} on {}: cannot open the send socket: {e}",
-                        spec.peer,
-                        spec.ifname
-                    );
-                    self.release_rx(rx_id);
-                    return;
-                }
+        self.discr_seed = self
+            .discr_seed
+            .wrapping_mul(1_103_515_245)
+            .wrapping_add(12345);
+        let port_seed = u16::try_from(self.discr_seed >> 16).unwrap_or(0);
+        let tx = match BfdTxSocket::open(
+            &spec.ifname,
+            spec.ifindex,
+            spec.source,
+            spec.peer,
+            port_seed,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(
+                    "{owner}: BFD to {} on {}: cannot open the send socket: {e}",
+                    spec.peer,
+                    spec.ifname
+                );
+                self.release_rx(rx_id);
+                return;
             }
-        }
+        };
         let discr = self.new_discr();
         let mut session = Session::new(SessionConfig {
             local_discr: discr,
@@ -581,11 +610,13 @@ impl Runner {
         let now = Instant::now();
         session.start(now);
         tracing::info!(
-            "{owner}: BFD session to {} on {} started ({:?} x {}, discriminator {discr:#x})",
+            "{owner}: BFD session to {} on {} started ({:?} x {}, discriminator {discr:#x}, source port {}{})",
             spec.peer,
             spec.ifname,
             spec.interval,
-            spec.multiplier
+            spec.multiplier,
+            tx.port(),
+            if tx.is_connected() { ", connected" } else { "" }
         );
         self.metrics
             .bfd
@@ -596,7 +627,7 @@ impl Runner {
             shown: (session.state(), session.detection_time()),
             spec,
             session,
-            tx: tx_key,
+            tx,
             rx: rx_id,
             subs: vec![sub],
             sent,
@@ -643,36 +674,32 @@ impl Runner {
             self.drain(i);
             let s = self.sessions.remove(i);
             self.release_rx(s.rx);
-            if !self.sessions.iter().any(|x| x.tx == s.tx) {
-                self.tx.retain(|(k, _)| *k != s.tx);
-            }
             self.metrics
                 .bfd
                 .remove(&s.spec.ifname, &s.spec.peer.to_string());
         }
     }
 
-    /// Reads the `k`th receive socket until it is empty (or [`BATCH`] datagrams) and
-    /// hands each datagram to its session: as of its arrival if the socket deferred its
-    /// datagrams to this wake-up (they waited at most one transmit interval, and were
-    /// all read), else as of now. A socket that wakes the thread per datagram may hold a
-    /// deep queue under a flood; its datagrams' arrival times would let the detection
-    /// timer of a session whose packets are still queued behind the junk expire, so
-    /// there, as before, a packet counts when it is read.
-    fn receive(&mut self, k: usize, buf: &mut [u8]) {
+    /// Reads the `k`th receive socket until it is empty (or [`BATCH`] datagrams), in
+    /// batches of one `recvmmsg` each (the common case, one datagram queued, is one call
+    /// that also learns the queue is empty), and hands each datagram to its session: as
+    /// of its arrival if the socket deferred its datagrams to this wake-up (they waited
+    /// at most one transmit interval, and were all read), else as of now. A socket that
+    /// wakes the thread per datagram may hold a deep queue under a flood; its datagrams'
+    /// arrival times would let the detection timer of a session whose packets are still
+    /// queued behind the junk expire, so there, as before, a packet counts when it is
+    /// read.
+    fn receive(&mut self, k: usize) {
         let started = Instant::now();
         let id = self.rx[k].id;
         let floor = self.rx[k].drained;
         let deferred = self.rx[k].deferred;
         let mut junk = false;
         let mut emptied = false;
-        for _ in 0..BATCH {
-            let dg = match self.rx[k].sock.recv(buf) {
-                Ok(Some(dg)) => dg,
-                Ok(None) => {
-                    emptied = true;
-                    break;
-                }
+        let mut read = 0;
+        while read < BATCH {
+            let n = match self.rx[k].sock.recv_batch(&mut self.batch) {
+                Ok(n) => n,
                 Err(e) => {
                     if self.limiter.hit("recv_error", Instant::now()).is_some() {
                         tracing::warn!("BFD: receive error on {}: {e}", self.rx[k].ifname);
@@ -680,47 +707,62 @@ impl Runner {
                     break;
                 }
             };
+            read += n;
             let now = Instant::now();
-            let at = match dg.stamp {
-                Some(_) if deferred => arrival(now, SystemTime::now(), dg.stamp, floor),
-                _ => now,
-            };
-            let result = if dg.len > buf.len() {
-                Err(crate::bfd::RecvDrop::Decode(
-                    crate::bfd::DecodeError::LengthExceedsPayload {
-                        length: u8::MAX,
-                        len: dg.len,
-                    },
-                ))
-            } else {
-                let candidates = self
-                    .sessions
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.rx == id)
-                    .map(|(i, s)| (i, s.spec.peer, s.session.local_discr()));
-                select_session(&buf[..dg.len], dg.from, dg.ttl, candidates).and_then(|(i, pkt)| {
-                    self.sessions[i].session.handle_packet(at, &pkt)?;
-                    Ok(i)
-                })
-            };
-            match result {
-                Ok(i) => {
-                    self.sessions[i].received.inc();
-                    self.drain(i);
-                }
-                Err(drop) => {
-                    junk = true;
-                    let label = drop.label();
-                    let ifname = self.rx[k].ifname.as_str();
-                    self.metrics.bfd.dropped(ifname, label);
-                    if let Some(n) = self.limiter.hit(label, now) {
-                        tracing::warn!(
-                            "BFD: dropped packet from {} on {ifname}: {drop} ({n} since the last such line)",
-                            dg.from
+            let real_now = SystemTime::now();
+            for (bytes, meta) in self.batch.iter() {
+                let at = match meta.stamp {
+                    Some(_) if deferred => arrival(now, real_now, meta.stamp, floor),
+                    _ => now,
+                };
+                let from = meta
+                    .from
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+                let result = if meta.truncated {
+                    Err(crate::bfd::RecvDrop::Decode(
+                        crate::bfd::DecodeError::LengthExceedsPayload {
+                            length: u8::MAX,
+                            len: meta.len,
+                        },
+                    ))
+                } else {
+                    let candidates = self
+                        .sessions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.rx == id)
+                        .map(|(i, s)| (i, s.spec.peer, s.session.local_discr()));
+                    let ttl = meta.ttl.unwrap_or(0);
+                    select_session(bytes, from, ttl, candidates).and_then(|(i, pkt)| {
+                        self.sessions[i].session.handle_packet(at, &pkt)?;
+                        Ok(i)
+                    })
+                };
+                match result {
+                    Ok(i) => {
+                        self.sessions[i].received.inc();
+                        Self::drain_session(
+                            &mut self.sessions[i],
+                            &self.metrics,
+                            &mut self.limiter,
                         );
                     }
+                    Err(drop) => {
+                        junk = true;
+                        let label = drop.label();
+                        let ifname = self.rx[k].ifname.as_str();
+                        self.metrics.bfd.dropped(ifname, label);
+                        if let Some(n) = self.limiter.hit(label, now) {
+                            tracing::warn!(
+                                "BFD: dropped packet from {from} on {ifname}: {drop} ({n} since the last such line)"
+                            );
+                        }
+                    }
                 }
+            }
+            if n < self.batch.capacity() {
+                emptied = true;
+                break;
             }
         }
         let rx = &mut self.rx[k];
@@ -743,30 +785,29 @@ impl Runner {
     }
 
     fn drain(&mut self, i: usize) {
-        let Some(s) = self.sessions.get_mut(i) else {
-            return;
-        };
+        if let Some(s) = self.sessions.get_mut(i) {
+            Self::drain_session(s, &self.metrics, &mut self.limiter);
+        }
+    }
+
+    /// Carries out the session's actions: sends its packets, reports its state changes.
+    fn drain_session(s: &mut Sess, metrics: &Metrics, limiter: &mut LogLimiter) {
         while let Some(a) = s.session.poll_action() {
             match a {
-                Action::Send(p) => {
-                    let Some((_, tx)) = self.tx.iter().find(|(k, _)| *k == s.tx) else {
-                        continue;
-                    };
-                    match tx.send(s.spec.peer, &p.to_bytes()) {
-                        Ok(()) => {
-                            s.sent.inc();
-                        }
-                        Err(e) => {
-                            if self.limiter.hit("send_error", Instant::now()).is_some() {
-                                tracing::warn!(
-                                    "BFD: cannot send to {} on {}: {e}",
-                                    s.spec.peer,
-                                    s.spec.ifname
-                                );
-                            }
+                Action::Send(p) => match s.tx.send(&p.to_bytes()) {
+                    Ok(()) => {
+                        s.sent.inc();
+                    }
+                    Err(e) => {
+                        if limiter.hit("send_error", Instant::now()).is_some() {
+                            tracing::warn!(
+                                "BFD: cannot send to {} on {}: {e}",
+                                s.spec.peer,
+                                s.spec.ifname
+                            );
                         }
                     }
-                }
+                },
                 Action::StateChanged { from, to, diag } => {
                     let detect = s.session.detection_time();
                     let owners: Vec<&str> = s.subs.iter().map(|x| x.owner.as_str()).collect();
@@ -779,8 +820,8 @@ impl Runner {
                         s.spec.ifname,
                     );
                     let peer = s.spec.peer.to_string();
-                    self.metrics.bfd.set_state(&s.spec.ifname, &peer, to);
-                    self.metrics
+                    metrics.bfd.set_state(&s.spec.ifname, &peer, to);
+                    metrics
                         .bfd
                         .transition(&s.spec.ifname, &peer, from.as_str(), to.as_str());
                     for sub in &s.subs {
@@ -862,11 +903,16 @@ pub fn peer_specs(
 mod tests {
     use super::*;
 
+    /// Now, the last empty read 3 ms ago, and a wall-clock time.
+    fn clocks() -> (Instant, Instant, SystemTime) {
+        let now = Instant::now();
+        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        (now, now - Duration::from_millis(3), real)
+    }
+
     #[test]
     fn arrival_is_now_less_the_age_of_the_kernel_timestamp() {
-        let now = Instant::now();
-        let floor = now - Duration::from_millis(3);
-        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (now, floor, real) = clocks();
         let stamp = real - Duration::from_micros(1200);
         assert_eq!(
             arrival(now, real, Some(stamp), floor),
@@ -878,9 +924,7 @@ mod tests {
 
     #[test]
     fn arrival_stays_between_the_last_empty_read_and_now_whatever_the_wall_clock_says() {
-        let now = Instant::now();
-        let floor = now - Duration::from_millis(3);
-        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (now, floor, real) = clocks();
         // The wall clock stepped forward since the datagram was queued (it looks an hour
         // old): it cannot have arrived before the socket was last found empty, so the
         // detection timer does not start early.

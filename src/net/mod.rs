@@ -25,7 +25,7 @@ mod packet;
 mod sys;
 mod vrrp_socket;
 
-pub use bfd_socket::{wait_readable, BfdDatagram, BfdRxSocket, BfdTxSocket};
+pub use bfd_socket::{wait_readable, BfdRxSocket, BfdTxSocket};
 pub use macvlan::{
     fmt_mac, is_virtual_mac, parent_arp_problems, virtual_mac, vmac_name, OwnedVmac, VmacSpec,
     VMAC_ALIAS_PREFIX,
@@ -123,6 +123,48 @@ pub enum NetError {
         /// The function called.
         what: &'static str,
     },
+}
+
+/// Wraps a socket set-up step's error with the step's name (`op`, on `ifname`); a
+/// permission error becomes the capability message for opening `what` ("a raw socket").
+fn socket_step<'a>(
+    what: &'static str,
+    op: &'static str,
+    ifname: &'a str,
+) -> impl FnOnce(io::Error) -> NetError + 'a {
+    move |source| match source.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetRaw { what },
+        Some(libc::ENODEV) => NetError::NoSuchInterface(ifname.to_owned()),
+        _ => NetError::Socket {
+            op,
+            ifname: ifname.to_owned(),
+            source,
+        },
+    }
+}
+
+/// A non-blocking socket bound to `ifname` (`SO_BINDTODEVICE`); errors name the step,
+/// and a refused one the capability to open `what` ("a raw socket").
+fn device_socket(
+    domain: socket2::Domain,
+    ty: socket2::Type,
+    protocol: socket2::Protocol,
+    ifname: &str,
+    what: &'static str,
+) -> Result<socket2::Socket, NetError> {
+    let s = socket2::Socket::new(domain, ty, Some(protocol)).map_err(socket_step(
+        what,
+        "opening the socket",
+        ifname,
+    ))?;
+    s.set_nonblocking(true)
+        .map_err(socket_step(what, "setting O_NONBLOCK", ifname))?;
+    s.bind_device(Some(ifname.as_bytes())).map_err(socket_step(
+        what,
+        "binding the socket to the device (SO_BINDTODEVICE)",
+        ifname,
+    ))?;
+    Ok(s)
 }
 
 /// Fails with [`NetError::NoRuntime`] when not called from inside a tokio runtime.

@@ -57,17 +57,7 @@ pub struct VrrpSocket {
 /// Wraps a set-up step's error with the step's name, turning permission errors into the
 /// capability message.
 fn step<'a>(op: &'static str, ifname: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
-    move |source| match source.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => NetError::NeedsCapNetRaw {
-            what: "a raw socket",
-        },
-        Some(libc::ENODEV) => NetError::NoSuchInterface(ifname.to_owned()),
-        _ => NetError::Socket {
-            op,
-            ifname: ifname.to_owned(),
-            source,
-        },
-    }
+    super::socket_step("a raw socket", op, ifname)
 }
 
 /// Registers a socket with the current tokio reactor.
@@ -210,19 +200,8 @@ fn needs_scope(a: &Ipv6Addr) -> bool {
 const RECEIVE_BUFFER: usize = 4 << 20;
 
 fn raw_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
-    let sock = Socket::new(
-        domain,
-        Type::RAW,
-        Some(Protocol::from(i32::from(IP_PROTOCOL))),
-    )
-    .map_err(step("opening a raw socket", ifname))?;
-    sock.set_nonblocking(true)
-        .map_err(step("setting O_NONBLOCK", ifname))?;
-    sock.bind_device(Some(ifname.as_bytes())).map_err(step(
-        "binding the socket to the device (SO_BINDTODEVICE)",
-        ifname,
-    ))?;
-    Ok(sock)
+    let protocol = Protocol::from(i32::from(IP_PROTOCOL));
+    super::device_socket(domain, Type::RAW, protocol, ifname, "a raw socket")
 }
 
 fn open_rx_v4(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
