@@ -544,7 +544,6 @@ mod tests {
                     tx.set_ttl_v4(7).unwrap();
                 }
                 tx.send_to(b"second", &to).unwrap();
-                let after = SystemTime::now();
                 // Delivery over `lo` may be left to ksoftirqd: wait for both (5 s at most).
                 let mut batch = RecvBatch::new(8, 64);
                 let mut got: Vec<(Vec<u8>, RecvMeta)> = Vec::new();
@@ -562,6 +561,10 @@ mod tests {
                     got.extend(batch.iter().map(|(d, m)| (d.to_vec(), *m)));
                 }
                 assert_eq!(got.len(), 2, "{lo}");
+                // The kernel stamps a datagram when it queues it on the socket: after
+                // `send_to` returned when delivery was left to ksoftirqd, but always
+                // before we read it.
+                let after = SystemTime::now();
                 assert_eq!(got[0].0, b"first");
                 assert_eq!(got[1].0, b"second");
                 for (k, ttl) in [(0, 255), (1, 7)] {
