@@ -141,8 +141,27 @@ fn start_pair(topo: &Topology, preempt_lb1: bool, fam: Fam) -> (Agent, Agent, Du
     (lb1, lb2, up)
 }
 
+/// The probe's last replies came from `host`.
+#[track_caller]
+fn assert_client_ends_on(rep: &ProbeReport, host: &str) {
+    assert_eq!(
+        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+        Some(host),
+        "the client did not end on {host}: {}",
+        rep.summary()
+    );
+}
+
+/// A new LAN with [`start_pair`] (lb1 preempting) on it.
+fn new_pair(fam: Fam) -> (Topology, Agent, Agent, Duration) {
+    let topo = Topology::new(TopologyOpts::default());
+    let (lb1, lb2, up) = start_pair(&topo, true, fam);
+    (topo, lb1, lb2, up)
+}
+
 /// Responders on both load balancers, vipd on both, lb1 the sole holder, then a probe every
-/// 2 ms whose client has resolved the VIP to lb1's MAC (a pre-existing neighbour entry).
+/// 2 ms whose client has resolved the VIP to lb1's MAC (a pre-existing neighbour entry);
+/// [`lan_with_probe`] returns it with the VIP.
 struct Lan {
     topo: Topology,
     lb1: Agent,
@@ -150,7 +169,7 @@ struct Lan {
     probe: Option<Probe>,
 }
 
-fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
+fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> (Lan, IpAddr) {
     let topo = Topology::new(TopologyOpts::default());
     let vip = fam.vip();
     let _responders = topo.start_responders(vip);
@@ -159,15 +178,28 @@ fn lan_with_probe(preempt_lb1: bool, fam: Fam) -> Lan {
     lb1.assert_running();
     lb2.assert_running();
     let probe = topo.start_probe_resolved(vip, ms(2), "lb1");
-    Lan {
+    let lan = Lan {
         topo,
         lb1,
         lb2,
         probe: Some(probe),
-    }
+    };
+    (lan, vip)
 }
 
 impl Lan {
+    /// lb1's vipd still runs and lb1 alone holds `vip`.
+    #[track_caller]
+    fn assert_lb1_sole_holder(&self, vip: IpAddr) {
+        self.lb1.assert_running();
+        assert_eq!(
+            self.topo.vip_holders(vip),
+            ["lb1"],
+            "{}",
+            self.topo.snapshot()
+        );
+    }
+
     fn finish_probe(&mut self) -> ProbeReport {
         let rep = self
             .probe
@@ -194,9 +226,8 @@ fn first_reply_from_after(rep: &ProbeReport, name: &str, t: Duration) -> Option<
 #[test]
 fn startup_elects_the_higher_priority_as_sole_master() {
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
+    let (topo, lb1, lb2, up) = new_pair(Fam::V4);
     let vip = Fam::V4.vip();
-    let (lb1, lb2, up) = start_pair(&topo, true, Fam::V4);
     // RFC 5798 §6.4.1: both start as Backup; lb1's Master_Down_Timer (341 ms) fires before
     // lb2's (361 ms), its advert then keeps lb2 in Backup.
     let bound = mdi(P2) * 2 + SLACK;
@@ -267,8 +298,7 @@ fn startup_elects_the_higher_priority_as_sole_master() {
 #[test]
 fn master_crash_backup_takes_over_and_client_reaches_it() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     let event = mono_now();
     lan.lb1.kill();
     lan.topo.cut_link("lb1");
@@ -328,8 +358,7 @@ fn master_crash_backup_takes_over_and_client_reaches_it() {
 #[test]
 fn graceful_stop_hands_over_after_skew_time_losing_at_most_one_request() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     let event = mono_now();
     // RFC 5798 §6.4.3: the master sends priority 0; lb2 takes over after Skew_Time (§6.4.2).
     let st = lan.lb1.stop(Duration::from_secs(5));
@@ -396,8 +425,7 @@ fn stop_and_restart_lb1(lan: &mut Lan, vip: IpAddr) -> Duration {
 #[test]
 fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     let restart = stop_and_restart_lb1(&mut lan, vip);
     // RFC 5798 §6.4.2: lb1 starts as Backup, discards lb2's lower-priority adverts (preempt)
     // and becomes Master when its Master_Down_Timer fires.
@@ -426,24 +454,18 @@ fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
     );
     assert_ends_in(&lan.lb1, "MASTER");
     assert_ends_in(&lan.lb2, "BACKUP");
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some("lb1"),
-        "the client did not end on lb1: {}",
-        rep.summary()
-    );
     assert!(
         back.is_some(),
         "no reply from lb1 after the restart: {}",
         rep.summary()
     );
+    assert_client_ends_on(&rep, "lb1");
 }
 
 #[test]
 fn failback_without_preempt_the_restarted_router_stays_backup() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(false, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(false, Fam::V4);
     let restart = stop_and_restart_lb1(&mut lan, vip);
     // RFC 5798 §6.4.2: with Preempt_Mode False a Backup accepts a lower-priority master.
     // Watch for 3 s (30 advert intervals, ~9 x lb1's Master_Down_Interval).
@@ -533,8 +555,7 @@ struct HealRun {
 #[test]
 fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     let lb1_ip: IpAddr = lan.topo.ip4("lb1").into();
     let lb2_ip: IpAddr = lan.topo.ip4("lb2").into();
     // Captures on each balancer's eth0: the first advert from the other side after a heal
@@ -677,24 +698,21 @@ fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
     if !(orders.contains(&"lb1 first") && orders.contains(&"lb2 first")) {
         println!("NOTE: only these advert orders occurred after heal: {orders:?}");
     }
+    let lb2_changes = transition_lines(&lan.lb2.log());
     for r in &runs {
+        let context = |lb1: String| {
+            let (run, order, summary) = (r.run, r.order, rep.summary());
+            format!("run {run} ({order})\n{table}{summary}\nlb1:\n{lb1}\nlb2:\n{lb2_changes}")
+        };
         assert!(
             r.one_holder.is_some_and(|d| d < holder_bound),
-            "run {} ({}): lb1 did not become the sole holder within {holder_bound:?}\n{table}{}\nlb1:\n{}\nlb2:\n{}",
-            r.run,
-            r.order,
-            rep.summary(),
-            transition_lines(&lan.lb1.log()),
-            transition_lines(&lan.lb2.log())
+            "lb1 did not become the sole holder within {holder_bound:?}: {}",
+            context(transition_lines(&lan.lb1.log()))
         );
         assert!(
             r.reach.is_some_and(|d| d < reach_bound),
-            "run {} ({}): the client did not reach lb1 within {reach_bound:?} of the heal\n{table}{}\nlb1:\n{}\nlb2:\n{}",
-            r.run,
-            r.order,
-            rep.summary(),
-            lan.lb1.log(),
-            transition_lines(&lan.lb2.log())
+            "the client did not reach lb1 within {reach_bound:?} of the heal: {}",
+            context(lan.lb1.log())
         );
     }
     lan.lb1.assert_running();
@@ -704,7 +722,7 @@ fn vrrp_partition_split_brain_heals_to_one_master_and_client_follows() {
 // ---- 6. announcements move the client's neighbour entry ---------------------------------
 
 fn takeover_moves_neighbour_entry(fam: Fam) {
-    let mut lan = lan_with_probe(true, fam);
+    let (mut lan, _) = lan_with_probe(true, fam);
     let vip = fam.vip();
     let mac1 = lan.topo.mac("lb1");
     let mac2 = lan.topo.mac("lb2");
@@ -777,8 +795,7 @@ fn takeover_unsolicited_na_moves_client_neighbour_entry_v6() {
 #[test]
 fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     lan.lb1.kill();
     // A SIGKILLed vipd cannot clean up: the VIP stays on lb1 while lb2 takes over.
     let both = wait_until(Duration::from_secs(5), ms(10), || {
@@ -869,12 +886,7 @@ fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
         transition_lines(&lan.lb2.log())
     );
     let rep = lan.finish_probe();
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some("lb1"),
-        "{}",
-        rep.summary()
-    );
+    assert_client_ends_on(&rep, "lb1");
 }
 
 // ---- 8. reload ---------------------------------------------------------------------------
@@ -882,8 +894,7 @@ fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
 #[test]
 fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
     let _g = netns_test!();
-    let mut lan = lan_with_probe(true, Fam::V4);
-    let vip = Fam::V4.vip();
+    let (mut lan, vip) = lan_with_probe(true, Fam::V4);
     let n1 = transitions(&lan.lb1.log(), INSTANCE).len();
     let n2 = transitions(&lan.lb2.log(), INSTANCE).len();
 
@@ -899,13 +910,7 @@ fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
         reload_lines(&lan.lb1.log()) > reloads_before
     });
     std::thread::sleep(ms(1000));
-    lan.lb1.assert_running();
-    assert_eq!(
-        lan.topo.vip_holders(vip),
-        ["lb1"],
-        "{}",
-        lan.topo.snapshot()
-    );
+    lan.assert_lb1_sole_holder(vip);
     let t1 = transitions(&lan.lb1.log(), INSTANCE);
     assert_eq!(
         t1.len(),
@@ -953,13 +958,7 @@ fn sighup_unchanged_config_keeps_state_and_broken_config_is_rejected() {
         rejected,
         "no rejection naming {loc}<col> in lb1's log:\n{log}"
     );
-    lan.lb1.assert_running();
-    assert_eq!(
-        lan.topo.vip_holders(vip),
-        ["lb1"],
-        "{}",
-        lan.topo.snapshot()
-    );
+    lan.assert_lb1_sole_holder(vip);
     assert_eq!(
         transitions(&log, INSTANCE).len(),
         n1,
@@ -1017,9 +1016,8 @@ fn transitions_are_parsed_from_vipd_log_lines() {
 #[test]
 fn interface_deleted_goes_to_fault_and_recreated_interface_comes_back() {
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
+    let (topo, lb1, _lb2, _) = new_pair(Fam::V4);
     let vip = Fam::V4.vip();
-    let (lb1, _lb2, _) = start_pair(&topo, true, Fam::V4);
     topo.expect_sole_holder(vip, "lb1", Duration::from_secs(5));
 
     // Unplug: delete lb1's eth0 (its switch-side peer goes with it).

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use harness::frr::{frr_daemon, start_zebra_for};
 use harness::{
-    keepalived_conf, mono_now, netns_test, wait_until, AgentKind, KeepalivedInstance, Probe,
+    keepalived_conf, mono_now, netns_test, wait_until, Agent, AgentKind, KeepalivedInstance, Probe,
     ProbeReport, Topology, TopologyOpts, VipdConfig, VipdInstance,
 };
 
@@ -815,21 +815,8 @@ fn keepalived_use_vmac_interop_both_ways() {
     std::thread::sleep(ms(300));
 
     // vipd -> keepalived: graceful stop.
-    let t_stop = mono_now();
-    assert!(lb1.stop(Duration::from_secs(10)).success());
-    wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
-    std::thread::sleep(ms(500));
-    // vipd back, preempts keepalived.
-    lb1.restart(&topo);
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
-    std::thread::sleep(ms(500));
-    // vipd dies: keepalived takes over.
-    let t_death = mono_now();
-    lb1.kill();
-    topo.cut_link("lb1");
-    assert!(wait_until(Duration::from_secs(10), ms(5), || topo
-        .holds_vip("lb2", vip())));
-    std::thread::sleep(ms(700));
+    // vipd stops, comes back and preempts keepalived, then dies: keepalived takes over.
+    let (t_stop, t_death) = stop_return_and_die(&topo, &mut lb1, "lb2");
     topo.restore_link("lb1");
     lb1.restart(&topo);
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
@@ -845,20 +832,8 @@ fn keepalived_use_vmac_interop_both_ways() {
         ["lb2"],
         "vipd (50) must stay backup to keepalived (100)"
     );
-    let t_k_stop = mono_now();
-    assert!(lb2.stop(Duration::from_secs(10)).success());
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(5));
-    std::thread::sleep(ms(500));
-    // keepalived back at 100 preempts vipd at 50, then dies.
-    lb2.restart(&topo);
-    wait_sole_holder(&topo, "lb2", Duration::from_secs(10));
-    std::thread::sleep(ms(500));
-    let t_k_death = mono_now();
-    lb2.kill();
-    topo.cut_link("lb2");
-    assert!(wait_until(Duration::from_secs(10), ms(5), || topo
-        .holds_vip("lb1", vip())));
-    std::thread::sleep(ms(700));
+    // keepalived stops, comes back at 100 and preempts vipd at 50, then dies.
+    let (t_k_stop, t_k_death) = stop_return_and_die(&topo, &mut lb2, "lb1");
     let rep = finish(probe);
     assert_handover_outages(
         "keepalived use_vmac interop",
@@ -872,6 +847,27 @@ fn keepalived_use_vmac_interop_both_ways() {
     );
     assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
     low.assert_running();
+}
+
+/// The master `a` hands over to the host `other` twice: a graceful stop (then `a` comes
+/// back and preempts), and a death (SIGKILL, its link cut; `other` must hold the VIP within
+/// 10 s). Returns when the stop and the death began.
+fn stop_return_and_die(topo: &Topology, a: &mut Agent, other: &str) -> (Duration, Duration) {
+    let host = a.host().to_string();
+    let t_stop = mono_now();
+    assert!(a.stop(Duration::from_secs(10)).success());
+    wait_sole_holder(topo, other, Duration::from_secs(5));
+    std::thread::sleep(ms(500));
+    a.restart(topo);
+    wait_sole_holder(topo, &host, Duration::from_secs(10));
+    std::thread::sleep(ms(500));
+    let t_death = mono_now();
+    a.kill();
+    topo.cut_link(&host);
+    assert!(wait_until(Duration::from_secs(10), ms(5), || topo
+        .holds_vip(other, vip())));
+    std::thread::sleep(ms(700));
+    (t_stop, t_death)
 }
 
 /// Prints the client's outage around each handover of an interop run (`events`: what
