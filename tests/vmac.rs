@@ -103,20 +103,141 @@ fn finish(probe: Probe) -> ProbeReport {
 
 /// Samples the client's neighbour entry for the VIP for `dur`; returns every MAC seen.
 fn neigh_samples(topo: &Topology, dur: Duration) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen = Vec::new();
+    add_neigh_samples(topo, vip(), dur, &mut seen);
+    seen
+}
+
+/// Samples the client's neighbour entry for `vip` every 20 ms for `dur`, adding each MAC
+/// not yet in `macs`.
+fn add_neigh_samples(topo: &Topology, vip: IpAddr, dur: Duration, macs: &mut Vec<String>) {
     let end = std::time::Instant::now() + dur;
     for _ in 0..200 {
         if std::time::Instant::now() >= end {
             break;
         }
-        if let Some(m) = topo.neigh("client", vip()) {
-            if !seen.contains(&m) {
-                seen.push(m);
+        if let Some(m) = topo.neigh("client", vip) {
+            if !macs.contains(&m) {
+                macs.push(m);
             }
         }
         std::thread::sleep(ms(20));
     }
-    seen
+}
+
+/// A LAN whose load balancers' parent interfaces are set up for virtual MAC mode, with
+/// responders on both for the IPv4 VIP.
+fn vmac_lan() -> (Topology, [harness::Proc; 2]) {
+    let topo = Topology::new(TopologyOpts::default());
+    for h in ["lb1", "lb2"] {
+        parent_sysctls(&topo, h);
+    }
+    let responders = topo.start_responders(vip());
+    (topo, responders)
+}
+
+/// A LAN and the name lb1's macvlan for the instance has.
+fn lan_and_vmac_name() -> (Topology, String) {
+    let topo = Topology::new(TopologyOpts::default());
+    let name = vmac_name(&topo, "lb1");
+    (topo, name)
+}
+
+/// Waits (10 s at most) until vipd on lb1 reports `state`.
+fn lb1_becomes(topo: &Topology, state: &str) -> bool {
+    wait_until(Duration::from_secs(10), ms(20), || {
+        vipd_state(topo, "lb1").as_deref() == Some(state)
+    })
+}
+
+/// vipd on `host` at `prio`, in virtual MAC mode or not.
+fn start_vipd(topo: &Topology, host: &str, prio: u8, virtual_mac: bool) -> Agent {
+    topo.start_agent(
+        host,
+        AgentKind::vipd(),
+        &vipd_conf(topo, host, prio, virtual_mac),
+    )
+}
+
+/// A probe from the client once its neighbour entry for the VIP is the virtual MAC (5 s
+/// at most), 300 ms under way.
+fn probe_on_vmac(topo: &Topology) -> Probe {
+    let probe = topo.start_probe(vip(), ms(2));
+    assert!(
+        wait_until(Duration::from_secs(5), ms(20), || {
+            topo.neigh("client", vip()).as_deref() == Some(VMAC)
+        }),
+        "{}",
+        topo.snapshot()
+    );
+    std::thread::sleep(ms(300));
+    probe
+}
+
+/// For 200 ms the client's neighbour entry for the VIP is the virtual MAC and nothing else.
+#[track_caller]
+fn assert_client_on_vmac(topo: &Topology) {
+    assert_eq!(neigh_samples(topo, ms(200)), [VMAC]);
+}
+
+/// SIGKILL lb1 and cut its link; lb2 must hold `vip` within 10 s. Returns when lb1 died.
+fn kill_lb1_until_lb2_holds(topo: &Topology, lb1: &Agent, lb2: &Agent, vip: IpAddr) -> Duration {
+    let death = mono_now();
+    lb1.kill();
+    topo.cut_link("lb1");
+    let took = wait_until(Duration::from_secs(10), ms(5), || {
+        topo.holds_vip("lb2", vip)
+    });
+    assert!(
+        took,
+        "lb2 never took the VIP\nlb2:\n{}\n{}",
+        lb2.log(),
+        topo.snapshot()
+    );
+    death
+}
+
+/// Asserts that `a`'s macvlan `name` on `host` is gone after its graceful stop.
+#[track_caller]
+fn assert_macvlan_gone(topo: &Topology, host: &str, name: &str, a: &Agent) {
+    assert!(
+        link_details(topo, host, name).is_none(),
+        "{name} still there after a graceful stop\n{}",
+        a.log()
+    );
+}
+
+/// The client's outage around the master's `death` (there must be one) and around its
+/// graceful `stop` (zero if none).
+fn death_and_stop_outages(
+    rep: &ProbeReport,
+    death: Duration,
+    stop: Duration,
+) -> (Duration, Duration) {
+    let o_death = rep
+        .outage_around(death, ms(50))
+        .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
+    let o_stop = rep.outage_around(stop, ms(50));
+    (
+        o_death.duration,
+        o_stop.map(|o| o.duration).unwrap_or_default(),
+    )
+}
+
+/// The outage on master death is detection (lb2's Master_Down_Interval after lb1's last
+/// advert) and nothing else; on a graceful stop, lb2's Skew_Time (61 ms) plus scheduling.
+#[track_caller]
+fn assert_outage_bounds(death: Duration, stop: Duration) {
+    let bound = mdi(P2) + ADV + SLACK;
+    assert!(
+        death < bound,
+        "outage on master death {death:?} >= MDI + one interval + slack {bound:?}"
+    );
+    assert!(
+        stop < ADV + SLACK,
+        "outage on graceful stop {stop:?} >= {:?}",
+        ADV + SLACK
+    );
 }
 
 /// One pair run: lb1 (150) master, lb2 (100) backup, probe every 2 ms; then master death
@@ -131,16 +252,8 @@ struct PairRun {
 }
 
 fn pair_run(virtual_mac: bool) -> PairRun {
-    let topo = Topology::new(TopologyOpts::default());
-    for h in ["lb1", "lb2"] {
-        parent_sysctls(&topo, h);
-    }
-    let _responders = topo.start_responders(vip());
-    let mut lb1 = topo.start_agent(
-        "lb1",
-        AgentKind::vipd(),
-        &vipd_conf(&topo, "lb1", P1, virtual_mac),
-    );
+    let (topo, _responders) = vmac_lan();
+    let mut lb1 = start_vipd(&topo, "lb1", P1, virtual_mac);
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
     let probe = topo.start_probe(vip(), ms(2));
     let want = if virtual_mac {
@@ -162,11 +275,7 @@ fn pair_run(virtual_mac: bool) -> PairRun {
     // the same MAC and must send nothing from it (no IPv6 DAD or MLD), or the switch would
     // move the MAC to the backup's port.
     let backup_start = mono_now();
-    let lb2 = topo.start_agent(
-        "lb2",
-        AgentKind::vipd(),
-        &vipd_conf(&topo, "lb2", P2, virtual_mac),
-    );
+    let lb2 = start_vipd(&topo, "lb2", P2, virtual_mac);
     assert!(
         lb2.wait_log("INIT -> BACKUP", Duration::from_secs(10)),
         "{}",
@@ -177,23 +286,8 @@ fn pair_run(virtual_mac: bool) -> PairRun {
     let backup_end = mono_now();
 
     // Master death.
-    let death = mono_now();
-    lb1.kill();
-    topo.cut_link("lb1");
-    let took = wait_until(Duration::from_secs(10), ms(5), || {
-        topo.holds_vip("lb2", vip())
-    });
-    assert!(
-        took,
-        "lb2 never took the VIP\nlb2:\n{}\n{}",
-        lb2.log(),
-        topo.snapshot()
-    );
-    for m in neigh_samples(&topo, ms(1000)) {
-        if !macs.contains(&m) {
-            macs.push(m);
-        }
-    }
+    let death = kill_lb1_until_lb2_holds(&topo, &lb1, &lb2, vip());
+    add_neigh_samples(&topo, vip(), ms(1000), &mut macs);
 
     // lb1 back: its crashed run's macvlan is removed at start, then it preempts.
     topo.restore_link("lb1");
@@ -206,36 +300,20 @@ fn pair_run(virtual_mac: bool) -> PairRun {
             lb1.log()
         );
     }
-    for m in neigh_samples(&topo, ms(1000)) {
-        if !macs.contains(&m) {
-            macs.push(m);
-        }
-    }
+    add_neigh_samples(&topo, vip(), ms(1000), &mut macs);
 
     // Graceful stop.
     let stop = mono_now();
     let st = lb1.stop(Duration::from_secs(10));
     assert!(st.success(), "lb1 exit {st:?}\n{}", lb1.log());
     wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
-    for m in neigh_samples(&topo, ms(1000)) {
-        if !macs.contains(&m) {
-            macs.push(m);
-        }
-    }
+    add_neigh_samples(&topo, vip(), ms(1000), &mut macs);
     if virtual_mac {
-        let name = vmac_name(&topo, "lb1");
-        assert!(
-            link_details(&topo, "lb1", &name).is_none(),
-            "{name} still there after a graceful stop\n{}",
-            lb1.log()
-        );
+        assert_macvlan_gone(&topo, "lb1", &vmac_name(&topo, "lb1"), &lb1);
     }
     lb2.assert_running();
     let rep = finish(probe);
-    let o_death = rep
-        .outage_around(death, ms(50))
-        .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
-    let o_stop = rep.outage_around(stop, ms(50));
+    let (death, stop) = death_and_stop_outages(&rep, death, stop);
     let backup_start_lost = rep
         .records
         .iter()
@@ -243,8 +321,8 @@ fn pair_run(virtual_mac: bool) -> PairRun {
         .count();
     PairRun {
         backup_start_lost,
-        death: o_death.duration,
-        stop: o_stop.map(|o| o.duration).unwrap_or_default(),
+        death,
+        stop,
         macs,
     }
 }
@@ -283,21 +361,7 @@ fn takeover_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         "client neighbour entries seen: {:?}",
         with.macs
     );
-    // Outage on master death: detection (lb2's Master_Down_Interval after lb1's last
-    // advert) and nothing else.
-    let bound = mdi(P2) + ADV + SLACK;
-    assert!(
-        with.death < bound,
-        "outage on master death {:?} >= MDI + one interval + slack {bound:?}",
-        with.death
-    );
-    // Graceful stop: Skew_Time of lb2 (61 ms) plus scheduling.
-    assert!(
-        with.stop < ADV + SLACK,
-        "outage on graceful stop {:?} >= {:?}",
-        with.stop,
-        ADV + SLACK
-    );
+    assert_outage_bounds(with.death, with.stop);
     // Without virtual MAC the client had to relearn the MAC (the comparison is real).
     assert!(
         without.macs.len() >= 2,
@@ -342,21 +406,6 @@ fn v6_addrs(topo: &Topology, host: &str, name: &str) -> Vec<IpAddr> {
             it.next()?.split('/').next()?.parse().ok()
         })
         .collect()
-}
-
-fn neigh6_samples(topo: &Topology, dur: Duration, macs: &mut Vec<String>) {
-    let end = std::time::Instant::now() + dur;
-    for _ in 0..200 {
-        if std::time::Instant::now() >= end {
-            break;
-        }
-        if let Some(m) = topo.neigh("client", vip6()) {
-            if !macs.contains(&m) {
-                macs.push(m);
-            }
-        }
-        std::thread::sleep(ms(20));
-    }
 }
 
 /// IPv6 pair in virtual MAC mode: the master's VIPs (the link-local VIP first) sit on
@@ -423,24 +472,13 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         topo.snapshot()
     );
     let mut macs = Vec::new();
-    neigh6_samples(&topo, ms(300), &mut macs);
+    add_neigh_samples(&topo, vip6(), ms(300), &mut macs);
     // lb2 still a backup after a few adverts from the macvlan.
     assert_eq!(topo.vip_holders(vip6()), ["lb1"], "{}", lb2.log());
 
     // Master death.
-    let death = mono_now();
-    lb1.kill();
-    topo.cut_link("lb1");
-    let took = wait_until(Duration::from_secs(10), ms(5), || {
-        topo.holds_vip("lb2", vip6())
-    });
-    assert!(
-        took,
-        "lb2 never took the VIP\nlb2:\n{}\n{}",
-        lb2.log(),
-        topo.snapshot()
-    );
-    neigh6_samples(&topo, ms(1000), &mut macs);
+    let death = kill_lb1_until_lb2_holds(&topo, &lb1, &lb2, vip6());
+    add_neigh_samples(&topo, vip6(), ms(1000), &mut macs);
     let a2 = v6_addrs(&topo, "lb2", &n2);
     assert!(
         a2.contains(&vip6()) && a2.contains(&ll),
@@ -472,7 +510,7 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         v6_addrs(&topo, "lb2", &n2).is_empty()
     });
     assert!(clean, "{n2} on lb2 kept {:?}", v6_addrs(&topo, "lb2", &n2));
-    neigh6_samples(&topo, ms(1000), &mut macs);
+    add_neigh_samples(&topo, vip6(), ms(1000), &mut macs);
     let _ = dump.signal(nix::sys::signal::Signal::SIGINT);
     let _ = dump.wait_timeout(Duration::from_secs(10));
     // A new backup leaves the solicited-node groups of its VIPs in silence: an MLD
@@ -500,24 +538,14 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         "lb2 did not take over on lb1's stop\n{}",
         topo.snapshot()
     );
-    neigh6_samples(&topo, ms(1000), &mut macs);
-    assert!(
-        link_details(&topo, "lb1", &n1).is_none(),
-        "{n1} still there after a graceful stop\n{}",
-        lb1.log()
-    );
+    add_neigh_samples(&topo, vip6(), ms(1000), &mut macs);
+    assert_macvlan_gone(&topo, "lb1", &n1, &lb1);
     lb2.assert_running();
     let rep = finish(probe);
-    let o_death = rep
-        .outage_around(death, ms(50))
-        .unwrap_or_else(|| panic!("no outage around the master's death: {}", rep.summary()));
-    let o_stop = rep
-        .outage_around(stop, ms(50))
-        .map(|o| o.duration)
-        .unwrap_or_default();
+    let (o_death, o_stop) = death_and_stop_outages(&rep, death, stop);
     println!(
         "measure: IPv6 virtual-mac: master death outage {:.0} ms, graceful stop {:.0} ms; neighbour MACs {macs:?}",
-        msf(o_death.duration),
+        msf(o_death),
         msf(o_stop)
     );
     assert_eq!(macs, [VMAC6], "client neighbour entries seen: {macs:?}");
@@ -540,17 +568,7 @@ fn ipv6_pair_keeps_the_clients_neighbour_entry_on_the_virtual_mac() {
         "lb2 never answered: {}",
         rep.summary()
     );
-    let bound = mdi(P2) + ADV + SLACK;
-    assert!(
-        o_death.duration < bound,
-        "outage on master death {:?} >= MDI + one interval + slack {bound:?}",
-        o_death.duration
-    );
-    assert!(
-        o_stop < ADV + SLACK,
-        "outage on graceful stop {o_stop:?} >= {:?}",
-        ADV + SLACK
-    );
+    assert_outage_bounds(o_death, o_stop);
 }
 
 // ---- partition heal ------------------------------------------------------------------
@@ -563,8 +581,8 @@ fn partition_heal_never_black_holes_the_client() {
         parent_sysctls(&topo, h);
     }
     let _responders = topo.start_responders(vip());
-    let lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
-    let lb2 = topo.start_agent("lb2", AgentKind::vipd(), &vipd_conf(&topo, "lb2", P2, true));
+    let lb1 = start_vipd(&topo, "lb1", P1, true);
+    let lb2 = start_vipd(&topo, "lb2", P2, true);
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
     let probe = topo.start_probe(vip(), ms(2));
     assert!(wait_until(Duration::from_secs(5), ms(20), || {
@@ -610,7 +628,7 @@ fn partition_heal_never_black_holes_the_client() {
         "a partition heal black-holed the client for {worst:?}: {}",
         rep.summary()
     );
-    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_client_on_vmac(&topo);
     lb1.assert_running();
     lb2.assert_running();
 }
@@ -620,8 +638,7 @@ fn partition_heal_never_black_holes_the_client() {
 #[test]
 fn macvlan_lifecycle_created_removed_and_never_the_operators() {
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
-    let name = vmac_name(&topo, "lb1");
+    let (topo, name) = lan_and_vmac_name();
     let conf = vipd_conf(&topo, "lb1", P1, true);
 
     // 1. The operator's macvlan of that name (no vipd alias): vipd refuses and leaves it.
@@ -750,11 +767,7 @@ fn macvlan_lifecycle_created_removed_and_never_the_operators() {
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
     a.kill();
     assert!(link_details(&topo, "lb1", &name).is_some());
-    let plain = topo.start_agent(
-        "lb1",
-        AgentKind::vipd(),
-        &vipd_conf(&topo, "lb1", P1, false),
-    );
+    let plain = start_vipd(&topo, "lb1", P1, false);
     assert!(
         plain.wait_log("removing virtual MAC link", Duration::from_secs(10)),
         "{}",
@@ -790,13 +803,9 @@ fn keepalived_use_vmac_interop_both_ways() {
         panic!("keepalived is not installed (integration/setup.sh installs it)");
     }
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
-    for h in ["lb1", "lb2"] {
-        parent_sysctls(&topo, h);
-    }
-    let _responders = topo.start_responders(vip());
+    let (topo, _responders) = vmac_lan();
     // vipd (150) on lb1, keepalived (100) with use_vmac on lb2.
-    let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
+    let mut lb1 = start_vipd(&topo, "lb1", P1, true);
     let mut lb2 = topo.start_agent("lb2", AgentKind::Keepalived, &keepalived_vmac_conf(P2));
     wait_sole_holder(&topo, "lb1", Duration::from_secs(15));
     // Stable: keepalived hears vipd's adverts from the shared MAC and stays backup.
@@ -804,15 +813,7 @@ fn keepalived_use_vmac_interop_both_ways() {
         assert_eq!(topo.vip_holders(vip()), ["lb1"], "{}", topo.snapshot());
         std::thread::sleep(ms(50));
     }
-    let probe = topo.start_probe(vip(), ms(2));
-    assert!(
-        wait_until(Duration::from_secs(5), ms(20), || {
-            topo.neigh("client", vip()).as_deref() == Some(VMAC)
-        }),
-        "{}",
-        topo.snapshot()
-    );
-    std::thread::sleep(ms(300));
+    let probe = probe_on_vmac(&topo);
 
     // vipd -> keepalived: graceful stop.
     // vipd stops, comes back and preempts keepalived, then dies: keepalived takes over.
@@ -825,7 +826,7 @@ fn keepalived_use_vmac_interop_both_ways() {
     // gracefully and vipd (restarted as the lower priority) takes over.
     assert!(lb1.stop(Duration::from_secs(10)).success());
     wait_sole_holder(&topo, "lb2", Duration::from_secs(5));
-    let low = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", 50, true));
+    let low = start_vipd(&topo, "lb1", 50, true);
     std::thread::sleep(ms(1500));
     assert_eq!(
         topo.vip_holders(vip()),
@@ -845,7 +846,7 @@ fn keepalived_use_vmac_interop_both_ways() {
             ("keepalived death -> vipd", t_k_death),
         ],
     );
-    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
+    assert_client_on_vmac(&topo);
     low.assert_running();
 }
 
@@ -976,13 +977,9 @@ fn frr_vrrpd_interop_both_ways() {
         panic!("FRR (vrrpd, vtysh) is not installed (integration/setup.sh installs frr)");
     }
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
-    for h in ["lb1", "lb2"] {
-        parent_sysctls(&topo, h);
-    }
-    let _responders = topo.start_responders(vip());
+    let (topo, _responders) = vmac_lan();
     // vipd (150) on lb1, FRR (100) on lb2: vipd wins the election.
-    let mut lb1 = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", P1, true));
+    let mut lb1 = start_vipd(&topo, "lb1", P1, true);
     let mut frr = start_frr_vrrp(&topo, "lb2", P2);
     let elected = wait_until(Duration::from_secs(20), ms(50), || {
         vipd_state(&topo, "lb1").as_deref() == Some("master")
@@ -1005,15 +1002,7 @@ fn frr_vrrpd_interop_both_ways() {
         );
         std::thread::sleep(ms(100));
     }
-    let probe = topo.start_probe(vip(), ms(2));
-    assert!(
-        wait_until(Duration::from_secs(5), ms(20), || {
-            topo.neigh("client", vip()).as_deref() == Some(VMAC)
-        }),
-        "{}",
-        topo.snapshot()
-    );
-    std::thread::sleep(ms(300));
+    let probe = probe_on_vmac(&topo);
     let frr_master = |topo: &Topology, frr: &FrrVrrp| {
         wait_until(Duration::from_secs(10), ms(20), || {
             frr.state(topo, "lb2").as_deref() == Some("Master")
@@ -1053,10 +1042,8 @@ fn frr_vrrpd_interop_both_ways() {
 
     // The other way round: vipd (50) backup to FRR (100).
     topo.restore_link("lb1");
-    let low = topo.start_agent("lb1", AgentKind::vipd(), &vipd_conf(&topo, "lb1", 50, true));
-    assert!(wait_until(Duration::from_secs(10), ms(20), || {
-        vipd_state(&topo, "lb1").as_deref() == Some("backup")
-    }));
+    let low = start_vipd(&topo, "lb1", 50, true);
+    assert!(lb1_becomes(&topo, "backup"));
     std::thread::sleep(ms(1000));
     assert_eq!(
         vipd_state(&topo, "lb1").as_deref(),
@@ -1070,9 +1057,7 @@ fn frr_vrrpd_interop_both_ways() {
     let _ = frr.vrrpd.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(frr.vrrpd.wait_timeout(Duration::from_secs(10)).is_some());
     assert!(
-        wait_until(Duration::from_secs(10), ms(20), || {
-            vipd_state(&topo, "lb1").as_deref() == Some("master")
-        }),
+        lb1_becomes(&topo, "master"),
         "vipd did not take over after FRR's stop:\n{}",
         low.log()
     );
@@ -1084,17 +1069,13 @@ fn frr_vrrpd_interop_both_ways() {
         "FRR did not come back as master:\n{}",
         frr.show(&topo, "lb2")
     );
-    assert!(wait_until(Duration::from_secs(10), ms(20), || {
-        vipd_state(&topo, "lb1").as_deref() == Some("backup")
-    }));
+    assert!(lb1_becomes(&topo, "backup"));
     std::thread::sleep(ms(700));
     let t_f_death = mono_now();
     let _ = frr.vrrpd.signal(nix::sys::signal::Signal::SIGKILL);
     topo.cut_link("lb2");
     assert!(
-        wait_until(Duration::from_secs(10), ms(20), || {
-            vipd_state(&topo, "lb1").as_deref() == Some("master")
-        }),
+        lb1_becomes(&topo, "master"),
         "vipd did not take over after FRR's death:\n{}",
         low.log()
     );
@@ -1110,8 +1091,8 @@ fn frr_vrrpd_interop_both_ways() {
             ("FRR death -> vipd", t_f_death),
         ],
     );
-    assert_eq!(neigh_samples(&topo, ms(200)), [VMAC]);
     low.assert_running();
+    assert_client_on_vmac(&topo);
 }
 
 // ---- reload pre-flight -------------------------------------------------------------------
@@ -1122,13 +1103,8 @@ fn frr_vrrpd_interop_both_ways() {
 #[test]
 fn reload_to_virtual_mac_blocked_by_an_operators_link_keeps_the_running_master() {
     let _g = netns_test!();
-    let topo = Topology::new(TopologyOpts::default());
-    let name = vmac_name(&topo, "lb1");
-    let a = topo.start_agent(
-        "lb1",
-        AgentKind::vipd(),
-        &vipd_conf(&topo, "lb1", P1, false),
-    );
+    let (topo, name) = lan_and_vmac_name();
+    let a = start_vipd(&topo, "lb1", P1, false);
     wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
     topo.exec_ok(
         "lb1",
