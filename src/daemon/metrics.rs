@@ -429,6 +429,15 @@ pub struct AdvertMetrics {
     dropped: Family<Labels, Counter>,
 }
 
+/// One instance's advert counters ([`AdvertMetrics::counters`]).
+#[derive(Clone, Debug)]
+pub struct AdvertCounters {
+    /// Adverts sent.
+    pub sent: Counter,
+    /// Valid adverts received.
+    pub received: Counter,
+}
+
 impl AdvertMetrics {
     /// Creates and registers its metrics.
     fn new(r: &mut Registry) -> Self {
@@ -455,6 +464,17 @@ impl AdvertMetrics {
     /// Counts a valid advert received.
     pub fn received(&self, instance: &str) {
         self.received.get_or_create(&inst(instance)).inc();
+    }
+
+    /// The sent and received counters of one instance, to keep and count on directly:
+    /// the hot path then neither builds labels nor takes the family's lock. Counters are
+    /// never removed (see [`Metrics::forget_instance`]), so a kept one stays exported.
+    pub fn counters(&self, instance: &str) -> AdvertCounters {
+        let l = inst(instance);
+        AdvertCounters {
+            sent: self.sent.get_or_create(&l).clone(),
+            received: self.received.get_or_create(&l).clone(),
+        }
     }
 
     /// Counts a dropped packet by the receive check that failed.

@@ -145,7 +145,12 @@ pub fn run(path: &Path) -> Result<(), DaemonError> {
     // Before any change to the kernel: a second vipd started by mistake must exit
     // having touched nothing.
     let lock = lock::InstanceLock::acquire(Some(&config.state_dir))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every task. The work is small and bursty (a timer tick, a batch of
+    // adverts); a multi-thread runtime wakes a second worker (a futex) whenever one task
+    // wakes another, which cost more CPU at idle than all the work itself
+    // (integration/bench/scale.sh). Blocking work goes to `spawn_blocking` (process
+    // checks), the BFD engine and the address pipeline have threads of their own.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
@@ -160,6 +165,15 @@ struct SocketEntry {
     socket: Arc<VrrpSocket>,
     dispatch: Dispatch,
     receiver: JoinHandle<()>,
+    /// The masters' periodic adverts on this socket, and the task that sends them.
+    batch: Arc<driver::AdvertBatch>,
+    sender: JoinHandle<()>,
+}
+
+impl Drop for SocketEntry {
+    fn drop(&mut self) {
+        self.sender.abort();
+    }
 }
 
 struct Supervisor {
@@ -194,6 +208,8 @@ struct Supervisor {
     _lock: lock::InstanceLock,
     /// When this vipd started (`startup-delay` counts from here).
     started_at: Instant,
+    /// The timers masters share on the advert grid (`driver::GridTimers`).
+    grid: Arc<driver::GridTimers>,
 }
 
 impl Supervisor {
@@ -275,6 +291,7 @@ impl Supervisor {
             background,
             _lock: lock,
             started_at,
+            grid: Arc::default(),
         };
         // Start-up is not all-or-nothing: an instance that cannot start yet (missing
         // interface, an operator's address in the way) waits and is retried every

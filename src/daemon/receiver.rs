@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::net::{Received, VrrpSocket};
+use crate::net::{RecvBatch, RecvMeta, VrrpSocket};
 use crate::proto::{ipv4::parse_ipv4, vrrp, Advert, DropReason};
 use crate::vrrp::{RecvDrop, RecvFilter};
 
@@ -94,8 +94,22 @@ pub(super) async fn run(
     }
 }
 
+/// Datagrams read with one `recvmmsg`; a tick's adverts of many masters come in a few.
+const BATCH_SLOTS: usize = 32;
+
+/// The largest VRRP packet: IPv6 hands over the payload only (8 bytes + 255 addresses
+/// of 16 bytes: 4088), IPv4 the whole packet (60 + 8 + 255 * 4: 1088). Anything larger
+/// is not an advert.
+fn slot_size(v6: bool) -> usize {
+    if v6 {
+        4096
+    } else {
+        2048
+    }
+}
+
 async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCounts) {
-    let mut buf = vec![0u8; 65536];
+    let mut batch = RecvBatch::new(BATCH_SLOTS, slot_size(socket.is_v6()));
     // The flush timer runs only while drops wait to be counted: an idle receiver sleeps
     // until a packet comes.
     let mut flush_at: Option<tokio::time::Instant> = None;
@@ -104,7 +118,7 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
             flush_at = Some(tokio::time::Instant::now() + DROP_FLUSH);
         }
         let got = tokio::select! {
-            got = socket.recv(&mut buf) => got,
+            got = socket.recv_batch(&mut batch) => got,
             _ = async {
                 match flush_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -116,83 +130,96 @@ async fn receive(socket: &VrrpSocket, dispatch: &Dispatch, drops: &mut DropCount
                 continue;
             }
         };
-        let got = match got {
-            Ok(r) => r,
-            Err(e) => {
-                if drops.limiter.hit("recv_error", Instant::now()).is_some() {
-                    tracing::warn!("{}: receive error: {e}", drops.interface);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
+        if let Err(e) = got {
+            if drops.limiter.hit("recv_error", Instant::now()).is_some() {
+                tracing::warn!("{}: receive error: {e}", drops.interface);
             }
-        };
-        let (src, dst, ttl, payload): (IpAddr, IpAddr, u8, &[u8]) = match got {
-            Received::V4 { len } => {
-                let Some(bytes) = buf.get(..len) else {
-                    continue;
-                };
-                match parse_ipv4(bytes) {
-                    Ok((h, payload)) => {
-                        if h.protocol != vrrp::IP_PROTOCOL {
-                            continue;
-                        }
-                        (h.src.into(), h.dst.into(), h.ttl, payload)
-                    }
-                    Err(e) => {
-                        drops.drop(e.reason(), None);
-                        continue;
-                    }
-                }
-            }
-            Received::V6 {
-                len,
-                src,
-                dst,
-                hop_limit,
-            } => {
-                let Some(bytes) = buf.get(..len) else {
-                    continue;
-                };
-                (src.into(), dst.into(), hop_limit, bytes)
-            }
-        };
-        // RFC 5798 §7.1: TTL / hop limit 255, checked first: it is the cheapest check
-        // and the one every virtual router on the socket shares.
-        if ttl != 255 {
-            drops.drop(RecvDrop::TtlNot255 { ttl }.reason(), Some(src));
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        let advert = match Advert::parse(payload, src, dst) {
-            Ok((a, _form)) => a,
-            Err(e) => {
-                drops.drop(e.reason(), Some(src));
-                continue;
-            }
-        };
-        let target = dispatch
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&advert.vrid)
-            .cloned();
-        match target {
-            None => drops.drop(DropReason::OtherVrid, Some(src)),
-            Some(route) => {
-                if let Err(e) = route.filter.check(src, ttl, &advert) {
-                    drops.drop(e.reason(), Some(src));
-                    continue;
+        // One look at the routes for the whole batch.
+        let routes = dispatch.read().unwrap_or_else(|e| e.into_inner());
+        for (bytes, meta) in batch.iter() {
+            handle(socket.is_v6(), bytes, meta, &routes, drops);
+        }
+    }
+}
+
+/// Decodes, checks and dispatches one datagram of a batch.
+fn handle(
+    v6: bool,
+    bytes: &[u8],
+    meta: &RecvMeta,
+    routes: &HashMap<u8, Route>,
+    drops: &mut DropCounts,
+) {
+    if meta.truncated {
+        if drops.limiter.hit("truncated", Instant::now()).is_some() {
+            tracing::warn!(
+                "{}: datagram of {} bytes, larger than any advert: ignored",
+                drops.interface,
+                meta.len
+            );
+        }
+        return;
+    }
+    let (src, dst, ttl, payload): (IpAddr, IpAddr, u8, &[u8]) = if v6 {
+        match (meta.from, meta.dst, meta.ttl) {
+            (Some(from), Some(dst), Some(ttl)) => (from.ip(), dst, ttl, bytes),
+            _ => {
+                if drops.limiter.hit("no_cmsg", Instant::now()).is_some() {
+                    tracing::warn!(
+                        "{}: IPv6 datagram without source, IPV6_PKTINFO or IPV6_HOPLIMIT: ignored",
+                        drops.interface
+                    );
                 }
-                if route
-                    .tx
-                    .try_send(Input::Advert {
-                        from: src,
-                        ttl,
-                        advert,
-                    })
-                    .is_err()
-                {
-                    drops.drop(DropReason::QueueFull, Some(src));
-                }
+                return;
             }
         }
+    } else {
+        match parse_ipv4(bytes) {
+            Ok((h, payload)) => {
+                if h.protocol != vrrp::IP_PROTOCOL {
+                    return;
+                }
+                (h.src.into(), h.dst.into(), h.ttl, payload)
+            }
+            Err(e) => {
+                drops.drop(e.reason(), None);
+                return;
+            }
+        }
+    };
+    // RFC 5798 §7.1: TTL / hop limit 255, checked first: it is the cheapest check
+    // and the one every virtual router on the socket shares.
+    if ttl != 255 {
+        drops.drop(RecvDrop::TtlNot255 { ttl }.reason(), Some(src));
+        return;
+    }
+    let advert = match Advert::parse(payload, src, dst) {
+        Ok((a, _form)) => a,
+        Err(e) => {
+            drops.drop(e.reason(), Some(src));
+            return;
+        }
+    };
+    let Some(route) = routes.get(&advert.vrid) else {
+        drops.drop(DropReason::OtherVrid, Some(src));
+        return;
+    };
+    if let Err(e) = route.filter.check(src, ttl, &advert) {
+        drops.drop(e.reason(), Some(src));
+        return;
+    }
+    if route
+        .tx
+        .try_send(Input::Advert {
+            from: src,
+            ttl,
+            advert,
+        })
+        .is_err()
+    {
+        drops.drop(DropReason::QueueFull, Some(src));
     }
 }

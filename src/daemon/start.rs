@@ -46,12 +46,16 @@ impl Supervisor {
                 dispatch.clone(),
                 self.metrics.clone(),
             ));
+            let batch = driver::AdvertBatch::new(socket.clone());
+            let sender = tokio::spawn(batch.clone().run());
             self.sockets.insert(
                 key.clone(),
                 SocketEntry {
                     socket,
                     dispatch,
                     receiver,
+                    batch,
+                    sender,
                 },
             );
         }
@@ -68,7 +72,9 @@ impl Supervisor {
         };
         // Virtual MAC mode (RFC 5798 §7.3): VIPs, adverts and announcements go through
         // the instance's macvlan; adverts are still received on the parent (above).
-        let (ifindex, mac, socket, frames, vmac_follows_master) = if inst.virtual_mac {
+        let (ifindex, vip_link, mac, socket, batch, frames, vmac_follows_master) = if inst
+            .virtual_mac
+        {
             let spec = super::vmac_spec(&inst, link.index);
             // ARP concerns IPv4 only: IPv6 neighbour discovery answers only for the
             // addresses of the interface a solicitation arrives on.
@@ -90,9 +96,13 @@ impl Supervisor {
             let frames = Arc::new(FrameSender::open(vmac.index)?);
             self.vmacs.insert(inst.name.clone(), vmac.index);
             let follows = (inst.family == config::Family::V6).then(|| vmac.name.clone());
-            (vmac.index, vmac.mac, socket, frames, follows)
+            (
+                vmac.index, vmac.name, vmac.mac, socket, None, frames, follows,
+            )
         } else {
-            (link.index, link.mac, entry.socket.clone(), frames, None)
+            let name = inst.interface.clone();
+            let (socket, batch) = (entry.socket.clone(), Some(entry.batch.clone()));
+            (link.index, name, link.mac, socket, batch, frames, None)
         };
         let saved = self.store.get(&inst.name);
         let ctx = DriverContext {
@@ -100,6 +110,7 @@ impl Supervisor {
             socket,
             frames,
             ifindex,
+            vip_link,
             vmac_follows_master,
             mac,
             source,
@@ -116,6 +127,9 @@ impl Supervisor {
             } else {
                 None
             },
+            advert_epoch: self.started_at,
+            grid: self.grid.clone(),
+            batch,
         };
         if saved.priority.is_some() || saved.maintenance {
             tracing::info!(

@@ -7,9 +7,6 @@ use socket2::{Domain, Socket, Type};
 
 use super::{sys, NetError};
 
-/// Frames per `sendmmsg` call (the kernel's `UIO_MAXIOV` caps a call at 1024).
-const BATCH: usize = 256;
-
 /// An `AF_PACKET` / `SOCK_RAW` socket bound to one interface, for sending whole
 /// Ethernet frames. It is opened with protocol 0, so it receives nothing.
 #[derive(Debug)]
@@ -63,68 +60,21 @@ impl FrameSender {
     }
 
     /// Sends several complete Ethernet frames with as few system calls as the kernel
-    /// allows (`sendmmsg`, up to [`BATCH`] frames per call). Never blocks. Returns how
+    /// allows (`sendmmsg`). Never blocks. Returns how
     /// many frames went out, in order; when that is fewer than `frames.len()`, the error
     /// says why the next one did not.
     pub fn send_batch(&self, frames: &[&[u8]]) -> (usize, Option<io::Error>) {
-        use std::os::fd::AsRawFd;
-        let mut sent = 0;
-        while sent < frames.len() {
-            let part = &frames[sent..frames.len().min(sent + BATCH)];
-            let mut iov: Vec<libc::iovec> = part
-                .iter()
-                .map(|f| libc::iovec {
-                    iov_base: f.as_ptr() as *mut libc::c_void,
-                    iov_len: f.len(),
-                })
-                .collect();
-            // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
-            let mut msgs: Vec<libc::mmsghdr> = iov
-                .iter_mut()
-                .map(|v| {
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_iov = v;
-                    m.msg_hdr.msg_iovlen = 1;
-                    m
-                })
-                .collect();
-            // SAFETY: msgs and the iovecs they point to (into `part`, which outlives the
-            // call) are valid for the call; the socket is bound to its interface, so no
-            // destination address is needed.
-            let n = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    msgs.len() as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                return (sent, Some(io::Error::last_os_error()));
-            }
-            let n = n as usize;
-            for (m, f) in msgs.iter().zip(part).take(n) {
-                if m.msg_len as usize != f.len() {
-                    return (
-                        sent,
-                        Some(io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            format!(
-                                "sent {} of {} bytes on interface index {}",
-                                m.msg_len,
-                                f.len(),
-                                self.ifindex
-                            ),
-                        )),
-                    );
-                }
-                sent += 1;
-            }
-            if n == 0 {
-                return (sent, Some(io::Error::from(io::ErrorKind::WouldBlock)));
-            }
-        }
-        (sent, None)
+        let msgs: Vec<(&[u8], Option<&socket2::SockAddr>)> =
+            frames.iter().map(|f| (*f, None)).collect();
+        let (sent, e) = sys::send_batch(&self.sock, &msgs);
+        let e = e.map(|e| match e.kind() {
+            io::ErrorKind::WriteZero => io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("{e} on interface index {}", self.ifindex),
+            ),
+            _ => e,
+        });
+        (sent, e)
     }
 
     /// The interface index this sender is bound to.

@@ -419,6 +419,68 @@ fn read_cmsgs(hdr: &libc::msghdr, meta: &mut RecvMeta) {
 /// after `ip -batch` of `setup` there (one `ip` command a line, without the `ip`; `lo` is
 /// brought up first). `None` when that is not allowed (not root): the caller skips,
 /// unless `VIPD_REQUIRE_NETNS=1` makes that a failure.
+/// Datagrams per `sendmmsg(2)` call of [`send_batch`].
+const SEND_BATCH: usize = 64;
+
+/// Sends datagrams with as few `sendmmsg(2)` calls as the kernel allows
+/// ([`SEND_BATCH`] per call), never waiting (`MSG_DONTWAIT`). Each is its bytes and
+/// its destination (`None`: the socket's own, for a connected or bound packet socket).
+/// Returns how many went out, in order; when that is fewer than all, the error says
+/// why the next did not (`WouldBlock`: the send queue is full).
+pub(super) fn send_batch(
+    sock: &Socket,
+    msgs: &[(&[u8], Option<&socket2::SockAddr>)],
+) -> (usize, Option<io::Error>) {
+    let mut sent = 0;
+    while sent < msgs.len() {
+        let part = &msgs[sent..msgs.len().min(sent + SEND_BATCH)];
+        // SAFETY: all-zero bytes are valid `iovec`s and `mmsghdr`s (null pointers, zero
+        // lengths); every one used is filled in below.
+        let mut iov: [libc::iovec; SEND_BATCH] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { mem::zeroed() };
+        for ((bytes, _), v) in part.iter().zip(iov.iter_mut()) {
+            v.iov_base = bytes.as_ptr() as *mut libc::c_void;
+            v.iov_len = bytes.len();
+        }
+        for (k, ((_, to), h)) in part.iter().zip(hdrs.iter_mut()).enumerate() {
+            if let Some(to) = to {
+                h.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = to.len();
+            }
+            h.msg_hdr.msg_iov = iov.as_mut_ptr().wrapping_add(k);
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        let vlen = libc::c_uint::try_from(part.len()).unwrap_or(1);
+        // SAFETY: `hdrs[..part.len()]` are initialised `mmsghdr`s whose iovecs point into
+        // the caller's byte slices and whose names point to the caller's addresses (with
+        // their lengths); all of them outlive the call, which only reads them.
+        let rc = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                vlen,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        let Ok(n) = usize::try_from(rc) else {
+            return (sent, Some(io::Error::last_os_error()));
+        };
+        for (h, (bytes, _)) in hdrs.iter().zip(part).take(n) {
+            let len = usize::try_from(h.msg_len).unwrap_or(0);
+            if len != bytes.len() {
+                let e = format!("sent {len} of {} bytes", bytes.len());
+                return (sent, Some(io::Error::new(io::ErrorKind::WriteZero, e)));
+            }
+            sent += 1;
+        }
+        if n == 0 {
+            return (sent, Some(io::Error::from(io::ErrorKind::WouldBlock)));
+        }
+    }
+    (sent, None)
+}
+
 #[cfg(test)]
 pub(crate) fn in_private_netns<R: Send + 'static>(
     test: &str,

@@ -7,13 +7,13 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::{require_runtime, sys, NetError};
+use super::{require_runtime, sys, NetError, RecvBatch};
 use crate::proto::vrrp::{self, IPV4_GROUP, IPV6_GROUP, IP_PROTOCOL};
 
 /// TTL / hop limit of every VRRP packet sent (RFC 5798 §5.1.1.3, §5.1.2.3).
@@ -49,7 +49,10 @@ pub enum Received {
 pub struct VrrpSocket {
     /// `None` for a send-only socket ([`VrrpSocket::open_sender`]).
     rx: Option<AsyncFd<Socket>>,
-    tx: AsyncFd<Socket>,
+    /// Not registered with the reactor: every send made the kernel report the socket
+    /// writable again, one more wake-up of the runtime per advert. A full send queue is
+    /// waited out with a short sleep instead ([`SEND_RETRY`]).
+    tx: Socket,
     ifindex: u32,
     v6: bool,
 }
@@ -100,7 +103,7 @@ impl VrrpSocket {
         };
         Ok(VrrpSocket {
             rx: Some(register(rx, ifname)?),
-            tx: register(tx, ifname)?,
+            tx,
             ifindex,
             v6: source.is_ipv6(),
         })
@@ -123,7 +126,7 @@ impl VrrpSocket {
         };
         Ok(VrrpSocket {
             rx: None,
-            tx: register(tx, ifname)?,
+            tx,
             ifindex,
             v6: source.is_ipv6(),
         })
@@ -156,36 +159,113 @@ impl VrrpSocket {
         }
     }
 
+    /// Reads what is queued (up to the batch's capacity) with one `recvmmsg`, waiting
+    /// until something is. Returns how many datagrams `batch` holds now (at least one).
+    ///
+    /// IPv4: each datagram is the whole IP packet, header included (as
+    /// [`Received::V4`]). IPv6: only the payload; the source is the datagram's `from`,
+    /// the destination and hop limit come from `IPV6_PKTINFO` / `IPV6_HOPLIMIT` (its
+    /// `dst` and `ttl`). A batch that is not full means the kernel found the queue empty,
+    /// so no further read is needed to learn it (one system call per wake-up).
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let Some(rx) = &self.rx else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this VRRP socket only sends",
+            ));
+        };
+        loop {
+            let mut guard = rx.readable().await?;
+            let got = batch.recv(guard.get_inner().as_fd())?;
+            if got < batch.capacity() {
+                // Empty now; a datagram queued after the read raises a new edge.
+                guard.clear_ready();
+            }
+            if got > 0 {
+                return Ok(got);
+            }
+        }
+    }
+
+    /// Whether this is an IPv6 socket.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
     /// Sends `payload` (VRRP bytes, checksum already computed by the caller) to `dst`,
     /// a multicast group or a unicast peer. The kernel adds the IP header.
     pub async fn send(&self, dst: IpAddr, payload: &[u8]) -> io::Result<()> {
-        let addr: SockAddr = match (dst, self.v6) {
-            (IpAddr::V4(a), false) => SocketAddr::V4(SocketAddrV4::new(a, 0)).into(),
-            (IpAddr::V6(a), true) => {
-                // Link-local and link-scope multicast destinations need the interface.
-                let scope = if needs_scope(&a) { self.ifindex } else { 0 };
-                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, scope)).into()
-            }
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("destination {dst} is not of this socket's address family"),
-                ))
-            }
-        };
+        let addr = self.destination(dst)?;
+        let mut waited = 0;
         loop {
-            let mut guard = self.tx.writable().await?;
-            match guard.try_io(|s| s.get_ref().send_to(payload, &addr)) {
-                Ok(Ok(n)) if n == payload.len() => return Ok(()),
-                Ok(Ok(n)) => {
+            match self.tx.send_to(payload, &addr) {
+                Ok(n) if n == payload.len() => return Ok(()),
+                Ok(n) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
                         format!("sent {n} of {} bytes", payload.len()),
                     ))
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && waited < SEND_RETRIES => {
+                    // The send queue is full (a burst on a slow link): the kernel frees
+                    // it as packets leave.
+                    waited += 1;
+                    tokio::time::sleep(SEND_RETRY).await;
+                }
+                Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+impl VrrpSocket {
+    /// Sends several adverts, each `(destination, VRRP bytes)` as in
+    /// [`VrrpSocket::send`], with as few `sendmmsg` calls as the kernel allows. Never
+    /// waits. Returns how many went out, in order; when that is fewer than all, the
+    /// error says why the next did not (`WouldBlock`: the send queue is full; try the
+    /// rest again shortly).
+    pub fn send_batch(&self, msgs: &[(IpAddr, &[u8])]) -> (usize, Option<io::Error>) {
+        let mut addrs = Vec::with_capacity(msgs.len());
+        for (dst, _) in msgs {
+            match self.destination(*dst) {
+                Ok(a) => addrs.push(a),
+                // Sent up to the first bad destination; the caller skips it.
+                Err(e) => return self.send_batch_to(&msgs[..addrs.len()], &addrs, Some(e)),
+            }
+        }
+        self.send_batch_to(msgs, &addrs, None)
+    }
+
+    fn send_batch_to(
+        &self,
+        msgs: &[(IpAddr, &[u8])],
+        addrs: &[SockAddr],
+        after: Option<io::Error>,
+    ) -> (usize, Option<io::Error>) {
+        let parts: Vec<(&[u8], Option<&SockAddr>)> = msgs
+            .iter()
+            .zip(addrs)
+            .map(|((_, bytes), a)| (*bytes, Some(a)))
+            .collect();
+        match sys::send_batch(&self.tx, &parts) {
+            (n, None) => (n, after),
+            (n, e) => (n, e),
+        }
+    }
+
+    /// The socket address of `dst` (a multicast group or a unicast peer) for this
+    /// socket's family; link-local and link-scope destinations get the interface.
+    fn destination(&self, dst: IpAddr) -> io::Result<SockAddr> {
+        match (dst, self.v6) {
+            (IpAddr::V4(a), false) => Ok(SocketAddr::V4(SocketAddrV4::new(a, 0)).into()),
+            (IpAddr::V6(a), true) => {
+                let scope = if needs_scope(&a) { self.ifindex } else { 0 };
+                Ok(SocketAddr::V6(SocketAddrV6::new(a, 0, 0, scope)).into())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("destination {dst} is not of this socket's address family"),
+            )),
         }
     }
 }
@@ -195,6 +275,10 @@ fn needs_scope(a: &Ipv6Addr) -> bool {
     let s = a.segments();
     (s[0] & 0xffc0) == 0xfe80 || (a.is_multicast() && matches!(s[0] & 0x000f, 1 | 2))
 }
+
+/// How long a send waits when the send queue is full, and how many times.
+const SEND_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+const SEND_RETRIES: u32 = 20;
 
 /// Receive buffer of the VRRP receive sockets: about 4,000 queued adverts.
 const RECEIVE_BUFFER: usize = 4 << 20;

@@ -62,7 +62,7 @@ use crate::proto::{Advert, Centis, DropReason, Version};
 pub use conditions::{Condition, Conditions, NO_LEASE_PENALTY};
 pub use filter::RecvFilter;
 pub use router::{release_limit, Router, BFD_HOLD_DOWN_MIN, RELEASE_GRACE};
-pub use timers::{master_down_interval, skew_time};
+pub use timers::{master_down_interval, next_on_grid, skew_time};
 
 /// Static configuration of one virtual router.
 #[derive(Debug, Clone, PartialEq, Eq)]

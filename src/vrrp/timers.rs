@@ -31,3 +31,27 @@ pub fn master_down_interval(
     // RFC 5798 §6.1 / RFC 3768 §6.1: Master_Down_Interval = 3 * interval + Skew_Time
     master_adver_interval.as_duration() * 3 + skew_time(version, priority, master_adver_interval)
 }
+
+/// The advert grid (shared wake-ups, not an RFC timer): the first instant
+/// `epoch + k * interval` (k >= 0) that is at least half an interval after `now`.
+///
+/// Masters that share an epoch and an interval send on common instants, so one wake-up
+/// serves them all. Called when an advert goes out: on time (at a grid point, up to half
+/// an interval late) the next one is exactly one interval after the previous grid point;
+/// off the grid (a takeover, an answer out of turn) the next one is between half an
+/// interval and one and a half intervals away, never more.
+pub fn next_on_grid(
+    epoch: std::time::Instant,
+    interval: Duration,
+    now: std::time::Instant,
+) -> std::time::Instant {
+    let earliest = now + interval / 2;
+    let Some(elapsed) = earliest.checked_duration_since(epoch) else {
+        return epoch;
+    };
+    let step = interval.as_nanos().max(1);
+    let k = elapsed.as_nanos().div_ceil(step);
+    // k * step <= elapsed + step: it fits a Duration whenever `earliest` fits an Instant.
+    let offset = u64::try_from(k * step).map_or(Duration::MAX, Duration::from_nanos);
+    epoch.checked_add(offset).unwrap_or(earliest)
+}

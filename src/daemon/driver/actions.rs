@@ -206,28 +206,33 @@ impl Driver {
         } else {
             ChecksumForm::WithoutPseudoHeader
         };
-        let dsts: Vec<IpAddr> = if self.inst.unicast_peers.is_empty() {
-            vec![match self.ctx.source {
-                IpAddr::V4(_) => IpAddr::V4(crate::proto::vrrp::IPV4_GROUP),
-                IpAddr::V6(_) => IpAddr::V6(crate::proto::vrrp::IPV6_GROUP),
-            }]
-        } else {
-            self.inst.unicast_peers.clone()
+        let group = match self.ctx.source {
+            IpAddr::V4(_) => IpAddr::V4(crate::proto::vrrp::IPV4_GROUP),
+            IpAddr::V6(_) => IpAddr::V6(crate::proto::vrrp::IPV6_GROUP),
         };
-        for dst in dsts {
+        // The group, or each unicast peer.
+        for i in 0..self.inst.unicast_peers.len().max(1) {
+            let dst = self.inst.unicast_peers.get(i).copied().unwrap_or(group);
             // The checksum's pseudo-header uses the real destination (keepalived #642).
-            let bytes = advert.to_bytes(self.ctx.source, dst, form);
-            match bytes {
-                Ok(bytes) => match self.ctx.socket.send(dst, &bytes).await {
-                    Ok(()) => self.ctx.metrics.advert_sent(&self.inst.name),
-                    Err(e) => {
-                        if self.log_limiter.hit("send_error", Instant::now()).is_some() {
-                            tracing::warn!("cannot send advert to {dst}: {e}");
-                        }
-                    }
-                },
+            let bytes = match advert.to_bytes(self.ctx.source, dst, form) {
+                Ok(bytes) => bytes,
                 Err(e) => {
                     tracing::error!("cannot encode advert: {e}");
+                    continue;
+                }
+            };
+            if let (true, Some(batch)) = (self.periodic, &self.ctx.batch) {
+                batch.push(&self.name, dst, bytes, &self.counters.sent);
+                continue;
+            }
+            match self.ctx.socket.send(dst, &bytes).await {
+                Ok(()) => {
+                    self.counters.sent.inc();
+                }
+                Err(e) => {
+                    if self.log_limiter.hit("send_error", Instant::now()).is_some() {
+                        tracing::warn!("cannot send advert to {dst}: {e}");
+                    }
                 }
             }
         }

@@ -35,7 +35,7 @@ impl Driver {
             }
             tracing::warn!(
                 "{vip} disappeared from {} while MASTER: adding it again",
-                self.inst.interface
+                self.ctx.vip_link
             );
             self.ctx.metrics.repairs.vip_restored(&self.inst.name);
             if let Err(e) = nl.add_address(ifindex, vip).await {

@@ -34,11 +34,15 @@ use crate::proto::Advert;
 use crate::track::{self, CheckSet, Notifier, TrackEvent};
 use crate::vrrp::{Router, RouterConfig, State};
 
-use super::metrics::Metrics;
+use super::metrics::{AdvertCounters, Metrics};
+pub use batch::AdvertBatch;
+pub use grid::GridTimers;
 
 mod actions;
 mod arb;
+mod batch;
 mod faults;
+mod grid;
 mod peer_bfd;
 mod run;
 mod status;
@@ -146,6 +150,9 @@ pub struct DriverContext {
     pub frames: Arc<FrameSender>,
     /// Interface index (in virtual MAC mode: the macvlan's).
     pub ifindex: u32,
+    /// The name of the link that carries the VIPs: the interface, or in virtual MAC mode
+    /// the macvlan.
+    pub vip_link: String,
     /// Virtual MAC mode, IPv6: the macvlan `ifindex`, named so, is up only while master
     /// (see [`crate::net::Netlink::set_vmac_up`]).
     pub vmac_follows_master: Option<String>,
@@ -173,6 +180,14 @@ pub struct DriverContext {
     pub start_at: Option<Instant>,
     /// The `[arbiter]` section when the instance has `arbiter = true`.
     pub arbiter: Option<crate::config::Arbiter>,
+    /// The epoch of the advert grid (`Router::set_advert_grid`), the same for every
+    /// instance: masters with the same interval send at the same instants.
+    pub advert_epoch: Instant,
+    /// The timers masters share (one per grid instant).
+    pub grid: Arc<GridTimers>,
+    /// The queue of periodic adverts sent together on `socket` (`None`: each advert is
+    /// sent on its own, as on a virtual MAC link's socket of its own).
+    pub batch: Option<Arc<AdvertBatch>>,
 }
 
 /// Handle to a running driver.
@@ -300,6 +315,16 @@ struct Driver {
     published: Option<status::PublishKey>,
     /// Bumped on every health-check result (tracks are part of the published status).
     track_gen: u64,
+    /// The instance's advert counters, looked up once (not by name on every advert).
+    counters: AdvertCounters,
+    /// While master: the shared sleeps of its next advert and the one after.
+    grid_wait: Option<grid::GridWait>,
+    /// The adverts of this batch of actions are periodic (the Adver_Timer fired while
+    /// master): they go through [`DriverContext::batch`]. A takeover's advert goes out
+    /// at once, before the VIPs are added.
+    periodic: bool,
+    /// The instance name, shared with the adverts queued in the batch.
+    name: Arc<str>,
 }
 
 /// Sleeps until `deadline`, or forever when there is none.
@@ -341,11 +366,15 @@ impl Driver {
         };
         let n = inst.tracks.len();
         let notifier = Notifier::new(inst.notify.clone());
+        let counters = ctx.metrics.adverts.counters(&inst.name);
+        let name: Arc<str> = Arc::from(inst.name.as_str());
+        let mut router = Router::new(cfg);
+        router.set_advert_grid(Some(ctx.advert_epoch));
         Driver {
             link_up: ctx.link_up,
             priority_override: ctx.priority_override,
             maintenance: ctx.maintenance,
-            router: Router::new(cfg),
+            router,
             checks,
             track_rx,
             // A check counts as unhealthy until `rise` successes (track::health), so a
@@ -386,6 +415,10 @@ impl Driver {
             vmac_up: false,
             published: None,
             track_gen: 0,
+            counters,
+            grid_wait: None,
+            periodic: false,
+            name,
         }
     }
 }

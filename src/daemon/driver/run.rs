@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::vrrp::Condition;
+use crate::vrrp::{Condition, State};
 
 use super::test_hooks::test_fault_injection;
 use super::{sleep_until, Driver, Input, ADVERT_BATCH, HOOK_WAIT_ON_STOP};
@@ -72,7 +72,27 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
-            let sleep = sleep_until(deadline);
+            // A master's deadline is (nearly always) a point of the advert grid, which
+            // the other masters wait for too: one shared timer serves them all.
+            let shared = match deadline {
+                Some(d) if self.router.state() == State::Master => {
+                    let period = self.inst.advert_interval.as_duration();
+                    let w = self.ctx.grid.wait(self.grid_wait.take(), d, period);
+                    let s = w.sleep();
+                    self.grid_wait = Some(w);
+                    Some(s)
+                }
+                _ => {
+                    self.grid_wait = None;
+                    None
+                }
+            };
+            let sleep = async {
+                match shared {
+                    Some(s) => s.await,
+                    None => sleep_until(deadline).await,
+                }
+            };
             let retry = sleep_until(self.vip_retry_at);
             // In this order: timers that are due, the supervisor, BFD, checks, then
             // adverts. However many packets wait, an advert or a takeover that is due
@@ -86,7 +106,10 @@ impl Driver {
                         tracing::info!("startup-delay over: starting");
                         self.router.start(now);
                     }
+                    let was_master = self.router.state() == State::Master;
                     self.router.handle_timeout(now);
+                    // The Adver_Timer of a master (not a takeover): batched.
+                    self.periodic = was_master && self.router.state() == State::Master;
                 }
                 _ = retry => {
                     // The VIP that could not be added gets another chance.
@@ -136,6 +159,7 @@ impl Driver {
                 _ = arb_changed => {}
             }
             self.execute().await;
+            self.periodic = false;
             if self.check_vips {
                 self.check_vips = false;
                 self.restore_vips().await;
@@ -178,7 +202,7 @@ impl Driver {
                 let mismatches = self.router.address_list_mismatches();
                 match self.router.handle_advert(now, from, ttl, &advert) {
                     Ok(()) => {
-                        self.ctx.metrics.advert_received(&self.inst.name);
+                        self.counters.received.inc();
                         if self.router.address_list_mismatches() > mismatches
                             && self.log_limiter.hit("address_list_mismatch", now).is_some()
                         {

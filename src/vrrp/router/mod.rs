@@ -96,6 +96,9 @@ pub struct Router {
     last_zero_announce: Option<Instant>,
     /// BFD verdicts are ignored until then (a BFD takeover was undone by adverts).
     bfd_hold_until: Option<Instant>,
+    /// The advert grid's epoch ([`Router::set_advert_grid`]); `None`: every periodic
+    /// advert one interval after the previous one was sent.
+    advert_epoch: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -117,8 +120,22 @@ impl Router {
             last_answer: None,
             last_zero_announce: None,
             bfd_hold_until: None,
+            advert_epoch: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// Puts the master's periodic adverts on a grid: `epoch + k * Advertisement_Interval`
+    /// (see [`crate::vrrp::next_on_grid`]). Routers given the same epoch and interval send
+    /// on the same instants, so one wake-up (and one batch of sends) serves them all.
+    ///
+    /// RFC 5798 §6.4.3 wants an advert every Advertisement_Interval: once on the grid
+    /// that is what happens. Only the first periodic advert after one sent off the grid
+    /// (a takeover, an answer out of turn) moves, to between half an interval and one
+    /// and a half intervals after it (Master_Down_Interval is over three intervals).
+    /// A backup's timers are never touched. `None` turns the grid off.
+    pub fn set_advert_grid(&mut self, epoch: Option<Instant>) {
+        self.advert_epoch = epoch;
     }
 
     // ----- inputs -------------------------------------------------------------
@@ -577,6 +594,16 @@ impl Router {
 
     fn is_owner(&self) -> bool {
         self.base == 255
+    }
+
+    /// When the Adver_Timer fires after an advert sent at `now` (RFC 5798 §6.4.3),
+    /// on the grid when there is one ([`Router::set_advert_grid`]).
+    fn next_advert(&self, now: Instant) -> Instant {
+        let interval = self.cfg.advert_interval.as_duration();
+        match self.advert_epoch {
+            Some(epoch) => timers::next_on_grid(epoch, interval, now),
+            None => now + interval,
+        }
     }
 
     fn push(&mut self, a: Action) {

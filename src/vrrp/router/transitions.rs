@@ -14,7 +14,7 @@ impl Router {
     /// only.
     pub(super) fn send_advert(&mut self, now: Instant) {
         let eff = self.effective_priority();
-        let next = now + self.cfg.advert_interval.as_duration();
+        let next = self.next_advert(now);
         let Phase::Master(m) = &mut self.phase else {
             return;
         };
@@ -98,7 +98,7 @@ impl Router {
         } else {
             // §6.4.1 / §6.4.2: send an ADVERTISEMENT, set the Adver_Timer, ... (the
             // advert first: it stops other backups' timers as early as possible).
-            master.adver_timer = now + self.cfg.advert_interval.as_duration();
+            master.adver_timer = self.next_advert(now);
             self.push_advert(self.effective_priority());
         }
         self.push(Action::AddVips);

@@ -126,6 +126,7 @@ fn master(priority: u8, t0: Instant) -> (Router, Instant) {
 mod backup;
 mod bfd;
 mod conditions;
+mod grid;
 mod master;
 mod receive;
 mod shutdown;
