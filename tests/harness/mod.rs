@@ -23,9 +23,14 @@
 //! * Waiters, bounded in count and time: [`wait_until`], [`Topology::wait_sole_holder`],
 //!   [`Topology::wait_holds`], [`wait_vipd_state`], [`Agent::wait_log`].
 //! * [`timers`]: RFC 5798 §6.1 timers, from `vipd::vrrp` (not recomputed here).
+//! * [`tcpdump`]: [`Topology::start_tcpdump`] and readers of its text (a takeover as the
+//!   wire shows it: the old master's priority-0 adverts, the new one's gratuitous ARPs).
+//! * [`bench`]: what the scenario runners under `integration/bench` share (their start,
+//!   a scenario that may panic).
 //!
 //! A namespace test starts with `let _g = netns_test!();` (or [`netns_guard`] when the name
-//! is not the test function's): it skips the test when namespaces cannot be used (not root),
+//! is not the test function's; `let (_g, test) = netns_test!(@name);` when the test uses its
+//! own name in messages): it skips the test when namespaces cannot be used (not root),
 //! panics instead when `VIPD_REQUIRE_NETNS=1`, and otherwise holds the test binary's
 //! [`serial`] lock so that only one topology runs at a time.
 #![allow(dead_code, unused_imports, unused_macros)]
