@@ -159,6 +159,13 @@ fn start_vipd(topo: &Topology, host: &str, prio: u8, virtual_mac: bool) -> Agent
     )
 }
 
+/// vipd on lb1 at P1, once it alone holds the VIP.
+fn lb1_sole_master(topo: &Topology, virtual_mac: bool) -> Agent {
+    let a = start_vipd(topo, "lb1", P1, virtual_mac);
+    wait_sole_holder(topo, "lb1", Duration::from_secs(10));
+    a
+}
+
 /// A probe from the client once its neighbour entry for the VIP is the virtual MAC (5 s
 /// at most), 300 ms under way.
 fn probe_on_vmac(topo: &Topology) -> Probe {
@@ -1104,8 +1111,7 @@ fn frr_vrrpd_interop_both_ways() {
 fn reload_to_virtual_mac_blocked_by_an_operators_link_keeps_the_running_master() {
     let _g = netns_test!();
     let (topo, name) = lan_and_vmac_name();
-    let a = start_vipd(&topo, "lb1", P1, false);
-    wait_sole_holder(&topo, "lb1", Duration::from_secs(10));
+    let a = lb1_sole_master(&topo, false);
     topo.exec_ok(
         "lb1",
         &[
@@ -1135,4 +1141,27 @@ fn reload_to_virtual_mac_blocked_by_an_operators_link_keeps_the_running_master()
     assert!(link_details(&topo, "lb1", &name).is_some());
     a.assert_running();
     topo.exec_ok("lb1", &["ip", "link", "del", &name]);
+}
+
+/// A VIP deleted from the macvlan under a master is added again, and the log line names
+/// the macvlan it was on, not the parent interface.
+#[test]
+fn vip_deleted_from_the_macvlan_is_added_again_naming_the_macvlan() {
+    let _g = netns_test!();
+    let (topo, name) = lan_and_vmac_name();
+    let a = lb1_sole_master(&topo, true);
+    let vip_on_macvlan = ["192.0.2.100/24", "dev", &name];
+    topo.exec_ok(
+        "lb1",
+        &[&["ip", "addr", "del"][..], &vip_on_macvlan].concat(),
+    );
+    assert!(
+        a.wait_log(
+            &format!("disappeared from {name} while MASTER"),
+            Duration::from_secs(5)
+        ),
+        "no log line naming {name}:\n{}",
+        a.log()
+    );
+    wait_sole_holder(&topo, "lb1", Duration::from_secs(5));
 }
