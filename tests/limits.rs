@@ -149,7 +149,7 @@ fn metrics_idle_and_non_reading_clients_cannot_pin_the_endpoint() {
 
     // 1. Clients that connect and never send a request.
     let m = Metrics::new();
-    m.set_state("web", "master");
+    m.instance.set_state("web", "master");
     let (listener, addr) = bind(&rt);
     let server = rt.spawn(m.serve_with(listener, patient.clone()));
     let base = fds();

@@ -175,16 +175,18 @@ fn dashboard_has_the_panels_operators_need() {
 #[test]
 fn rules_and_dashboard_use_only_metrics_vipd_exports() {
     let m = Metrics::new();
-    m.set_state("web", "master");
-    m.set_priority("web", 150);
-    m.transition("web", "backup", "master");
-    m.master_changed("web");
-    m.advert_sent("web");
-    m.advert_received("web");
-    m.advert_dropped("eth0", "ttl_not_255");
-    m.takeover_detect("web", Duration::from_millis(300));
-    m.takeover_announce("web", Duration::from_millis(1));
-    m.check("web", "http", true, Duration::from_millis(2));
+    m.instance.set_state("web", "master");
+    m.instance.set_priority("web", 150);
+    m.instance.transition("web", "backup", "master");
+    m.instance.master_changed("web");
+    let adverts = m.adverts.counters("web");
+    adverts.sent.inc();
+    adverts.received.inc();
+    m.adverts.dropped("eth0", "ttl_not_255");
+    m.takeover.detect("web", Duration::from_millis(300));
+    m.takeover.announce("web", Duration::from_millis(1));
+    m.checks
+        .record("web", "http", true, Duration::from_millis(2));
     m.instance.set_operator("web", Some(200), true);
     m.instance
         .set_state_since("web", std::time::SystemTime::now());

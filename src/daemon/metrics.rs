@@ -125,58 +125,6 @@ impl Metrics {
         }
     }
 
-    /// Records the state the instance is in now.
-    pub fn set_state(&self, instance: &str, state: &str) {
-        self.instance.set_state(instance, state);
-    }
-
-    /// Records the effective priority.
-    pub fn set_priority(&self, instance: &str, priority: u8) {
-        self.instance.set_priority(instance, priority);
-    }
-
-    /// Counts a transition.
-    pub fn transition(&self, instance: &str, from: &str, to: &str) {
-        self.instance.transition(instance, from, to);
-    }
-
-    /// Counts a change of the master address seen.
-    pub fn master_changed(&self, instance: &str) {
-        self.instance.master_changed(instance);
-    }
-
-    /// Counts an advert sent.
-    pub fn advert_sent(&self, instance: &str) {
-        self.adverts.sent(instance);
-    }
-
-    /// Counts a valid advert received.
-    pub fn advert_received(&self, instance: &str) {
-        self.adverts.received(instance);
-    }
-
-    /// Counts a dropped packet by the receive check that failed.
-    pub fn advert_dropped(&self, interface: &str, reason: &str) {
-        self.adverts.dropped(interface, reason);
-    }
-
-    /// Records a takeover's time to detect (last advert heard, or the failure detector's
-    /// verdict, to the decision): the last-value gauge and the histogram.
-    pub fn takeover_detect(&self, instance: &str, d: Duration) {
-        self.takeover.detect(instance, d);
-    }
-
-    /// Records a takeover's time to announce (decision to every VIP added and the first
-    /// announcement sent).
-    pub fn takeover_announce(&self, instance: &str, d: Duration) {
-        self.takeover.announce(instance, d);
-    }
-
-    /// Records a health check's verdict and latency.
-    pub fn check(&self, instance: &str, check: &str, healthy: bool, latency: Duration) {
-        self.checks.record(instance, check, healthy, latency);
-    }
-
     /// Creates an instance's counters and histograms at zero (transitions by pair of
     /// states, takeover histograms), once, when its driver starts.
     pub fn ensure_instance(&self, instance: &str) {
@@ -456,16 +404,6 @@ impl AdvertMetrics {
         }
     }
 
-    /// Counts an advert sent.
-    pub fn sent(&self, instance: &str) {
-        self.sent.get_or_create(&inst(instance)).inc();
-    }
-
-    /// Counts a valid advert received.
-    pub fn received(&self, instance: &str) {
-        self.received.get_or_create(&inst(instance)).inc();
-    }
-
     /// The sent and received counters of one instance, to keep and count on directly:
     /// the hot path then neither builds labels nor takes the family's lock. Counters are
     /// never removed (see [`Metrics::forget_instance`]), so a kept one stays exported.
@@ -687,20 +625,6 @@ impl BfdMetrics {
         )
     }
 
-    /// Counts a packet sent.
-    pub fn sent(&self, interface: &str) {
-        self.sent
-            .get_or_create(&vec![("interface", interface.to_string())])
-            .inc();
-    }
-
-    /// Counts a packet accepted.
-    pub fn received(&self, interface: &str) {
-        self.received
-            .get_or_create(&vec![("interface", interface.to_string())])
-            .inc();
-    }
-
     /// Counts a dropped packet by the receive check that failed.
     pub fn dropped(&self, interface: &str, reason: &str) {
         let l = vec![
@@ -729,8 +653,9 @@ mod tests {
         m.bfd
             .set_state("eth0", "192.0.2.12", crate::bfd::SessionState::Up);
         m.bfd.transition("eth0", "192.0.2.12", "init", "up");
-        m.bfd.sent("eth0");
-        m.bfd.received("eth0");
+        let (sent, received) = m.bfd.packet_counters("eth0");
+        sent.inc();
+        received.inc();
         m.bfd.dropped("eth0", "ttl_not_255");
         m.bfd.dropped("eth0", "ttl_not_255");
         let text = m.render();
@@ -765,10 +690,10 @@ mod tests {
     #[test]
     fn exposition_has_counters_with_single_total_suffix() {
         let m = Metrics::new();
-        m.transition("web", "backup", "master");
-        m.advert_dropped("eth0", "ttl_not_255");
-        m.advert_dropped("eth0", "ttl_not_255");
-        m.set_state("web", "master");
+        m.instance.transition("web", "backup", "master");
+        m.adverts.dropped("eth0", "ttl_not_255");
+        m.adverts.dropped("eth0", "ttl_not_255");
+        m.instance.set_state("web", "master");
         let text = m.render();
         assert!(
             text.contains(r#"vipd_transitions_total{instance="web",from="backup",to="master"} 1"#),
@@ -786,9 +711,9 @@ mod tests {
     #[test]
     fn takeover_histograms_bucket_from_1ms_to_10s() {
         let m = Metrics::new();
-        m.takeover_detect("web", Duration::from_millis(330));
-        m.takeover_detect("web", Duration::from_millis(3));
-        m.takeover_announce("web", Duration::from_micros(400));
+        m.takeover.detect("web", Duration::from_millis(330));
+        m.takeover.detect("web", Duration::from_millis(3));
+        m.takeover.announce("web", Duration::from_micros(400));
         let text = m.render();
         assert!(
             text.contains("# TYPE vipd_takeover_detect_seconds histogram"),
@@ -883,15 +808,16 @@ mod tests {
     fn a_forgotten_instance_leaves_only_its_counters_and_histograms() {
         let m = Metrics::new();
         for name in ["web", "api"] {
-            m.set_state(name, "backup");
-            m.set_priority(name, 100);
-            m.transition(name, "init", "backup");
+            m.instance.set_state(name, "backup");
+            m.instance.set_priority(name, 100);
+            m.instance.transition(name, "init", "backup");
             m.instance.set_state_since(name, UNIX_EPOCH);
             m.instance.set_operator(name, Some(120), true);
             m.instance
                 .set_identity(name, "eth0", 51, "ipv4", "192.0.2.100/24");
-            m.takeover_detect(name, Duration::from_millis(300));
-            m.check(name, "http", true, Duration::from_millis(1));
+            m.takeover.detect(name, Duration::from_millis(300));
+            m.checks
+                .record(name, "http", true, Duration::from_millis(1));
         }
         m.forget_instance("web", &["http".to_string()]);
         let text = m.render();
@@ -927,7 +853,7 @@ mod tests {
     fn transitions_exist_at_zero_for_every_pair_of_states() {
         let m = Metrics::new();
         m.ensure_instance("web");
-        m.transition("web", "backup", "master");
+        m.instance.transition("web", "backup", "master");
         let text = m.render();
         let pairs: Vec<&str> = text
             .lines()

@@ -77,12 +77,14 @@ impl Driver {
                         if let Some(t) = announced {
                             self.ctx
                                 .metrics
-                                .takeover_announce(&self.inst.name, t.duration_since(decided));
+                                .takeover
+                                .announce(&self.inst.name, t.duration_since(decided));
                         }
                         if let Some(heard) = self.last_advert_at {
                             self.ctx
                                 .metrics
-                                .takeover_detect(&self.inst.name, decided.duration_since(heard));
+                                .takeover
+                                .detect(&self.inst.name, decided.duration_since(heard));
                         }
                     }
                     if to == State::Backup {
@@ -90,8 +92,11 @@ impl Driver {
                         self.last_advert_at = None;
                     }
                     let (f, t) = (from.to_string(), to.to_string());
-                    self.ctx.metrics.transition(&self.inst.name, &f, &t);
-                    self.ctx.metrics.set_state(&self.inst.name, &t);
+                    self.ctx
+                        .metrics
+                        .instance
+                        .transition(&self.inst.name, &f, &t);
+                    self.ctx.metrics.instance.set_state(&self.inst.name, &t);
                     let at = SystemTime::now();
                     self.entered_state_at = at;
                     self.entered_state_mono = Instant::now();

@@ -62,7 +62,8 @@ impl Driver {
         let reason = reason.label();
         self.ctx
             .metrics
-            .advert_dropped(&self.inst.interface, reason);
+            .adverts
+            .dropped(&self.inst.interface, reason);
         if let Some(n) = self.log_limiter.hit(reason, Instant::now()) {
             tracing::warn!("dropped advert from {from}: {reason} ({n} since the last such line)");
         }
@@ -85,7 +86,8 @@ impl Driver {
         }
         self.ctx
             .metrics
-            .check(&self.inst.name, &ev.name, ev.healthy, ev.latency);
+            .checks
+            .record(&self.inst.name, &ev.name, ev.healthy, ev.latency);
         if ev.changed {
             tracing::info!(
                 "check {} is now {}",

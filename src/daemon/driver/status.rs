@@ -49,7 +49,7 @@ impl Driver {
         let master = self.router.master_addr();
         if master != self.last_master {
             if master.is_some() {
-                self.ctx.metrics.master_changed(&self.inst.name);
+                self.ctx.metrics.instance.master_changed(&self.inst.name);
             }
             self.last_master = master;
         }
