@@ -21,6 +21,7 @@
 //! (each a register function and a few recording methods) and their exposition tests,
 //! about a third of the file; reading one subject never needs another.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,38 @@ fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &
     let m = M::default();
     r.register(name, help, m.clone());
     m
+}
+
+/// Declares a subject: a struct whose fields are metric families (one series per label
+/// set), and its `new`, which registers each under its name and help text in the order
+/// written (the exposition's order). Each metric is written once, in one line: field,
+/// series type, name, help. A subject that also keeps some state of its own names it
+/// after the list (`with field: Type;`); it starts at its `Default`.
+macro_rules! subject {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            $( $field:ident: $series:ty, $metric:literal, $help:literal; )*
+        }
+        $( $(#[$xdoc:meta])* with $xfield:ident: $xty:ty; )?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            $( $field: Family<Labels, $series>, )*
+            $( $(#[$xdoc])* $xfield: $xty, )?
+        }
+
+        impl $name {
+            /// Creates and registers its metrics.
+            fn new(r: &mut Registry) -> Self {
+                $name {
+                    $( $field: registered(r, $metric, $help), )*
+                    $( $xfield: <$xty>::default(), )?
+                }
+            }
+        }
+    };
 }
 
 fn inst(instance: &str) -> Labels {
@@ -174,28 +207,18 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 // ----- arbiter --------------------------------------------------------------
 
-/// The etcd arbiter of instances with `arbiter = true`.
-#[derive(Clone)]
-pub struct ArbiterMetrics {
-    holder: Family<Labels, Gauge>,
-    reachable: Family<Labels, Gauge>,
-    master_elect: Family<Labels, Gauge>,
-    fencing_token: Family<Labels, Gauge>,
-    lease_losses: Family<Labels, Counter>,
+subject! {
+    /// The etcd arbiter of instances with `arbiter = true`.
+    ArbiterMetrics {
+        holder: Gauge, "arbiter_holder", "1 while this host holds the instance's etcd key under a live lease";
+        reachable: Gauge, "arbiter_reachable", "1 while the instance's etcd lease is kept alive in time";
+        master_elect: Gauge, "arbiter_master_elect", "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)";
+        fencing_token: Gauge, "arbiter_fencing_token", "The held key's create revision (fencing token), 0 when not holding";
+        lease_losses: Counter, "arbiter_vips_dropped", "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost";
+    }
 }
 
 impl ArbiterMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        ArbiterMetrics {
-            holder: registered(r, "arbiter_holder", "1 while this host holds the instance's etcd key under a live lease"),
-            reachable: registered(r, "arbiter_reachable", "1 while the instance's etcd lease is kept alive in time"),
-            master_elect: registered(r, "arbiter_master_elect", "1 while VRRP says master but the etcd key is not held (advertising, no VIPs)"),
-            fencing_token: registered(r, "arbiter_fencing_token", "The held key's create revision (fencing token), 0 when not holding"),
-            lease_losses: registered(r, "arbiter_vips_dropped", "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost"),
-        }
-    }
-
     /// Records what the arbiter says now.
     pub fn set(
         &self,
@@ -223,37 +246,23 @@ impl ArbiterMetrics {
 
 // ----- instance -------------------------------------------------------------
 
-/// Per-instance state, identity and operator settings.
-#[derive(Clone)]
-pub struct InstanceMetrics {
-    state: Family<Labels, Gauge>,
-    state_since: Family<Labels, FloatGauge>,
-    priority: Family<Labels, Gauge>,
-    info: Family<Labels, Gauge>,
+subject! {
+    /// Per-instance state, identity and operator settings.
+    InstanceMetrics {
+        state: Gauge, "instance_state", "1 for the state the instance is in, 0 for the others";
+        state_since: FloatGauge, "instance_state_since_timestamp_seconds", "When the instance entered its current state, Unix time";
+        priority: Gauge, "instance_priority", "Effective priority now";
+        info: Gauge, "instance_info", "Always 1: the instance's virtual router (vrid, address family, VIPs) and interface";
+        priority_override: Gauge, "instance_priority_override", "The operator's priority override (vipctl priority set), 0 when none is set";
+        maintenance: Gauge, "instance_maintenance", "1 while the operator has the instance in maintenance (vipctl maintenance on)";
+        transitions: Counter, "transitions", "State transitions by from and to";
+        master_changes: Counter, "master_changes_seen", "Times the master address seen on the wire changed";
+    }
     /// The label set of each instance's `info` series, to replace it when it changes.
-    info_labels: Arc<Mutex<std::collections::HashMap<String, Labels>>>,
-    priority_override: Family<Labels, Gauge>,
-    maintenance: Family<Labels, Gauge>,
-    transitions: Family<Labels, Counter>,
-    master_changes: Family<Labels, Counter>,
+    with info_labels: Arc<Mutex<HashMap<String, Labels>>>;
 }
 
 impl InstanceMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        InstanceMetrics {
-            state: registered(r, "instance_state", "1 for the state the instance is in, 0 for the others"),
-            state_since: registered(r, "instance_state_since_timestamp_seconds", "When the instance entered its current state, Unix time"),
-            priority: registered(r, "instance_priority", "Effective priority now"),
-            info: registered(r, "instance_info", "Always 1: the instance's virtual router (vrid, address family, VIPs) and interface"),
-            info_labels: Arc::default(),
-            priority_override: registered(r, "instance_priority_override", "The operator's priority override (vipctl priority set), 0 when none is set"),
-            maintenance: registered(r, "instance_maintenance", "1 while the operator has the instance in maintenance (vipctl maintenance on)"),
-            transitions: registered(r, "transitions", "State transitions by from and to"),
-            master_changes: registered(r, "master_changes_seen", "Times the master address seen on the wire changed"),
-        }
-    }
-
     /// Records the state the instance is in now.
     pub fn set_state(&self, instance: &str, state: &str) {
         for s in STATES {
@@ -369,12 +378,13 @@ impl InstanceMetrics {
 
 // ----- adverts --------------------------------------------------------------
 
-/// Adverts sent, received and dropped.
-#[derive(Clone)]
-pub struct AdvertMetrics {
-    sent: Family<Labels, Counter>,
-    received: Family<Labels, Counter>,
-    dropped: Family<Labels, Counter>,
+subject! {
+    /// Adverts sent, received and dropped.
+    AdvertMetrics {
+        sent: Counter, "adverts_sent", "Adverts sent";
+        received: Counter, "adverts_received", "Valid adverts received for this instance";
+        dropped: Counter, "adverts_dropped", "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)";
+    }
 }
 
 /// One instance's advert counters ([`AdvertMetrics::counters`]).
@@ -387,23 +397,6 @@ pub struct AdvertCounters {
 }
 
 impl AdvertMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        AdvertMetrics {
-            sent: registered(r, "adverts_sent", "Adverts sent"),
-            received: registered(
-                r,
-                "adverts_received",
-                "Valid adverts received for this instance",
-            ),
-            dropped: registered(
-                r,
-                "adverts_dropped",
-                "Received packets dropped, by interface and receive check (RFC 5798 section 7.1)",
-            ),
-        }
-    }
-
     /// The sent and received counters of one instance, to keep and count on directly:
     /// the hot path then neither builds labels nor takes the family's lock. Counters are
     /// never removed (see [`Metrics::forget_instance`]), so a kept one stays exported.
@@ -432,31 +425,16 @@ impl AdvertMetrics {
 
 // ----- self-repair ----------------------------------------------------------
 
-/// What vipd repaired by itself (issue 12): VIPs deleted under a master, drivers that
-/// panicked.
-#[derive(Clone)]
-pub struct RepairMetrics {
-    vips_restored: Family<Labels, Counter>,
-    instance_restarts: Family<Labels, Counter>,
+subject! {
+    /// What vipd repaired by itself (issue 12): VIPs deleted under a master, drivers that
+    /// panicked.
+    RepairMetrics {
+        vips_restored: Counter, "vips_restored", "VIPs that disappeared from the interface while master and were added again";
+        instance_restarts: Counter, "instance_restarts", "Times the instance's driver ended unexpectedly (a panic) and was restarted";
+    }
 }
 
 impl RepairMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        RepairMetrics {
-            vips_restored: registered(
-                r,
-                "vips_restored",
-                "VIPs that disappeared from the interface while master and were added again",
-            ),
-            instance_restarts: registered(
-                r,
-                "instance_restarts",
-                "Times the instance's driver ended unexpectedly (a panic) and was restarted",
-            ),
-        }
-    }
-
     /// Counts a VIP put back after it disappeared under a master.
     pub fn vip_restored(&self, instance: &str) {
         self.vips_restored.get_or_create(&inst(instance)).inc();
@@ -528,26 +506,15 @@ impl TakeoverMetrics {
 
 // ----- health checks --------------------------------------------------------
 
-/// Health checks: verdict and latency of the last probe.
-#[derive(Clone)]
-pub struct CheckMetrics {
-    healthy: Family<Labels, Gauge>,
-    latency: Family<Labels, FloatGauge>,
+subject! {
+    /// Health checks: verdict and latency of the last probe.
+    CheckMetrics {
+        healthy: Gauge, "check_healthy", "1 if the health check is healthy";
+        latency: FloatGauge, "check_latency_seconds", "Duration of the last probe of the health check";
+    }
 }
 
 impl CheckMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        CheckMetrics {
-            healthy: registered(r, "check_healthy", "1 if the health check is healthy"),
-            latency: registered(
-                r,
-                "check_latency_seconds",
-                "Duration of the last probe of the health check",
-            ),
-        }
-    }
-
     /// Removes one check's series.
     pub fn forget(&self, instance: &str, check: &str) {
         let mut l = inst(instance);
@@ -567,14 +534,15 @@ impl CheckMetrics {
 
 // ----- BFD -------------------------------------------------------------------
 
-/// BFD sessions (RFC 5880): state, transitions, packets, drops by receive check.
-#[derive(Clone)]
-pub struct BfdMetrics {
-    state: Family<Labels, Gauge>,
-    transitions: Family<Labels, Counter>,
-    sent: Family<Labels, Counter>,
-    received: Family<Labels, Counter>,
-    dropped: Family<Labels, Counter>,
+subject! {
+    /// BFD sessions (RFC 5880): state, transitions, packets, drops by receive check.
+    BfdMetrics {
+        state: Gauge, "bfd_session_state", "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)";
+        transitions: Counter, "bfd_transitions", "BFD session state changes";
+        sent: Counter, "bfd_packets_sent", "BFD Control packets sent";
+        received: Counter, "bfd_packets_received", "BFD Control packets accepted by a session";
+        dropped: Counter, "bfd_packets_dropped", "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)";
+    }
 }
 
 fn session(interface: &str, peer: &str) -> Labels {
@@ -585,17 +553,6 @@ fn session(interface: &str, peer: &str) -> Labels {
 }
 
 impl BfdMetrics {
-    /// Creates and registers its metrics.
-    fn new(r: &mut Registry) -> Self {
-        BfdMetrics {
-            state: registered(r, "bfd_session_state", "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up (RFC 5880 section 4.1)"),
-            transitions: registered(r, "bfd_transitions", "BFD session state changes"),
-            sent: registered(r, "bfd_packets_sent", "BFD Control packets sent"),
-            received: registered(r, "bfd_packets_received", "BFD Control packets accepted by a session"),
-            dropped: registered(r, "bfd_packets_dropped", "BFD packets dropped, by interface and receive check (RFC 5880 section 6.8.6, RFC 5881)"),
-        }
-    }
-
     /// Records a session's state.
     pub fn set_state(&self, interface: &str, peer: &str, state: crate::bfd::SessionState) {
         self.state
