@@ -6,9 +6,11 @@
 //! that never reads, costs nothing.
 //!
 //! Layout: [`Metrics`] holds one struct per subject (instance, adverts, takeovers,
-//! checks), each with its own `register` function and recording methods. A new subject
-//! (BFD sessions, the arbiter) adds a struct of its own, a field in [`Metrics`] and a
-//! line in [`Metrics::new`]; nothing else changes. Names are registered without the
+//! checks, repairs, BFD sessions, the arbiter), each declared by `subject!` (one line per
+//! metric: field, series type, name, help; it writes the struct and its `new`, which
+//! registers them in that order) with its recording methods in a plain `impl`. A new
+//! subject adds a `subject!` of its own, a field in [`Metrics`] and a line in
+//! [`Metrics::new`]; nothing else changes. Names are registered without the
 //! `vipd_` prefix (the registry adds it) and counters without `_total` (prometheus-client
 //! appends it, and panics in debug builds when the name already ends in it).
 //!
@@ -18,7 +20,7 @@
 //! rules and dashboard (`packaging/monitoring/`) rely on exactly that.
 //!
 //! Longer than 600 lines on purpose: it is a list of small, independent subject structs
-//! (each a register function and a few recording methods) and their exposition tests,
+//! (each a metric list and a few recording methods) and their exposition tests,
 //! about a third of the file; reading one subject never needs another.
 
 use std::collections::HashMap;
