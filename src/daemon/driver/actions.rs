@@ -226,8 +226,9 @@ impl Driver {
                     continue;
                 }
             };
-            if let (true, Some(batch)) = (self.periodic, &self.ctx.batch) {
-                batch.push(&self.name, dst, bytes, &self.counters.sent);
+            if let Some(batch) = &self.ctx.batch {
+                let now = !self.periodic;
+                batch.push(&self.name, dst, bytes, &self.counters.sent, now);
                 continue;
             }
             match self.ctx.socket.send(dst, &bytes).await {

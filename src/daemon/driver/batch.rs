@@ -1,7 +1,9 @@
-//! Periodic adverts of the masters that share one VRRP socket, sent together: the
-//! drivers woken by one grid instant queue their adverts, and one task sends them with
+//! Adverts of the masters that share one VRRP socket, sent together: the drivers woken
+//! by one grid instant queue their periodic adverts, and one task sends them with
 //! `sendmmsg` once they all ran (the runtime runs tasks in the order they were woken).
-//! Receivers then get a tick's adverts in one burst, and wake once for it.
+//! Receivers then get a tick's adverts in one burst, and wake once for it. Any other
+//! advert (a takeover's, a priority 0) is sent at once, after whatever is still queued:
+//! one socket's adverts leave in the order they were made.
 
 use std::io;
 use std::net::IpAddr;
@@ -28,26 +30,44 @@ struct Queued {
     instance: Arc<str>,
 }
 
-/// The queue of one socket's periodic adverts.
+/// One `sendmmsg` pass: how many of these went out, and why the next did not.
+type SendFn = dyn Fn(&[(IpAddr, &[u8])]) -> (usize, Option<io::Error>) + Send + Sync;
+
+/// The queue of one socket's adverts.
 pub struct AdvertBatch {
-    socket: Arc<VrrpSocket>,
+    send: Box<SendFn>,
     queue: Mutex<Vec<Queued>>,
     wake: Notify,
+    limiter: Mutex<LogLimiter>,
 }
 
 impl AdvertBatch {
     /// A queue for `socket`; [`AdvertBatch::run`] sends what is queued.
     pub fn new(socket: Arc<VrrpSocket>) -> Arc<Self> {
+        Self::with_sender(Box::new(move |msgs| socket.send_batch(msgs)))
+    }
+
+    fn with_sender(send: Box<SendFn>) -> Arc<Self> {
         Arc::new(AdvertBatch {
-            socket,
+            send,
             queue: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            limiter: Mutex::new(LogLimiter::new(Duration::from_secs(10))),
         })
     }
 
     /// Queues one advert (VRRP bytes for `dst`) of `instance`, counted on `sent` once it
-    /// went out.
-    pub(super) fn push(&self, instance: &Arc<str>, dst: IpAddr, bytes: Vec<u8>, sent: &Counter) {
+    /// went out. `now`: sent before this returns, with everything queued before it (so
+    /// that, say, a priority-0 advert never overtakes a periodic one still queued); else
+    /// by the task, once the drivers woken with this one ran.
+    pub(super) fn push(
+        &self,
+        instance: &Arc<str>,
+        dst: IpAddr,
+        bytes: Vec<u8>,
+        sent: &Counter,
+        now: bool,
+    ) {
         self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -57,55 +77,89 @@ impl AdvertBatch {
                 sent: sent.clone(),
                 instance: instance.clone(),
             });
-        self.wake.notify_one();
+        // Else (or when the send queue is full) the task sends it.
+        if !now || self.try_flush() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends what is queued; returns whether the send queue was full with adverts left.
+    fn try_flush(&self) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        flush(&mut queue, &mut limiter, &self.send)
     }
 
     /// Sends whatever is queued, whenever something is, until the task is aborted.
     pub async fn run(self: Arc<Self>) {
-        let mut limiter = LogLimiter::new(Duration::from_secs(10));
         loop {
             self.wake.notified().await;
-            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            let socket = &self.socket;
-            send_all(&batch, &mut limiter, |msgs| socket.send_batch(msgs)).await;
+            let mut waits = 0;
+            while self.try_flush() {
+                if waits < FULL_WAITS {
+                    waits += 1;
+                    tokio::time::sleep(FULL_WAIT).await;
+                    continue;
+                }
+                // Still full after the waits: that one is lost, on with the next.
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if !queue.is_empty() {
+                    let q = queue.remove(0);
+                    let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+                    if limiter.hit("send_full", Instant::now()).is_some() {
+                        tracing::warn!(
+                            "{}: cannot send advert to {}: send queue full",
+                            q.instance,
+                            q.dst
+                        );
+                    }
+                }
+            }
         }
     }
 }
 
-/// Sends `batch` in order with `send` (one `sendmmsg` pass: how many went out, and why
-/// the next did not): a full send queue is waited out (bounded), an advert the kernel
-/// refuses is logged and skipped, every advert sent is counted.
-async fn send_all<F>(batch: &[Queued], limiter: &mut LogLimiter, mut send: F)
+/// Sends what `queue` holds, in order, with `send` (one `sendmmsg` pass: how many went
+/// out, and why the next did not), removing what went out or was refused. Returns
+/// whether the send queue was full with adverts left.
+fn flush<F>(queue: &mut Vec<Queued>, limiter: &mut LogLimiter, mut send: F) -> bool
 where
     F: FnMut(&[(IpAddr, &[u8])]) -> (usize, Option<io::Error>),
 {
-    let mut at = 0;
-    let mut waits = 0;
-    while let Some(rest) = batch.get(at..).filter(|r| !r.is_empty()) {
-        let msgs: Vec<(IpAddr, &[u8])> = rest.iter().map(|q| (q.dst, &q.bytes[..])).collect();
-        let (n, err) = send(&msgs);
-        for q in rest.iter().take(n) {
-            q.sent.inc();
+    while !queue.is_empty() {
+        let (done, full) = pass(queue, limiter, &mut send);
+        queue.drain(..done.min(queue.len()));
+        if full || done == 0 {
+            return !queue.is_empty();
         }
-        at += n;
-        let Some(e) = err else {
-            if n == 0 {
-                break;
+    }
+    false
+}
+
+/// One `sendmmsg` pass over `batch` with `send` (how many went out, and why the next did
+/// not): counts every advert sent, logs and skips one the kernel refuses. Returns how many
+/// are done (sent or skipped) and whether the send queue was full.
+fn pass<F>(batch: &[Queued], limiter: &mut LogLimiter, mut send: F) -> (usize, bool)
+where
+    F: FnMut(&[(IpAddr, &[u8])]) -> (usize, Option<io::Error>),
+{
+    let msgs: Vec<(IpAddr, &[u8])> = batch.iter().map(|q| (q.dst, &q.bytes[..])).collect();
+    let (n, err) = send(&msgs);
+    for q in batch.iter().take(n) {
+        q.sent.inc();
+    }
+    match err {
+        None => (n, false),
+        Some(e) if e.kind() == io::ErrorKind::WouldBlock => (n, true),
+        Some(e) => {
+            if let Some(q) = batch.get(n) {
+                if limiter.hit("send_error", Instant::now()).is_some() {
+                    tracing::warn!("{}: cannot send advert to {}: {e}", q.instance, q.dst);
+                }
             }
-            continue;
-        };
-        if e.kind() == io::ErrorKind::WouldBlock && waits < FULL_WAITS {
-            waits += 1;
-            tokio::time::sleep(FULL_WAIT).await;
-            continue;
+            // That one is lost (as a failed single send would be); on with the next.
+            (n + 1, false)
         }
-        if let Some(q) = batch.get(at) {
-            if limiter.hit("send_error", Instant::now()).is_some() {
-                tracing::warn!("{}: cannot send advert to {}: {e}", q.instance, q.dst);
-            }
-        }
-        // That one is lost (as a failed single send would be); on with the next.
-        at += 1;
     }
 }
 
@@ -126,64 +180,75 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_full_send_queue_is_waited_out_and_every_advert_goes_once_in_order() {
-        let sent = Counter::default();
-        let batch = queued(5, &sent);
-        let mut wire = Vec::new();
-        let mut calls = 0;
-        send_all(
-            &batch,
-            &mut LogLimiter::new(Duration::from_secs(1)),
-            |msgs| {
-                calls += 1;
-                // Two fit, then the queue is full once.
-                let n = if calls == 2 { 0 } else { msgs.len().min(2) };
-                wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
-                let e = (n < msgs.len()).then(|| io::Error::from(io::ErrorKind::WouldBlock));
-                (n, e)
-            },
-        )
-        .await;
-        assert_eq!(wire, vec![0, 1, 2, 3, 4]);
-        assert_eq!(sent.get(), 5);
+    fn limiter() -> LogLimiter {
+        LogLimiter::new(Duration::from_secs(1))
     }
 
-    #[tokio::test]
-    async fn an_advert_the_kernel_refuses_is_skipped_and_the_rest_still_go() {
+    #[test]
+    fn everything_queued_goes_in_order_and_a_full_send_queue_keeps_the_rest() {
         let sent = Counter::default();
-        let batch = queued(4, &sent);
+        let mut queue = queued(5, &sent);
         let mut wire = Vec::new();
-        send_all(
-            &batch,
-            &mut LogLimiter::new(Duration::from_secs(1)),
-            |msgs| {
-                if msgs[0].1[0] == 1 {
-                    return (0, Some(io::Error::from(io::ErrorKind::NetworkDown)));
-                }
-                // Stops before the refused one, as sendmmsg does.
-                let n = msgs.iter().take_while(|(_, b)| b[0] != 1).count();
-                wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
-                (n, None)
-            },
-        )
-        .await;
+        // Two fit, then the send queue is full.
+        let full = flush(&mut queue, &mut limiter(), |msgs| {
+            let n = msgs.len().min(2);
+            wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
+            (n, Some(io::Error::from(io::ErrorKind::WouldBlock)))
+        });
+        assert!(full);
+        assert_eq!(wire, vec![0, 1]);
+        assert_eq!(sent.get(), 2);
+        // What is left goes next, in order, before anything queued after it.
+        queue.extend(queued(1, &sent).into_iter().map(|mut q| {
+            q.bytes = vec![9];
+            q
+        }));
+        let full = flush(&mut queue, &mut limiter(), |msgs| {
+            wire.extend(msgs.iter().map(|(_, b)| b[0]));
+            (msgs.len(), None)
+        });
+        assert!(!full && queue.is_empty());
+        assert_eq!(wire, vec![0, 1, 2, 3, 4, 9]);
+        assert_eq!(sent.get(), 6);
+    }
+
+    #[test]
+    fn an_advert_sent_at_once_goes_after_the_periodic_ones_still_queued() {
+        let wire = Arc::new(Mutex::new(Vec::new()));
+        let w = wire.clone();
+        let batch = AdvertBatch::with_sender(Box::new(move |msgs| {
+            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.extend(msgs.iter().map(|(_, b)| b[0]));
+            (msgs.len(), None)
+        }));
+        let (name, sent) = (Arc::from("web"), Counter::default());
+        let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+        // A periodic advert at priority 150 waits for the task; then the instance stops
+        // and its priority-0 advert goes at once: both leave, in that order.
+        batch.push(&name, group, vec![150], &sent, false);
+        assert!(wire.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        batch.push(&name, group, vec![0], &sent, true);
+        assert_eq!(
+            *wire.lock().unwrap_or_else(|e| e.into_inner()),
+            vec![150, 0]
+        );
+        assert_eq!(sent.get(), 2);
+    }
+
+    #[test]
+    fn an_advert_the_kernel_refuses_is_skipped_and_the_rest_still_go() {
+        let sent = Counter::default();
+        let mut queue = queued(4, &sent);
+        let mut wire = Vec::new();
+        let full = flush(&mut queue, &mut limiter(), |msgs| {
+            // Stops before the refused one and says why, as `sys::send_batch` does.
+            let n = msgs.iter().take_while(|(_, b)| b[0] != 1).count();
+            wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
+            let e = (n < msgs.len()).then(|| io::Error::from(io::ErrorKind::NetworkDown));
+            (n, e)
+        });
+        assert!(!full && queue.is_empty());
         assert_eq!(wire, vec![0, 2, 3]);
         assert_eq!(sent.get(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_queue_that_stays_full_gives_up_after_a_bounded_wait() {
-        let sent = Counter::default();
-        let batch = queued(3, &sent);
-        let mut calls = 0;
-        send_all(&batch, &mut LogLimiter::new(Duration::from_secs(1)), |_| {
-            calls += 1;
-            (0, Some(io::Error::from(io::ErrorKind::WouldBlock)))
-        })
-        .await;
-        // Each advert is given up after the waits ran out; nothing counted.
-        assert!(calls <= FULL_WAITS as usize + 4, "{calls}");
-        assert_eq!(sent.get(), 0);
     }
 }
