@@ -409,6 +409,38 @@ fn address_watcher_reports_a_removal_right_after_a_burst_of_adds() {
     });
 }
 
+/// The address pipeline asks the kernel to acknowledge only the last request of each
+/// send; a failure anywhere in it (here an address the operator added, refused with
+/// EEXIST, in the middle and at the end) is still that address's answer, and only its.
+#[test]
+fn pipelined_adds_answer_each_address_even_when_some_fail() {
+    let _g = netns_test!();
+    let nets = |v: &[&str]| -> Vec<IpNet> { v.iter().map(|a| a.parse().unwrap()).collect() };
+    let first = nets(&["198.18.0.1/32", "198.18.0.9/32", "198.18.0.2/32"]);
+    let second = nets(&["198.18.0.3/32", "198.18.0.9/32"]);
+    let pair = Pair::create();
+    ip(&["-n", &pair.a, "addr", "add", "198.18.0.9/32", "dev", IF]);
+    run_in(&pair.a, move || async move {
+        let (nl, link) = veth().await;
+        for list in [first, second] {
+            let got = nl.add_addresses(link.index, &list, false).await;
+            assert_eq!(got.len(), list.len());
+            for (a, r) in list.iter().zip(got) {
+                let operators = a.to_string() == "198.18.0.9/32";
+                match r {
+                    Err(NetError::AddressNotOurs { .. }) if operators => {}
+                    Ok(()) if !operators => {}
+                    other => panic!("{a}: {other:?}"),
+                }
+            }
+        }
+        let held = nl.addresses(link.index).await.expect("addresses");
+        for a in ["198.18.0.1/32", "198.18.0.2/32", "198.18.0.3/32"] {
+            assert!(held.contains(&a.parse().unwrap()), "{a} missing: {held:?}");
+        }
+    });
+}
+
 #[test]
 fn link_watcher_reports_down_up_and_removal() {
     let _g = netns_test!();

@@ -1,16 +1,16 @@
 //! Pipelined address changes: one thread owns one route netlink socket and turns every
 //! address add (or delete) queued by any instance into a stream of requests that go to
-//! the kernel in one `send` per chunk, acknowledgements read after the chunk.
+//! the kernel in one `send` per chunk, answers read after the chunk.
 //!
 //! ```text
-//!   driver A --Job(urgent: first VIP)--+                   +-- one send: RTM_NEWADDR x n (NLM_F_ACK)
-//!   driver B --Job(urgent: first VIP)--+--> [ pipe thread ]-+-- n acks, matched by sequence number
+//!   driver A --Job(urgent: first VIP)--+                   +-- one send: RTM_NEWADDR x n (NLM_F_ACK on the last)
+//!   driver B --Job(urgent: first VIP)--+--> [ pipe thread ]-+-- errors by sequence number, then the last ack
 //!   driver A --Job(rest of its VIPs)---+    urgent first    +-- oneshot reply per job
 //! ```
 //!
 //! A netlink request to the kernel is handled inside the sending `send` call, so a chunk
-//! of many messages costs one system call plus the kernel's own work, and every ack is
-//! already queued when `send` returns. Jobs marked urgent (the first VIP of each
+//! of many messages costs one system call plus the kernel's own work, and every answer is
+//! already queued when `send` returns (see `run_chunk`). Jobs marked urgent (the first VIP of each
 //! instance) go before any queued non-urgent job, so no instance's first VIP waits behind
 //! another instance's whole list. The thread is a plain OS thread: it never blocks a
 //! runtime worker, and instances never compete for a socket.
@@ -33,8 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::netlink::ADDRESS_PROTO;
 
-/// Requests sent in one `send`: their acks (one small skb each) must fit the socket's
-/// receive buffer, which is raised to [`RCVBUF`].
+/// Requests sent in one `send`: their answers (at most one small skb each, when all fail)
+/// must fit the socket's receive buffer, which is raised to [`RCVBUF`].
 const CHUNK: usize = 128;
 /// Receive buffer asked for (the kernel may grant less; [`CHUNK`] fits the default too).
 const RCVBUF: usize = 1 << 20;
@@ -114,8 +114,9 @@ impl AddrPipe {
 }
 
 /// The request message for one job (the same attributes as `Netlink::add_address` used
-/// to send: IFA_LOCAL/IFA_ADDRESS, IPv4 broadcast, IFA_PROTO 86, IPv6 NODAD).
-fn message(job: &Job, seq: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+/// to send: IFA_LOCAL/IFA_ADDRESS, IPv4 broadcast, IFA_PROTO 86, IPv6 NODAD); `ack`: ask
+/// for an acknowledgement also when it succeeds (the kernel always answers a failure).
+fn message(job: &Job, seq: u32, ack: bool) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut m: AddressMessage = match job.addr.addr() {
         IpAddr::V4(a) => rtnetlink::AddressMessageBuilder::<std::net::Ipv4Addr>::new()
             .index(job.ifindex)
@@ -141,11 +142,13 @@ fn message(job: &Job, seq: u32) -> NetlinkMessage<RouteNetlinkMessage> {
         RouteNetlinkMessage::DelAddress(m)
     };
     let mut msg = NetlinkMessage::from(inner);
-    msg.header.flags = if job.add {
-        NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE
-    } else {
-        NLM_F_REQUEST | NLM_F_ACK
-    };
+    msg.header.flags = NLM_F_REQUEST;
+    if job.add {
+        msg.header.flags |= NLM_F_EXCL | NLM_F_CREATE;
+    }
+    if ack {
+        msg.header.flags |= NLM_F_ACK;
+    }
     msg.header.sequence_number = seq;
     msg.finalize();
     msg
@@ -188,11 +191,19 @@ fn run(sock: Socket, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// Sends every request of `chunk` in one `send` and answers each job from its ack.
+/// Sends every request of `chunk` in one `send` and answers each job.
+///
+/// Only the chunk's last request asks for an acknowledgement of success: the kernel
+/// handles the requests in order inside the `send` and answers every failure with an
+/// error message of that request's sequence number, so when the last one's ack arrives,
+/// every request that got no error message succeeded. That spares the kernel an ack
+/// buffer per address (and this thread a read and a parse of each). A lost answer (the
+/// receive buffer overflowed: `ENOBUFS`) or a missing last ack fails what is still open.
 fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf: &mut [u8]) {
     buf.clear();
+    let last_seq = chunk.last().map(|c| c.0);
     for (seq, job) in chunk.iter() {
-        let msg = message(job, *seq);
+        let msg = message(job, *seq, Some(*seq) == last_seq);
         let at = buf.len();
         buf.resize(at + msg.buffer_len(), 0);
         msg.serialize(&mut buf[at..]);
@@ -205,9 +216,9 @@ fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf
         return;
     }
     let mut pending: Vec<Option<(u32, Job)>> = chunk.drain(..).map(Some).collect();
-    let mut left = pending.len();
     let first_seq = pending.first().and_then(|p| p.as_ref()).map(|p| p.0);
-    while left > 0 {
+    let mut done = pending.is_empty();
+    while !done {
         let n = match sock.recv(&mut &mut rbuf[..], 0) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -243,14 +254,21 @@ fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf
                             Some(c) => Err(-c.get()),
                         };
                         let _ = job.reply.send(answer);
-                        left -= 1;
                     }
                 }
+                // The last request's answer comes after every other one.
+                done |= Some(s) == last_seq;
             }
             if len == 0 {
                 break;
             }
             off += (len + 3) & !3;
+        }
+    }
+    // No error message: success.
+    for p in pending.iter_mut() {
+        if let Some((_, job)) = p.take() {
+            let _ = job.reply.send(Ok(()));
         }
     }
 }
