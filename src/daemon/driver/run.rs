@@ -119,6 +119,9 @@ impl Driver {
                 }
                 input = ctl.recv(), if ctl_open => {
                     match input {
+                        Some(Input::Ping(_)) if test_fault_injection(&self.inst.name, true) => {
+                            std::future::pending::<()>().await;
+                        }
                         Some(input) => self.handle_input(input),
                         // The supervisor is gone: release as on shutdown.
                         None => {
@@ -233,7 +236,7 @@ impl Driver {
                 self.router.set_override(now, p);
             }
             Input::Maintenance(on) => {
-                test_fault_injection(&self.inst.name, false);
+                let _ = test_fault_injection(&self.inst.name, false);
                 self.maintenance = on;
                 self.router.set_maintenance(now, on);
             }
@@ -252,10 +255,7 @@ impl Driver {
                 }
             }
             Input::CheckVips => self.check_vips = self.vips_should_be_on(),
-            Input::Ping(n) => {
-                test_fault_injection(&self.inst.name, true);
-                self.alive.store(n, Ordering::Relaxed);
-            }
+            Input::Ping(n) => self.alive.store(n, Ordering::Relaxed),
             Input::Shutdown => self.router.shutdown(now),
         }
     }
