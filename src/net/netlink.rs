@@ -759,14 +759,14 @@ mod tests {
 
     #[test]
     fn address_prefers_ifa_local_and_reads_ifa_flags() {
-        let mut m = AddressMessage::default();
-        m.header.prefix_len = 24;
-        m.attributes
-            .push(AddressAttribute::Address("192.0.2.2".parse().unwrap()));
-        m.attributes
-            .push(AddressAttribute::Local("192.0.2.1".parse().unwrap()));
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Secondary));
+        let m = address_message(
+            24,
+            vec![
+                AddressAttribute::Address("192.0.2.2".parse().unwrap()),
+                AddressAttribute::Local("192.0.2.1".parse().unwrap()),
+                AddressAttribute::Flags(AddressFlags::Secondary),
+            ],
+        );
         let e = addr_entry(&m).unwrap();
         assert_eq!(e.net, "192.0.2.1/24".parse::<IpNet>().unwrap());
         assert!(e.flags.contains(AddressFlags::Secondary));
@@ -805,10 +805,17 @@ mod tests {
 
     #[test]
     fn address_with_impossible_prefix_is_skipped() {
-        let mut m = AddressMessage::default();
-        m.header.prefix_len = 33;
-        m.attributes
-            .push(AddressAttribute::Local("192.0.2.1".parse().unwrap()));
+        let m = address_message(
+            33,
+            vec![AddressAttribute::Local("192.0.2.1".parse().unwrap())],
+        );
         assert!(addr_entry(&m).is_none());
+    }
+
+    fn address_message(prefix_len: u8, attributes: Vec<AddressAttribute>) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.prefix_len = prefix_len;
+        m.attributes = attributes;
+        m
     }
 }
