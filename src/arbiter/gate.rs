@@ -69,6 +69,8 @@ pub struct Gate {
     pending_master_hook: Option<String>,
     /// During a step-down hold: the new holder has been seen.
     new_holder_seen: bool,
+    /// When [`Gate::update`] last ran: a deadline at or before it has been acted on.
+    updated_at: Option<Instant>,
 }
 
 impl Gate {
@@ -81,6 +83,7 @@ impl Gate {
             step_down_until: None,
             pending_master_hook: None,
             new_holder_seen: false,
+            updated_at: None,
         }
     }
 
@@ -140,6 +143,7 @@ impl Gate {
 
     /// Brings the VIPs in line with the router and the arbiter at `now`.
     pub fn update(&mut self, now: Instant, view: &View, releasing: bool) -> Vec<GateAction> {
+        self.updated_at = Some(now);
         let token = view.holds(now);
         if let Some(until) = self.step_down_until {
             if view.other_holder.is_some() && !self.new_holder_seen {
@@ -192,8 +196,14 @@ impl Gate {
         if !self.vips_on {
             return None;
         }
-        let deadline = view.held.map(|(_, d)| d);
-        match (deadline, self.step_down_until) {
+        // A deadline that an update at or after it has acted on is not returned again:
+        // with `on-loss = "hold"` the VIPs stay after the lease deadline, and until etcd
+        // answers the view still shows that past deadline; returning it would wake the
+        // driver again at once, forever.
+        let pending = |d: &Instant| self.updated_at.is_none_or(|u| *d > u);
+        let deadline = view.held.map(|(_, d)| d).filter(pending);
+        let step_down = self.step_down_until.filter(pending);
+        match (deadline, step_down) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -315,6 +325,24 @@ mod tests {
             g.update(t0 + ms(6100), &other("lb2"), false),
             removes("the arbiter key is held by another host")
         );
+    }
+
+    #[test]
+    fn hold_past_the_lease_deadline_asks_for_no_wake_up_it_has_already_had() {
+        let t0 = Instant::now();
+        let until = t0 + ms(880);
+        let mut g = holding(OnLoss::Hold, t0, until);
+        let view = held(3, until);
+        assert_eq!(g.poll_timeout(&view), Some(until));
+        // Woken at the deadline: hold keeps the VIPs, and the view (etcd unreachable, so
+        // not refreshed) still shows the deadline. It must not be asked for again: the
+        // driver would wake at once, over and over (it starved its runtime in CI).
+        assert_eq!(g.update(until, &view, false), vec![]);
+        assert!(g.vips_on());
+        assert_eq!(g.poll_timeout(&view), None);
+        // A renewed lease gives a new deadline ahead.
+        let later = until + ms(2000);
+        assert_eq!(g.poll_timeout(&held(3, later)), Some(later));
     }
 
     #[test]

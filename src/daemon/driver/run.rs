@@ -74,8 +74,14 @@ impl Driver {
             };
             // A master's deadline is (nearly always) a point of the advert grid, which
             // the other masters wait for too: one shared timer serves them all.
+            // Only for the router's own deadline, and only while it is ahead: a shared
+            // sleep that has fired stays ready without yielding to the runtime.
             let shared = match deadline {
-                Some(d) if self.router.state() == State::Master => {
+                Some(d)
+                    if self.router.state() == State::Master
+                        && Some(d) == self.router.poll_timeout()
+                        && d > Instant::now() =>
+                {
                     let period = self.inst.advert_interval.as_duration();
                     let w = self.ctx.grid.wait(self.grid_wait.take(), d, period);
                     let s = w.sleep();
