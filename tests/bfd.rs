@@ -98,7 +98,13 @@ fn masters_in(log: &str) -> usize {
 fn bfd_status_json_lists_the_session_with_its_detection_time_and_metrics() {
     let _g = netns_test!();
     let p = pair("status", TopologyOpts::default(), "10ms");
+    // Up first comes at the slow pre-Up rate (RFC 5880 §6.8.3: 1 s); the 10 ms timers
+    // follow with the next packets (the Poll Sequence), and with them the detection time.
+    let fast = wait_until(Duration::from_secs(10), ms(50), || {
+        vipd_status(&p.topo, "lb2").is_some_and(|s| s["instances"][0]["bfd"][0]["detect_ms"] == 30)
+    });
     let st = vipd_status(&p.topo, "lb2").expect("status");
+    assert!(fast, "the detection time never became 30 ms: {st}");
     let b = &st["instances"][0]["bfd"][0];
     assert_eq!(b["peer"], p.topo.ip4("lb1").to_string(), "{st}");
     assert_eq!(b["state"], "up", "{st}");
