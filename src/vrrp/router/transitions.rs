@@ -14,15 +14,19 @@ impl Router {
     /// only.
     pub(super) fn send_advert(&mut self, now: Instant) {
         let eff = self.effective_priority();
-        let next = self.next_advert(now);
+        let on_grid = self.next_advert(now);
+        let interval = self.cfg.advert_interval.as_duration();
         let Phase::Master(m) = &mut self.phase else {
             return;
         };
-        let p = match m.role {
-            Role::Releasing(_) => 0,
+        let (p, next) = match m.role {
+            // Priority 0 adverts a full interval apart, off the grid: each one restarts
+            // the backups' Master_Down_Timer at Skew_Time (§6.4.2), so one sent at a
+            // grid point half an interval later would delay the handover.
+            Role::Releasing(_) => (0, now + interval),
             Role::Claiming | Role::Advertising => {
                 m.role = Role::Advertising;
-                eff
+                (eff, on_grid)
             }
         };
         m.adver_timer = next;

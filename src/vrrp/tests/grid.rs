@@ -124,3 +124,16 @@ fn rfc5798_6_4_2_the_grid_never_moves_a_backups_master_down_timer() {
     }
     assert_eq!(gridded.poll_timeout(), Some(t1 + ms(5) + us(609_375)));
 }
+
+#[test]
+fn rfc5798_6_4_2_priority_zero_adverts_of_a_release_stay_one_interval_apart_off_the_grid() {
+    let epoch = Instant::now();
+    let (mut r, tm) = master_on_grid(200, epoch + ms(123), epoch);
+    drain(&mut r);
+    // Shut down off the grid: priority 0 now, and the next one a whole interval later
+    // (a grid point half an interval away would restart the backups' Skew_Time early).
+    let t = tm + ms(1777);
+    r.shutdown(t);
+    assert!(drain(&mut r).contains(&Action::SendAdvert(adv(0, SEC))));
+    assert_eq!(r.poll_timeout(), Some(t + SEC.as_duration()));
+}
