@@ -21,7 +21,8 @@ cargo build --release --bins --example vipnet --example arbiter-scenarios
 release="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export VIPNET_BIN="$release/examples/vipnet" VIPD_BIN="$release/vipd" VIPCTL_BIN="$release/vipctl"
 if [ -n "$save" ]; then
-    out="integration/bench/results-arbiter-$(date -u +%Y-%m-%d).txt"
+    . integration/bench/results-file.sh
+    out="$(results_file "results-arbiter-$(date -u +%Y-%m-%d)")"
     echo "# git $(git rev-parse --short HEAD), $(date -u +%FT%TZ)" > "$out"
     cargo run --release --example arbiter-scenarios -- "${args[@]}" 2>&1 | grep --line-buffered -v '^\s*\(Compiling\|Finished\|Running\)' | tee -a "$out"
 else

@@ -59,7 +59,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 if [ "$save" -eq 1 ]; then
-    out="integration/bench/results-$(date -u +%Y-%m-%d)-bfd-cpu.txt"
+    . integration/bench/results-file.sh
+    out="$(results_file "results-$(date -u +%Y-%m-%d)-bfd-cpu")"
     args=()
     [ "$runs" != 5 ] && args+=(--runs "$runs")
     [ "$secs" != 30 ] && args+=(--secs "$secs")

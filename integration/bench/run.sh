@@ -52,7 +52,8 @@ cargo build --release --bins --example vipnet --example failover-scenarios
 release="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export VIPNET_BIN="$release/examples/vipnet" VIPD_BIN="$release/vipd" VIPCTL_BIN="$release/vipctl"
 if [ "$save" -eq 1 ]; then
-    out="integration/bench/results-$(date -u +%Y-%m-%d).txt"
+    . integration/bench/results-file.sh
+    out="$(results_file "results-$(date -u +%Y-%m-%d)")"
     {
         echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -r)  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo '?')  args: ${args[*]:-}"

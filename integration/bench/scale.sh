@@ -32,7 +32,8 @@ cargo build --release --example scale-scenarios
 release="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export VIPD_BIN="$release/vipd"
 if [ "$save" -eq 1 ]; then
-    out="integration/bench/results-scale-$(date -u +%Y-%m-%d).txt"
+    . integration/bench/results-file.sh
+    out="$(results_file "results-scale-$(date -u +%Y-%m-%d)")"
     {
         echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -r)  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo '?')  args: ${args[*]:-}"
