@@ -24,10 +24,13 @@ fn good(name: &str) -> config::Config {
 #[test]
 fn zero_instances_is_valid_with_defaults() {
     let c = ok("");
-    assert_eq!(c.control_socket, PathBuf::from("/run/vipd/vipd.sock"));
-    assert_eq!(c.state_dir, PathBuf::from("/var/lib/vipd"));
-    assert_eq!(c.control_group, None);
-    assert_eq!(c.metrics_listen, None);
+    assert_eq!(
+        c.process.control_socket,
+        PathBuf::from("/run/vipd/vipd.sock")
+    );
+    assert_eq!(c.process.state_dir, PathBuf::from("/var/lib/vipd"));
+    assert_eq!(c.process.control_group, None);
+    assert_eq!(c.process.metrics_listen, None);
     assert!(c.instances.is_empty());
     assert!(c.sync_groups.is_empty());
     assert!(c.summary().is_empty());
@@ -36,13 +39,13 @@ fn zero_instances_is_valid_with_defaults() {
 #[test]
 fn top_level_keys() {
     let c = good("top_level_keys.toml");
-    assert_eq!(c.control_socket, PathBuf::from("/tmp/x.sock"));
-    assert_eq!(c.control_group.as_deref(), Some("vipd-ops"));
+    assert_eq!(c.process.control_socket, PathBuf::from("/tmp/x.sock"));
+    assert_eq!(c.process.control_group.as_deref(), Some("vipd-ops"));
     assert_eq!(
-        c.metrics_listen,
+        c.process.metrics_listen,
         Some("[::1]:9638".parse::<SocketAddr>().unwrap())
     );
-    assert_eq!(c.state_dir, PathBuf::from("/srv/vipd"));
+    assert_eq!(c.process.state_dir, PathBuf::from("/srv/vipd"));
 }
 
 #[test]

@@ -50,15 +50,9 @@ pub const DEFAULT_CONFIG_PATH: &str = defaults::CONFIG_PATH;
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Path of the control socket (`control-socket`, default `/run/vipd/vipd.sock`).
-    pub control_socket: PathBuf,
-    /// Group allowed to use the control socket besides root (`control-group`). The name
-    /// is only checked for form here; the daemon resolves it at start-up.
-    pub control_group: Option<String>,
-    /// Where to serve Prometheus metrics (`metrics-listen`); `None` = no endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Directory for persisted operator overrides (`state-dir`, default `/var/lib/vipd`).
-    pub state_dir: PathBuf,
+    /// The control socket, the metrics endpoint and the state directory: set up once at
+    /// start-up, kept by a reload.
+    pub process: Process,
     /// Instances take no part in elections until this long after vipd started
     /// (`startup-delay`, default 0; keepalived `vrrp_startup_delay`).
     pub startup_delay: Duration,
@@ -68,6 +62,37 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     /// The etcd lease arbiter (`[arbiter]`); `None` = no arbiter.
     pub arbiter: Option<Arbiter>,
+}
+
+/// What the process sets up once at start-up. A reload keeps the running values and
+/// names the keys that changed ([`Process::changed_keys`]): they take effect at the next
+/// restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Process {
+    /// Path of the control socket (`control-socket`, default `/run/vipd/vipd.sock`).
+    pub control_socket: PathBuf,
+    /// Group allowed to use the control socket besides root (`control-group`). The name
+    /// is only checked for form here; the daemon resolves it at start-up.
+    pub control_group: Option<String>,
+    /// Where to serve Prometheus metrics (`metrics-listen`); `None` = no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory for persisted operator overrides (`state-dir`, default `/var/lib/vipd`).
+    pub state_dir: PathBuf,
+}
+
+impl Process {
+    /// The keys whose value differs in `new`, as the configuration file names them.
+    pub fn changed_keys(&self, new: &Process) -> Vec<&'static str> {
+        [
+            (self.control_socket != new.control_socket, "control-socket"),
+            (self.control_group != new.control_group, "control-group"),
+            (self.metrics_listen != new.metrics_listen, "metrics-listen"),
+            (self.state_dir != new.state_dir, "state-dir"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, key)| changed.then_some(key))
+        .collect()
+    }
 }
 
 /// Gratuitous ARP / unsolicited Neighbour Advertisement settings of a new master.

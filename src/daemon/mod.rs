@@ -144,7 +144,7 @@ pub fn run(path: &Path) -> Result<(), DaemonError> {
     let config = config::load(path).map_err(DaemonError::Config)?;
     // Before any change to the kernel: a second vipd started by mistake must exit
     // having touched nothing.
-    let lock = lock::InstanceLock::acquire(Some(&config.state_dir))?;
+    let lock = lock::InstanceLock::acquire(Some(&config.process.state_dir))?;
     // One thread runs every task. The work is small and bursty (a timer tick, a batch of
     // adverts); a multi-thread runtime wakes a second worker (a futex) whenever one task
     // wakes another, which cost more CPU at idle than all the work itself
@@ -233,19 +233,22 @@ impl Supervisor {
         // they would be reused with stale settings, or linger for instances now gone.
         remove_owned_vmacs(&netlink, "left there by an earlier run").await?;
 
-        let store =
-            OverrideStore::load(&config.state_dir).map_err(|source| DaemonError::Overrides {
-                dir: config.state_dir.clone(),
+        let store = OverrideStore::load(&config.process.state_dir).map_err(|source| {
+            DaemonError::Overrides {
+                dir: config.process.state_dir.clone(),
                 source,
-            })?;
+            }
+        })?;
 
-        let listener =
-            ControlListener::bind(&config.control_socket, config.control_group.as_deref())
-                .map_err(|e| DaemonError::Control(e.to_string()))?;
+        let listener = ControlListener::bind(
+            &config.process.control_socket,
+            config.process.control_group.as_deref(),
+        )
+        .map_err(|e| DaemonError::Control(e.to_string()))?;
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let mut background = vec![tokio::spawn(serve(listener, calls_tx, events.clone()))];
 
-        if let Some(addr) = config.metrics_listen {
+        if let Some(addr) = config.process.metrics_listen {
             let l = metrics::bind(addr)
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?;
@@ -445,7 +448,7 @@ impl Supervisor {
         for s in self.sockets.values() {
             s.receiver.abort();
         }
-        let _ = std::fs::remove_file(&self.config.control_socket);
+        let _ = std::fs::remove_file(&self.config.process.control_socket);
         tracing::info!("stopped");
     }
 

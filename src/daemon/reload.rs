@@ -56,19 +56,7 @@ pub(super) struct Plan {
 
 /// Compares the running configuration `old` with `new`.
 pub(super) fn plan(old: &Config, new: &Config) -> Plan {
-    let mut restart_only = Vec::new();
-    if new.control_socket != old.control_socket {
-        restart_only.push("control-socket");
-    }
-    if new.control_group != old.control_group {
-        restart_only.push("control-group");
-    }
-    if new.metrics_listen != old.metrics_listen {
-        restart_only.push("metrics-listen");
-    }
-    if new.state_dir != old.state_dir {
-        restart_only.push("state-dir");
-    }
+    let restart_only = old.process.changed_keys(&new.process);
     let arbiter_changed = old.arbiter != new.arbiter;
     let mut instances: Vec<(String, Change)> = old
         .instances
@@ -190,10 +178,7 @@ impl Supervisor {
             }
         }
         // Keys that take effect only at the next restart keep their running values.
-        new.control_socket = self.config.control_socket.clone();
-        new.control_group = self.config.control_group.clone();
-        new.metrics_listen = self.config.metrics_listen;
-        new.state_dir = self.config.state_dir.clone();
+        new.process = self.config.process.clone();
         self.config = new;
         // Members that joined or left a group get the group's fault and penalty, or lose them.
         self.send_group_inputs();

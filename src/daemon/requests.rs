@@ -112,7 +112,7 @@ impl Supervisor {
             return Response::Error {
                 message: format!(
                     "cannot save the change under {}: {e}; not applied",
-                    self.config.state_dir.display()
+                    self.config.process.state_dir.display()
                 ),
             };
         }

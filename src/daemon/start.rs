@@ -10,7 +10,7 @@ use crate::config::{self, Instance};
 use crate::net::{FrameSender, NetError, VrrpSocket};
 use crate::vrrp::RecvFilter;
 
-use super::driver::{self, DriverContext};
+use super::driver::{self, DriverContext, VipLink};
 use super::receiver::{self, Dispatch};
 use super::{DaemonError, SocketEntry, Supervisor};
 
@@ -72,9 +72,7 @@ impl Supervisor {
         };
         // Virtual MAC mode (RFC 5798 §7.3): VIPs, adverts and announcements go through
         // the instance's macvlan; adverts are still received on the parent (above).
-        let (ifindex, vip_link, mac, socket, batch, frames, vmac_follows_master) = if inst
-            .virtual_mac
-        {
+        let (vip_link, socket, batch, frames) = if inst.virtual_mac {
             let spec = super::vmac_spec(&inst, link.index);
             // ARP concerns IPv4 only: IPv6 neighbour discovery answers only for the
             // addresses of the interface a solicitation arrives on.
@@ -95,24 +93,29 @@ impl Supervisor {
             let socket = Arc::new(VrrpSocket::open_sender(&vmac.name, vmac.index, source)?);
             let frames = Arc::new(FrameSender::open(vmac.index)?);
             self.vmacs.insert(inst.name.clone(), vmac.index);
-            let follows = (inst.family == config::Family::V6).then(|| vmac.name.clone());
-            (
-                vmac.index, vmac.name, vmac.mac, socket, None, frames, follows,
-            )
+            let vip_link = VipLink {
+                index: vmac.index,
+                name: vmac.name,
+                mac: vmac.mac,
+                follows_master: inst.family == config::Family::V6,
+            };
+            (vip_link, socket, None, frames)
         } else {
-            let name = inst.interface.clone();
+            let vip_link = VipLink {
+                index: link.index,
+                name: inst.interface.clone(),
+                mac: link.mac,
+                follows_master: false,
+            };
             let (socket, batch) = (entry.socket.clone(), Some(entry.batch.clone()));
-            (link.index, name, link.mac, socket, batch, frames, None)
+            (vip_link, socket, batch, frames)
         };
         let saved = self.store.get(&inst.name);
         let ctx = DriverContext {
             netlink: self.netlink.clone(),
             socket,
             frames,
-            ifindex,
-            vip_link,
-            vmac_follows_master,
-            mac,
+            link: vip_link,
             source,
             link_up: link.up,
             metrics: self.metrics.clone(),

@@ -6,7 +6,7 @@
 //! the source of an advert.
 
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
@@ -91,16 +91,8 @@ impl VrrpSocket {
     /// Must be called from inside a tokio runtime.
     pub fn open(ifname: &str, ifindex: u32, source: IpAddr) -> Result<Self, NetError> {
         require_runtime("VrrpSocket::open")?;
-        let (rx, tx) = match source {
-            IpAddr::V4(src) => (
-                open_rx_v4(ifname, ifindex)?,
-                open_tx_v4(ifname, ifindex, src)?,
-            ),
-            IpAddr::V6(src) => (
-                open_rx_v6(ifname, ifindex)?,
-                open_tx_v6(ifname, ifindex, src, false)?,
-            ),
-        };
+        let rx = open_rx(ifname, ifindex, source.is_ipv6())?;
+        let tx = open_tx(ifname, ifindex, source, false)?;
         Ok(VrrpSocket {
             rx: Some(register(rx, ifname)?),
             tx,
@@ -120,10 +112,7 @@ impl VrrpSocket {
     /// Must be called from inside a tokio runtime.
     pub fn open_sender(ifname: &str, ifindex: u32, source: IpAddr) -> Result<Self, NetError> {
         require_runtime("VrrpSocket::open_sender")?;
-        let tx = match source {
-            IpAddr::V4(src) => open_tx_v4(ifname, ifindex, src)?,
-            IpAddr::V6(src) => open_tx_v6(ifname, ifindex, src, true)?,
-        };
+        let tx = open_tx(ifname, ifindex, source, true)?;
         Ok(VrrpSocket {
             rx: None,
             tx,
@@ -288,81 +277,116 @@ fn raw_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
     super::device_socket(domain, Type::RAW, protocol, ifname, "a raw socket")
 }
 
-fn open_rx_v4(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
-    let s = raw_socket(Domain::IPV4, ifname)?;
-    s.set_multicast_all_v4(false)
-        .map_err(step("turning IP_MULTICAST_ALL off", ifname))?;
-    s.set_multicast_loop_v4(false)
-        .map_err(step("turning multicast loop off", ifname))?;
+/// The socket calls that differ by address family. The receive and send sockets of
+/// both families are set up by the same steps ([`open_rx`], [`open_tx`]); this table
+/// says which call each step is for IPv4 and for IPv6.
+struct FamilyOptions {
+    domain: Domain,
+    /// The step that joins the group, as error messages name it.
+    joining: &'static str,
+    /// `IP_MULTICAST_ALL` / `IPV6_MULTICAST_ALL`.
+    multicast_all: fn(&Socket, bool) -> io::Result<()>,
+    multicast_loop: fn(&Socket, bool) -> io::Result<()>,
+    /// The receive socket's control messages beyond the packet (IPv6: the hop limit and
+    /// the destination, which the IPv4 header carries).
+    recv_extras: fn(&Socket) -> io::Result<()>,
+    /// Joins the VRRP group on the interface with this index.
+    join: fn(&Socket, u32) -> io::Result<()>,
+    /// Binding to an address that is not on the interface.
+    freebind: fn(&Socket, bool) -> io::Result<()>,
+    /// TTL / hop limit of multicast, then of unicast.
+    multicast_hops: fn(&Socket, u32) -> io::Result<()>,
+    unicast_hops: fn(&Socket, u32) -> io::Result<()>,
+    /// TOS / traffic class.
+    class: fn(&Socket, u32) -> io::Result<()>,
+    /// The interface (by index) that multicast leaves by.
+    multicast_if: fn(&Socket, u32) -> io::Result<()>,
+}
+
+const V4_OPTIONS: FamilyOptions = FamilyOptions {
+    domain: Domain::IPV4,
+    joining: "joining 224.0.0.18",
+    multicast_all: Socket::set_multicast_all_v4,
+    multicast_loop: Socket::set_multicast_loop_v4,
+    recv_extras: |_| Ok(()),
+    join: |s, ifindex| s.join_multicast_v4_n(&IPV4_GROUP, &InterfaceIndexOrAddress::Index(ifindex)),
+    freebind: Socket::set_freebind_v4,
+    multicast_hops: Socket::set_multicast_ttl_v4,
+    unicast_hops: Socket::set_ttl_v4,
+    class: Socket::set_tos_v4,
+    multicast_if: sys::set_multicast_if_v4_index,
+};
+
+const V6_OPTIONS: FamilyOptions = FamilyOptions {
+    domain: Domain::IPV6,
+    joining: "joining ff02::12",
+    multicast_all: Socket::set_multicast_all_v6,
+    multicast_loop: Socket::set_multicast_loop_v6,
+    recv_extras: |s| {
+        s.set_recv_hoplimit_v6(true)?;
+        sys::set_recv_pktinfo_v6(s)
+    },
+    join: |s, ifindex| s.join_multicast_v6(&IPV6_GROUP, ifindex),
+    freebind: Socket::set_freebind_v6,
+    multicast_hops: Socket::set_multicast_hops_v6,
+    unicast_hops: Socket::set_unicast_hops_v6,
+    class: Socket::set_tclass_v6,
+    multicast_if: Socket::set_multicast_if_v6,
+};
+
+impl FamilyOptions {
+    fn of(v6: bool) -> &'static FamilyOptions {
+        if v6 {
+            &V6_OPTIONS
+        } else {
+            &V4_OPTIONS
+        }
+    }
+}
+
+/// The receive socket: multicast-all and loop off, the group joined on `ifindex`, not
+/// bound to any address.
+fn open_rx(ifname: &str, ifindex: u32, v6: bool) -> Result<Socket, NetError> {
+    let f = FamilyOptions::of(v6);
+    let s = raw_socket(f.domain, ifname)?;
+    (f.multicast_all)(&s, false).map_err(step("turning multicast-all off", ifname))?;
+    (f.multicast_loop)(&s, false).map_err(step("turning multicast loop off", ifname))?;
+    (f.recv_extras)(&s).map_err(step(
+        "asking for IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO",
+        ifname,
+    ))?;
     sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
         .map_err(step("enlarging the receive buffer", ifname))?;
-    s.join_multicast_v4_n(&IPV4_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
-        .map_err(step("joining 224.0.0.18", ifname))?;
+    (f.join)(&s, ifindex).map_err(step(f.joining, ifname))?;
     Ok(s)
 }
 
-fn open_tx_v4(ifname: &str, ifindex: u32, source: Ipv4Addr) -> Result<Socket, NetError> {
-    let s = raw_socket(Domain::IPV4, ifname)?;
-    sys::drop_all_input(&s).map_err(step("attaching the drop-all input filter", ifname))?;
-    s.set_multicast_loop_v4(false)
-        .map_err(step("turning multicast loop off", ifname))?;
-    s.set_multicast_ttl_v4(VRRP_TTL)
-        .map_err(step("setting the multicast TTL to 255", ifname))?;
-    s.set_ttl_v4(VRRP_TTL)
-        .map_err(step("setting the TTL to 255", ifname))?;
-    s.set_tos_v4(TOS_INTERNETWORK_CONTROL)
-        .map_err(step("setting the TOS", ifname))?;
-    sys::set_multicast_if_v4_index(&s, ifindex).map_err(step("setting IP_MULTICAST_IF", ifname))?;
-    bind_source(&s, ifname, SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
-    Ok(s)
-}
-
-fn open_rx_v6(ifname: &str, ifindex: u32) -> Result<Socket, NetError> {
-    let s = raw_socket(Domain::IPV6, ifname)?;
-    s.set_multicast_all_v6(false)
-        .map_err(step("turning IPV6_MULTICAST_ALL off", ifname))?;
-    s.set_multicast_loop_v6(false)
-        .map_err(step("turning multicast loop off", ifname))?;
-    s.set_recv_hoplimit_v6(true)
-        .map_err(step("setting IPV6_RECVHOPLIMIT", ifname))?;
-    sys::set_recv_pktinfo_v6(&s).map_err(step("setting IPV6_RECVPKTINFO", ifname))?;
-    sys::grow_receive_buffer(&s, RECEIVE_BUFFER)
-        .map_err(step("enlarging the receive buffer", ifname))?;
-    s.join_multicast_v6(&IPV6_GROUP, ifindex)
-        .map_err(step("joining ff02::12", ifname))?;
-    Ok(s)
-}
-
-/// `freebind`: bind to `source` although it is not an address of `ifname` (virtual MAC
-/// mode, [`VrrpSocket::open_sender`]).
-fn open_tx_v6(
-    ifname: &str,
-    ifindex: u32,
-    source: Ipv6Addr,
-    freebind: bool,
-) -> Result<Socket, NetError> {
-    let s = raw_socket(Domain::IPV6, ifname)?;
+/// The send socket: input dropped, loop off, TTL / hop limit 255, class 0xc0, bound to
+/// `source` (IPv6 link-local: with scope `ifindex`). `freebind`: bind to `source`
+/// although it is not an address of `ifname` (virtual MAC mode,
+/// [`VrrpSocket::open_sender`]).
+fn open_tx(ifname: &str, ifindex: u32, source: IpAddr, freebind: bool) -> Result<Socket, NetError> {
+    let f = FamilyOptions::of(source.is_ipv6());
+    let s = raw_socket(f.domain, ifname)?;
     if freebind {
-        s.set_freebind_v6(true)
-            .map_err(step("setting IPV6_FREEBIND", ifname))?;
+        (f.freebind)(&s, true).map_err(step("setting IP(V6)_FREEBIND", ifname))?;
     }
     sys::drop_all_input(&s).map_err(step("attaching the drop-all input filter", ifname))?;
-    s.set_multicast_loop_v6(false)
-        .map_err(step("turning multicast loop off", ifname))?;
-    s.set_multicast_hops_v6(VRRP_TTL)
-        .map_err(step("setting the multicast hop limit to 255", ifname))?;
-    s.set_unicast_hops_v6(VRRP_TTL)
-        .map_err(step("setting the unicast hop limit to 255", ifname))?;
-    s.set_tclass_v6(TOS_INTERNETWORK_CONTROL)
-        .map_err(step("setting the traffic class", ifname))?;
-    s.set_multicast_if_v6(ifindex)
-        .map_err(step("setting IPV6_MULTICAST_IF", ifname))?;
-    let scope = if needs_scope(&source) { ifindex } else { 0 };
-    bind_source(
-        &s,
-        ifname,
-        SocketAddr::V6(SocketAddrV6::new(source, 0, 0, scope)),
-    )?;
+    (f.multicast_loop)(&s, false).map_err(step("turning multicast loop off", ifname))?;
+    (f.multicast_hops)(&s, VRRP_TTL)
+        .map_err(step("setting the multicast TTL / hop limit to 255", ifname))?;
+    (f.unicast_hops)(&s, VRRP_TTL).map_err(step("setting the TTL / hop limit to 255", ifname))?;
+    (f.class)(&s, TOS_INTERNETWORK_CONTROL)
+        .map_err(step("setting the TOS / traffic class", ifname))?;
+    (f.multicast_if)(&s, ifindex).map_err(step("setting the multicast interface", ifname))?;
+    let addr = match source {
+        IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, 0)),
+        IpAddr::V6(a) => {
+            let scope = if needs_scope(&a) { ifindex } else { 0 };
+            SocketAddr::V6(SocketAddrV6::new(a, 0, 0, scope))
+        }
+    };
+    bind_source(&s, ifname, addr)?;
     Ok(s)
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::defaults;
 use super::raw::RawConfig;
-use super::{Config, ConfigErrors, Diagnostic, Family};
+use super::{Config, ConfigErrors, Diagnostic, Family, Process};
 use keys::is_v6_link_local;
 
 mod arbiter;
@@ -184,10 +184,12 @@ impl Cx<'_> {
         }
 
         Some(Config {
-            control_socket: control_socket?,
-            control_group: control_group?,
-            metrics_listen: metrics_listen?,
-            state_dir: state_dir?,
+            process: Process {
+                control_socket: control_socket?,
+                control_group: control_group?,
+                metrics_listen: metrics_listen?,
+                state_dir: state_dir?,
+            },
             startup_delay: startup_delay?,
             instances: if all_ok { instances } else { return None },
             sync_groups: sync_groups?,

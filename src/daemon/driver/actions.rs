@@ -140,7 +140,7 @@ impl Driver {
             // The owner's VIPs are the host's own addresses: never added or removed here.
             return;
         }
-        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
+        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.link.index);
         let vips = self.inst.vips.clone();
         // IPv6 virtual MAC: the macvlan is down before the addresses go (the kernel
         // drops them, and no MLD report leaves from the virtual MAC); up before they are
@@ -183,16 +183,14 @@ impl Driver {
     /// IPv6 virtual MAC mode: sets the macvlan up or down unless it already is (a
     /// failure is logged; the next change tries again).
     async fn set_vmac_up(&mut self, up: bool) {
-        let Some(name) = &self.ctx.vmac_follows_master else {
-            return;
-        };
-        if self.vmac_up == up {
+        let link = &self.ctx.link;
+        if !link.follows_master || self.vmac_up == up {
             return;
         }
         match self
             .ctx
             .netlink
-            .set_vmac_up(self.ctx.ifindex, name, up)
+            .set_vmac_up(link.index, &link.name, up)
             .await
         {
             Ok(()) => self.vmac_up = up,
@@ -257,10 +255,10 @@ impl Driver {
     /// The gratuitous ARP (IPv4) or unsolicited NA (IPv6) frame of one VIP.
     fn announce_frame(&self, vip: ipnet::IpNet) -> Vec<u8> {
         match (vip.addr(), self.ctx.source) {
-            (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.mac, v4),
-            (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.mac, src, v6),
+            (IpAddr::V4(v4), _) => arp::gratuitous_arp(self.ctx.link.mac, v4),
+            (IpAddr::V6(v6), IpAddr::V6(src)) => ndp::unsolicited_na(self.ctx.link.mac, src, v6),
             (IpAddr::V6(v6), IpAddr::V4(_)) => {
-                ndp::unsolicited_na(self.ctx.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
+                ndp::unsolicited_na(self.ctx.link.mac, std::net::Ipv6Addr::UNSPECIFIED, v6)
             }
         }
     }

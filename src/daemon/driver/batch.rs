@@ -184,32 +184,67 @@ mod tests {
         LogLimiter::new(Duration::from_secs(1))
     }
 
+    /// A fake `sendmmsg` pass: the first `n` of `msgs` go out (their first byte is
+    /// recorded on `wire`), and the next one fails with `err`.
+    fn kernel(
+        wire: &mut Vec<u8>,
+        msgs: &[(IpAddr, &[u8])],
+        n: usize,
+        err: Option<io::ErrorKind>,
+    ) -> (usize, Option<io::Error>) {
+        wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
+        (n, err.map(io::Error::from))
+    }
+
+    /// A queue in front of a fake kernel (see [`kernel`]).
+    struct FakeSocket {
+        queue: Vec<Queued>,
+        wire: Vec<u8>,
+        sent: Counter,
+    }
+
+    impl FakeSocket {
+        /// Adverts `0..n` queued (one byte each: its number).
+        fn with_queued(n: usize) -> Self {
+            let sent = Counter::default();
+            let queue = queued(n, &sent);
+            FakeSocket {
+                queue,
+                wire: Vec::new(),
+                sent,
+            }
+        }
+
+        /// [`flush`] into a kernel whose pass takes what `take` says: how many, and why
+        /// not the next one.
+        fn flush<F>(&mut self, take: F) -> bool
+        where
+            F: Fn(&[(IpAddr, &[u8])]) -> (usize, Option<io::ErrorKind>),
+        {
+            let wire = &mut self.wire;
+            flush(&mut self.queue, &mut limiter(), |msgs| {
+                let (n, err) = take(msgs);
+                kernel(wire, msgs, n, err)
+            })
+        }
+    }
+
     #[test]
     fn everything_queued_goes_in_order_and_a_full_send_queue_keeps_the_rest() {
-        let sent = Counter::default();
-        let mut queue = queued(5, &sent);
-        let mut wire = Vec::new();
+        let mut k = FakeSocket::with_queued(5);
         // Two fit, then the send queue is full.
-        let full = flush(&mut queue, &mut limiter(), |msgs| {
-            let n = msgs.len().min(2);
-            wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
-            (n, Some(io::Error::from(io::ErrorKind::WouldBlock)))
-        });
-        assert!(full);
-        assert_eq!(wire, vec![0, 1]);
-        assert_eq!(sent.get(), 2);
+        assert!(k.flush(|msgs| (msgs.len().min(2), Some(io::ErrorKind::WouldBlock))));
+        assert_eq!(k.wire, vec![0, 1]);
+        assert_eq!(k.sent.get(), 2);
         // What is left goes next, in order, before anything queued after it.
-        queue.extend(queued(1, &sent).into_iter().map(|mut q| {
+        k.queue.extend(queued(1, &k.sent).into_iter().map(|mut q| {
             q.bytes = vec![9];
             q
         }));
-        let full = flush(&mut queue, &mut limiter(), |msgs| {
-            wire.extend(msgs.iter().map(|(_, b)| b[0]));
-            (msgs.len(), None)
-        });
-        assert!(!full && queue.is_empty());
-        assert_eq!(wire, vec![0, 1, 2, 3, 4, 9]);
-        assert_eq!(sent.get(), 6);
+        let full = k.flush(|msgs| (msgs.len(), None));
+        assert!(!full && k.queue.is_empty());
+        assert_eq!(k.wire, vec![0, 1, 2, 3, 4, 9]);
+        assert_eq!(k.sent.get(), 6);
     }
 
     #[test]
@@ -218,8 +253,7 @@ mod tests {
         let w = wire.clone();
         let batch = AdvertBatch::with_sender(Box::new(move |msgs| {
             let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.extend(msgs.iter().map(|(_, b)| b[0]));
-            (msgs.len(), None)
+            kernel(&mut w, msgs, msgs.len(), None)
         }));
         let (name, sent) = (Arc::from("web"), Counter::default());
         let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
@@ -237,18 +271,14 @@ mod tests {
 
     #[test]
     fn an_advert_the_kernel_refuses_is_skipped_and_the_rest_still_go() {
-        let sent = Counter::default();
-        let mut queue = queued(4, &sent);
-        let mut wire = Vec::new();
-        let full = flush(&mut queue, &mut limiter(), |msgs| {
-            // Stops before the refused one and says why, as `sys::send_batch` does.
+        let mut k = FakeSocket::with_queued(4);
+        // Stops before the refused one and says why, as `sys::send_batch` does.
+        let full = k.flush(|msgs| {
             let n = msgs.iter().take_while(|(_, b)| b[0] != 1).count();
-            wire.extend(msgs.iter().take(n).map(|(_, b)| b[0]));
-            let e = (n < msgs.len()).then(|| io::Error::from(io::ErrorKind::NetworkDown));
-            (n, e)
+            (n, (n < msgs.len()).then_some(io::ErrorKind::NetworkDown))
         });
-        assert!(!full && queue.is_empty());
-        assert_eq!(wire, vec![0, 2, 3]);
-        assert_eq!(sent.get(), 3);
+        assert!(!full && k.queue.is_empty());
+        assert_eq!(k.wire, vec![0, 2, 3]);
+        assert_eq!(k.sent.get(), 3);
     }
 }

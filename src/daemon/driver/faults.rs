@@ -23,7 +23,7 @@ impl Driver {
         if !self.vips_should_be_on() || self.inst.address_owner {
             return;
         }
-        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.ifindex);
+        let (nl, ifindex) = (self.ctx.netlink.clone(), self.ctx.link.index);
         for vip in self.inst.vips.clone() {
             match nl.address_owner(ifindex, vip.addr()).await {
                 Ok(Some(_)) => continue,
@@ -35,7 +35,7 @@ impl Driver {
             }
             tracing::warn!(
                 "{vip} disappeared from {} while MASTER: adding it again",
-                self.ctx.vip_link
+                self.ctx.link.name
             );
             self.ctx.metrics.repairs.vip_restored(&self.inst.name);
             if let Err(e) = nl.add_address(ifindex, vip).await {

@@ -140,6 +140,21 @@ impl BoardEntry {
     }
 }
 
+/// The link that carries an instance's VIPs and announcements: its interface, or in
+/// virtual MAC mode (RFC 5798 §7.3) the instance's macvlan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipLink {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Its MAC address, the announcements' sender.
+    pub mac: [u8; 6],
+    /// Virtual MAC mode, IPv6: the macvlan is up only while master (see
+    /// [`crate::net::Netlink::set_vmac_up`]).
+    pub follows_master: bool,
+}
+
 /// Everything a driver needs from the outside world.
 pub struct DriverContext {
     /// Netlink handle for VIPs.
@@ -148,16 +163,8 @@ pub struct DriverContext {
     pub socket: Arc<VrrpSocket>,
     /// AF_PACKET sender for announcements.
     pub frames: Arc<FrameSender>,
-    /// Interface index (in virtual MAC mode: the macvlan's).
-    pub ifindex: u32,
-    /// The name of the link that carries the VIPs: the interface, or in virtual MAC mode
-    /// the macvlan.
-    pub vip_link: String,
-    /// Virtual MAC mode, IPv6: the macvlan `ifindex`, named so, is up only while master
-    /// (see [`crate::net::Netlink::set_vmac_up`]).
-    pub vmac_follows_master: Option<String>,
-    /// Interface MAC address.
-    pub mac: [u8; 6],
+    /// The link that carries the VIPs and the announcements.
+    pub link: VipLink,
     /// Our source address for adverts (IPv6: link-local).
     pub source: IpAddr,
     /// Link state at start.
@@ -230,7 +237,7 @@ pub fn spawn(inst: Instance, ctx: DriverContext, tasks: &mut JoinSet<Ended>) -> 
             d.stop_announcing();
             if !d.inst.address_owner {
                 for vip in &d.inst.vips {
-                    let _ = d.ctx.netlink.del_address(d.ctx.ifindex, *vip).await;
+                    let _ = d.ctx.netlink.del_address(d.ctx.link.index, *vip).await;
                 }
             }
             d.ctx
@@ -308,7 +315,7 @@ struct Driver {
     /// follows leaves out of its first round (cleared after every batch of actions).
     early_announced: Option<ipnet::IpNet>,
     /// IPv6 virtual MAC mode: whether the macvlan was last set up (see
-    /// [`DriverContext::vmac_follows_master`]).
+    /// [`VipLink::follows_master`]).
     vmac_up: bool,
     /// What the status board and the instance gauges last showed: `publish` rebuilds
     /// them only when this changed.

@@ -16,7 +16,7 @@ impl Driver {
             .filter_map(|t| match t.kind {
                 track::CheckKind::Bfd { peer, multiplier } => Some(crate::daemon::bfd::PeerSpec {
                     ifname: self.inst.interface.clone(),
-                    ifindex: self.ctx.ifindex,
+                    ifindex: self.ctx.link.index,
                     source: crate::daemon::bfd::bfd_source(self.ctx.source, peer),
                     peer,
                     interval: t.interval,
@@ -45,7 +45,7 @@ impl Driver {
                 let peers = crate::daemon::bfd::peer_specs(
                     spec,
                     &self.inst.interface,
-                    self.ctx.ifindex,
+                    self.ctx.link.index,
                     self.ctx.source,
                 );
                 let mut sub = engine.subscribe(&self.inst.name, peers);
