@@ -205,6 +205,12 @@ impl Router {
                         self.finish_release(now, r);
                         return;
                     }
+                    if r.new_master.is_some() {
+                        // Ours: no priority 0 once the new master is heard. It has
+                        // taken over; another one would only make it answer and
+                        // re-announce every VIP (§6.4.3) in the middle of its takeover.
+                        return;
+                    }
                 }
                 if now >= m.adver_timer {
                     // RFC 5798 §6.4.3: Adver_Timer fires: send an advert, reset the timer.
@@ -457,6 +463,7 @@ impl Router {
         }
         match &self.phase {
             Phase::Master(m) => Some(match m.role {
+                Role::Releasing(r) if r.new_master.is_some() => r.deadline,
                 Role::Releasing(r) => m.adver_timer.min(r.deadline),
                 _ => m.adver_timer,
             }),

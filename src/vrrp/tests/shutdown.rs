@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// What a shutdown's release ends with: the VIPs go, Init, released.
+fn released_on_shutdown() -> Vec<Action> {
+    vec![
+        Action::RemoveVips,
+        changed(State::Master, State::Init, Reason::Shutdown),
+        Action::Released,
+    ]
+}
+
 #[test]
 fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     let t0 = Instant::now();
@@ -27,14 +36,7 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     assert_eq!(r.poll_action(), None);
     assert_eq!(r.poll_timeout(), Some(tm + ms(1200) + RELEASE_GRACE));
     r.handle_timeout(tm + ms(1200) + RELEASE_GRACE);
-    assert_eq!(
-        drain(&mut r),
-        vec![
-            Action::RemoveVips,
-            changed(State::Master, State::Init, Reason::Shutdown),
-            Action::Released
-        ]
-    );
+    assert_eq!(drain(&mut r), released_on_shutdown());
     assert_eq!(r.poll_timeout(), None);
     // Nothing more after Released.
     hear(&mut r, tm + ms(1300), PEER_LO, 100);
@@ -44,6 +46,33 @@ fn rfc5798_6_4_3_shutdown_master_keeps_vips_until_new_master_heard() {
     r.shutdown(tm);
     r.start(tm);
     assert_eq!(r.poll_action(), None);
+}
+
+#[test]
+fn release_sends_no_priority_zero_once_the_new_master_is_heard() {
+    // 100 ms adverts: the release's grace (RELEASE_GRACE, 100 ms) spans an Adver_Timer.
+    let fast = Centis(10);
+    let t0 = Instant::now();
+    let mut r = Router::new(RouterConfig {
+        advert_interval: fast,
+        ..cfg(200)
+    });
+    r.start(t0);
+    let tm = r.poll_timeout().expect("master-down timer");
+    r.handle_timeout(tm);
+    assert_eq!(r.state(), State::Master);
+    start_release(&mut r, tm);
+    // The backup takes over after its Skew_Time and is heard before our next advert.
+    let heard = tm + ms(61);
+    r.handle_advert(heard, PEER_LO, 255, &adv(100, fast))
+        .expect("accepted");
+    // Only the grace's end is due: a priority 0 at the Adver_Timer (tm + 100 ms) would
+    // make the new master answer and re-announce every VIP in its takeover.
+    assert_eq!(r.poll_timeout(), Some(heard + RELEASE_GRACE));
+    r.handle_timeout(tm + ms(100));
+    assert_eq!(drain(&mut r), vec![]);
+    r.handle_timeout(heard + RELEASE_GRACE);
+    assert_eq!(drain(&mut r), released_on_shutdown());
 }
 
 #[test]
