@@ -441,6 +441,60 @@ fn pipelined_adds_answer_each_address_even_when_some_fail() {
     });
 }
 
+/// Issue 14: a takeover's VIPs are announced from the address pipeline, each right after
+/// the kernel added it: every address added gets exactly one gratuitous ARP and the
+/// answer says so; an address the kernel refused (the operator's, EEXIST) gets none.
+#[test]
+fn pipelined_adds_announce_each_address_the_kernel_added() {
+    let _g = netns_test!();
+    let nets = |v: &[&str]| -> Vec<IpNet> { v.iter().map(|a| a.parse().unwrap()).collect() };
+    let list = nets(&["198.18.0.1/32", "198.18.0.9/32", "198.18.0.2/32"]);
+    let pair = Pair::create();
+    let mac = mac_of(&pair.a);
+    ip(&["-n", &pair.a, "addr", "add", "198.18.0.9/32", "dev", IF]);
+    run_in(&pair.a, move || async move {
+        use socket2::{Domain, Protocol, Socket, Type};
+        // Sees the frames veth0 sends (not the sender's own socket).
+        let eth_p_all = i32::from((libc::ETH_P_ALL as u16).to_be());
+        let cap = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(eth_p_all)))
+            .expect("capture socket");
+        cap.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let (nl, link) = veth().await;
+        let tx = Arc::new(FrameSender::open(link.index).expect("frame sender"));
+        let frames = list
+            .iter()
+            .map(|n| match n.addr() {
+                IpAddr::V4(a) => vipd::proto::arp::gratuitous_arp(mac, a),
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        let got = nl.add_and_announce(link.index, &list, &tx, frames).await;
+        assert!(matches!(got[0], Ok(true)), "{}: {:?}", list[0], got[0]);
+        assert!(
+            matches!(got[1], Err(NetError::AddressNotOurs { .. })),
+            "{}: {:?}",
+            list[1],
+            got[1]
+        );
+        assert!(matches!(got[2], Ok(true)), "{}: {:?}", list[2], got[2]);
+        // Every gratuitous ARP that left: the target address of each.
+        let mut seen: Vec<Ipv4Addr> = Vec::new();
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            if let Ok(n) = std::io::Read::read(&mut &cap, &mut buf) {
+                if n >= 42 && buf[6..12] == mac && buf[12..14] == [0x08, 0x06] {
+                    seen.push(Ipv4Addr::new(buf[38], buf[39], buf[40], buf[41]));
+                }
+            }
+        }
+        seen.sort();
+        let want: Vec<Ipv4Addr> = vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)];
+        assert_eq!(seen, want, "gratuitous ARPs sent");
+    });
+}
+
 #[test]
 fn link_watcher_reports_down_up_and_removal() {
     let _g = netns_test!();

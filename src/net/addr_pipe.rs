@@ -3,21 +3,26 @@
 //! the kernel in one `send` per chunk, answers read after the chunk.
 //!
 //! ```text
-//!   driver A --Job(urgent: first VIP)--+                   +-- one send: RTM_NEWADDR x n (NLM_F_ACK on the last)
-//!   driver B --Job(urgent: first VIP)--+--> [ pipe thread ]-+-- errors by sequence number, then the last ack
-//!   driver A --Job(rest of its VIPs)---+    urgent first    +-- oneshot reply per job
+//!   driver A --Job(urgent: first VIP, its GARP)--+                  +-- one send: RTM_NEWADDR x n (NLM_F_ACK on the last)
+//!   driver B --Job(urgent: first VIP, its GARP)--+--> [ pipe thread ]+-- errors by sequence number, then the last ack
+//!   driver A --Job(rest of its VIPs, GARPs)------+    urgent first   +-- one sendmmsg: the GARP / NA of every VIP added
+//!                                                                    +-- oneshot reply per job
 //! ```
 //!
 //! A netlink request to the kernel is handled inside the sending `send` call, so a chunk
 //! of many messages costs one system call plus the kernel's own work, and every answer is
 //! already queued when `send` returns (see `run_chunk`). Jobs marked urgent (the first VIP of each
 //! instance) go before any queued non-urgent job, so no instance's first VIP waits behind
-//! another instance's whole list. The thread is a plain OS thread: it never blocks a
-//! runtime worker, and instances never compete for a socket.
+//! another instance's whole list. An add may carry its announcement frame: it goes out
+//! right after the chunk that added the address, before the job is answered, so that
+//! every VIP is announced at the kernel's pace, whatever the runtime thread is busy with.
+//! The thread is a plain OS thread: it never blocks a runtime worker, and instances never
+//! compete for a socket.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -32,17 +37,29 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::sync::{mpsc, oneshot};
 
 use super::netlink::ADDRESS_PROTO;
+use super::FrameSender;
 
 /// Requests sent in one `send`: their answers (at most one small skb each, when all fail)
-/// must fit the socket's receive buffer, which is raised to [`RCVBUF`].
+/// must fit the socket's receive buffer, which is raised to [`RCVBUF`]. The
+/// announcements of a chunk wait for its last add, so a chunk is also the granularity at
+/// which VIPs become announced (a few milliseconds of kernel work at most).
 const CHUNK: usize = 128;
 /// Receive buffer asked for (the kernel may grant less; [`CHUNK`] fits the default too).
 const RCVBUF: usize = 1 << 20;
 /// How long the thread waits for an ack the kernel owes before giving up on it.
 const ACK_WAIT: Duration = Duration::from_secs(2);
 
-/// What the kernel answered to one request: `Ok` or the errno it returned.
-pub(super) type Answer = Result<(), i32>;
+/// What the kernel answered to one request: `Ok(announced)` (whether the job's
+/// announcement frame went out) or the errno it returned.
+pub(super) type Answer = Result<bool, i32>;
+
+/// The announcement (gratuitous ARP or unsolicited NA) of each address of a submission,
+/// sent on `sender` once that address is added.
+pub(super) struct Announce<'a> {
+    pub(super) sender: &'a Arc<FrameSender>,
+    /// One complete Ethernet frame per address, in the same order.
+    pub(super) frames: Vec<Vec<u8>>,
+}
 
 /// One address change.
 struct Job {
@@ -50,6 +67,8 @@ struct Job {
     addr: IpNet,
     add: bool,
     urgent: bool,
+    /// Sent once the address is added.
+    announce: Option<(Arc<FrameSender>, Vec<u8>)>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -70,30 +89,46 @@ impl AddrPipe {
         let _ = sock.set_rx_buf_sz(RCVBUF);
         socket2::SockRef::from(&sock).set_read_timeout(Some(ACK_WAIT))?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let (announcer, chunks) = std::sync::mpsc::channel::<Answered>();
+        std::thread::Builder::new()
+            .name("vipd-announce".to_owned())
+            .spawn(move || {
+                for mut jobs in chunks {
+                    finish(&mut jobs);
+                }
+            })?;
         std::thread::Builder::new()
             .name("vipd-addr".to_owned())
-            .spawn(move || run(sock, rx))?;
+            .spawn(move || run(sock, rx, announcer))?;
         Ok(AddrPipe { tx })
     }
 
     /// Queues changes of `addrs` on `ifindex` (`add`: add, else delete) and waits for the
-    /// kernel's answer to each, in the order given. `urgent` jobs go before every queued
-    /// non-urgent one.
+    /// kernel's answer to each, in the order given. With `urgent_first`, the first goes
+    /// before every queued non-urgent job. With `announce` (adds only), each address's
+    /// frame is sent as soon as the address is added.
     pub(super) async fn submit(
         &self,
         ifindex: u32,
         addrs: &[IpNet],
         add: bool,
-        urgent: bool,
+        urgent_first: bool,
+        announce: Option<Announce<'_>>,
     ) -> Vec<Answer> {
         let mut waits = Vec::with_capacity(addrs.len());
-        for addr in addrs {
+        let mut frames = announce.map(|a| (a.sender, a.frames.into_iter()));
+        for (i, addr) in addrs.iter().enumerate() {
             let (reply, rx) = oneshot::channel();
+            let announce = match &mut frames {
+                Some((sender, it)) if add => it.next().map(|f| (Arc::clone(sender), f)),
+                _ => None,
+            };
             let job = Job {
                 ifindex,
                 addr: *addr,
                 add,
-                urgent,
+                urgent: urgent_first && i == 0,
+                announce,
                 reply,
             };
             if self.tx.send(job).is_err() {
@@ -154,7 +189,14 @@ fn message(job: &Job, seq: u32, ack: bool) -> NetlinkMessage<RouteNetlinkMessage
     msg
 }
 
-fn run(sock: Socket, mut rx: mpsc::UnboundedReceiver<Job>) {
+/// A chunk's jobs with the kernel's answers (`None`: no error message, so success).
+type Answered = Vec<(Job, Option<Answer>)>;
+
+fn run(
+    sock: Socket,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    announcer: std::sync::mpsc::Sender<Answered>,
+) {
     let mut urgent: VecDeque<Job> = VecDeque::new();
     let mut normal: VecDeque<Job> = VecDeque::new();
     let mut seq: u32 = 0;
@@ -178,20 +220,37 @@ fn run(sock: Socket, mut rx: mpsc::UnboundedReceiver<Job>) {
             if urgent.is_empty() && normal.is_empty() {
                 break;
             }
-            let mut chunk: Vec<(u32, Job)> = Vec::with_capacity(CHUNK);
+            // Urgent jobs go in a chunk of their own: their announcements wait for no
+            // other instance's VIPs.
+            let queue = if urgent.is_empty() {
+                &mut normal
+            } else {
+                &mut urgent
+            };
+            let mut chunk: Vec<(u32, Job)> = Vec::with_capacity(CHUNK.min(queue.len()));
             while chunk.len() < CHUNK {
-                let Some(j) = urgent.pop_front().or_else(|| normal.pop_front()) else {
+                let Some(j) = queue.pop_front() else {
                     break;
                 };
                 seq = seq.wrapping_add(1);
                 chunk.push((seq, j));
             }
-            run_chunk(&sock, &mut chunk, &mut buf, &mut rbuf);
+            let mut jobs = run_chunk(&sock, &mut chunk, &mut buf, &mut rbuf);
+            // Announcements go out from the other thread while this one adds the next
+            // chunk (the kernel's work on both runs on two cores when they are free).
+            if jobs.iter().any(|(j, _)| j.announce.is_some()) {
+                if let Err(back) = announcer.send(jobs) {
+                    jobs = back.0;
+                    finish(&mut jobs);
+                }
+            } else {
+                finish(&mut jobs);
+            }
         }
     }
 }
 
-/// Sends every request of `chunk` in one `send` and answers each job.
+/// Sends every request of `chunk` in one `send` and returns each job with its answer.
 ///
 /// Only the chunk's last request asks for an acknowledgement of success: the kernel
 /// handles the requests in order inside the `send` and answers every failure with an
@@ -199,7 +258,12 @@ fn run(sock: Socket, mut rx: mpsc::UnboundedReceiver<Job>) {
 /// every request that got no error message succeeded. That spares the kernel an ack
 /// buffer per address (and this thread a read and a parse of each). A lost answer (the
 /// receive buffer overflowed: `ENOBUFS`) or a missing last ack fails what is still open.
-fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf: &mut [u8]) {
+fn run_chunk(
+    sock: &Socket,
+    chunk: &mut Vec<(u32, Job)>,
+    buf: &mut Vec<u8>,
+    rbuf: &mut [u8],
+) -> Answered {
     buf.clear();
     let last_seq = chunk.last().map(|c| c.0);
     for (seq, job) in chunk.iter() {
@@ -208,36 +272,57 @@ fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf
         buf.resize(at + msg.buffer_len(), 0);
         msg.serialize(&mut buf[at..]);
     }
-    if let Err(e) = sock.send(buf, 0) {
+    let first_seq = chunk.first().map(|c| c.0);
+    let mut jobs: Answered = chunk.drain(..).map(|(_, j)| (j, None)).collect();
+    let sent = sock.send(buf, 0);
+    if let Err(e) = sent {
         let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        for (_, job) in chunk.drain(..) {
-            let _ = job.reply.send(Err(errno));
+        for (_, answer) in jobs.iter_mut() {
+            *answer = Some(Err(errno));
         }
-        return;
+    } else if let Some(first) = first_seq {
+        read_answers(sock, rbuf, first, last_seq, &mut jobs);
     }
-    let mut pending: Vec<Option<(u32, Job)>> = chunk.drain(..).map(Some).collect();
-    let first_seq = pending.first().and_then(|p| p.as_ref()).map(|p| p.0);
-    let mut done = pending.is_empty();
-    while !done {
+    jobs
+}
+
+/// Sends the announcements of the addresses a chunk added, then answers each job.
+fn finish(jobs: &mut Answered) {
+    announce_added(jobs);
+    for (job, answer) in jobs.drain(..) {
+        // No error message: success.
+        let _ = job.reply.send(answer.unwrap_or(Ok(false)));
+    }
+}
+
+/// Reads the kernel's answers to the requests `first..=last` into `jobs` (in that
+/// order): an error message is that request's answer; the last one's ack ends the read.
+/// A read that fails (timed out: an ack the kernel never sent; `ENOBUFS`: answers were
+/// lost) fails every request still without an answer.
+fn read_answers(
+    sock: &Socket,
+    rbuf: &mut [u8],
+    first: u32,
+    last: Option<u32>,
+    jobs: &mut [(Job, Option<Answer>)],
+) {
+    loop {
         let n = match sock.recv(&mut &mut rbuf[..], 0) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Timed out (an ack the kernel never sent) or the buffer overflowed
-                // (ENOBUFS: acks were lost): fail what is still open.
                 let errno = match e.raw_os_error() {
                     Some(libc::EAGAIN) => libc::ETIMEDOUT,
                     Some(x) => x,
                     None => libc::EIO,
                 };
-                for p in pending.iter_mut() {
-                    if let Some((_, job)) = p.take() {
-                        let _ = job.reply.send(Err(errno));
-                    }
+                for (_, answer) in jobs.iter_mut().filter(|(_, a)| a.is_none()) {
+                    *answer = Some(Err(errno));
                 }
                 return;
             }
         };
+        let mut done = false;
         let mut off = 0;
         while off < n {
             let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n]) else {
@@ -245,30 +330,57 @@ fn run_chunk(sock: &Socket, chunk: &mut Vec<(u32, Job)>, buf: &mut Vec<u8>, rbuf
             };
             let len = msg.header.length as usize;
             let s = msg.header.sequence_number;
-            if let (NetlinkPayload::Error(err), Some(first)) = (&msg.payload, first_seq) {
+            if let NetlinkPayload::Error(err) = &msg.payload {
                 let idx = s.wrapping_sub(first) as usize;
-                if let Some(slot) = pending.get_mut(idx) {
-                    if let Some((_, job)) = slot.take() {
-                        let answer = match err.code {
-                            None => Ok(()),
-                            Some(c) => Err(-c.get()),
-                        };
-                        let _ = job.reply.send(answer);
-                    }
+                if let Some((_, answer @ None)) = jobs.get_mut(idx) {
+                    *answer = Some(match err.code {
+                        None => Ok(false),
+                        Some(c) => Err(-c.get()),
+                    });
                 }
                 // The last request's answer comes after every other one.
-                done |= Some(s) == last_seq;
+                done |= Some(s) == last;
             }
             if len == 0 {
                 break;
             }
             off += (len + 3) & !3;
         }
+        if done {
+            return;
+        }
     }
-    // No error message: success.
-    for p in pending.iter_mut() {
-        if let Some((_, job)) = p.take() {
-            let _ = job.reply.send(Ok(()));
+}
+
+/// Sends the announcement of every address added (no error answer) whose job carries
+/// one, with one `sendmmsg` pass per packet socket, and marks those that went out.
+fn announce_added(jobs: &mut [(Job, Option<Answer>)]) {
+    let added = |(job, answer): &(Job, Option<Answer>)| {
+        job.add && job.announce.is_some() && matches!(answer, None | Some(Ok(_)))
+    };
+    let mut todo: Vec<usize> = (0..jobs.len()).filter(|i| added(&jobs[*i])).collect();
+    while let Some(&lead) = todo.first() {
+        let Some((sender, _)) = jobs[lead].0.announce.as_ref() else {
+            break;
+        };
+        let sender = Arc::clone(sender);
+        // This socket's frames, in order; the others wait for their own pass.
+        let (mine, rest): (Vec<usize>, Vec<usize>) = todo.iter().partition(|i| {
+            jobs[**i]
+                .0
+                .announce
+                .as_ref()
+                .is_some_and(|(s, _)| Arc::ptr_eq(s, &sender))
+        });
+        todo = rest;
+        let frames: Vec<&[u8]> = mine
+            .iter()
+            .filter_map(|i| jobs[*i].0.announce.as_ref().map(|(_, f)| f.as_slice()))
+            .collect();
+        // A frame that did not go out is the driver's to send (and report).
+        let (sent, _) = sender.send_batch(&frames);
+        for i in mine.into_iter().take(sent) {
+            jobs[i].1 = Some(Ok(true));
         }
     }
 }

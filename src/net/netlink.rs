@@ -371,28 +371,63 @@ impl Netlink {
     /// and returns one result per address, in order.
     ///
     /// The requests of every caller go to the kernel as one pipelined stream (one `send`
-    /// for many requests, acks read after it); `urgent` requests go before any queued
-    /// non-urgent one: pass the first VIP of an instance as urgent and the rest not, so
-    /// that when many instances take over at once each one's first VIP is usable before
-    /// anyone's remaining VIPs are added.
+    /// for many requests, acks read after it); with `urgent`, the first address goes
+    /// before any queued non-urgent request: when many instances take over at once, each
+    /// one's first VIP is usable before anyone's remaining VIPs are added.
     pub async fn add_addresses(
         &self,
         ifindex: u32,
         addrs: &[IpNet],
         urgent: bool,
     ) -> Vec<Result<(), NetError>> {
-        let answers = self.pipe.submit(ifindex, addrs, true, urgent).await;
+        let answers = self.pipe.submit(ifindex, addrs, true, urgent, None).await;
+        self.added(ifindex, addrs, answers)
+            .await
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect()
+    }
+
+    /// Adds every address of `addrs` as [`Netlink::add_addresses`] does (the first one
+    /// urgent), and sends each one's announcement frame (`frames`, in the same order) on
+    /// `sender` as soon as the kernel has added it, in `sendmmsg` batches: a takeover's
+    /// VIPs are announced at the kernel's pace. `Ok(true)`: added and announced;
+    /// `Ok(false)`: there (added, or already ours) but not announced (the frame could
+    /// not be sent, or the address was already there): the caller announces it.
+    pub async fn add_and_announce(
+        &self,
+        ifindex: u32,
+        addrs: &[IpNet],
+        sender: &std::sync::Arc<super::FrameSender>,
+        frames: Vec<Vec<u8>>,
+    ) -> Vec<Result<bool, NetError>> {
+        let announce = super::addr_pipe::Announce { sender, frames };
+        let answers = self
+            .pipe
+            .submit(ifindex, addrs, true, true, Some(announce))
+            .await;
+        self.added(ifindex, addrs, answers).await
+    }
+
+    /// The results of adding `addrs` from the kernel's answers: `EEXIST` is success for an
+    /// address that carries our mark, [`NetError::AddressNotOurs`] for one that does not.
+    async fn added(
+        &self,
+        ifindex: u32,
+        addrs: &[IpNet],
+        answers: Vec<super::addr_pipe::Answer>,
+    ) -> Vec<Result<bool, NetError>> {
         let mut out = Vec::with_capacity(addrs.len());
         for (addr, answer) in addrs.iter().zip(answers) {
             out.push(match answer {
-                Ok(()) => Ok(()),
+                Ok(announced) => Ok(announced),
                 Err(libc::EEXIST) => match self.address_owner(ifindex, addr.addr()).await {
                     Ok(Some(false)) => Err(NetError::AddressNotOurs {
                         ifindex,
                         addr: *addr,
                         proto: ADDRESS_PROTO,
                     }),
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(false),
                     Err(e) => Err(e),
                 },
                 Err(libc::ENODEV) => {
@@ -452,10 +487,10 @@ impl Netlink {
                 break;
             }
             let nets: Vec<IpNet> = todo.iter().map(|i| addrs[*i]).collect();
-            let answers = self.pipe.submit(ifindex, &nets, false, false).await;
+            let answers = self.pipe.submit(ifindex, &nets, false, false, None).await;
             for (i, answer) in todo.into_iter().zip(answers) {
                 out[i] = match answer {
-                    Ok(()) | Err(libc::EADDRNOTAVAIL | libc::ENODEV) => Ok(()),
+                    Ok(_) | Err(libc::EADDRNOTAVAIL | libc::ENODEV) => Ok(()),
                     Err(errno) => Err(errno_error(
                         format!("delete address {} from interface index {ifindex}", addrs[i]),
                         errno,

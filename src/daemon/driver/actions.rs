@@ -14,8 +14,8 @@ impl Driver {
     /// Carries out the router's actions, in order.
     pub(super) async fn execute(&mut self) {
         self.execute_actions().await;
-        // An early announcement is for the Announce of the same batch only.
-        self.early_announced = None;
+        // Early announcements are for the Announce of the same batch only.
+        self.early_announced.clear();
     }
 
     async fn execute_actions(&mut self) {
@@ -131,10 +131,11 @@ impl Driver {
     /// Adds (or removes) every VIP through the netlink pipeline (`net::addr_pipe`),
     /// which sends the requests of every instance to the kernel as one stream.
     ///
-    /// Adding goes in two steps: the first VIP as an urgent request (it goes before any
-    /// instance's remaining VIPs), announced at once when an Announce follows (no
-    /// arbiter), then the rest. When many instances take over together, each one's
-    /// first VIP is usable before anyone's whole list is added.
+    /// Every VIP is queued at once, the first as an urgent request (it goes before any
+    /// instance's remaining VIPs): when many instances take over together, each one's
+    /// first VIP is usable before anyone's whole list is added. When an Announce follows
+    /// (no arbiter), each VIP's announcement goes out from the pipeline as soon as the
+    /// kernel added it, and the Announce leaves those VIPs out of its first round.
     pub(super) async fn change_vips(&mut self, add: bool) {
         if self.inst.address_owner {
             // The owner's VIPs are the host's own addresses: never added or removed here.
@@ -155,24 +156,18 @@ impl Driver {
             }
             return;
         }
-        let Some((first, rest)) = vips.split_first() else {
-            return;
+        let results = if self.arb.is_none() && self.inst.announce.count > 0 {
+            let frames = vips.iter().map(|v| self.announce_frame(*v)).collect();
+            nl.add_and_announce(ifindex, &vips, &self.ctx.frames, frames)
+                .await
+        } else {
+            nl.add_addresses(ifindex, &vips, true)
+                .await
+                .into_iter()
+                .map(|r| r.map(|()| false))
+                .collect()
         };
-        let mut results = nl
-            .add_addresses(ifindex, std::slice::from_ref(first), true)
-            .await;
-        if matches!(results.first(), Some(Ok(())))
-            && self.arb.is_none()
-            && self.inst.announce.count > 0
-        {
-            // The Announce that follows AddVips leaves this VIP out of its first round.
-            let frame = self.announce_frame(*first);
-            if let Err(e) = self.ctx.frames.send(&frame) {
-                tracing::warn!("cannot send announcement: {e}");
-            }
-            self.early_announced = Some(*first);
-        }
-        results.extend(nl.add_addresses(ifindex, rest, false).await);
+        self.early_announced = results.iter().map(|r| matches!(r, Ok(true))).collect();
         for (vip, r) in vips.iter().zip(results) {
             if let Err(e) = r {
                 self.vip_add_failed(*vip, &e);
@@ -265,8 +260,8 @@ impl Driver {
 
     /// Gratuitous ARP / unsolicited NA for every VIP: `count` rounds, `spacing` apart,
     /// the first at once; then, if configured, one round every `refresh` while master.
-    /// Each round goes out in `sendmmsg` batches. The VIP `change_vips` announced right
-    /// after adding it is left out of this first round (only).
+    /// Each round goes out in `sendmmsg` batches. The VIPs `change_vips` announced right
+    /// after adding them are left out of this first round (only).
     pub(super) fn announce(&mut self, _reason: AnnounceReason) {
         let frames: Vec<Vec<u8>> = self
             .inst
@@ -274,18 +269,18 @@ impl Driver {
             .iter()
             .map(|vip| self.announce_frame(*vip))
             .collect();
-        let early = self.early_announced.take();
+        let early = std::mem::take(&mut self.early_announced);
         // First round synchronously, so that the decision-to-announce time is real.
-        let first: Vec<&[u8]> = self
-            .inst
-            .vips
+        let first: Vec<&[u8]> = frames
             .iter()
-            .zip(&frames)
-            .filter(|(vip, _)| Some(**vip) != early)
+            .enumerate()
+            .filter(|(i, _)| !early.get(*i).copied().unwrap_or(false))
             .map(|(_, f)| f.as_slice())
             .collect();
-        if let (_, Some(e)) = self.ctx.frames.send_batch(&first) {
-            tracing::warn!("cannot send announcement: {e}");
+        if !first.is_empty() {
+            if let (_, Some(e)) = self.ctx.frames.send_batch(&first) {
+                tracing::warn!("cannot send announcement: {e}");
+            }
         }
         if let Some(a) = self.announcer.take() {
             a.abort();

@@ -311,9 +311,10 @@ struct Driver {
     bfd_track_rx: Option<mpsc::UnboundedReceiver<super::bfd::BfdEvent>>,
     /// The etcd arbiter (`arbiter = true`).
     arb: Option<arb::Arb>,
-    /// The VIP `change_vips` announced right after adding it, which the Announce that
-    /// follows leaves out of its first round (cleared after every batch of actions).
-    early_announced: Option<ipnet::IpNet>,
+    /// Per VIP (in `inst.vips` order): `change_vips` announced it right after adding it,
+    /// so the Announce that follows leaves it out of its first round (cleared after every
+    /// batch of actions).
+    early_announced: Vec<bool>,
     /// IPv6 virtual MAC mode: whether the macvlan was last set up (see
     /// [`VipLink::follows_master`]).
     vmac_up: bool,
@@ -418,7 +419,7 @@ impl Driver {
             }),
             inst,
             ctx,
-            early_announced: None,
+            early_announced: Vec::new(),
             vmac_up: false,
             published: None,
             track_gen: 0,
