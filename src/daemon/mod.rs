@@ -208,8 +208,8 @@ struct Supervisor {
     _lock: lock::InstanceLock,
     /// When this vipd started (`startup-delay` counts from here).
     started_at: Instant,
-    /// The timers masters share on the advert grid (`driver::GridTimers`).
-    grid: Arc<driver::GridTimers>,
+    /// The advert grid's timers (`driver::GridClocks`), shared by the masters.
+    grid: Arc<driver::GridClocks>,
 }
 
 impl Supervisor {
@@ -294,7 +294,7 @@ impl Supervisor {
             background,
             _lock: lock,
             started_at,
-            grid: Arc::default(),
+            grid: Arc::new(driver::GridClocks::new(started_at)),
         };
         // Start-up is not all-or-nothing: an instance that cannot start yet (missing
         // interface, an operator's address in the way) waits and is retried every

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Instance};
-use crate::net::{FrameSender, NetError, VrrpSocket};
+use crate::net::{DeadlineTimer, FrameSender, NetError, VrrpSocket};
 use crate::vrrp::RecvFilter;
 
 use super::driver::{self, DriverContext, VipLink};
@@ -31,6 +31,8 @@ impl Supervisor {
         }
         // A new driver starts without a group's fault or penalty: send them again.
         self.groups.driver_started(&inst.name);
+        // The driver's timer first: nothing is set up for an instance that cannot have one.
+        let timer = DeadlineTimer::new()?;
         let link = self.netlink.link(&inst.interface).await?;
         self.check_vip_addresses(&inst, link.index).await?;
         warn_promote_secondaries(&inst);
@@ -107,7 +109,7 @@ impl Supervisor {
                 mac: link.mac,
                 follows_master: false,
             };
-            let (socket, batch) = (entry.socket.clone(), Some(entry.batch.clone()));
+            let (socket, batch) = (entry.socket.clone(), Some(entry.batch.member()));
             (vip_link, socket, batch, frames)
         };
         let saved = self.store.get(&inst.name);
@@ -131,6 +133,7 @@ impl Supervisor {
                 None
             },
             advert_epoch: self.started_at,
+            timer,
             grid: self.grid.clone(),
             batch,
         };

@@ -13,6 +13,7 @@
 //! | [`BfdRxSocket`], [`BfdTxSocket`] | UDP sockets of single-hop BFD (port 3784, TTL 255, bound to one interface) |
 //! | [`VmacSpec`], [`Netlink::ensure_vmac`] | rtnetlink link requests: the macvlan of virtual MAC mode (vipd's carry the alias [`VMAC_ALIAS_PREFIX`]) |
 //! | [`FrameSender`] | an `AF_PACKET` socket bound to one interface (gratuitous ARP, unsolicited NA) |
+//! | [`DeadlineTimer`] | a `CLOCK_MONOTONIC` timerfd in the tokio reactor (a driver's deadlines) |
 
 use std::io;
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ mod macvlan;
 mod netlink;
 mod packet;
 mod sys;
+mod timer;
 mod vrrp_socket;
 
 pub use bfd_socket::{wait_readable, BfdRxSocket, BfdTxSocket};
@@ -36,6 +38,7 @@ pub use netlink::{
 };
 pub use packet::FrameSender;
 pub use sys::{RecvBatch, RecvMeta};
+pub use timer::DeadlineTimer;
 pub use vrrp_socket::{Received, VrrpSocket};
 
 /// Errors of the kernel-facing layer. The messages are meant for operators: they name
@@ -116,6 +119,13 @@ pub enum NetError {
         name: String,
         /// Why it is not vipd's.
         why: String,
+    },
+    /// A timer (timerfd) could not be created or registered with the runtime.
+    #[error("cannot create a timer (timerfd): {source}")]
+    Timer {
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
     /// The call has to be made from inside a tokio runtime (it spawns or registers I/O).
     #[error("{what} must be called from inside a tokio runtime")]

@@ -3,7 +3,7 @@
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
 use socket2::{SockFilter, Socket};
@@ -109,14 +109,7 @@ pub(super) fn ppoll(
     fds: &mut [libc::pollfd],
     timeout: Option<std::time::Duration>,
 ) -> io::Result<usize> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        // Below 10^9: it fits an `i32`, which converts into the field's type on every
-        // target (`c_long`, 32 bits on 32-bit targets, or `i64`).
-        tv_nsec: i32::try_from(d.subsec_nanos())
-            .unwrap_or(999_999_999)
-            .into(),
-    });
+    let ts = timeout.map(timespec);
     let tsp = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
@@ -136,6 +129,100 @@ pub(super) fn ppoll(
                 Err(e)
             }
         }
+    }
+}
+
+/// A `CLOCK_MONOTONIC` timerfd (the clock of `std::time::Instant` on Linux),
+/// non-blocking and close-on-exec, disarmed.
+pub(super) fn timerfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with constant arguments; on success it returns a new
+    // descriptor that nothing else owns.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new, valid descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `CLOCK_MONOTONIC` now, as a duration since the clock's origin.
+pub(super) fn monotonic_now() -> io::Result<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    ))
+}
+
+/// `d` as a `timespec`.
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: it fits an `i32`, which converts into the field's type on every
+        // target (`c_long`, 32 bits on 32-bit targets, or `i64`).
+        tv_nsec: i32::try_from(d.subsec_nanos())
+            .unwrap_or(999_999_999)
+            .into(),
+    }
+}
+
+/// `timerfd_settime(2)` with `TFD_TIMER_ABSTIME`: the timer expires at `at` (on
+/// `CLOCK_MONOTONIC`, as [`monotonic_now`] counts) and then every `period` (`None`:
+/// once). `at` of `None` disarms it. The kernel rejects a zero `at` (it would disarm):
+/// the caller never passes one (the clock's origin is boot).
+pub(super) fn timerfd_set(
+    fd: BorrowedFd<'_>,
+    at: Option<Duration>,
+    period: Option<Duration>,
+) -> io::Result<()> {
+    let zero = Duration::ZERO;
+    let spec = libc::itimerspec {
+        it_interval: timespec(period.unwrap_or(zero)),
+        it_value: timespec(at.unwrap_or(zero)),
+    };
+    // SAFETY: `spec` is a valid itimerspec that outlives the call; the old value is not
+    // asked for (null); `fd` is a valid borrowed descriptor.
+    let rc = unsafe {
+        libc::timerfd_settime(
+            fd.as_raw_fd(),
+            libc::TFD_TIMER_ABSTIME,
+            &spec,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads a timerfd's expiration count (`WouldBlock` when it has not expired since the
+/// last read). A periodic timerfd is restarted by this read: without it, it expires
+/// once.
+pub(super) fn timerfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut count = [0u8; 8];
+    // SAFETY: `count` is 8 writable bytes that outlive the call; `fd` is a valid
+    // borrowed descriptor.
+    let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+    if n == 8 {
+        Ok(u64::from_ne_bytes(count))
+    } else if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Err(io::Error::from(io::ErrorKind::UnexpectedEof))
     }
 }
 

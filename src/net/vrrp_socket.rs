@@ -188,13 +188,7 @@ impl VrrpSocket {
         let mut waited = 0;
         loop {
             match self.tx.send_to(payload, &addr) {
-                Ok(n) if n == payload.len() => return Ok(()),
-                Ok(n) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        format!("sent {n} of {} bytes", payload.len()),
-                    ))
-                }
+                Ok(n) => return sent_whole(n, payload.len()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && waited < SEND_RETRIES => {
                     // The send queue is full (a burst on a slow link): the kernel frees
                     // it as packets leave.
@@ -214,6 +208,18 @@ impl VrrpSocket {
     /// error says why the next did not (`WouldBlock`: the send queue is full; try the
     /// rest again shortly).
     pub fn send_batch(&self, msgs: &[(IpAddr, &[u8])]) -> (usize, Option<io::Error>) {
+        if let [(dst, payload)] = msgs {
+            // One advert (a lone master's): one `sendto`, no lists to build.
+            let sent = self.destination(*dst).and_then(|a| {
+                self.tx
+                    .send_to_with_flags(payload, &a, libc::MSG_DONTWAIT)
+                    .and_then(|n| sent_whole(n, payload.len()))
+            });
+            return match sent {
+                Ok(()) => (1, None),
+                Err(e) => (0, Some(e)),
+            };
+        }
         let mut addrs = Vec::with_capacity(msgs.len());
         for (dst, _) in msgs {
             match self.destination(*dst) {
@@ -256,6 +262,18 @@ impl VrrpSocket {
                 format!("destination {dst} is not of this socket's address family"),
             )),
         }
+    }
+}
+
+/// `Ok` when a send took all `len` bytes (`n`), else the short write as an error.
+fn sent_whole(n: usize, len: usize) -> io::Result<()> {
+    if n == len {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("sent {n} of {len} bytes"),
+        ))
     }
 }
 

@@ -3,10 +3,14 @@
 //! `sendmmsg` once they all ran (the runtime runs tasks in the order they were woken).
 //! Receivers then get a tick's adverts in one burst, and wake once for it. Any other
 //! advert (a takeover's, a priority 0) is sent at once, after whatever is still queued:
-//! one socket's adverts leave in the order they were made.
+//! one socket's adverts leave in the order they were made. So is every advert of the
+//! only driver on a socket ([`AdvertBatch::member`]): it has nobody to wait for, and
+//! handing it to the task would cost a second task's turn per advert.
 
 use std::io;
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,25 @@ pub struct AdvertBatch {
     queue: Mutex<Vec<Queued>>,
     wake: Notify,
     limiter: Mutex<LogLimiter>,
+    /// Drivers that send on this socket ([`BatchMember`]s alive).
+    members: AtomicUsize,
+}
+
+/// A driver's use of an [`AdvertBatch`]: counted while it lives.
+pub struct BatchMember(Arc<AdvertBatch>);
+
+impl Deref for BatchMember {
+    type Target = AdvertBatch;
+
+    fn deref(&self) -> &AdvertBatch {
+        &self.0
+    }
+}
+
+impl Drop for BatchMember {
+    fn drop(&mut self) {
+        self.0.members.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl AdvertBatch {
@@ -53,13 +76,20 @@ impl AdvertBatch {
             queue: Mutex::new(Vec::new()),
             wake: Notify::new(),
             limiter: Mutex::new(LogLimiter::new(Duration::from_secs(10))),
+            members: AtomicUsize::new(0),
         })
     }
 
+    /// A driver's handle on the queue, counted as one of its members while it lives.
+    pub fn member(self: &Arc<Self>) -> BatchMember {
+        self.members.fetch_add(1, Ordering::Relaxed);
+        BatchMember(self.clone())
+    }
+
     /// Queues one advert (VRRP bytes for `dst`) of `instance`, counted on `sent` once it
-    /// went out. `now`: sent before this returns, with everything queued before it (so
-    /// that, say, a priority-0 advert never overtakes a periodic one still queued); else
-    /// by the task, once the drivers woken with this one ran.
+    /// went out. `now`, or the only member: sent before this returns, with everything
+    /// queued before it (so that, say, a priority-0 advert never overtakes a periodic one
+    /// still queued); else by the task, once the drivers woken with this one ran.
     pub(super) fn push(
         &self,
         instance: &Arc<str>,
@@ -68,17 +98,17 @@ impl AdvertBatch {
         sent: &Counter,
         now: bool,
     ) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Queued {
-                dst,
-                bytes,
-                sent: sent.clone(),
-                instance: instance.clone(),
-            });
+        let now = now || self.members.load(Ordering::Relaxed) <= 1;
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.push(Queued {
+            dst,
+            bytes,
+            sent: sent.clone(),
+            instance: instance.clone(),
+        });
         // Else (or when the send queue is full) the task sends it.
-        if !now || self.try_flush() {
+        if !now || self.flush_locked(&mut queue) {
+            drop(queue);
             self.wake.notify_one();
         }
     }
@@ -86,8 +116,13 @@ impl AdvertBatch {
     /// Sends what is queued; returns whether the send queue was full with adverts left.
     fn try_flush(&self) -> bool {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.flush_locked(&mut queue)
+    }
+
+    /// [`AdvertBatch::try_flush`] with the queue's lock held.
+    fn flush_locked(&self, queue: &mut Vec<Queued>) -> bool {
         let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        flush(&mut queue, &mut limiter, &self.send)
+        flush(queue, &mut limiter, &self.send)
     }
 
     /// Sends whatever is queued, whenever something is, until the task is aborted.
@@ -143,8 +178,16 @@ fn pass<F>(batch: &[Queued], limiter: &mut LogLimiter, mut send: F) -> (usize, b
 where
     F: FnMut(&[(IpAddr, &[u8])]) -> (usize, Option<io::Error>),
 {
-    let msgs: Vec<(IpAddr, &[u8])> = batch.iter().map(|q| (q.dst, &q.bytes[..])).collect();
-    let (n, err) = send(&msgs);
+    // A lone advert (the usual case) needs no list of its own.
+    let (n, err) = match batch {
+        [q] => send(&[(q.dst, &q.bytes[..])]),
+        _ => send(
+            &batch
+                .iter()
+                .map(|q| (q.dst, &q.bytes[..]))
+                .collect::<Vec<_>>(),
+        ),
+    };
     for q in batch.iter().take(n) {
         q.sent.inc();
     }
@@ -247,14 +290,22 @@ mod tests {
         assert_eq!(k.sent.get(), 6);
     }
 
-    #[test]
-    fn an_advert_sent_at_once_goes_after_the_periodic_ones_still_queued() {
+    /// A batch in front of a fake kernel that takes everything, and what went out.
+    fn batch_on_wire() -> (Arc<AdvertBatch>, Arc<Mutex<Vec<u8>>>) {
         let wire = Arc::new(Mutex::new(Vec::new()));
         let w = wire.clone();
         let batch = AdvertBatch::with_sender(Box::new(move |msgs| {
             let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
             kernel(&mut w, msgs, msgs.len(), None)
         }));
+        (batch, wire)
+    }
+
+    #[test]
+    fn an_advert_sent_at_once_goes_after_the_periodic_ones_still_queued() {
+        let (batch, wire) = batch_on_wire();
+        // Two drivers on the socket.
+        let (_web, _db) = (batch.member(), batch.member());
         let (name, sent) = (Arc::from("web"), Counter::default());
         let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
         // A periodic advert at priority 150 waits for the task; then the instance stops
@@ -267,6 +318,30 @@ mod tests {
             vec![150, 0]
         );
         assert_eq!(sent.get(), 2);
+    }
+
+    #[test]
+    fn the_only_driver_on_a_socket_sends_its_periodic_adverts_at_once() {
+        let (batch, wire) = batch_on_wire();
+        let (name, sent) = (Arc::from("web"), Counter::default());
+        let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+        let web = batch.member();
+        batch.push(&name, group, vec![150], &sent, false);
+        assert_eq!(*wire.lock().unwrap_or_else(|e| e.into_inner()), vec![150]);
+        assert_eq!(sent.get(), 1);
+        // A second driver joins: periodic adverts wait for the task again.
+        let db = batch.member();
+        batch.push(&name, group, vec![151], &sent, false);
+        assert_eq!(*wire.lock().unwrap_or_else(|e| e.into_inner()), vec![150]);
+        // It leaves: the one left sends at once, after what is still queued.
+        drop(db);
+        batch.push(&name, group, vec![152], &sent, false);
+        assert_eq!(
+            *wire.lock().unwrap_or_else(|e| e.into_inner()),
+            vec![150, 151, 152]
+        );
+        assert_eq!(sent.get(), 3);
+        drop(web);
     }
 
     #[test]

@@ -29,14 +29,14 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Instance;
 use crate::control::message::{Event, InstanceStatus, Transition};
-use crate::net::{FrameSender, Netlink, VrrpSocket};
+use crate::net::{DeadlineTimer, FrameSender, Netlink, VrrpSocket};
 use crate::proto::Advert;
 use crate::track::{self, CheckSet, Notifier, TrackEvent};
 use crate::vrrp::{Router, RouterConfig, State};
 
 use super::metrics::{AdvertCounters, Metrics};
-pub use batch::AdvertBatch;
-pub use grid::GridTimers;
+pub use batch::{AdvertBatch, BatchMember};
+pub use grid::GridClocks;
 
 mod actions;
 mod arb;
@@ -190,11 +190,13 @@ pub struct DriverContext {
     /// The epoch of the advert grid (`Router::set_advert_grid`), the same for every
     /// instance: masters with the same interval send at the same instants.
     pub advert_epoch: Instant,
-    /// The timers masters share (one per grid instant).
-    pub grid: Arc<GridTimers>,
+    /// The driver's own timer, for the router's deadlines off the advert grid.
+    pub timer: DeadlineTimer,
+    /// The timers of the advert grid, one per interval, shared by the masters.
+    pub grid: Arc<GridClocks>,
     /// The queue of periodic adverts sent together on `socket` (`None`: each advert is
     /// sent on its own, as on a virtual MAC link's socket of its own).
-    pub batch: Option<Arc<AdvertBatch>>,
+    pub batch: Option<BatchMember>,
 }
 
 /// Handle to a running driver.
@@ -325,12 +327,12 @@ struct Driver {
     track_gen: u64,
     /// The instance's advert counters, looked up once (not by name on every advert).
     counters: AdvertCounters,
-    /// While master: the shared sleeps of its next advert and the one after.
-    grid_wait: Option<grid::GridWait>,
     /// The adverts of this batch of actions are periodic (the Adver_Timer fired while
     /// master): they go through [`DriverContext::batch`]. A takeover's advert goes out
     /// at once, before the VIPs are added.
     periodic: bool,
+    /// While master on the advert grid: the grid's timer of its interval.
+    grid_clock: Option<Arc<DeadlineTimer>>,
     /// The instance name, shared with the adverts queued in the batch.
     name: Arc<str>,
 }
@@ -424,8 +426,8 @@ impl Driver {
             published: None,
             track_gen: 0,
             counters,
-            grid_wait: None,
             periodic: false,
+            grid_clock: None,
             name,
         }
     }

@@ -66,37 +66,42 @@ impl Driver {
                 .into_iter()
                 .flatten()
                 .min();
+            // A master's own deadline is (nearly always) an instant of the advert grid,
+            // which the other masters of its interval wait for too: one periodic timer
+            // (`grid.rs`) serves them all. Any other deadline is the driver's own timer's.
+            let period = self.inst.advert_interval.as_duration();
+            let on_grid = deadline.is_some_and(|d| {
+                self.router.state() == State::Master
+                    && Some(d) == self.router.poll_timeout()
+                    && self.ctx.grid.on_grid(d, period)
+            });
+            if !on_grid {
+                self.grid_clock = None;
+            } else if self.grid_clock.is_none() {
+                match self.ctx.grid.clock(period) {
+                    Ok(c) => self.grid_clock = Some(c),
+                    Err(e) => self.timer_trouble(&e),
+                }
+            }
+            let own = if self.grid_clock.is_some() {
+                None
+            } else {
+                deadline
+            };
+            if let Err(e) = self.ctx.timer.set(own, None) {
+                self.timer_trouble(&e);
+            }
+            let (clock, timer) = (self.grid_clock.as_ref(), &self.ctx.timer);
+            let sleep = async move {
+                match (clock, deadline) {
+                    (Some(c), Some(d)) => c.wait_until(d).await,
+                    _ => timer.wait().await,
+                }
+            };
             let arb_changed = async {
                 match self.arb.as_mut() {
                     Some(a) => a.handle.changed().await,
                     None => std::future::pending().await,
-                }
-            };
-            // A master's deadline is (nearly always) a point of the advert grid, which
-            // the other masters wait for too: one shared timer serves them all.
-            // Only for the router's own deadline, and only while it is ahead: a shared
-            // sleep that has fired stays ready without yielding to the runtime.
-            let shared = match deadline {
-                Some(d)
-                    if self.router.state() == State::Master
-                        && Some(d) == self.router.poll_timeout()
-                        && d > Instant::now() =>
-                {
-                    let period = self.inst.advert_interval.as_duration();
-                    let w = self.ctx.grid.wait(self.grid_wait.take(), d, period);
-                    let s = w.sleep();
-                    self.grid_wait = Some(w);
-                    Some(s)
-                }
-                _ => {
-                    self.grid_wait = None;
-                    None
-                }
-            };
-            let sleep = async {
-                match shared {
-                    Some(s) => s.await,
-                    None => sleep_until(deadline).await,
                 }
             };
             let retry = sleep_until(self.vip_retry_at);
@@ -174,7 +179,7 @@ impl Driver {
                 self.restore_vips().await;
                 self.execute().await;
             }
-            if self.arbiter_reconcile().await {
+            if self.arb.is_some() && self.arbiter_reconcile().await {
                 // The arbiter changed our priority: the router may act on it.
                 self.execute().await;
                 self.arbiter_reconcile().await;
@@ -202,6 +207,14 @@ impl Driver {
         // `Slot::Stopping { then }`), so nothing of a successor is removed here.
         let checks: Vec<String> = self.inst.tracks.iter().map(|t| t.name.clone()).collect();
         self.ctx.metrics.forget_instance(&self.inst.name, &checks);
+    }
+
+    /// A timer could not be set up or armed (never expected): logged, rate-limited; the
+    /// wait falls back to a runtime sleep.
+    fn timer_trouble(&mut self, e: &dyn std::fmt::Display) {
+        if self.log_limiter.hit("timer", Instant::now()).is_some() {
+            tracing::warn!("cannot arm a timer ({e}): waiting on a runtime sleep");
+        }
     }
 
     pub(super) fn handle_input(&mut self, input: Input) {
