@@ -11,115 +11,125 @@ pub(super) type S<T> = Spanned<T>;
 /// A spanned array of spanned values.
 pub(super) type SList<T> = Spanned<Vec<Spanned<T>>>;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawConfig {
-    pub(super) control_socket: Option<S<String>>,
-    pub(super) control_group: Option<S<String>>,
-    pub(super) metrics_listen: Option<S<String>>,
-    pub(super) state_dir: Option<S<String>>,
-    pub(super) startup_delay: Option<S<String>>,
-    #[serde(default, rename = "instance")]
-    pub(super) instances: Vec<S<RawInstance>>,
-    #[serde(default, rename = "sync-group")]
-    pub(super) sync_groups: Vec<S<RawSyncGroup>>,
-    pub(super) arbiter: Option<S<RawArbiter>>,
+/// Declares the tables as written in TOML, each field `pub(super)`: every key kebab-case;
+/// an unknown key an error (serde names the allowed ones); every key optional (a missing
+/// one is reported by validation, with the others) and kept with its location. A key
+/// written `key: T` is `Option<S<T>>`, `key: [T]` an array `Option<SList<T>>`, and
+/// `key: {T}` an array of tables (`[[key]]`) `Vec<S<T>>`, empty when absent.
+macro_rules! raw_tables {
+    ($(
+        $name:ident {
+            $( $(#[$attr:meta])* $field:ident: $kind:tt, )*
+        }
+    )*) => {$(
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+        pub(super) struct $name {
+            $( $(#[$attr])* pub(super) $field: raw_tables!(@key $kind), )*
+        }
+    )*};
+    (@key [$t:ty]) => { Option<SList<$t>> };
+    (@key {$t:ty}) => { Vec<S<$t>> };
+    (@key $t:ty) => { Option<S<$t>> };
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawArbiter {
-    pub(super) etcd_endpoints: Option<SList<String>>,
-    pub(super) lease_ttl: Option<S<String>>,
-    pub(super) key_prefix: Option<S<String>>,
-    pub(super) on_loss: Option<S<String>>,
-    pub(super) tls_ca: Option<S<String>>,
-    pub(super) tls_cert: Option<S<String>>,
-    pub(super) tls_key: Option<S<String>>,
-    pub(super) username: Option<S<String>>,
-    pub(super) password_file: Option<S<String>>,
-}
+raw_tables! {
+    RawConfig {
+        control_socket: String,
+        control_group: String,
+        metrics_listen: String,
+        state_dir: String,
+        startup_delay: String,
+        #[serde(default, rename = "instance")]
+        instances: {RawInstance},
+        #[serde(default, rename = "sync-group")]
+        sync_groups: {RawSyncGroup},
+        arbiter: RawArbiter,
+    }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawInstance {
-    pub(super) name: Option<S<String>>,
-    pub(super) interface: Option<S<String>>,
-    pub(super) vrid: Option<S<i64>>,
-    pub(super) priority: Option<S<i64>>,
-    pub(super) address_owner: Option<S<bool>>,
-    pub(super) advert_interval: Option<S<String>>,
-    pub(super) version: Option<S<i64>>,
-    pub(super) preempt: Option<S<bool>>,
-    pub(super) preempt_delay: Option<S<String>>,
-    pub(super) vips: Option<SList<String>>,
-    pub(super) unicast_peers: Option<SList<String>>,
-    pub(super) source_address: Option<S<String>>,
-    pub(super) checksum_pseudo_header: Option<S<bool>>,
-    pub(super) announce_count: Option<S<i64>>,
-    pub(super) announce_spacing: Option<S<String>>,
-    pub(super) announce_refresh: Option<S<String>>,
-    pub(super) notify: Option<S<RawNotify>>,
-    pub(super) arbiter: Option<S<bool>>,
-    pub(super) arbiter_key: Option<S<String>>,
-    pub(super) virtual_mac: Option<S<bool>>,
-    #[serde(default, rename = "track")]
-    pub(super) tracks: Vec<S<RawTrack>>,
-    pub(super) bfd: Option<S<RawBfd>>,
-}
+    RawArbiter {
+        etcd_endpoints: [String],
+        lease_ttl: String,
+        key_prefix: String,
+        on_loss: String,
+        tls_ca: String,
+        tls_cert: String,
+        tls_key: String,
+        username: String,
+        password_file: String,
+    }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawBfd {
-    pub(super) peers: Option<SList<String>>,
-    pub(super) interval: Option<S<String>>,
-    pub(super) multiplier: Option<S<i64>>,
-}
+    RawInstance {
+        name: String,
+        interface: String,
+        vrid: i64,
+        priority: i64,
+        address_owner: bool,
+        advert_interval: String,
+        version: i64,
+        preempt: bool,
+        preempt_delay: String,
+        vips: [String],
+        unicast_peers: [String],
+        source_address: String,
+        checksum_pseudo_header: bool,
+        announce_count: i64,
+        announce_spacing: String,
+        announce_refresh: String,
+        notify: RawNotify,
+        arbiter: bool,
+        arbiter_key: String,
+        virtual_mac: bool,
+        #[serde(default, rename = "track")]
+        tracks: {RawTrack},
+        bfd: RawBfd,
+    }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawNotify {
-    pub(super) master: Option<SList<String>>,
-    pub(super) backup: Option<SList<String>>,
-    pub(super) fault: Option<SList<String>>,
-    pub(super) any: Option<SList<String>>,
-    pub(super) stop: Option<SList<String>>,
-    pub(super) timeout: Option<S<String>>,
-    pub(super) keep_capabilities: Option<S<bool>>,
-}
+    RawBfd {
+        peers: [String],
+        interval: String,
+        multiplier: i64,
+    }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawTrack {
-    pub(super) kind: Option<S<String>>,
-    pub(super) name: Option<S<String>>,
-    pub(super) url: Option<S<String>>,
-    pub(super) expect_status: Option<SList<StatusItem>>,
-    pub(super) address: Option<S<String>>,
-    pub(super) command: Option<SList<String>>,
-    pub(super) keep_capabilities: Option<S<bool>>,
-    pub(super) interface: Option<S<String>>,
-    pub(super) process: Option<S<String>>,
-    pub(super) args: Option<SList<String>>,
-    pub(super) args_match: Option<S<String>>,
-    pub(super) min_count: Option<S<i64>>,
-    pub(super) max_count: Option<S<i64>>,
-    pub(super) path: Option<S<String>>,
-    pub(super) interval: Option<S<String>>,
-    pub(super) timeout: Option<S<String>>,
-    pub(super) rise: Option<S<i64>>,
-    pub(super) fall: Option<S<i64>>,
-    pub(super) weight: Option<S<i64>>,
-    pub(super) peer: Option<S<String>>,
-    pub(super) multiplier: Option<S<i64>>,
-}
+    RawNotify {
+        master: [String],
+        backup: [String],
+        fault: [String],
+        any: [String],
+        stop: [String],
+        timeout: String,
+        keep_capabilities: bool,
+    }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-pub(super) struct RawSyncGroup {
-    pub(super) name: Option<S<String>>,
-    pub(super) instances: Option<SList<String>>,
-    pub(super) notify: Option<S<RawNotify>>,
+    RawTrack {
+        kind: String,
+        name: String,
+        url: String,
+        expect_status: [StatusItem],
+        address: String,
+        command: [String],
+        keep_capabilities: bool,
+        interface: String,
+        process: String,
+        args: [String],
+        args_match: String,
+        min_count: i64,
+        max_count: i64,
+        path: String,
+        interval: String,
+        timeout: String,
+        rise: i64,
+        fall: i64,
+        weight: i64,
+        peer: String,
+        multiplier: i64,
+    }
+
+    RawSyncGroup {
+        name: String,
+        instances: [String],
+        notify: RawNotify,
+    }
 }
 
 /// One entry of `expect-status`: `200` or `"200-299"` (or `"204"`).
