@@ -130,7 +130,7 @@ fn fifty_instances_take_over_together_every_vip_announced_none_starved() {
     let TakeoverOnWire { zeros, garps } =
         TakeoverOnWire::parse(&read_pcap(&pcap), &lb1_ip, &topo.mac("lb2"));
     // lb2 runs on the interval it adopted from lb1.
-    let skew = (256.0 - f64::from(P2)) * LB1_ADV_MS as f64 / 256.0 / 1000.0;
+    let skew = harness::timers::skew(P2, Duration::from_millis(LB1_ADV_MS)).as_secs_f64();
     let mut problems = Vec::new();
     let mut worst_first: f64 = 0.0;
     let mut repeated = 0;

@@ -39,9 +39,9 @@ fn msf(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// RFC 5798 §6.1: Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+/// RFC 5798 §6.1 Master_Down_Interval at [`ADV`], as vipd computes it.
 fn mdi(prio: u8) -> Duration {
-    ADV * 3 + ADV * (256 - prio as u32) / 256
+    harness::timers::mdi(prio, ADV)
 }
 
 fn vip() -> IpAddr {

@@ -48,7 +48,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, Config, ConfigErrors, Instance};
 use crate::control::message::Event;
 use crate::control::overrides::OverrideStore;
-use crate::control::server::{serve, ControlCall, ControlListener};
+use crate::control::server::{serve, ControlCall, ControlError, ControlListener};
 use crate::net::{
     AddressChange, AddressWatcher, FrameSender, LinkEvent, LinkWatcher, NetError, Netlink,
     VrrpSocket,
@@ -72,7 +72,7 @@ pub enum DaemonError {
     Net(#[from] NetError),
     /// The control socket could not be set up.
     #[error("control socket: {0}")]
-    Control(String),
+    Control(#[source] ControlError),
     /// The metrics listener could not be bound.
     #[error("metrics listener on {addr}: {source}")]
     Metrics {
@@ -244,7 +244,7 @@ impl Supervisor {
             &config.process.control_socket,
             config.process.control_group.as_deref(),
         )
-        .map_err(|e| DaemonError::Control(e.to_string()))?;
+        .map_err(DaemonError::Control)?;
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let mut background = vec![tokio::spawn(serve(listener, calls_tx, events.clone()))];
 

@@ -208,14 +208,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
+    use crate::proto::vrrp::IPV4_GROUP;
 
     fn queued(n: usize, sent: &Counter) -> Vec<Queued> {
         (0..n)
             .map(|i| Queued {
-                dst: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)),
+                dst: IpAddr::V4(IPV4_GROUP),
                 bytes: vec![u8::try_from(i).unwrap_or(0)],
                 sent: sent.clone(),
                 instance: Arc::from("web"),
@@ -307,7 +306,7 @@ mod tests {
         // Two drivers on the socket.
         let (_web, _db) = (batch.member(), batch.member());
         let (name, sent) = (Arc::from("web"), Counter::default());
-        let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+        let group = IpAddr::V4(IPV4_GROUP);
         // A periodic advert at priority 150 waits for the task; then the instance stops
         // and its priority-0 advert goes at once: both leave, in that order.
         batch.push(&name, group, vec![150], &sent, false);
