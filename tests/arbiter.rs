@@ -8,6 +8,10 @@
 //! Bounds are generous (a busy 2-core machine); the figures are printed as `measure:` lines
 //! and belong to the benchmark. "Exactly one holder" is exact: the watcher's record of the
 //! whole run must show no instant with two holders.
+//!
+//! Longer than 600 lines on purpose: one self-contained scenario per arbiter rule (partitions,
+//! etcd outages and member loss, planned handovers, restarts, TLS, reload), each with its own etcd cluster from
+//! `tests/harness/etcd.rs`; the watcher and the probes are the harness's.
 
 mod harness;
 

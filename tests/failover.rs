@@ -13,6 +13,10 @@
 //! client reaches, roughly when); performance figures belong in the benchmark. Every bound is
 //! the protocol figure named in the test plus [`SLACK`] (process start-up, `ip netns exec`
 //! polling and scheduling on a busy 2-core machine), and each is printed with its measurement.
+//!
+//! Longer than 600 lines on purpose: one self-contained failover scenario per test
+//! (crash, graceful stop, failback, partition, announcements, restart, reload, a deleted
+//! interface, the address owner), each asserting on the wire; topology, probes and waiters are in `tests/harness`.
 
 mod harness;
 

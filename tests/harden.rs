@@ -5,6 +5,10 @@
 //! watchdog is fed only while every driver answers.
 //!
 //! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test harden -- --test-threads=1` (root).
+//!
+//! Longer than 600 lines on purpose: one self-contained scenario per hardening rule of
+//! issue 12, each on its own topology; what they share (topology, vipd, waiters) is in
+//! `tests/harness`.
 
 mod harness;
 

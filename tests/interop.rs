@@ -3,6 +3,10 @@
 //! Run: `VIPD_REQUIRE_NETNS=1 cargo test --test interop -- --nocapture --test-threads=1`
 //! (root needed; without root every test skips unless VIPD_REQUIRE_NETNS=1). Each test builds
 //! its own topology (see `integration/README.md`), prints `MEASURE` lines with the figures.
+//!
+//! Longer than 600 lines on purpose: one self-contained scenario per interoperation case
+//! with keepalived (crash and return, equal priority, graceful stop, checksum forms, IPv6); the keepalived
+//! and vipd configurations come from `tests/harness` (`keepalived.rs`, `vipd.rs`).
 
 mod harness;
 

@@ -7,6 +7,11 @@
 //! (root needed; without root every test skips unless `VIPD_REQUIRE_NETNS=1`). Each test
 //! builds its own topology; they also serialise on a mutex. Bounds are generous (the
 //! machine is shared); measured figures are printed.
+//!
+//! Longer than 600 lines on purpose: one self-contained scenario per operator-facing
+//! feature (checks, overrides, maintenance, sync groups, hooks, status, control socket,
+//! metrics, reload); they share only the harness (`tests/harness`: topology, vipd
+//! configuration builder, waiters) and a few helpers at the top of this file.
 
 mod harness;
 mod monitoring_common;

@@ -20,6 +20,10 @@
 //! and in the second runs `tcpdump -i cap0 -c 1 -w FILE 'ip proto 112'` (`ip6 proto 112`),
 //! then kills keepalived's VRRP child and parent by pid and deletes both namespaces. The
 //! exact configs are kept next to the hex files (`keepalived_*.conf`).
+//!
+//! Longer than 600 lines on purpose: one test per decode error and encode error, each on
+//! fixed bytes, and the property tests; every test is a few lines, independent of the
+//! others.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -10,6 +10,10 @@
 //!
 //! The routers get what docs/operations.md tells the operator to set on the parent
 //! interface: `arp_ignore = 1`, `arp_announce = 2`.
+//!
+//! Longer than 600 lines on purpose: one self-contained scenario per virtual-MAC case
+//! (neighbour entries across takeovers, the macvlan's life cycle, keepalived and FRR as
+//! peers); shared steps are in `tests/harness` (`frr.rs`, `keepalived.rs`, `vipd.rs`).
 
 mod harness;
 

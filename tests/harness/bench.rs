@@ -41,3 +41,16 @@ pub fn guarded<T>(scenario: impl FnOnce() -> Result<T, String>) -> Result<T, Str
     catch_unwind(AssertUnwindSafe(scenario))
         .unwrap_or_else(|_| Err("panicked (see the message above)".to_string()))
 }
+
+/// The median, the minimum and the maximum of `v`; `None` when it is empty.
+pub fn median_min_max(v: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let med = match n {
+        0 => return None,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    };
+    Some((med, s[0], s[n - 1]))
+}

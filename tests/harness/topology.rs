@@ -1,4 +1,9 @@
 //! Namespaces, bridge, veths, addresses, sysctls, switch controls, observers and teardown.
+//!
+//! Longer than 600 lines on purpose: it is one type, [`Topology`], whose parts (creation,
+//! switch controls, observers, teardown) share one invariant: everything it creates is named
+//! after the run and removed by its `Drop`, also on failure. Waiters are in `wait.rs`,
+//! processes in `process.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

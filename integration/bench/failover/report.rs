@@ -13,14 +13,9 @@ pub fn rfc_master_down(iv: Duration, prio: u8) -> Duration {
     harness::timers::mdi(prio, iv)
 }
 
+/// The median of `v` (NaN when empty).
 pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
+    harness::bench::median_min_max(v).map_or(f64::NAN, |(m, ..)| m)
 }
 
 pub fn goal(s: Scenario, iv: Duration) -> &'static str {
