@@ -3,34 +3,6 @@
 
 use super::*;
 
-/// A definition of a vrrp_script / track_process / track_file.
-#[derive(Debug, Clone)]
-pub(super) struct CheckDef {
-    pub(super) node: Node,
-    /// Default weight (keepalived).
-    pub(super) weight: i64,
-    /// `weight W reverse`.
-    pub(super) reverse: bool,
-    /// vipd keys without weight.
-    pub(super) keys: Vec<Kv>,
-    /// file checks multiply the weight by the value (no bonus form possible).
-    pub(super) is_file: bool,
-    pub(super) used: bool,
-}
-
-impl CheckDef {
-    fn new(node: &Node, weight: i64, reverse: bool, keys: Vec<Kv>, is_file: bool) -> Self {
-        CheckDef {
-            node: node.clone(),
-            weight,
-            reverse,
-            keys,
-            is_file,
-            used: false,
-        }
-    }
-}
-
 impl Cx<'_> {
     pub(super) fn script_def(&mut self, n: &Node) -> Option<(String, CheckDef)> {
         let name = n.args.first()?.clone();

@@ -83,6 +83,34 @@ fn qlist(v: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// A definition of a vrrp_script / track_process / track_file.
+#[derive(Debug, Clone)]
+struct CheckDef {
+    node: Node,
+    /// Default weight (keepalived).
+    weight: i64,
+    /// `weight W reverse`.
+    reverse: bool,
+    /// vipd keys without weight.
+    keys: Vec<Kv>,
+    /// file checks multiply the weight by the value (no bonus form possible).
+    is_file: bool,
+    used: bool,
+}
+
+impl CheckDef {
+    fn new(node: &Node, weight: i64, reverse: bool, keys: Vec<Kv>, is_file: bool) -> Self {
+        CheckDef {
+            node: node.clone(),
+            weight,
+            reverse,
+            keys,
+            is_file,
+            used: false,
+        }
+    }
+}
+
 /// Announcement defaults from global_defs (`vrrp_garp_*`).
 #[derive(Debug, Clone, Default)]
 struct Garp {
