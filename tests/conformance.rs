@@ -38,26 +38,26 @@ fn median_gap(times: &[f64]) -> f64 {
     gaps.get(gaps.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// A pair (lb1 150 first, then lb2 100) with a capture on the client across lb1 becoming
-/// master; returns the pcap after `hold` of steady state. `stop_lb1` stops lb1 gracefully
-/// before the capture ends (for the priority-0 advert).
+/// A fresh LAN where lb1 (priority 150) and lb2 (100) run `inst(priority)`, with a
+/// capture on the client across lb1 becoming master, then lb2 joining as backup; returns
+/// the topology and the pcap after `hold` of steady state. `stop_lb1` stops lb1
+/// gracefully before the capture ends (for the priority-0 advert).
 fn capture_pair(
     test: &str,
-    topo: &Topology,
-    lb1: VipdInstance,
-    lb2: VipdInstance,
+    inst: impl Fn(u8) -> VipdInstance,
     hold: Duration,
     stop_lb1: bool,
-) -> std::path::PathBuf {
+) -> (Topology, std::path::PathBuf) {
+    let topo = Topology::new(TopologyOpts::default());
     let cap = topo.start_capture("client", "eth0", test);
-    let a1 = start_vipd(topo, "lb1", lb1);
+    let a1 = start_vipd(&topo, "lb1", inst(150));
     assert!(
-        wait_vipd_state(topo, "lb1", NAME, "master", Duration::from_secs(20)),
+        wait_vipd_state(&topo, "lb1", NAME, "master", Duration::from_secs(20)),
         "{test}: lb1 never master"
     );
-    let _a2 = start_vipd(topo, "lb2", lb2);
+    let _a2 = start_vipd(&topo, "lb2", inst(100));
     assert!(
-        wait_vipd_state(topo, "lb2", NAME, "backup", Duration::from_secs(20)),
+        wait_vipd_state(&topo, "lb2", NAME, "backup", Duration::from_secs(20)),
         "{test}: lb2 never backup"
     );
     std::thread::sleep(hold);
@@ -66,12 +66,13 @@ fn capture_pair(
         assert!(st.success(), "{test}: vipd exited with {st:?}");
         // The backup takes over after Skew_Time; let its adverts and announcements be seen.
         assert!(
-            wait_vipd_state(topo, "lb2", NAME, "master", Duration::from_secs(10)),
+            wait_vipd_state(&topo, "lb2", NAME, "master", Duration::from_secs(10)),
             "{test}: lb2 did not take over"
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    cap.stop()
+    let pcap = cap.stop();
+    (topo, pcap)
 }
 
 /// RFC 5798 §5.1.1 (IPv4 header), §5.2 (VRRP fields), §6.4.3 (only the master advertises),
@@ -79,16 +80,9 @@ fn capture_pair(
 #[test]
 fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
-    let pcap = capture_pair(
-        test,
-        &topo,
-        VipdInstance::new(NAME, VRID, 150, &[&vip]),
-        VipdInstance::new(NAME, VRID, 100, &[&vip]),
-        Duration::from_secs(3),
-        false,
-    );
+    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]);
+    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(3), false);
     let lb1 = topo.ip4("lb1").to_string();
     let rows = tshark_fields(
         &pcap,
@@ -190,16 +184,9 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
 #[test]
 fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
-    let pcap = capture_pair(
-        test,
-        &topo,
-        VipdInstance::new(NAME, VRID, 150, &[&vip]).pseudo_header(false),
-        VipdInstance::new(NAME, VRID, 100, &[&vip]).pseudo_header(false),
-        Duration::from_secs(1),
-        false,
-    );
+    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]).pseudo_header(false);
+    let (_topo, pcap) = capture_pair(test, inst, Duration::from_secs(1), false);
     let fields = ["ip.src", "vrrp.checksum.status"];
     let as_v2 = tshark_fields(&pcap, "vrrp", &fields, &["vrrp.v3_checksum_as_in_v2:TRUE"]);
     let default = tshark_fields(&pcap, "vrrp", &fields, &[]);
@@ -228,20 +215,13 @@ fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
 #[test]
 fn rfc3768_5_v2_advert_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
-    let pcap = capture_pair(
-        test,
-        &topo,
-        VipdInstance::new(NAME, VRID, 150, &[&vip])
+    let inst = |prio| {
+        VipdInstance::new(NAME, VRID, prio, &[&vip])
             .version(2)
-            .interval("1s"),
-        VipdInstance::new(NAME, VRID, 100, &[&vip])
-            .version(2)
-            .interval("1s"),
-        Duration::from_secs(3),
-        false,
-    );
+            .interval("1s")
+    };
+    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(3), false);
     let rows = tshark_fields(
         &pcap,
         "vrrp",
@@ -288,16 +268,9 @@ fn rfc3768_5_v2_advert_on_the_wire() {
 #[test]
 fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP6}/64");
-    let pcap = capture_pair(
-        test,
-        &topo,
-        VipdInstance::new(NAME, VRID, 150, &[&vip]),
-        VipdInstance::new(NAME, VRID, 100, &[&vip]),
-        Duration::from_secs(2),
-        false,
-    );
+    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]);
+    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(2), false);
     let lb1_ll = topo
         .addresses("lb1")
         .into_iter()
@@ -401,16 +374,9 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
 #[test]
 fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let topo = Topology::new(TopologyOpts::default());
     let vip = format!("{VIP4}/24");
-    let pcap = capture_pair(
-        test,
-        &topo,
-        VipdInstance::new(NAME, VRID, 150, &[&vip]).interval("1s"),
-        VipdInstance::new(NAME, VRID, 100, &[&vip]).interval("1s"),
-        Duration::from_secs(2),
-        true,
-    );
+    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]).interval("1s");
+    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(2), true);
     let rows = tshark_fields(
         &pcap,
         "vrrp",

@@ -145,17 +145,6 @@ fn start_pair(topo: &Topology, preempt_lb1: bool, fam: Fam) -> (Agent, Agent, Du
     (lb1, lb2, up)
 }
 
-/// The probe's last replies came from `host`.
-#[track_caller]
-fn assert_client_ends_on(rep: &ProbeReport, host: &str) {
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some(host),
-        "the client did not end on {host}: {}",
-        rep.summary()
-    );
-}
-
 /// A new LAN with [`start_pair`] (lb1 preempting) on it.
 fn new_pair(fam: Fam) -> (Topology, Agent, Agent, Duration) {
     let topo = Topology::new(TopologyOpts::default());
@@ -463,7 +452,7 @@ fn failback_with_preempt_the_restarted_master_takes_the_vip_back() {
         "no reply from lb1 after the restart: {}",
         rep.summary()
     );
-    assert_client_ends_on(&rep, "lb1");
+    rep.assert_ends_on("lb1");
 }
 
 #[test]
@@ -890,7 +879,7 @@ fn crash_restart_removes_stale_vip_and_never_two_holders_after_settling() {
         transition_lines(&lan.lb2.log())
     );
     let rep = lan.finish_probe();
-    assert_client_ends_on(&rep, "lb1");
+    rep.assert_ends_on("lb1");
 }
 
 // ---- 8. reload ---------------------------------------------------------------------------

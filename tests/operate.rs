@@ -72,6 +72,19 @@ fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {
     a
 }
 
+/// `top` line that turns `/metrics` on.
+const METRICS_ON: &str = "metrics-listen = \"127.0.0.1:9638\"";
+
+/// lb1 (priority 150) and lb2 (100) running `web` (`top_extra` at the top of both
+/// files), once lb1 alone holds the VIP and lb2 is backup.
+fn web_pair(topo: &Topology, top_extra: &str) -> (Agent, Agent) {
+    let lb1 = start_vipd(topo, "lb1", &(top(topo, "lb1", top_extra) + &web(150, "")));
+    let lb2 = start_vipd(topo, "lb2", &(top(topo, "lb2", top_extra) + &web(100, "")));
+    topo.expect_sole_holder(vip(), "lb1", secs(10));
+    expect_vipd_state(topo, "lb2", "web", "backup", secs(5));
+    (lb1, lb2)
+}
+
 /// Waits until vipd answers `status` on its socket.
 fn wait_ready(topo: &Topology, a: &Agent) {
     let ok = wait_until(secs(15), ms(50), || {
@@ -142,6 +155,14 @@ fn probe_vip(topo: &Topology, vip: IpAddr, every: Duration) -> Probe {
 
 fn print_probe(what: &str, rep: &ProbeReport) {
     eprintln!("{what}: {}", rep.summary());
+}
+
+/// [`print_probe`], and the client's outage around `t` (within 2 s), if it had one.
+fn print_probe_around(what: &str, rep: &ProbeReport, t: Duration) {
+    print_probe(what, rep);
+    if let Some(o) = rep.outage_around(t, secs(2)) {
+        eprintln!("{what}: outage {} ({} lost)", fmt_ms(o.duration), o.lost);
+    }
 }
 
 // ---- 1. health check ------------------------------------------------------------------------
@@ -240,12 +261,7 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
         "the client was never answered by lb2 after the backend died\n{}",
         rep.summary()
     );
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some("lb1"),
-        "{}",
-        rep.summary()
-    );
+    rep.assert_ends_on("lb1");
     if let Some(o) = rep.outage_around(t_kill, secs(3)) {
         eprintln!(
             "client outage after the backend died: {}",
@@ -265,10 +281,7 @@ fn http_check_failure_moves_the_vip_and_recovery_brings_it_back() {
 fn priority_override_on_the_backup_moves_the_vip_and_clear_moves_it_back() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
-    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
-    topo.expect_sole_holder(vip(), "lb1", secs(10));
-    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
+    let (_lb1, _lb2) = web_pair(&topo, "");
 
     let out = vipctl_ok(&topo, "lb2", &["priority", "set", "web", "200"]);
     eprintln!("vipctl priority set: {}", out.trim());
@@ -347,14 +360,11 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
     eprintln!("maintenance on -> lb2 sole holder after {}", fmt_ms(moved));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
-    print_probe("client during the drain", &rep);
+    print_probe_around("client during the drain", &rep, t_on);
     eprintln!(
         "requests lost in the drain (2 ms probing): {} of {} sent",
         rep.lost, rep.sent
     );
-    if let Some(o) = rep.outage_around(t_on, secs(2)) {
-        eprintln!("drain outage {} ({} lost)", fmt_ms(o.duration), o.lost);
-    }
     assert!(
         rep.lost <= 1,
         "maintenance handover lost {} requests (at most 1 allowed)\n{}",
@@ -394,19 +404,9 @@ fn maintenance_drains_without_loss_survives_restart_and_off_returns_the_vip() {
     eprintln!("maintenance off -> lb1 sole holder after {}", fmt_ms(back));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
-    print_probe(
-        "client on undrain (preemption, not make-before-break)",
-        &rep,
-    );
-    if let Some(o) = rep.outage_around(t_off, secs(2)) {
-        eprintln!("undrain outage {} ({} lost)", fmt_ms(o.duration), o.lost);
-    }
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some("lb1"),
-        "{}",
-        rep.summary()
-    );
+    let what = "client on undrain (preemption, not make-before-break)";
+    print_probe_around(what, &rep, t_off);
+    rep.assert_ends_on("lb1");
     let s = instance_status(&topo, "lb1", "web").expect("lb1 has web");
     assert_eq!(s["maintenance"], false, "{s}");
 }
@@ -1184,11 +1184,7 @@ print(len(pkts))
 fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = "metrics-listen = \"127.0.0.1:9638\"";
-    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
-    topo.expect_sole_holder(vip(), "lb1", secs(10));
-    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
+    let (lb1, _lb2) = web_pair(&topo, METRICS_ON);
     let to_master = "vipd_transitions_total{instance=\"web\",from=\"backup\",to=\"master\"}";
     let t1 = metrics(&topo, "lb1");
     eprintln!(
@@ -1279,11 +1275,7 @@ fn metrics_count_transitions_and_the_adverts_the_test_spoiled() {
 fn metrics_record_the_last_takeover_times() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = "metrics-listen = \"127.0.0.1:9638\"";
-    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    let _lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", m) + &web(100, "")));
-    topo.expect_sole_holder(vip(), "lb1", secs(10));
-    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
+    let (lb1, _lb2) = web_pair(&topo, METRICS_ON);
     lb1.kill();
     topo.expect_holds("lb2", vip(), secs(10));
     expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
@@ -1376,7 +1368,7 @@ fn bucket_holding(v: f64) -> &'static str {
 fn metrics_show_operator_override_maintenance_and_state_since() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let m = METRICS_ON;
     let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
     expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
     let ov = "vipd_instance_priority_override{instance=\"web\"}";
@@ -1425,7 +1417,7 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
 fn metrics_forget_an_instance_removed_by_reload() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = "metrics-listen = \"127.0.0.1:9638\"";
+    let m = METRICS_ON;
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
     expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
     let t = metrics(&topo, "lb1");
@@ -1819,11 +1811,8 @@ fn render_dashboard(topo: &Topology, start: f64, end: f64) {
 fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, "")));
-    let lb2 = start_vipd(&topo, "lb2", &(top(&topo, "lb2", "") + &web(100, "")));
+    let (lb1, lb2) = web_pair(&topo, "");
     let _responders = topo.start_responders(vip());
-    topo.expect_sole_holder(vip(), "lb1", secs(10));
-    expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     let tr1 = transitions(&lb1.log(), "web").len();
     let tr2 = transitions(&lb2.log(), "web").len();
     let probe = probe_vip(&topo, vip(), ms(2));
@@ -1904,16 +1893,8 @@ fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
     std::thread::sleep(ms(800));
     let rep = probe.finish();
-    print_probe("client during the removal reload", &rep);
-    if let Some(o) = rep.outage_around(t_rm, secs(2)) {
-        eprintln!("removal outage {} ({} lost)", fmt_ms(o.duration), o.lost);
-    }
-    assert_eq!(
-        rep.answered_by_over_time.last().map(|(_, n)| n.as_str()),
-        Some("lb2"),
-        "{}",
-        rep.summary()
-    );
+    print_probe_around("client during the removal reload", &rep, t_rm);
+    rep.assert_ends_on("lb2");
     assert!(lb1.proc().is_running(), "vipd on lb1 exited\n{}", lb1.log());
     assert!(!topo.holds_vip("lb1", vip()), "{}", topo.snapshot());
     // With no instance left, lb1 closes its VRRP socket (and leaves 224.0.0.18): no raw

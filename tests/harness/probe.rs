@@ -60,6 +60,17 @@ pub struct ProbeReport {
 }
 
 impl ProbeReport {
+    /// Asserts that the client's last replies came from `host`.
+    #[track_caller]
+    pub fn assert_ends_on(&self, host: &str) {
+        assert_eq!(
+            self.answered_by_over_time.last().map(|(_, n)| n.as_str()),
+            Some(host),
+            "the client did not end on {host}: {}",
+            self.summary()
+        );
+    }
+
     /// Analyses records (sorted by sequence number by the caller or not: they are sorted).
     pub fn from_records(mut records: Vec<Record>) -> ProbeReport {
         records.sort_by_key(|r| r.seq);
