@@ -83,7 +83,9 @@ fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &
 /// set), and its `new`, which registers each under its name and help text in the order
 /// written (the exposition's order). Each metric is written once, in one line: field,
 /// series type, name, help. A subject that also keeps some state of its own names it
-/// after the list (`with field: Type;`); it starts at its `Default`.
+/// after the list (`with field: Type;`); it starts at its `Default`. An event counted per
+/// instance is one line too, in `counts { method => field; }` after them: `method(instance)`
+/// adds one to the instance's series of the counter `field`.
 macro_rules! subject {
     (
         $(#[$doc:meta])*
@@ -91,6 +93,7 @@ macro_rules! subject {
             $( $field:ident: $series:ty, $metric:literal, $help:literal; )*
         }
         $( $(#[$xdoc:meta])* with $xfield:ident: $xty:ty; )?
+        $( counts { $( $(#[$cdoc:meta])* $cfn:ident => $cfield:ident; )* } )?
     ) => {
         $(#[$doc])*
         #[derive(Clone)]
@@ -107,6 +110,13 @@ macro_rules! subject {
                     $( $xfield: <$xty>::default(), )?
                 }
             }
+
+            $($(
+                $(#[$cdoc])*
+                pub fn $cfn(&self, instance: &str) {
+                    self.$cfield.get_or_create(&inst(instance)).inc();
+                }
+            )*)?
         }
     };
 }
@@ -218,6 +228,10 @@ subject! {
         fencing_token: Gauge, "arbiter_fencing_token", "The held key's create revision (fencing token), 0 when not holding";
         lease_losses: Counter, "arbiter_vips_dropped", "Times the VIPs were dropped because the etcd lease could not be renewed or the key was lost";
     }
+    counts {
+        /// Counts VIPs dropped for the arbiter (lease not renewed, key lost).
+        vips_dropped => lease_losses;
+    }
 }
 
 impl ArbiterMetrics {
@@ -239,11 +253,6 @@ impl ArbiterMetrics {
         self.fencing_token.get_or_create(&l).set(token.unwrap_or(0));
         let _ = self.lease_losses.get_or_create(&l);
     }
-
-    /// Counts VIPs dropped for the arbiter (lease not renewed, key lost).
-    pub fn vips_dropped(&self, instance: &str) {
-        self.lease_losses.get_or_create(&inst(instance)).inc();
-    }
 }
 
 // ----- instance -------------------------------------------------------------
@@ -262,6 +271,10 @@ subject! {
     }
     /// The label set of each instance's `info` series, to replace it when it changes.
     with info_labels: Arc<Mutex<HashMap<String, Labels>>>;
+    counts {
+        /// Counts a change of the master address seen.
+        master_changed => master_changes;
+    }
 }
 
 impl InstanceMetrics {
@@ -371,11 +384,6 @@ impl InstanceMetrics {
         l.push(("to", to.to_string()));
         self.transitions.get_or_create(&l).inc();
     }
-
-    /// Counts a change of the master address seen.
-    pub fn master_changed(&self, instance: &str) {
-        self.master_changes.get_or_create(&inst(instance)).inc();
-    }
 }
 
 // ----- adverts --------------------------------------------------------------
@@ -434,17 +442,11 @@ subject! {
         vips_restored: Counter, "vips_restored", "VIPs that disappeared from the interface while master and were added again";
         instance_restarts: Counter, "instance_restarts", "Times the instance's driver ended unexpectedly (a panic) and was restarted";
     }
-}
-
-impl RepairMetrics {
-    /// Counts a VIP put back after it disappeared under a master.
-    pub fn vip_restored(&self, instance: &str) {
-        self.vips_restored.get_or_create(&inst(instance)).inc();
-    }
-
-    /// Counts a restart of the instance after its driver ended unexpectedly.
-    pub fn instance_restarted(&self, instance: &str) {
-        self.instance_restarts.get_or_create(&inst(instance)).inc();
+    counts {
+        /// Counts a VIP put back after it disappeared under a master.
+        vip_restored => vips_restored;
+        /// Counts a restart of the instance after its driver ended unexpectedly.
+        instance_restarted => instance_restarts;
     }
 }
 
