@@ -8,6 +8,7 @@
 mod harness;
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use harness::vipd::{tshark_fields, vipd_conf, wait_vipd_state, VipdInstance};
@@ -31,6 +32,43 @@ fn col(row: &[String], i: usize) -> &str {
     row.get(i).map(String::as_str).unwrap_or("")
 }
 
+/// The VRRPv3 fields every advert of lb1 shows the same way over IPv4 and IPv6, as tshark
+/// names them; [`assert_lb1_v3_fields`] checks them.
+const V3_FIELDS: [&str; 7] = [
+    "vrrp.version",
+    "vrrp.type",
+    "vrrp.virt_rtr_id",
+    "vrrp.prio",
+    "vrrp.addr_count",
+    "vrrp.short_adver_int",
+    "vrrp.checksum.status",
+];
+
+/// `r` (read with [`V3_FIELDS`] from column `at`) is one of lb1's VRRPv3 adverts with
+/// `count` addresses: §5.2.1 version 3, §5.2.2 type 1, §5.2.3 VRID, §5.2.4 priority 150,
+/// §5.2.5 the count, §5.2.7 Max Adver Int 10 cs, §5.2.8 a checksum that verifies (with
+/// the pseudo-header, tshark's default reading).
+fn assert_lb1_v3_fields(test: &str, r: &[String], at: usize, count: &str) {
+    let vrid = VRID.to_string();
+    let want = ["3", "1", &vrid, "150", count, "10", CHECKSUM_GOOD];
+    for (i, (field, want)) in V3_FIELDS.iter().zip(want).enumerate() {
+        assert_eq!(col(r, at + i), want, "{test}: {field} in {r:?}");
+    }
+}
+
+/// Reads the packets of `pcap` that match `filter` with the fields of `want` (tshark
+/// names) and asserts that every one shows the wanted values; returns how many there were.
+fn expect_every(test: &str, pcap: &Path, filter: &str, want: &[(&str, String)]) -> usize {
+    let fields: Vec<&str> = want.iter().map(|(f, _)| *f).collect();
+    let rows = tshark_fields(pcap, filter, &fields, &[]);
+    for r in &rows {
+        for (i, (field, value)) in want.iter().enumerate() {
+            assert_eq!(col(r, i), value, "{test}: {field} in {r:?}");
+        }
+    }
+    rows.len()
+}
+
 /// Median gap between consecutive timestamps (seconds).
 fn median_gap(times: &[f64]) -> f64 {
     let mut gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
@@ -38,28 +76,39 @@ fn median_gap(times: &[f64]) -> f64 {
     gaps.get(gaps.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// A fresh LAN where lb1 (priority 150) and lb2 (100) run `inst(priority)`, with a
-/// capture on the client across lb1 becoming master, then lb2 joining as backup; returns
-/// the topology and the pcap after `hold` of steady state. `stop_lb1` stops lb1
-/// gracefully before the capture ends (for the priority-0 advert).
+/// Starts vipd with `inst` on `host` and waits (20 s at most) until the instance is in
+/// `state`.
+fn start_in_state(
+    test: &str,
+    topo: &Topology,
+    host: &str,
+    inst: VipdInstance,
+    state: &str,
+) -> Agent {
+    let agent = start_vipd(topo, host, inst);
+    assert!(
+        wait_vipd_state(topo, host, NAME, state, Duration::from_secs(20)),
+        "{test}: {host} never {state}"
+    );
+    agent
+}
+
+/// A fresh LAN where lb1 (priority 150) and lb2 (100) run the instance of `vip`, set up
+/// by `with`, with a capture on the client across lb1 becoming master, then lb2 joining as
+/// backup; returns the topology and the pcap after `hold` of steady state. `stop_lb1`
+/// stops lb1 gracefully before the capture ends (for the priority-0 advert).
 fn capture_pair(
     test: &str,
-    inst: impl Fn(u8) -> VipdInstance,
+    vip: &str,
+    with: fn(VipdInstance) -> VipdInstance,
     hold: Duration,
     stop_lb1: bool,
 ) -> (Topology, std::path::PathBuf) {
+    let inst = |prio| with(VipdInstance::new(NAME, VRID, prio, &[vip]));
     let topo = Topology::new(TopologyOpts::default());
     let cap = topo.start_capture("client", "eth0", test);
-    let a1 = start_vipd(&topo, "lb1", inst(150));
-    assert!(
-        wait_vipd_state(&topo, "lb1", NAME, "master", Duration::from_secs(20)),
-        "{test}: lb1 never master"
-    );
-    let _a2 = start_vipd(&topo, "lb2", inst(100));
-    assert!(
-        wait_vipd_state(&topo, "lb2", NAME, "backup", Duration::from_secs(20)),
-        "{test}: lb2 never backup"
-    );
+    let a1 = start_in_state(test, &topo, "lb1", inst(150), "master");
+    let _a2 = start_in_state(test, &topo, "lb2", inst(100), "backup");
     std::thread::sleep(hold);
     if stop_lb1 {
         let st = a1.stop(Duration::from_secs(10));
@@ -81,30 +130,14 @@ fn capture_pair(
 fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
     let (_g, test) = netns_test!(@name);
     let vip = format!("{VIP4}/24");
-    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]);
-    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(3), false);
+    let (topo, pcap) = capture_pair(test, &vip, |i| i, Duration::from_secs(3), false);
     let lb1 = topo.ip4("lb1").to_string();
-    let rows = tshark_fields(
-        &pcap,
-        "vrrp",
-        &[
-            "ip.src",
-            "ip.dst",
-            "ip.ttl",
-            "eth.src",
-            "vrrp.version",
-            "vrrp.type",
-            "vrrp.virt_rtr_id",
-            "vrrp.prio",
-            "vrrp.addr_count",
-            "vrrp.short_adver_int",
-            "vrrp.checksum.status",
-            "vrrp.ip_addr",
-            "frame.time_relative",
-            "ip.dsfield.dscp",
-        ],
-        &[],
-    );
+    let fields = [
+        &["ip.src", "ip.dst", "ip.ttl", "eth.src"][..],
+        &V3_FIELDS,
+        &["vrrp.ip_addr", "frame.time_relative", "ip.dsfield.dscp"],
+    ];
+    let rows = tshark_fields(&pcap, "vrrp", &fields.concat(), &[]);
     let from_lb1: Vec<&Vec<String>> = rows.iter().filter(|r| col(r, 0) == lb1).collect();
     let from_other: Vec<&Vec<String>> = rows.iter().filter(|r| col(r, 0) != lb1).collect();
     println!(
@@ -128,16 +161,7 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
         assert_eq!(col(r, 1), "224.0.0.18", "{test}: {r:?}");
         assert_eq!(col(r, 2), "255", "{test}: {r:?}");
         assert_eq!(col(r, 3), topo.mac("lb1"), "{test}: eth.src {r:?}");
-        // §5.2.1 version 3, §5.2.2 type 1, §5.2.3 VRID, §5.2.4 priority, §5.2.5 count.
-        assert_eq!(col(r, 4), "3", "{test}: {r:?}");
-        assert_eq!(col(r, 5), "1", "{test}: {r:?}");
-        assert_eq!(col(r, 6), VRID.to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 7), "150", "{test}: {r:?}");
-        assert_eq!(col(r, 8), "1", "{test}: {r:?}");
-        // §5.2.7: Max Adver Int in centiseconds.
-        assert_eq!(col(r, 9), "10", "{test}: {r:?}");
-        // §5.2.8: checksum (with pseudo-header, tshark's default reading).
-        assert_eq!(col(r, 10), CHECKSUM_GOOD, "{test}: checksum {r:?}");
+        assert_lb1_v3_fields(test, r, 4, "1");
         // §5.2.9: the VIP.
         assert_eq!(col(r, 11), VIP4, "{test}: {r:?}");
     }
@@ -185,8 +209,13 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
 fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
     let (_g, test) = netns_test!(@name);
     let vip = format!("{VIP4}/24");
-    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]).pseudo_header(false);
-    let (_topo, pcap) = capture_pair(test, inst, Duration::from_secs(1), false);
+    let (_topo, pcap) = capture_pair(
+        test,
+        &vip,
+        |i| i.pseudo_header(false),
+        Duration::from_secs(1),
+        false,
+    );
     let fields = ["ip.src", "vrrp.checksum.status"];
     let as_v2 = tshark_fields(&pcap, "vrrp", &fields, &["vrrp.v3_checksum_as_in_v2:TRUE"]);
     let default = tshark_fields(&pcap, "vrrp", &fields, &[]);
@@ -216,49 +245,31 @@ fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
 fn rfc3768_5_v2_advert_on_the_wire() {
     let (_g, test) = netns_test!(@name);
     let vip = format!("{VIP4}/24");
-    let inst = |prio| {
-        VipdInstance::new(NAME, VRID, prio, &[&vip])
-            .version(2)
-            .interval("1s")
-    };
-    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(3), false);
-    let rows = tshark_fields(
-        &pcap,
-        "vrrp",
-        &[
-            "ip.src",
-            "ip.dst",
-            "ip.ttl",
-            "vrrp.version",
-            "vrrp.type",
-            "vrrp.virt_rtr_id",
-            "vrrp.prio",
-            "vrrp.addr_count",
-            "vrrp.adver_int",
-            "vrrp.auth_type",
-            "vrrp.checksum.status",
-            "vrrp.ip_addr",
-            "eth.src",
-        ],
-        &[],
+    let (topo, pcap) = capture_pair(
+        test,
+        &vip,
+        |i| i.version(2).interval("1s"),
+        Duration::from_secs(3),
+        false,
     );
-    println!("MEASURE {test}: {} VRRPv2 adverts", rows.len());
-    assert!(rows.len() >= 3, "{test}: too few adverts: {rows:?}");
-    for r in &rows {
-        assert_eq!(col(r, 0), topo.ip4("lb1").to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 1), "224.0.0.18", "{test}: {r:?}");
-        assert_eq!(col(r, 2), "255", "{test}: {r:?}");
-        assert_eq!(col(r, 3), "2", "{test}: {r:?}");
-        assert_eq!(col(r, 4), "1", "{test}: {r:?}");
-        assert_eq!(col(r, 5), VRID.to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 6), "150", "{test}: {r:?}");
-        assert_eq!(col(r, 7), "1", "{test}: {r:?}");
-        assert_eq!(col(r, 8), "1", "{test}: adver_int {r:?}");
-        assert_eq!(col(r, 9), "0", "{test}: auth_type {r:?}");
-        assert_eq!(col(r, 10), CHECKSUM_GOOD, "{test}: checksum {r:?}");
-        assert_eq!(col(r, 11), VIP4, "{test}: {r:?}");
-        assert_eq!(col(r, 12), topo.mac("lb1"), "{test}: {r:?}");
-    }
+    let want = [
+        ("ip.src", topo.ip4("lb1").to_string()),
+        ("ip.dst", "224.0.0.18".to_string()),
+        ("ip.ttl", "255".to_string()),
+        ("vrrp.version", "2".to_string()),
+        ("vrrp.type", "1".to_string()),
+        ("vrrp.virt_rtr_id", VRID.to_string()),
+        ("vrrp.prio", "150".to_string()),
+        ("vrrp.addr_count", "1".to_string()),
+        ("vrrp.adver_int", "1".to_string()),
+        ("vrrp.auth_type", "0".to_string()),
+        ("vrrp.checksum.status", CHECKSUM_GOOD.to_string()),
+        ("vrrp.ip_addr", VIP4.to_string()),
+        ("eth.src", topo.mac("lb1")),
+    ];
+    let n = expect_every(test, &pcap, "vrrp", &want);
+    println!("MEASURE {test}: {n} VRRPv2 adverts");
+    assert!(n >= 3, "{test}: too few adverts: {n}");
 }
 
 /// RFC 5798 §5.1.2 (IPv6 header: link-local source, ff02::12, hop limit 255), §5.2.9 (first
@@ -269,8 +280,7 @@ fn rfc3768_5_v2_advert_on_the_wire() {
 fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
     let (_g, test) = netns_test!(@name);
     let vip = format!("{VIP6}/64");
-    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]);
-    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(2), false);
+    let (topo, pcap) = capture_pair(test, &vip, |i| i, Duration::from_secs(2), false);
     let lb1_ll = topo
         .addresses("lb1")
         .into_iter()
@@ -283,25 +293,12 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
             _ => None,
         })
         .expect("lb1 has a link-local address");
-    let rows = tshark_fields(
-        &pcap,
-        "vrrp",
-        &[
-            "ipv6.src",
-            "ipv6.dst",
-            "ipv6.hlim",
-            "eth.src",
-            "vrrp.version",
-            "vrrp.type",
-            "vrrp.virt_rtr_id",
-            "vrrp.prio",
-            "vrrp.addr_count",
-            "vrrp.short_adver_int",
-            "vrrp.checksum.status",
-            "vrrp.ipv6_addr",
-        ],
-        &[],
-    );
+    let fields = [
+        &["ipv6.src", "ipv6.dst", "ipv6.hlim", "eth.src"][..],
+        &V3_FIELDS,
+        &["vrrp.ipv6_addr"],
+    ];
+    let rows = tshark_fields(&pcap, "vrrp", &fields.concat(), &[]);
     println!("MEASURE {test}: {} IPv6 adverts", rows.len());
     assert!(rows.len() >= 10, "{test}: too few adverts: {}", rows.len());
     for r in &rows {
@@ -309,13 +306,7 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
         assert_eq!(col(r, 1), "ff02::12", "{test}: {r:?}");
         assert_eq!(col(r, 2), "255", "{test}: {r:?}");
         assert_eq!(col(r, 3), topo.mac("lb1"), "{test}: {r:?}");
-        assert_eq!(col(r, 4), "3", "{test}: {r:?}");
-        assert_eq!(col(r, 5), "1", "{test}: {r:?}");
-        assert_eq!(col(r, 6), VRID.to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 7), "150", "{test}: {r:?}");
-        assert_eq!(col(r, 8), "2", "{test}: {r:?}");
-        assert_eq!(col(r, 9), "10", "{test}: {r:?}");
-        assert_eq!(col(r, 10), CHECKSUM_GOOD, "{test}: checksum {r:?}");
+        assert_lb1_v3_fields(test, r, 4, "2");
         assert_eq!(
             col(r, 11),
             format!("{LL_VIP6},{VIP6}"),
@@ -375,8 +366,13 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
 fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
     let (_g, test) = netns_test!(@name);
     let vip = format!("{VIP4}/24");
-    let inst = |prio| VipdInstance::new(NAME, VRID, prio, &[&vip]).interval("1s");
-    let (topo, pcap) = capture_pair(test, inst, Duration::from_secs(2), true);
+    let (topo, pcap) = capture_pair(
+        test,
+        &vip,
+        |i| i.interval("1s"),
+        Duration::from_secs(2),
+        true,
+    );
     let rows = tshark_fields(
         &pcap,
         "vrrp",
@@ -432,56 +428,24 @@ fn rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255() {
     let lb1: IpAddr = topo.ip4("lb1").into();
     let lb2: IpAddr = topo.ip4("lb2").into();
     let cap = topo.start_capture("lb2", "eth0", test);
-    let _a1 = start_vipd(
-        &topo,
-        "lb1",
-        VipdInstance::new(NAME, VRID, 150, &[&vip]).unicast(&[lb2]),
-    );
-    assert!(wait_vipd_state(
-        &topo,
-        "lb1",
-        NAME,
-        "master",
-        Duration::from_secs(20)
-    ));
-    let _a2 = start_vipd(
-        &topo,
-        "lb2",
-        VipdInstance::new(NAME, VRID, 100, &[&vip]).unicast(&[lb1]),
-    );
-    assert!(wait_vipd_state(
-        &topo,
-        "lb2",
-        NAME,
-        "backup",
-        Duration::from_secs(20)
-    ));
+    let inst = |prio, peer| VipdInstance::new(NAME, VRID, prio, &[&vip]).unicast(&[peer]);
+    let _a1 = start_in_state(test, &topo, "lb1", inst(150, lb2), "master");
+    let _a2 = start_in_state(test, &topo, "lb2", inst(100, lb1), "backup");
     std::thread::sleep(Duration::from_secs(2));
     let pcap = cap.stop();
     // Until vipd runs on lb2 its kernel answers lb1's unicast adverts with ICMP protocol
     // unreachable, which quote the advert: not adverts themselves.
     let icmp = tshark_fields(&pcap, "icmp && vrrp", &["icmp.type", "icmp.code"], &[]);
     println!("MEASURE {test}: ICMP errors quoting an advert (before lb2's vipd ran): {icmp:?}");
-    let rows = tshark_fields(
-        &pcap,
-        "vrrp && !icmp",
-        &[
-            "ip.src",
-            "ip.dst",
-            "ip.ttl",
-            "vrrp.prio",
-            "vrrp.checksum.status",
-        ],
-        &[],
-    );
-    println!("MEASURE {test}: {} unicast adverts seen on lb2", rows.len());
-    assert!(rows.len() >= 10, "{test}: {rows:?}");
-    for r in &rows {
-        assert_eq!(col(r, 0), lb1.to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 1), lb2.to_string(), "{test}: {r:?}");
-        assert_eq!(col(r, 2), "255", "{test}: {r:?}");
-        assert_eq!(col(r, 3), "150", "{test}: {r:?}");
+    let want = [
+        ("ip.src", lb1.to_string()),
+        ("ip.dst", lb2.to_string()),
+        ("ip.ttl", "255".to_string()),
+        ("vrrp.prio", "150".to_string()),
         // The pseudo-header uses the real (unicast) destination (keepalived #642).
-        assert_eq!(col(r, 4), CHECKSUM_GOOD, "{test}: {r:?}");
-    }
+        ("vrrp.checksum.status", CHECKSUM_GOOD.to_string()),
+    ];
+    let n = expect_every(test, &pcap, "vrrp && !icmp", &want);
+    println!("MEASURE {test}: {n} unicast adverts seen on lb2");
+    assert!(n >= 10, "{test}: {n} unicast adverts");
 }

@@ -1811,8 +1811,9 @@ fn render_dashboard(topo: &Topology, start: f64, end: f64) {
 fn reload_priority_change_keeps_master_and_removal_releases_the_vip() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let (lb1, lb2) = web_pair(&topo, "");
+    // The responders first: they are ready by the time the pair is.
     let _responders = topo.start_responders(vip());
+    let (lb1, lb2) = web_pair(&topo, "");
     let tr1 = transitions(&lb1.log(), "web").len();
     let tr2 = transitions(&lb2.log(), "web").len();
     let probe = probe_vip(&topo, vip(), ms(2));

@@ -4,11 +4,14 @@
 //! quinn-proto's connection `State`): [`Phase`] carries each state's own data, so a
 //! master-down timer exists only in Backup, an advert timer, a release or a claim
 //! only in Master, and a fault text only in Fault. Leaving a state drops its timers.
-
 //!
 //! The transitions are in `transitions.rs`, what an advert does in each state in
 //! `receive.rs`, the per-state data in `phase.rs`; this file has the inputs, outputs
 //! and getters.
+//!
+//! Longer than 600 lines on purpose: it is the one public face of the core (every input,
+//! output and getter of [`Router`], each a few lines with its RFC reference); the logic
+//! behind them is in the three files above.
 
 mod phase;
 mod receive;
