@@ -17,6 +17,9 @@ use harness::{netns_test, Agent, AgentKind, Topology, TopologyOpts};
 const VRID: u8 = 51;
 const VIP4: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
+/// The VIPs as configured, with their prefix length.
+const VIP4_NET: &str = "192.0.2.100/24";
+const VIP6_NET: &str = "2001:db8::100/64";
 /// The link-local VIP vipd derives for VRID 51 (RFC 5798 §5.2.9, §7.3).
 const LL_VIP6: &str = "fe80::200:5eff:fe00:233";
 const NAME: &str = "web";
@@ -95,13 +98,13 @@ fn start_in_state(
 
 /// A fresh LAN where lb1 (priority 150) and lb2 (100) run the instance of `vip`, set up
 /// by `with`, with a capture on the client across lb1 becoming master, then lb2 joining as
-/// backup; returns the topology and the pcap after `hold` of steady state. `stop_lb1`
+/// backup; returns the topology and the pcap after `hold_secs` of steady state. `stop_lb1`
 /// stops lb1 gracefully before the capture ends (for the priority-0 advert).
 fn capture_pair(
     test: &str,
     vip: &str,
     with: fn(VipdInstance) -> VipdInstance,
-    hold: Duration,
+    hold_secs: u64,
     stop_lb1: bool,
 ) -> (Topology, std::path::PathBuf) {
     let inst = |prio| with(VipdInstance::new(NAME, VRID, prio, &[vip]));
@@ -109,7 +112,7 @@ fn capture_pair(
     let cap = topo.start_capture("client", "eth0", test);
     let a1 = start_in_state(test, &topo, "lb1", inst(150), "master");
     let _a2 = start_in_state(test, &topo, "lb2", inst(100), "backup");
-    std::thread::sleep(hold);
+    std::thread::sleep(Duration::from_secs(hold_secs));
     if stop_lb1 {
         let st = a1.stop(Duration::from_secs(10));
         assert!(st.success(), "{test}: vipd exited with {st:?}");
@@ -129,8 +132,7 @@ fn capture_pair(
 #[test]
 fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let vip = format!("{VIP4}/24");
-    let (topo, pcap) = capture_pair(test, &vip, |i| i, Duration::from_secs(3), false);
+    let (topo, pcap) = capture_pair(test, VIP4_NET, |i| i, 3, false);
     let lb1 = topo.ip4("lb1").to_string();
     let fields = [
         &["ip.src", "ip.dst", "ip.ttl", "eth.src"][..],
@@ -177,30 +179,19 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
     assert!((0.07..0.2).contains(&gap), "{test}: median gap {gap}");
 
     // Gratuitous ARP: request, sender IP = target IP = VIP, to broadcast, from lb1's MAC.
-    let arps = tshark_fields(
-        &pcap,
-        &format!("arp && arp.src.proto_ipv4 == {VIP4}"),
-        &[
-            "eth.src",
-            "eth.dst",
-            "arp.opcode",
-            "arp.src.hw_mac",
-            "arp.src.proto_ipv4",
-            "arp.dst.proto_ipv4",
-        ],
-        &[],
-    );
-    println!("MEASURE {test}: {} gratuitous ARPs for the VIP", arps.len());
+    let want = [
+        ("eth.src", topo.mac("lb1")),
+        ("eth.dst", "ff:ff:ff:ff:ff:ff".to_string()),
+        ("arp.opcode", "1".to_string()),
+        ("arp.src.hw_mac", topo.mac("lb1")),
+        ("arp.src.proto_ipv4", VIP4.to_string()),
+        ("arp.dst.proto_ipv4", VIP4.to_string()),
+    ];
+    let filter = format!("arp && arp.src.proto_ipv4 == {VIP4}");
+    let n = expect_every(test, &pcap, &filter, &want);
+    println!("MEASURE {test}: {n} gratuitous ARPs for the VIP");
     // announce-count defaults to 5; lb1 became master once.
-    assert_eq!(arps.len(), 5, "{test}: gratuitous ARPs: {arps:?}");
-    for a in &arps {
-        assert_eq!(col(a, 0), topo.mac("lb1"), "{test}: {a:?}");
-        assert_eq!(col(a, 1), "ff:ff:ff:ff:ff:ff", "{test}: {a:?}");
-        assert_eq!(col(a, 2), "1", "{test}: opcode {a:?}");
-        assert_eq!(col(a, 3), topo.mac("lb1"), "{test}: {a:?}");
-        assert_eq!(col(a, 4), VIP4, "{test}: {a:?}");
-        assert_eq!(col(a, 5), VIP4, "{test}: {a:?}");
-    }
+    assert_eq!(n, 5, "{test}: gratuitous ARPs");
 }
 
 /// `checksum-pseudo-header = false`: the RFC 9568 form. tshark verifies it only when told to
@@ -208,14 +199,7 @@ fn rfc5798_5_v3_ipv4_advert_and_gratuitous_arp_on_the_wire() {
 #[test]
 fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let vip = format!("{VIP4}/24");
-    let (_topo, pcap) = capture_pair(
-        test,
-        &vip,
-        |i| i.pseudo_header(false),
-        Duration::from_secs(1),
-        false,
-    );
+    let (_topo, pcap) = capture_pair(test, VIP4_NET, |i| i.pseudo_header(false), 1, false);
     let fields = ["ip.src", "vrrp.checksum.status"];
     let as_v2 = tshark_fields(&pcap, "vrrp", &fields, &["vrrp.v3_checksum_as_in_v2:TRUE"]);
     let default = tshark_fields(&pcap, "vrrp", &fields, &[]);
@@ -244,14 +228,7 @@ fn rfc9568_v3_checksum_without_pseudo_header_on_the_wire() {
 #[test]
 fn rfc3768_5_v2_advert_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let vip = format!("{VIP4}/24");
-    let (topo, pcap) = capture_pair(
-        test,
-        &vip,
-        |i| i.version(2).interval("1s"),
-        Duration::from_secs(3),
-        false,
-    );
+    let (topo, pcap) = capture_pair(test, VIP4_NET, |i| i.version(2).interval("1s"), 3, false);
     let want = [
         ("ip.src", topo.ip4("lb1").to_string()),
         ("ip.dst", "224.0.0.18".to_string()),
@@ -279,8 +256,7 @@ fn rfc3768_5_v2_advert_on_the_wire() {
 #[test]
 fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let vip = format!("{VIP6}/64");
-    let (topo, pcap) = capture_pair(test, &vip, |i| i, Duration::from_secs(2), false);
+    let (topo, pcap) = capture_pair(test, VIP6_NET, |i| i, 2, false);
     let lb1_ll = topo
         .addresses("lb1")
         .into_iter()
@@ -365,14 +341,7 @@ fn rfc5798_5_v3_ipv6_advert_and_unsolicited_na_on_the_wire() {
 #[test]
 fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
     let (_g, test) = netns_test!(@name);
-    let vip = format!("{VIP4}/24");
-    let (topo, pcap) = capture_pair(
-        test,
-        &vip,
-        |i| i.interval("1s"),
-        Duration::from_secs(2),
-        true,
-    );
+    let (topo, pcap) = capture_pair(test, VIP4_NET, |i| i.interval("1s"), 2, true);
     let rows = tshark_fields(
         &pcap,
         "vrrp",
@@ -424,11 +393,11 @@ fn rfc5798_6_4_3_shutdown_sends_priority_zero_on_the_wire() {
 fn rfc5798_unicast_adverts_go_to_the_peer_with_ttl_255() {
     let (_g, test) = netns_test!(@name);
     let topo = Topology::new(TopologyOpts::default());
-    let vip = format!("{VIP4}/24");
+    let vip = VIP4_NET;
     let lb1: IpAddr = topo.ip4("lb1").into();
     let lb2: IpAddr = topo.ip4("lb2").into();
     let cap = topo.start_capture("lb2", "eth0", test);
-    let inst = |prio, peer| VipdInstance::new(NAME, VRID, prio, &[&vip]).unicast(&[peer]);
+    let inst = |prio, peer| VipdInstance::new(NAME, VRID, prio, &[vip]).unicast(&[peer]);
     let _a1 = start_in_state(test, &topo, "lb1", inst(150, lb2), "master");
     let _a2 = start_in_state(test, &topo, "lb2", inst(100, lb1), "backup");
     std::thread::sleep(Duration::from_secs(2));

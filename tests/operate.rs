@@ -75,6 +75,13 @@ fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {
 /// `top` line that turns `/metrics` on.
 const METRICS_ON: &str = "metrics-listen = \"127.0.0.1:9638\"";
 
+/// lb1 alone (priority 150) running `web` with `/metrics` on, once it is master.
+fn metrics_master(topo: &Topology) -> Agent {
+    let lb1 = start_vipd(topo, "lb1", &(top(topo, "lb1", METRICS_ON) + &web(150, "")));
+    expect_vipd_state(topo, "lb1", "web", "master", secs(10));
+    lb1
+}
+
 /// lb1 (priority 150) and lb2 (100) running `web` (`top_extra` at the top of both
 /// files), once lb1 alone holds the VIP and lb2 is backup.
 fn web_pair(topo: &Topology, top_extra: &str) -> (Agent, Agent) {
@@ -460,6 +467,17 @@ fn wait_both(topo: &Topology, host: &str, what: &str) -> Duration {
     t0.elapsed()
 }
 
+/// Runs `vipctl args` on `host`, checks that the answer names both members of the group,
+/// and waits until `to` holds both VIPs; returns how long that took.
+fn group_command(topo: &Topology, host: &str, args: &[&str], to: &str) -> Duration {
+    let out = vipctl_ok(topo, host, args);
+    assert!(out.contains("inside") && out.contains("outside"), "{out}");
+    let what = format!("vipctl {} on {host}", args.join(" "));
+    let took = wait_both(topo, to, &what);
+    eprintln!("{what}: both VIPs on {to} after {}", fmt_ms(took));
+    took
+}
+
 /// A sync group `lb` of `outside` (eth0) and `inside` (eth1): a link fault of lb1's eth1
 /// moves both VIPs to lb2, whether the carrier is lost (switch side port down) or the
 /// interface is set down on lb1 itself; both give vipd a link-down event (it needs
@@ -531,13 +549,7 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
     let _pair = sync_pair(&topo);
 
     // Draining one member drains the group: both VIPs move, neither is left behind.
-    let out = vipctl_ok(&topo, "lb1", &["maintenance", "on", "outside"]);
-    assert!(out.contains("inside") && out.contains("outside"), "{out}");
-    let moved = wait_both(&topo, "lb2", "maintenance on outside");
-    eprintln!(
-        "maintenance on one member: both VIPs on lb2 after {}",
-        fmt_ms(moved)
-    );
+    group_command(&topo, "lb1", &["maintenance", "on", "outside"], "lb2");
     for name in ["outside", "inside"] {
         let s = instance_status(&topo, "lb1", name).expect("lb1 instance");
         assert_eq!(s["maintenance"], true, "{name}: {s}");
@@ -545,33 +557,15 @@ fn sync_group_maintenance_and_priority_override_move_the_whole_group() {
     }
     assert_holds_for(&topo, "lb2", vip(), ms(500));
 
-    let out = vipctl_ok(&topo, "lb1", &["maintenance", "off", "inside"]);
-    assert!(out.contains("inside") && out.contains("outside"), "{out}");
-    let back = wait_both(&topo, "lb1", "maintenance off inside");
-    eprintln!(
-        "maintenance off: both VIPs back on lb1 after {}",
-        fmt_ms(back)
-    );
+    group_command(&topo, "lb1", &["maintenance", "off", "inside"], "lb1");
 
     // A priority override on one of lb2's members raises both.
-    let out = vipctl_ok(&topo, "lb2", &["priority", "set", "inside", "200"]);
-    assert!(out.contains("inside") && out.contains("outside"), "{out}");
-    let moved = wait_both(&topo, "lb2", "priority set inside 200 on lb2");
-    eprintln!(
-        "override on one member: both VIPs on lb2 after {}",
-        fmt_ms(moved)
-    );
+    group_command(&topo, "lb2", &["priority", "set", "inside", "200"], "lb2");
     for name in ["outside", "inside"] {
         let s = instance_status(&topo, "lb2", name).expect("lb2 instance");
         assert_eq!(s["override"], 200, "{name}: {s}");
     }
-    let out = vipctl_ok(&topo, "lb2", &["priority", "clear", "outside"]);
-    assert!(out.contains("inside") && out.contains("outside"), "{out}");
-    let back = wait_both(&topo, "lb1", "priority clear outside on lb2");
-    eprintln!(
-        "override cleared: both VIPs back on lb1 after {}",
-        fmt_ms(back)
-    );
+    group_command(&topo, "lb2", &["priority", "clear", "outside"], "lb1");
 }
 
 /// A reload that dissolves the sync group frees its members: with lb1's `inside` in
@@ -660,8 +654,13 @@ fn hook_lines(file: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `file` has `want.len()` lines and checks each starts with the wanted prefix.
-fn expect_hooks(file: &std::path::Path, want: &[&str], what: &str) -> Vec<String> {
+/// Waits until `file` has the hook lines of `states`, in order: for each state its own hook
+/// (no arguments), then `any web STATE REASON`; checks each line (any: up to the reason).
+fn expect_hooks(file: &std::path::Path, states: &[&str], what: &str) -> Vec<String> {
+    let want: Vec<String> = states
+        .iter()
+        .flat_map(|s| [s.to_string(), format!("any web {s}")])
+        .collect();
     wait_until(secs(10), ms(20), || hook_lines(file).len() >= want.len());
     // Anything late and unexpected shows up too.
     std::thread::sleep(ms(300));
@@ -672,7 +671,7 @@ fn expect_hooks(file: &std::path::Path, want: &[&str], what: &str) -> Vec<String
         want.len(),
         "{what}: wanted {want:?}, got {got:#?}"
     );
-    for (g, w) in got.iter().zip(want) {
+    for (g, w) in got.iter().zip(&want) {
         assert!(
             g == w || (w.starts_with("any ") && g.starts_with(&format!("{w} "))),
             "{what}: line {g:?} should be {w:?} (any: followed by a reason); all: {got:#?}"
@@ -694,12 +693,8 @@ fn notify_hooks_run_in_order_with_their_arguments() {
     topo.expect_sole_holder(vip(), "lb1", secs(10));
     let _lb2 = start_vipd(&topo, "lb2", &c2);
     expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
-    expect_hooks(
-        &f1,
-        &["backup", "any web backup", "master", "any web master"],
-        "lb1 start-up alone",
-    );
-    expect_hooks(&f2, &["backup", "any web backup"], "lb2 start-up");
+    expect_hooks(&f1, &["backup", "master"], "lb1 start-up alone");
+    expect_hooks(&f2, &["backup"], "lb2 start-up");
 
     // lb1 crashes: lb2 takes over.
     lb1.kill();
@@ -707,11 +702,7 @@ fn notify_hooks_run_in_order_with_their_arguments() {
     let moved = topo.expect_holds("lb2", vip(), secs(10));
     eprintln!("lb1 crashed -> lb2 holds the VIP after {}", fmt_ms(moved));
     expect_vipd_state(&topo, "lb2", "web", "master", secs(5));
-    let lines = expect_hooks(
-        &f2,
-        &["backup", "any web backup", "master", "any web master"],
-        "lb2 after the takeover",
-    );
+    let lines = expect_hooks(&f2, &["backup", "master"], "lb2 after the takeover");
     let reason = lines[3].trim_start_matches("any web master ");
     assert!(
         !reason.trim().is_empty(),
@@ -724,33 +715,44 @@ fn notify_hooks_run_in_order_with_their_arguments() {
     expect_vipd_state(&topo, "lb2", "web", "backup", secs(5));
     expect_hooks(
         &f2,
-        &[
-            "backup",
-            "any web backup",
-            "master",
-            "any web master",
-            "backup",
-            "any web backup",
-        ],
+        &["backup", "master", "backup"],
         "lb2 after lb1 preempted",
     );
     expect_hooks(
         &f1,
-        &[
-            "backup",
-            "any web backup",
-            "master",
-            "any web master",
-            "backup",
-            "any web backup",
-            "master",
-            "any web master",
-        ],
+        &["backup", "master", "backup", "master"],
         "lb1 after its restart",
     );
 }
 
 /// The `Cap*:` lines a program wrote from its own /proc/self/status, as numbers.
+/// The instance's master hook (then `hook_extra`, shell) and two exec checks, `caps` and
+/// `kept` (with `keep-capabilities = true`), write the `/proc/self/status` lines that
+/// start `^Cap` (`kept`: that match `kept_pattern`) to these files.
+fn caps_reporters(
+    hook: &std::path::Path,
+    hook_extra: &str,
+    check: &std::path::Path,
+    kept: &std::path::Path,
+    kept_pattern: &str,
+) -> String {
+    let grep = |pattern: &str, file: &std::path::Path| {
+        format!("grep {pattern} /proc/self/status > '{}'", file.display())
+    };
+    format!(
+        "[instance.notify]\n\
+         master = [\"/bin/sh\", \"-c\", \"{}{hook_extra}\"]\n\
+         [[instance.track]]\nkind = \"exec\"\nname = \"caps\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+         command = [\"/bin/sh\", \"-c\", \"{}\"]\n\
+         [[instance.track]]\nkind = \"exec\"\nname = \"kept\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
+         keep-capabilities = true\n\
+         command = [\"/bin/sh\", \"-c\", \"{}\"]\n",
+        grep("^Cap", hook),
+        grep("^Cap", check),
+        grep(kept_pattern, kept)
+    )
+}
+
 fn cap_lines(file: &std::path::Path) -> Vec<(String, u64)> {
     notify_common::cap_sets(&hook_lines(file))
 }
@@ -766,19 +768,8 @@ fn hooks_and_checks_of_a_running_vipd_have_no_capabilities_and_leave_nothing_beh
     let bg_pid = topo.path("lb1-hook-bg.pid");
     let check_caps = topo.path("lb1-check-caps.txt");
     let kept_caps = topo.path("lb1-kept-caps.txt");
-    let extra = format!(
-        "[instance.notify]\n\
-         master = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'; sleep 1000 & echo $! > '{}'\"]\n\
-         [[instance.track]]\nkind = \"exec\"\nname = \"caps\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
-         command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
-         [[instance.track]]\nkind = \"exec\"\nname = \"kept\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
-         keep-capabilities = true\n\
-         command = [\"/bin/sh\", \"-c\", \"grep ^CapEff /proc/self/status > '{}'\"]\n",
-        hook_caps.display(),
-        bg_pid.display(),
-        check_caps.display(),
-        kept_caps.display()
-    );
+    let hook_extra = format!("; sleep 1000 & echo $! > '{}'", bg_pid.display());
+    let extra = caps_reporters(&hook_caps, &hook_extra, &check_caps, &kept_caps, "^CapEff");
     let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", "") + &web(150, &extra)));
     expect_vipd_state(&topo, "lb1", "web", "master", secs(15));
     let written = wait_until(secs(10), ms(50), || {
@@ -842,18 +833,7 @@ fn hooks_of_an_unprivileged_vipd_with_ambient_capabilities_get_none() {
         dir.join("state").display(),
         web(
             150,
-            &format!(
-                "[instance.notify]\n\
-                 master = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
-                 [[instance.track]]\nkind = \"exec\"\nname = \"caps\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
-                 command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n\
-                 [[instance.track]]\nkind = \"exec\"\nname = \"kept\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\
-                 keep-capabilities = true\n\
-                 command = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > '{}'\"]\n",
-                hook_caps.display(),
-                check_caps.display(),
-                kept_caps.display()
-            )
+            &caps_reporters(&hook_caps, "", &check_caps, &kept_caps, "^Cap")
         )
     );
     let conf_path = dir.join("vipd.toml");
@@ -989,9 +969,10 @@ fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
     assert_status_is_real(&topo, "lb1");
     assert_status_is_real(&topo, "lb2");
 
-    // A stranger: nobody/nogroup, no supplementary groups.
+    // A stranger: nobody/nogroup, no supplementary groups; `mode` is the socket's, for
+    // the log line.
     let s = sock(&topo, "lb1");
-    let as_nobody = |args: &[&str]| {
+    let as_nobody = |args: &[&str], mode: &str| {
         let mut argv = vec![
             "setpriv",
             "--reuid=nobody",
@@ -1002,15 +983,16 @@ fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
             s.as_str(),
         ];
         argv.extend_from_slice(args);
-        topo.exec("lb1", &argv)
-    };
-    for args in [&["status", "--json"][..], &["maintenance", "on", "web"][..]] {
-        let out = as_nobody(args);
+        let out = topo.exec("lb1", &argv);
         eprintln!(
-            "nobody: vipctl {args:?} (socket mode 0660): {:?} {}",
+            "nobody: vipctl {args:?} (socket mode {mode}): {:?} {}",
             out.status,
             out.stderr.trim()
         );
+        out
+    };
+    for args in [&["status", "--json"][..], &["maintenance", "on", "web"][..]] {
+        let out = as_nobody(args, "0660");
         assert!(
             !out.ok() && out.stderr.to_lowercase().contains("permission denied"),
             "{out:?}"
@@ -1026,12 +1008,7 @@ fn status_matches_reality_and_the_socket_refuses_strangers_and_garbage() {
         &["maintenance", "on", "web"][..],
         &["priority", "set", "web", "1"][..],
     ] {
-        let out = as_nobody(args);
-        eprintln!(
-            "nobody: vipctl {args:?} (socket mode 0666): {:?} {}",
-            out.status,
-            out.stderr.trim()
-        );
+        let out = as_nobody(args, "0666");
         assert!(
             !out.ok() && out.stderr.contains("permission denied") && out.stderr.contains("65534"),
             "the daemon must refuse uid 65534 itself: {out:?}"
@@ -1368,9 +1345,7 @@ fn bucket_holding(v: f64) -> &'static str {
 fn metrics_show_operator_override_maintenance_and_state_since() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = METRICS_ON;
-    let _lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
+    let _lb1 = metrics_master(&topo);
     let ov = "vipd_instance_priority_override{instance=\"web\"}";
     let mt = "vipd_instance_maintenance{instance=\"web\"}";
     let t = metrics(&topo, "lb1");
@@ -1388,26 +1363,20 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
             .is_some_and(|(a, b)| (a - b).abs() < 0.002),
         "metrics say {since:?}, status says {status_since:?}"
     );
+    // Within 5 s, the override gauge reads `o` and the maintenance gauge `m`.
+    let expect_gauges = |o: f64, m: f64| {
+        let ok = wait_until(secs(5), ms(50), || {
+            let t = metrics(&topo, "lb1");
+            sample(&t, ov) == Some(o) && sample(&t, mt) == Some(m)
+        });
+        assert!(ok, "{}", metrics(&topo, "lb1"));
+    };
     vipctl_ok(&topo, "lb1", &["priority", "set", "web", "120"]);
     vipctl_ok(&topo, "lb1", &["maintenance", "on", "web"]);
-    assert!(
-        wait_until(secs(5), ms(50), || {
-            let t = metrics(&topo, "lb1");
-            sample(&t, ov) == Some(120.0) && sample(&t, mt) == Some(1.0)
-        }),
-        "{}",
-        metrics(&topo, "lb1")
-    );
+    expect_gauges(120.0, 1.0);
     vipctl_ok(&topo, "lb1", &["priority", "clear", "web"]);
     vipctl_ok(&topo, "lb1", &["maintenance", "off", "web"]);
-    assert!(
-        wait_until(secs(5), ms(50), || {
-            let t = metrics(&topo, "lb1");
-            sample(&t, ov) == Some(0.0) && sample(&t, mt) == Some(0.0)
-        }),
-        "{}",
-        metrics(&topo, "lb1")
-    );
+    expect_gauges(0.0, 0.0);
 }
 
 /// An instance removed by a reload leaves no state, priority, info or operator series
@@ -1417,9 +1386,7 @@ fn metrics_show_operator_override_maintenance_and_state_since() {
 fn metrics_forget_an_instance_removed_by_reload() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
-    let m = METRICS_ON;
-    let lb1 = start_vipd(&topo, "lb1", &(top(&topo, "lb1", m) + &web(150, "")));
-    expect_vipd_state(&topo, "lb1", "web", "master", secs(10));
+    let lb1 = metrics_master(&topo);
     let t = metrics(&topo, "lb1");
     assert_eq!(
         sample(&t, "vipd_instance_state{instance=\"web\",state=\"master\"}"),
@@ -1430,7 +1397,7 @@ fn metrics_forget_an_instance_removed_by_reload() {
         "[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\n\
          advert-interval = \"100ms\"\nvips = [\"{VIP2}/24\"]\n"
     );
-    std::fs::write(lb1.conf_path(), top(&topo, "lb1", m) + &api).expect("rewrite config");
+    std::fs::write(lb1.conf_path(), top(&topo, "lb1", METRICS_ON) + &api).expect("rewrite config");
     lb1.reload();
     expect_vipd_state(&topo, "lb1", "api", "master", secs(10));
     let gone = wait_until(secs(10), ms(100), || {
