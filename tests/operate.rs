@@ -24,7 +24,7 @@ use harness::prelude::*;
 use harness::{
     expect_vipd_state, instance_status, mono_now, netns_test, vipctl, vipctl_ok, vipd_state,
     wait_until, Agent, AgentKind, CmdOutput, Lan, Probe, ProbeOpts, ProbeReport, Topology,
-    TopologyOpts,
+    TopologyOpts, VipdConfig, VipdInstance,
 };
 use serde_json::Value;
 
@@ -47,23 +47,21 @@ fn sock(topo: &Topology, host: &str) -> String {
         .into_owned()
 }
 
-/// The top of a vipd config for `host`: its own control socket and state directory, then
-/// `extra` top-level keys.
+/// The top of a vipd config for `host` (the harness's [`VipdConfig`]): its own control
+/// socket and state directory, then `extra` top-level keys.
 fn top(topo: &Topology, host: &str, extra: &str) -> String {
-    format!(
-        "control-socket = \"{}\"\nstate-dir = \"{}\"\n{extra}\n",
-        sock(topo, host),
-        topo.path(&format!("{host}-state")).display()
-    )
+    VipdConfig::new(topo, host)
+        .without_metrics()
+        .top(extra)
+        .render()
 }
 
-/// Instance `web`: eth0, VRID 51, VIP 192.0.2.100/24, 100 ms adverts; `extra` follows the
-/// instance's keys (sub-tables like `[instance.notify]` go there).
+/// Instance `web` ([`VipdInstance`]): eth0, VRID 51, VIP 192.0.2.100/24, 100 ms adverts;
+/// `extra` follows the instance's keys (sub-tables like `[instance.notify]` go there).
 fn web(priority: u8, extra: &str) -> String {
-    format!(
-        "[[instance]]\nname = \"web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-         advert-interval = \"100ms\"\nvips = [\"{VIP}/24\"]\n{extra}\n"
-    )
+    VipdInstance::new("web", 51, priority, &[&format!("{VIP}/24")])
+        .line(extra)
+        .render()
 }
 
 fn start_vipd(topo: &Topology, host: &str, conf: &str) -> Agent {

@@ -182,6 +182,14 @@ pub fn vipd_conf(topo: &Topology, host: &str, instances: &[VipdInstance]) -> Str
 }
 
 impl VipdInstance {
+    /// This instance's `[[instance]]` table, as TOML text (to join with a configuration
+    /// built by hand).
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.render_into(&mut s);
+        s
+    }
+
     /// Appends this instance's `[[instance]]` table to `s`.
     fn render_into(&self, s: &mut String) {
         let q = |s: &str| format!("\"{s}\"");
