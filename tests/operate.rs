@@ -424,18 +424,16 @@ fn sync_conf(topo: &Topology, host: &str, prio: u8) -> String {
 
 /// `outside` at `p_out`, `inside` at `p_in`, in group `lb`.
 fn sync_conf_with(topo: &Topology, host: &str, p_out: u8, p_in: u8) -> String {
-    let mut c = top(topo, host, "");
+    let mut c = VipdConfig::new(topo, host).without_metrics();
     for (name, ifname, vrid, v, prio) in [
         ("outside", "eth0", 51, VIP, p_out),
         ("inside", "eth1", 52, VIP2, p_in),
     ] {
-        c.push_str(&format!(
-            "[[instance]]\nname = \"{name}\"\ninterface = \"{ifname}\"\nvrid = {vrid}\n\
-             priority = {prio}\nadvert-interval = \"100ms\"\nvips = [\"{v}/24\"]\n\n"
-        ));
+        c = c
+            .instance(VipdInstance::new(name, vrid, prio, &[&format!("{v}/24")]).interface(ifname));
     }
-    c.push_str("[[sync-group]]\nname = \"lb\"\ninstances = [\"outside\", \"inside\"]\n");
-    c
+    // The group last: a test cuts it off at its header.
+    c.render() + "\n[[sync-group]]\nname = \"lb\"\ninstances = [\"outside\", \"inside\"]\n"
 }
 
 /// lb1 (150) and lb2 (100) running group `lb`, lb1 master of both, lb2 backup of both.
@@ -1391,10 +1389,7 @@ fn metrics_forget_an_instance_removed_by_reload() {
         Some(1.0),
         "{t}"
     );
-    let api = format!(
-        "[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\n\
-         advert-interval = \"100ms\"\nvips = [\"{VIP2}/24\"]\n"
-    );
+    let api = VipdInstance::new("api", 52, 150, &[&format!("{VIP2}/24")]).render();
     std::fs::write(lb1.conf_path(), top(&topo, "lb1", METRICS_ON) + &api).expect("rewrite config");
     lb1.reload();
     expect_vipd_state(&topo, "lb1", "api", "master", secs(10));
