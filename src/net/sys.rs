@@ -1,4 +1,7 @@
 //! The few socket calls that neither socket2 nor nix wrap. Every `unsafe` of `net` is here.
+//!
+//! Longer than 600 lines on purpose: every `unsafe` of `net` stays in this one file, to be
+//! audited in one place (its tests are in `sys/tests.rs`).
 
 use std::io;
 use std::mem;

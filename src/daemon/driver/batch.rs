@@ -323,7 +323,7 @@ mod tests {
     fn the_only_driver_on_a_socket_sends_its_periodic_adverts_at_once() {
         let (batch, wire) = batch_on_wire();
         let (name, sent) = (Arc::from("web"), Counter::default());
-        let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+        let group = IpAddr::V4(IPV4_GROUP);
         let web = batch.member();
         batch.push(&name, group, vec![150], &sent, false);
         assert_eq!(*wire.lock().unwrap_or_else(|e| e.into_inner()), vec![150]);
