@@ -76,7 +76,8 @@ struct Job {
 /// dropped.
 #[derive(Clone, Debug)]
 pub(super) struct AddrPipe {
-    tx: mpsc::UnboundedSender<Job>,
+    /// Each submission's jobs in one message: one wake-up of the thread per instance.
+    tx: mpsc::UnboundedSender<Vec<Job>>,
 }
 
 impl AddrPipe {
@@ -116,6 +117,7 @@ impl AddrPipe {
         announce: Option<Announce<'_>>,
     ) -> Vec<Answer> {
         let mut waits = Vec::with_capacity(addrs.len());
+        let mut jobs = Vec::with_capacity(addrs.len());
         let mut frames = announce.map(|a| (a.sender, a.frames.into_iter()));
         for (i, addr) in addrs.iter().enumerate() {
             let (reply, rx) = oneshot::channel();
@@ -123,26 +125,22 @@ impl AddrPipe {
                 Some((sender, it)) if add => it.next().map(|f| (Arc::clone(sender), f)),
                 _ => None,
             };
-            let job = Job {
+            jobs.push(Job {
                 ifindex,
                 addr: *addr,
                 add,
                 urgent: urgent_first && i == 0,
                 announce,
                 reply,
-            };
-            if self.tx.send(job).is_err() {
-                waits.push(None);
-            } else {
-                waits.push(Some(rx));
-            }
+            });
+            waits.push(rx);
+        }
+        if jobs.is_empty() || self.tx.send(jobs).is_err() {
+            return addrs.iter().map(|_| Err(libc::EPIPE)).collect();
         }
         let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            out.push(match w {
-                Some(rx) => rx.await.unwrap_or(Err(libc::EPIPE)),
-                None => Err(libc::EPIPE),
-            });
+        for rx in waits {
+            out.push(rx.await.unwrap_or(Err(libc::EPIPE)));
         }
         out
     }
@@ -194,7 +192,7 @@ type Answered = Vec<(Job, Option<Answer>)>;
 
 fn run(
     sock: Socket,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Job>>,
     announcer: std::sync::mpsc::Sender<Answered>,
 ) {
     let mut urgent: VecDeque<Job> = VecDeque::new();
@@ -203,11 +201,13 @@ fn run(
     let mut buf = Vec::with_capacity(CHUNK * 96);
     let mut rbuf = vec![0u8; 64 * 1024];
     while let Some(first) = rx.blocking_recv() {
-        let push = |j: Job, u: &mut VecDeque<Job>, n: &mut VecDeque<Job>| {
-            if j.urgent {
-                u.push_back(j)
-            } else {
-                n.push_back(j)
+        let push = |js: Vec<Job>, u: &mut VecDeque<Job>, n: &mut VecDeque<Job>| {
+            for j in js {
+                if j.urgent {
+                    u.push_back(j)
+                } else {
+                    n.push_back(j)
+                }
             }
         };
         push(first, &mut urgent, &mut normal);
@@ -274,8 +274,7 @@ fn run_chunk(
     }
     let first_seq = chunk.first().map(|c| c.0);
     let mut jobs: Answered = chunk.drain(..).map(|(_, j)| (j, None)).collect();
-    let sent = sock.send(buf, 0);
-    if let Err(e) = sent {
+    if let Err(e) = sock.send(buf, 0) {
         let errno = e.raw_os_error().unwrap_or(libc::EIO);
         for (_, answer) in jobs.iter_mut() {
             *answer = Some(Err(errno));

@@ -504,11 +504,6 @@ fn read_cmsgs(hdr: &libc::msghdr, meta: &mut RecvMeta) {
     }
 }
 
-/// Test support: runs `f` on a new thread moved into a network namespace of its own
-/// (`unshare(CLONE_NEWNET)` affects that thread only, and the namespace goes with it),
-/// after `ip -batch` of `setup` there (one `ip` command a line, without the `ip`; `lo` is
-/// brought up first). `None` when that is not allowed (not root): the caller skips,
-/// unless `VIPD_REQUIRE_NETNS=1` makes that a failure.
 /// Datagrams per `sendmmsg(2)` call of [`send_batch`].
 const SEND_BATCH: usize = 64;
 
@@ -572,6 +567,11 @@ pub(super) fn send_batch(
 }
 
 #[cfg(test)]
+/// Test support: runs `f` on a new thread moved into a network namespace of its own
+/// (`unshare(CLONE_NEWNET)` affects that thread only, and the namespace goes with it),
+/// after `ip -batch` of `setup` there (one `ip` command a line, without the `ip`; `lo` is
+/// brought up first). `None` when that is not allowed (not root): the caller skips,
+/// unless `VIPD_REQUIRE_NETNS=1` makes that a failure.
 pub(crate) fn in_private_netns<R: Send + 'static>(
     test: &str,
     setup: &str,
