@@ -4,7 +4,7 @@
 //! audited in one place (its tests are in `sys/tests.rs`).
 
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, SystemTime};
@@ -319,21 +319,23 @@ impl RecvBatch {
         let n = self.capacity();
         let name_len = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_storage>())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: all-zero bytes are valid `iovec`s and `mmsghdr`s (null pointers, zero
-        // lengths); every one used is filled in below.
-        let mut iov: [libc::iovec; Self::MAX] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; Self::MAX] = unsafe { mem::zeroed() };
-        let slots = self.data.chunks_exact_mut(self.slot);
-        for (v, slot) in iov.iter_mut().zip(slots) {
-            v.iov_base = slot.as_mut_ptr().cast();
-            v.iov_len = slot.len();
-        }
+        // Only the `n` headers the call uses are written (a lone advert is the usual
+        // read: zeroing all of `MAX` cost more than the read's own work in user space).
+        let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; Self::MAX];
+        let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; Self::MAX];
+        let slots = iov.iter_mut().zip(self.data.chunks_exact_mut(self.slot));
         let parts = self.names.iter_mut().zip(self.ctrl.iter_mut());
-        for (k, (h, (name, ctrl))) in hdrs.iter_mut().zip(parts).enumerate() {
+        for ((h, (v, slot)), (name, ctrl)) in hdrs.iter_mut().zip(slots).zip(parts) {
+            let v = v.write(libc::iovec {
+                iov_base: slot.as_mut_ptr().cast(),
+                iov_len: slot.len(),
+            });
+            // SAFETY: all-zero bytes are a valid `mmsghdr` (null pointers, zero lengths);
+            // the fields used are filled in below.
+            let h = h.write(unsafe { mem::zeroed() });
             h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
             h.msg_hdr.msg_namelen = name_len;
-            h.msg_hdr.msg_iov = iov.as_mut_ptr().wrapping_add(k);
+            h.msg_hdr.msg_iov = v;
             h.msg_hdr.msg_iovlen = 1;
             h.msg_hdr.msg_control = ctrl.0.as_mut_ptr().cast();
             // `size_t` with glibc, `socklen_t` with musl.
@@ -342,14 +344,15 @@ impl RecvBatch {
             h.msg_hdr.msg_controllen = ctrl_len;
         }
         let vlen = libc::c_uint::try_from(n).unwrap_or(1);
-        // SAFETY: `hdrs[..n]` are initialised `mmsghdr`s whose name, iovec, data and
-        // control pointers point into `self.names`, `iov`, `self.data` and `self.ctrl`,
-        // with the lengths of those buffers; all of them outlive the call, and nothing
-        // else uses them during it. The timeout pointer is null (none: MSG_DONTWAIT).
+        // SAFETY: `hdrs[..n]` were written above (`n` is the number of slots, names and
+        // control spaces alike): `mmsghdr`s whose name, iovec, data and control pointers
+        // point into `self.names`, `iov`, `self.data` and `self.ctrl`, with the lengths
+        // of those buffers; all of them outlive the call, and nothing else uses them
+        // during it. The timeout pointer is null (none: MSG_DONTWAIT).
         let rc = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
-                hdrs.as_mut_ptr(),
+                hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
                 vlen,
                 libc::MSG_DONTWAIT | libc::MSG_TRUNC,
                 std::ptr::null_mut(),
@@ -367,6 +370,8 @@ impl RecvBatch {
             }
         };
         for (h, name) in hdrs.iter().zip(self.names.iter()).take(got) {
+            // SAFETY: the first `n` headers were written before the call, and `got <= n`.
+            let h = unsafe { h.assume_init_ref() };
             let len = usize::try_from(h.msg_len).unwrap_or(usize::MAX);
             let mut meta = RecvMeta {
                 len,

@@ -80,6 +80,11 @@ impl AdvertBatch {
         })
     }
 
+    /// How many drivers send on this socket.
+    pub fn members(&self) -> u64 {
+        u64::try_from(self.members.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
+    }
+
     /// A driver's handle on the queue, counted as one of its members while it lives.
     pub fn member(self: &Arc<Self>) -> BatchMember {
         self.members.fetch_add(1, Ordering::Relaxed);
