@@ -220,7 +220,11 @@ impl Driver {
                 }
             };
             if let Some(batch) = &self.ctx.batch {
-                let now = !self.periodic;
+                // A release's priority 0 goes with the others of the same wake-up: when
+                // the daemon stops, every instance's goes out in one sendmmsg, and the
+                // backups' decisions (Skew_Time after it) are not spread over the
+                // drivers' turns.
+                let now = !self.periodic && !self.router.is_releasing();
                 batch.push(&self.name, dst, bytes, &self.counters.sent, now);
                 continue;
             }

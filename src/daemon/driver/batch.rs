@@ -1,9 +1,10 @@
 //! Adverts of the masters that share one VRRP socket, sent together: the drivers woken
 //! by one grid instant queue their periodic adverts, and one task sends them with
 //! `sendmmsg` once they all ran (the runtime runs tasks in the order they were woken).
-//! Receivers then get a tick's adverts in one burst, and wake once for it. Any other
-//! advert (a takeover's, a priority 0) is sent at once, after whatever is still queued:
-//! one socket's adverts leave in the order they were made. So is every advert of the
+//! Receivers then get a tick's adverts in one burst, and wake once for it. So are a
+//! release's priority-0 adverts (when the daemon stops, every instance's leaves in one
+//! burst). Any other advert (a takeover's, an answer out of turn) is sent at once, after
+//! whatever is still queued: one socket's adverts leave in the order they were made. So is every advert of the
 //! only driver on a socket ([`AdvertBatch::member`]): it has nobody to wait for, and
 //! handing it to the task would cost a second task's turn per advert.
 
