@@ -727,9 +727,13 @@ fn reload_adding_the_arbiter_section_and_an_arbiter_instance_starts_it_under_the
         "lb1 not master\n{}",
         lb1.log()
     );
+    let api = VipdInstance::new("api", 52, 150, &["192.0.2.101/24"])
+        .interval("1s")
+        .line("arbiter = true");
     let with = format!(
-        "{}\n[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\nvips = [\"192.0.2.101/24\"]\narbiter = true\n\n[arbiter]\netcd-endpoints = {}\nlease-ttl = \"2s\"\n",
+        "{}{}\n[arbiter]\netcd-endpoints = {}\nlease-ttl = \"2s\"\n",
         conf(&topo, &etcd, "lb1", 150, &without),
+        api.render(),
         etcd.endpoints_toml()
     );
     std::fs::write(lb1.conf_path(), with).expect("write the new config");

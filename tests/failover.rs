@@ -1078,20 +1078,19 @@ fn rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address() {
     let _g = netns_test!();
     let topo = Topology::new(TopologyOpts::default());
     let owned: IpAddr = topo.ip4("lb1").into();
-    let conf = |host: &str, lines: &str, vip: &str| {
-        format!(
-            "control-socket = \"{}\"\nstate-dir = \"{}\"\n\n[[instance]]\nname = \"{INSTANCE}\"\ninterface = \"eth0\"\nvrid = {VRID}\nadvert-interval = \"100ms\"\nvips = [\"{vip}/24\"]\n{lines}\n",
-            topo.path(&format!("{host}.sock")).display(),
-            topo.path(&format!("{host}-state")).display(),
-        )
+    // Priority 255 is the address owner's (address-owner = true).
+    let conf = |host: &str, priority: u8, vip: &str| {
+        let inst = VipdInstance::new(INSTANCE, VRID, priority, &[&format!("{vip}/24")]);
+        let inst = if priority == 255 {
+            inst.line("address-owner = true")
+        } else {
+            inst
+        };
+        VipdConfig::only(&topo, host, inst)
     };
 
     // An owner whose VIP is not on its interface is a start-up error.
-    let bad = topo.start_agent(
-        "lb1",
-        AgentKind::vipd(),
-        &conf("lb1", "address-owner = true", "192.0.2.99"),
-    );
+    let bad = topo.start_agent("lb1", AgentKind::vipd(), &conf("lb1", 255, "192.0.2.99"));
     let status = bad.proc().wait_timeout(Duration::from_secs(5));
     assert!(
         status.is_some_and(|s| !s.success()),
@@ -1108,14 +1107,14 @@ fn rfc5798_6_4_1_address_owner_is_master_at_once_and_keeps_its_own_address() {
     let lb2 = topo.start_agent(
         "lb2",
         AgentKind::vipd(),
-        &conf("lb2", "priority = 100", &owned.to_string()),
+        &conf("lb2", 100, &owned.to_string()),
     );
     std::thread::sleep(ms(100));
     let started = mono_now();
     let lb1 = topo.start_agent(
         "lb1",
         AgentKind::vipd(),
-        &conf("lb1", "address-owner = true", &owned.to_string()),
+        &conf("lb1", 255, &owned.to_string()),
     );
     let master = wait_until(Duration::from_secs(3), ms(5), || {
         last_state(&lb1.log()).as_deref() == Some("MASTER")
