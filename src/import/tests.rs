@@ -17,6 +17,14 @@ fn conv(text: &str) -> Import {
     import(&files, Path::new("/etc/keepalived/keepalived.conf"), "lb1").expect("converts")
 }
 
+/// The conversion of one `vrrp_instance A` on eth0 with VRID 7: `lines` (each ` key
+/// ...\n`, from line 4 on), then `vip` as its only virtual address.
+fn conv_one(lines: &str, vip: &str) -> Import {
+    conv(&format!(
+        "vrrp_instance A {{\n interface eth0\n virtual_router_id 7\n{lines} virtual_ipaddress {{\n {vip}\n }}\n}}\n"
+    ))
+}
+
 /// The parsed vipd config of a conversion (it must pass validation).
 fn cfg(i: &Import) -> crate::config::Config {
     crate::config::parse(&i.toml, "converted.toml").unwrap_or_else(|e| panic!("{e}\n{}", i.toml))
@@ -216,9 +224,7 @@ fn positive_file_weight_and_reverse_need_attention() {
 
 #[test]
 fn notify_hooks() {
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n notify_master \"/etc/keepalived/master.sh up\"\n notify_backup /etc/keepalived/backup.sh\n notify_fault \"logger fault\"\n notify_stop /etc/keepalived/stop.sh root\n notify /etc/keepalived/any.sh\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
-    );
+    let i = conv_one(" notify_master \"/etc/keepalived/master.sh up\"\n notify_backup /etc/keepalived/backup.sh\n notify_fault \"logger fault\"\n notify_stop /etc/keepalived/stop.sh root\n notify /etc/keepalived/any.sh\n", "192.0.2.5/24");
     let n = &cfg(&i).instances[0].notify;
     assert_eq!(
         n.master,
@@ -255,9 +261,7 @@ fn sync_groups() {
 
 #[test]
 fn garp_settings() {
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n garp_master_repeat 2\n garp_interval 0.1\n garp_master_refresh 60\n garp_master_delay 5\n garp_master_refresh_repeat 2\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
-    );
+    let i = conv_one(" garp_master_repeat 2\n garp_interval 0.1\n garp_master_refresh 60\n garp_master_delay 5\n garp_master_refresh_repeat 2\n", "192.0.2.5/24");
     let a = &cfg(&i).instances[0].announce;
     assert_eq!(a.count, 2);
     assert_eq!(a.spacing, std::time::Duration::from_millis(100));
@@ -352,29 +356,21 @@ fn summary_line() {
 
 #[test]
 fn use_vmac_becomes_virtual_mac_and_what_cannot_move_is_reported() {
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac vrrp.7\n vmac_xmit_base\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
-    );
+    let i = conv_one(" use_vmac vrrp.7\n vmac_xmit_base\n", "192.0.2.5/24");
     assert!(i.complete(), "{:#?}", i.notes);
     assert!(cfg(&i).instances[0].virtual_mac);
     has_note(&i, 4, "use_vmac", Info, "vrrp4-IFINDEX-VRID");
     has_note(&i, 5, "vmac_xmit_base", Info, "parent interface");
     // Without use_vmac: no virtual MAC.
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
-    );
+    let i = conv_one("", "192.0.2.5/24");
     assert!(!cfg(&i).instances[0].virtual_mac);
     // IPv6 converts too (link vrrp6-...); the address owner keeps the interface's MAC,
     // and says so.
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n use_vmac vrrp.7\n virtual_ipaddress {\n 2001:db8::5/64\n }\n}\n",
-    );
+    let i = conv_one(" use_vmac vrrp.7\n", "2001:db8::5/64");
     assert!(i.complete(), "{:#?}", i.notes);
     assert!(cfg(&i).instances[0].virtual_mac);
     has_note(&i, 4, "use_vmac", Info, "vrrp6-IFINDEX-VRID");
-    let i = conv(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n priority 255\n use_vmac\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n",
-    );
+    let i = conv_one(" priority 255\n use_vmac\n", "192.0.2.5/24");
     assert!(!cfg(&i).instances[0].virtual_mac);
     has_note(&i, 5, "use_vmac", Attention, "address owner");
 }
